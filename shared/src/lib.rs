@@ -1,0 +1,12 @@
+//! What Tirage's processes agree on: the wire formats they exchange, the object keys they
+//! write, and the small traits ("ports") behind which every external dependency sits.
+//!
+//! Production adapters (S3, AMQP, Redis) and embedded ones (file system, in-process,
+//! in-memory) implement the same traits and pass the same contract tests, so the API and
+//! the workers never know which one they run on.
+
+pub mod keys;
+pub mod model;
+pub mod ports;
+
+pub use model::*;

@@ -1,0 +1,276 @@
+//! Wire formats shared by the API, the workers and the CLI. Every type here crosses a
+//! process boundary (HTTP, AMQP or Redis) as JSON, so field names are part of the contract.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Smallest and largest rendition size (short side, pixels) a batch may ask for.
+pub const MIN_SIZE: u32 = 16;
+pub const MAX_SIZE: u32 = 8192;
+/// Most renditions one photo may produce.
+pub const MAX_SIZES: usize = 8;
+pub const DEFAULT_SIZES: [u32; 3] = [1080, 720, 360];
+pub const DEFAULT_QUALITY: u8 = 85;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Jpeg,
+    Webp,
+    Png,
+}
+
+impl OutputFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "jpg",
+            OutputFormat::Webp => "webp",
+            OutputFormat::Png => "png",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Webp => "image/webp",
+            OutputFormat::Png => "image/png",
+        }
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = InvalidOptions;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Ok(OutputFormat::Jpeg),
+            "webp" => Ok(OutputFormat::Webp),
+            "png" => Ok(OutputFormat::Png),
+            other => Err(InvalidOptions(format!(
+                "unknown format {other:?}: expected jpeg, webp or png"
+            ))),
+        }
+    }
+}
+
+/// Why a set of resize options was refused; the message is meant for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidOptions(pub String);
+
+/// What every photo of a batch is turned into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOptions {
+    /// Short side of each rendition in pixels; never upscaled.
+    pub sizes: Vec<u32>,
+    pub format: OutputFormat,
+    /// Encoder quality, 1..=100 (ignored for PNG).
+    pub quality: u8,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            sizes: DEFAULT_SIZES.to_vec(),
+            format: OutputFormat::Jpeg,
+            quality: DEFAULT_QUALITY,
+        }
+    }
+}
+
+impl BatchOptions {
+    /// Checks the limits every entry point (HTTP, CLI, worker) enforces before any work starts.
+    pub fn validate(&self) -> Result<(), InvalidOptions> {
+        if self.sizes.is_empty() || self.sizes.len() > MAX_SIZES {
+            return Err(InvalidOptions(format!(
+                "sizes must list 1 to {MAX_SIZES} sizes, got {}",
+                self.sizes.len()
+            )));
+        }
+        if let Some(bad) = self
+            .sizes
+            .iter()
+            .find(|s| !(MIN_SIZE..=MAX_SIZE).contains(*s))
+        {
+            return Err(InvalidOptions(format!(
+                "size {bad} is outside {MIN_SIZE}..={MAX_SIZE}"
+            )));
+        }
+        let mut seen = self.sizes.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != self.sizes.len() {
+            return Err(InvalidOptions("sizes must not repeat".into()));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(InvalidOptions(format!(
+                "quality {} is outside 1..=100",
+                self.quality
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One resize job: the message the API publishes for every photo and a worker consumes.
+/// Everything a worker needs is in it, so any worker can take any job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResizeJob {
+    pub batch_id: Uuid,
+    pub photo_id: Uuid,
+    /// Object key of the original (see [`crate::keys::original_key`]).
+    pub source_key: String,
+    pub options: BatchOptions,
+    /// The request id of the upload that created the job, so one photo can be followed
+    /// from upload to rendition in the logs.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub published_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhotoState {
+    Queued,
+    Done,
+    Failed,
+}
+
+/// One stored rendition of a photo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rendition {
+    /// The requested size (short side); the key of the rendition.
+    pub size: u32,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+/// The result a worker records for a photo, exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum PhotoOutcome {
+    Done {
+        width: u32,
+        height: u32,
+        renditions: Vec<Rendition>,
+    },
+    Failed {
+        /// Stable error code, such as `corrupt_image` or `retries_exhausted`.
+        code: String,
+    },
+}
+
+/// What the system knows about one photo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoRecord {
+    pub id: Uuid,
+    /// The client's file name, kept only as a label: it never names a stored object.
+    pub filename: String,
+    pub state: PhotoState,
+    pub error: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub outputs: Vec<Rendition>,
+}
+
+impl PhotoRecord {
+    pub fn queued(id: Uuid, filename: impl Into<String>) -> Self {
+        PhotoRecord {
+            id,
+            filename: filename.into(),
+            state: PhotoState::Queued,
+            error: None,
+            width: None,
+            height: None,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchState {
+    /// Accepting photos.
+    Open,
+    /// Closed; photos still being resized.
+    Processing,
+    /// Closed and done + failed = total.
+    Completed,
+}
+
+/// A batch as stored and as served (minus `owner` and `callback_url`, which the API hides).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub id: Uuid,
+    /// The session that created the batch; any other session gets 404.
+    pub owner: String,
+    pub state: BatchState,
+    pub options: BatchOptions,
+    pub callback_url: Option<String>,
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Published once to the `tirage.events` exchange (routing key `batch.completed`) and POSTed
+/// to the batch's callback URL when a closed batch reaches done + failed = total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCompleted {
+    pub event: String,
+    pub batch_id: Uuid,
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+}
+
+impl BatchCompleted {
+    pub const EVENT: &'static str = "batch.completed";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_limits_are_enforced() {
+        assert!(BatchOptions::default().validate().is_ok());
+        let with = |sizes: Vec<u32>, quality| BatchOptions {
+            sizes,
+            quality,
+            format: OutputFormat::Jpeg,
+        };
+        assert!(with(vec![], 85).validate().is_err());
+        assert!(with(vec![16; 1], 85).validate().is_ok());
+        assert!(with(vec![15], 85).validate().is_err());
+        assert!(with(vec![8193], 85).validate().is_err());
+        assert!(with((1..=9).map(|i| i * 100).collect(), 85).validate().is_err());
+        assert!(with(vec![720, 720], 85).validate().is_err());
+        assert!(with(vec![720], 0).validate().is_err());
+        assert!(with(vec![720], 101).validate().is_err());
+    }
+
+    #[test]
+    fn formats_round_trip_as_lowercase_json() {
+        let json = serde_json::to_string(&OutputFormat::Webp).unwrap();
+        assert_eq!(json, "\"webp\"");
+        assert_eq!("JPG".parse::<OutputFormat>(), Ok(OutputFormat::Jpeg));
+        assert!("gif".parse::<OutputFormat>().is_err());
+    }
+
+    #[test]
+    fn outcome_is_tagged_by_state() {
+        let json = serde_json::to_value(PhotoOutcome::Failed {
+            code: "corrupt_image".into(),
+        })
+        .unwrap();
+        assert_eq!(json["state"], "failed");
+        assert_eq!(json["code"], "corrupt_image");
+    }
+}

@@ -1,0 +1,89 @@
+//! How work travels from the API to the workers (RabbitMQ in production, an in-process
+//! queue when embedded). Delivery is at-least-once: every consumer must be idempotent.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::ResizeJob;
+
+/// A message on the work queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkItem {
+    /// Resize one photo.
+    Resize(ResizeJob),
+    /// Run a completed batch's side effects (the `batch.completed` event, the callback).
+    /// Published by whoever observes the batch completed; handled idempotently, so a
+    /// duplicate is harmless.
+    FinalizeBatch { batch_id: Uuid },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The broker is unreachable or the channel died: worth retrying once it is back.
+    #[error("job queue unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the message (negative publisher confirm).
+    #[error("job queue refused the message: {0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Publishes a persistent message and returns only once the broker has confirmed it.
+    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError>;
+
+    /// Starts consuming with at most `prefetch` unacknowledged deliveries in flight.
+    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError>;
+
+    /// Publishes an event (for example `batch.completed`) to the events topic exchange,
+    /// confirmed like [`JobQueue::publish`].
+    async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError>;
+
+    /// Proves the broker answers; used by `/readyz`.
+    async fn ping(&self) -> Result<(), QueueError>;
+}
+
+#[async_trait]
+pub trait JobStream: Send {
+    /// The next delivery; `None` once the consumer is cancelled or its connection is gone
+    /// (the caller then consumes again). Messages that do not parse never come out of here:
+    /// the adapter dead-letters them itself.
+    async fn next(&mut self) -> Option<Result<Delivery, QueueError>>;
+}
+
+/// One message handed to a consumer. Exactly one of the handle's methods settles it.
+pub struct Delivery {
+    pub item: WorkItem,
+    /// 1 on the first attempt; +1 each time the job went through [`DeliveryHandle::retry_later`].
+    pub attempt: u32,
+    /// The broker says this exact message was delivered before (a crash or lost ack).
+    pub redelivered: bool,
+    pub handle: Box<dyn DeliveryHandle>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("item", &self.item)
+            .field("attempt", &self.attempt)
+            .field("redelivered", &self.redelivered)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait DeliveryHandle: Send + Sync {
+    /// Done: the broker forgets the message. Call only after every output is stored.
+    async fn ack(self: Box<Self>) -> Result<(), QueueError>;
+    /// Puts the message back for any worker now (used when draining on shutdown).
+    async fn requeue(self: Box<Self>) -> Result<(), QueueError>;
+    /// Publishes the message again, with `attempt + 1`, to come back after `delay`
+    /// (a delay queue dead-lettering into the work queue), then acks this delivery.
+    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError>;
+    /// Moves the message to the dead-letter queue with `reason`, then acks this delivery.
+    async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError>;
+}

@@ -1,0 +1,14 @@
+//! The ports: small traits for everything Tirage depends on. Each has a production adapter
+//! (S3, AMQP, Redis) and an embedded one (file system, in-process, in-memory); one contract
+//! test suite per trait runs against both.
+
+pub mod job_queue;
+pub mod object_store;
+pub mod state_store;
+
+pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem};
+pub use object_store::{ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
+pub use state_store::{
+    CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult, Session, StateError,
+    StateStore,
+};

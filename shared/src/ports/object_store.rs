@@ -1,0 +1,96 @@
+//! Where originals and renditions live (S3 in production, a directory when embedded).
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+
+/// A request body arriving in chunks (an HTTP upload part), never buffered whole.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectStoreError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    /// The body grew past the caller's limit; nothing was stored.
+    #[error("object exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The body stream itself failed (the client went away); nothing was stored.
+    #[error("upload body failed: {0}")]
+    Body(String),
+    /// The store did not answer or answered with a server error: worth retrying later.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl ObjectStoreError {
+    /// Whether the same call may succeed later without any change on the caller's side.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ObjectStoreError::Unavailable(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+/// A request a client may make itself, straight to the store, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PresignedRequest {
+    pub method: String,
+    pub url: String,
+    /// Headers the client must send with the request, exactly as given.
+    pub headers: Vec<(String, String)>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Stores `body` at `key`, replacing any object there (so rewrites are idempotent).
+    async fn put(&self, key: &str, body: Bytes, content_type: &str)
+    -> Result<(), ObjectStoreError>;
+
+    /// Streams `body` to `key` without holding it whole in memory and returns its size.
+    /// Fails with [`ObjectStoreError::TooLarge`] as soon as more than `max_bytes` arrive, and
+    /// then leaves no object behind.
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        content_type: &str,
+        max_bytes: u64,
+    ) -> Result<u64, ObjectStoreError>;
+
+    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError>;
+
+    /// `None` when there is no object at `key`.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError>;
+
+    /// Deletes every object whose key starts with `prefix`; returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError>;
+
+    /// A URL a client can PUT `content_type` bytes to, valid for `ttl`.
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError>;
+
+    /// A URL a client can GET the object from, valid for `ttl`.
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError>;
+
+    /// Cheap round trip proving the store (and its bucket) answers; used by `/readyz`.
+    async fn ping(&self) -> Result<(), ObjectStoreError>;
+}
