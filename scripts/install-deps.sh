@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build, test and benchmark Tirage. Idempotent: it
+# installs only what is missing, so it is cheap on a machine that already has everything.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --bench  also the peers the benchmarks compare against
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: name of a command or file that proves it is there, then the package.
+need_debs=()
+want() { # want <probe> <package>
+  if [[ "$1" == /* ]]; then [[ -e "$1" ]] || need_debs+=("$2")
+  else command -v "$1" >/dev/null 2>&1 || need_debs+=("$2"); fi
+}
+want cmake cmake                  # libjpeg-turbo 3 is built from source (turbojpeg-sys)
+want nasm nasm                    # ... with its SIMD code
+want pkg-config pkg-config
+want nginx nginx                  # the reverse proxy of the local cluster and its tests
+want /usr/include/lcms2.h liblcms2-dev   # ICC profile conversion to sRGB
+want /usr/share/backgrounds/gnome gnome-backgrounds   # real photographs for tests and benchmarks
+want /usr/share/desktop-base desktop-base
+if [[ "${1:-}" == "--bench" ]]; then
+  want vips libvips-tools
+  want /usr/include/vips/vips.h libvips-dev
+  want magick imagemagick
+  want wrk wrk
+  want hyperfine hyperfine
+fi
+
+if ((${#need_debs[@]})); then
+  echo "install-deps: apt-get install ${need_debs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
+fi
