@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a used one: installs what is missing, starts
+# the services the tests talk to (Redis, RabbitMQ, Garage) when they are not running, then
+# runs every test of the workspace against them. This is README's test command and exactly
+# what CI (.ci/run) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+scripts/services.sh up
+eval "$(scripts/garage.sh env)"
+export TIRAGE_TEST_REDIS_URL="${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export TIRAGE_TEST_AMQP_URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo test --workspace --all-features "$@"
