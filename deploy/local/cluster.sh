@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# The Tirage cluster on one machine, without Docker: nginx in front of several stateless
+# `tirage-api` replicas, several `tirage-worker` processes, and Redis, RabbitMQ and Garage (S3).
+#
+#   deploy/local/cluster.sh up      start what is missing, build, start the cluster; returns
+#                                   once /readyz through nginx answers 200
+#   deploy/local/cluster.sh down    stop exactly what `up` started (by pid), nothing else
+#   deploy/local/cluster.sh status  say what runs
+#
+# Environment (all optional):
+#   TIRAGE_PORT=8080            nginx's port; the API replicas and workers use ports after it
+#   TIRAGE_API_REPLICAS=2       API processes (ports TIRAGE_API_BASE_PORT, +1, ...)
+#   TIRAGE_WORKERS=2            worker processes (HTTP ports TIRAGE_WORKER_BASE_PORT, +1, ...)
+#   TIRAGE_API_BASE_PORT        default TIRAGE_PORT+1
+#   TIRAGE_WORKER_BASE_PORT     default TIRAGE_PORT+101
+#   TIRAGE_RUN_DIR              run folder (pid files, rendered nginx config, logs/);
+#                               default ${TMPDIR:-/tmp}/tirage-cluster-$TIRAGE_PORT
+#   TIRAGE_SKIP_BUILD=1         use the release binaries already built
+#   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for /readyz through nginx
+#   TIRAGE__SECTION__KEY        any application setting; passed through to every process
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PORT="${TIRAGE_PORT:-8080}"
+API_REPLICAS="${TIRAGE_API_REPLICAS:-2}"
+WORKERS="${TIRAGE_WORKERS:-2}"
+API_BASE_PORT="${TIRAGE_API_BASE_PORT:-$((PORT + 1))}"
+WORKER_BASE_PORT="${TIRAGE_WORKER_BASE_PORT:-$((PORT + 101))}"
+RUN="${TIRAGE_RUN_DIR:-${TMPDIR:-/tmp}/tirage-cluster-$PORT}"
+LOGS="$RUN/logs"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
+UP_TIMEOUT="${TIRAGE_UP_TIMEOUT:-90}"
+# How long `down` lets a process drain after SIGTERM before SIGKILL. The worker finishes its
+# in-flight jobs within [worker] shutdown_grace_ms (30 s by default), so it gets more.
+API_STOP_GRACE="${TIRAGE_API_STOP_GRACE:-30}"
+WORKER_STOP_GRACE="${TIRAGE_WORKER_STOP_GRACE:-40}"
+
+say() { echo "cluster: $*"; }
+die() { echo "cluster: $*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pid of the process listening on a TCP port, if any (one line; empty when none).
+pid_on_port() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true
+}
+
+alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+
+# A pid file holds "PID NAME"; the process counts as ours only while its command name still
+# starts with NAME, so a recycled pid is never signalled.
+ours() { # ours <pidfile> -> prints pid when it is alive and ours
+  local pid name comm
+  [[ -f "$1" ]] || return 1
+  read -r pid name <"$1" || return 1
+  alive "$pid" || return 1
+  comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
+  [[ "$comm" == "${name:0:15}"* ]] || return 1
+  echo "$pid"
+}
+
+record() { # record <pidfile> <pid> <name>
+  echo "$2 $3" >"$1"
+}
+
+http_code() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
+
+# ---------------------------------------------------------------------------------------------
+# up
+
+start_services() {
+  # Note which services answer before, so that `down` stops only what this run started.
+  local redis_before rabbit_before garage_before
+  redis_before="$(pid_on_port 6379)"
+  rabbit_before="$(pid_on_port 5672)"
+  garage_before="$(pgrep -x garage || true)"
+  port_open 6379 && redis_before="${redis_before:-running}"
+  port_open 5672 && rabbit_before="${rabbit_before:-running}"
+
+  "$REPO/scripts/services.sh" up
+
+  local pid
+  if [[ -z "$redis_before" ]] && pid="$(pid_on_port 6379)" && [[ -n "$pid" ]]; then
+    record "$RUN/service-redis.pid" "$pid" "$(cat "/proc/$pid/comm")"
+    say "started Redis (pid $pid)"
+  fi
+  if [[ -z "$rabbit_before" ]] && pid="$(pid_on_port 5672)" && [[ -n "$pid" ]]; then
+    record "$RUN/service-rabbitmq.pid" "$pid" "$(cat "/proc/$pid/comm")"
+    say "started RabbitMQ (pid $pid)"
+  fi
+  for pid in $(pgrep -x garage || true); do
+    if ! grep -qx "$pid" <<<"$garage_before"; then
+      record "$RUN/service-garage.pid" "$pid" garage
+      say "started Garage (pid $pid)"
+    fi
+  done
+}
+
+# Connection settings of the services, as the applications' TIRAGE__SECTION__KEY variables.
+# Values the caller already exported win.
+service_env() {
+  local garage_env
+  garage_env="$("$REPO/scripts/garage.sh" env)" || die "scripts/garage.sh env failed"
+  eval "$garage_env"
+  : "${TIRAGE_TEST_S3_ENDPOINT:?scripts/garage.sh env did not set TIRAGE_TEST_S3_ENDPOINT}"
+  export TIRAGE__REDIS__URL="${TIRAGE__REDIS__URL:-${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}}"
+  export TIRAGE__AMQP__URL="${TIRAGE__AMQP__URL:-${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}}"
+  export TIRAGE__S3__ENDPOINT="${TIRAGE__S3__ENDPOINT:-$TIRAGE_TEST_S3_ENDPOINT}"
+  export TIRAGE__S3__ACCESS_KEY="${TIRAGE__S3__ACCESS_KEY:-$TIRAGE_TEST_S3_ACCESS_KEY}"
+  export TIRAGE__S3__SECRET_KEY="${TIRAGE__S3__SECRET_KEY:-$TIRAGE_TEST_S3_SECRET_KEY}"
+  export TIRAGE__S3__BUCKET="${TIRAGE__S3__BUCKET:-$TIRAGE_TEST_S3_BUCKET}"
+  export TIRAGE__S3__REGION="${TIRAGE__S3__REGION:-${TIRAGE_TEST_S3_REGION:-garage}}"
+  # The callback signing key: the caller's, or one made for this run and kept in the run
+  # folder (mode 600) so that a restarted worker signs with the same key.
+  if [[ -z "${TIRAGE__WORKER__CALLBACK_SECRET:-}" ]]; then
+    if [[ ! -s "$RUN/callback_secret" ]]; then
+      (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/callback_secret")
+    fi
+    TIRAGE__WORKER__CALLBACK_SECRET="$(cat "$RUN/callback_secret")"
+    export TIRAGE__WORKER__CALLBACK_SECRET
+  fi
+}
+
+start_process() { # start_process <name> <binary> <logfile> [VAR=value...]
+  local name="$1" bin="$2" log="$3"
+  shift 3
+  # setsid: the process outlives this script and ignores signals sent to the caller's group.
+  env "$@" setsid "$bin" >>"$log" 2>&1 </dev/null &
+  record "$RUN/$name.pid" "$!" "$(basename "$bin")"
+}
+
+wait_port() { # wait_port <port> <pidfile> <what> <seconds>
+  local deadline=$((SECONDS + $4))
+  while ((SECONDS < deadline)); do
+    port_open "$1" && return 0
+    ours "$2" >/dev/null || die "$3 exited during start-up; see $LOGS"
+    sleep 0.1
+  done
+  die "$3 does not listen on 127.0.0.1:$1 after $4 s; see $LOGS"
+}
+
+up_failed() {
+  (($1)) || return 0
+  echo "cluster: up failed; stopping what it started (logs stay in $LOGS)" >&2
+  down >&2 || true
+}
+
+up() {
+  mkdir -p "$RUN" "$LOGS" "$RUN/nginx-tmp"
+  local f running=0
+  for f in "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/nginx.pid.run; do
+    [[ -e "$f" ]] && ours "$f" >/dev/null && running=1
+  done
+  if ((running)); then
+    if [[ "$(http_code "http://127.0.0.1:$PORT/readyz")" == 200 ]]; then
+      say "already up from $RUN"
+      status
+      return 0
+    fi
+    die "a partial cluster runs from $RUN; run '$0 down' first"
+  fi
+  command -v nginx >/dev/null || die "nginx is not installed (scripts/install-deps.sh installs it)"
+  command -v curl >/dev/null || die "curl is not installed"
+
+  local i p
+  for ((i = 0; i < API_REPLICAS; i++)); do
+    p=$((API_BASE_PORT + i)); port_open "$p" && die "port $p (API replica $((i + 1))) is taken"
+  done
+  for ((i = 0; i < WORKERS; i++)); do
+    p=$((WORKER_BASE_PORT + i)); port_open "$p" && die "port $p (worker $((i + 1))) is taken"
+  done
+  port_open "$PORT" && die "port $PORT (nginx) is taken"
+
+  # From here on a failure stops what was started, so that a failed `up` leaves nothing behind.
+  trap 'up_failed $?' EXIT
+
+  start_services
+
+  if [[ "${TIRAGE_SKIP_BUILD:-0}" != 1 ]]; then
+    say "building release binaries (cargo build --release)"
+    (cd "$REPO" && cargo build --release --bin tirage-api --bin tirage-worker)
+  fi
+  [[ -x "$BIN/tirage-api" && -x "$BIN/tirage-worker" ]] ||
+    die "missing $BIN/tirage-api or $BIN/tirage-worker"
+
+  service_env
+  cd "$REPO" # the applications read config/default.toml relative to the working directory
+
+  for ((i = 1; i <= API_REPLICAS; i++)); do
+    p=$((API_BASE_PORT + i - 1))
+    start_process "api-$i" "$BIN/tirage-api" "$LOGS/api-$i.log" \
+      TIRAGE__API__HOST=127.0.0.1 TIRAGE__API__PORT="$p"
+  done
+  for ((i = 1; i <= WORKERS; i++)); do
+    p=$((WORKER_BASE_PORT + i - 1))
+    start_process "worker-$i" "$BIN/tirage-worker" "$LOGS/worker-$i.log" \
+      TIRAGE__WORKER__HOST=127.0.0.1 TIRAGE__WORKER__PORT="$p"
+  done
+  for ((i = 1; i <= API_REPLICAS; i++)); do
+    wait_port $((API_BASE_PORT + i - 1)) "$RUN/api-$i.pid" "API replica $i" 30
+  done
+  for ((i = 1; i <= WORKERS; i++)); do
+    wait_port $((WORKER_BASE_PORT + i - 1)) "$RUN/worker-$i.pid" "worker $i" 30
+  done
+
+  # nginx, from the shared template: the only local part is the list of replicas.
+  local servers=""
+  for ((i = 0; i < API_REPLICAS; i++)); do
+    servers+="server 127.0.0.1:$((API_BASE_PORT + i)) max_fails=3 fail_timeout=5s; "
+  done
+  local user_line=""
+  if ((EUID == 0)); then
+    # nginx's workers drop to nobody: they must be able to write their temporary files.
+    user_line="user nobody nogroup;"
+    chown -R nobody:nogroup "$RUN/nginx-tmp"
+  fi
+  "$REPO/deploy/nginx/render.sh" "$REPO/deploy/nginx/tirage.conf.template" \
+    "TIRAGE_API_SERVERS=$servers" "TIRAGE_NGINX_LISTEN=127.0.0.1:$PORT" >"$RUN/tirage.conf"
+  "$REPO/deploy/nginx/render.sh" "$REPO/deploy/local/nginx-main.conf.template" \
+    "TIRAGE_RUN_DIR=$RUN" "TIRAGE_NGINX_USER_LINE=$user_line" >"$RUN/nginx.conf"
+  nginx -q -t -p "$RUN" -e "$LOGS/nginx.error.log" -c "$RUN/nginx.conf" ||
+    die "nginx refuses $RUN/nginx.conf"
+  # `daemon off` in nginx.conf: $! is the master, and the access log (stdout) goes to a file.
+  # (-e is where nginx writes; stderr only catches what it prints before reading it.)
+  # shellcheck disable=SC2094
+  setsid nginx -p "$RUN" -e "$LOGS/nginx.error.log" -c "$RUN/nginx.conf" \
+    >>"$LOGS/nginx.access.log" 2>>"$LOGS/nginx.error.log" </dev/null &
+  record "$RUN/nginx.pid.run" "$!" nginx
+
+  say "waiting for http://127.0.0.1:$PORT/readyz"
+  local deadline=$((SECONDS + UP_TIMEOUT)) code=""
+  while ((SECONDS < deadline)); do
+    code="$(http_code "http://127.0.0.1:$PORT/readyz")"
+    [[ "$code" == 200 ]] && break
+    ours "$RUN/nginx.pid.run" >/dev/null || die "nginx exited; see $LOGS/nginx.error.log"
+    sleep 0.2
+  done
+  [[ "$code" == 200 ]] || die "/readyz through nginx answered '${code:-nothing}' after $UP_TIMEOUT s; see $LOGS"
+  for ((i = 1; i <= WORKERS; i++)); do
+    p=$((WORKER_BASE_PORT + i - 1))
+    while [[ "$(http_code "http://127.0.0.1:$p/readyz")" != 200 ]]; do
+      ((SECONDS < deadline)) || die "worker $i /readyz is not 200 after $UP_TIMEOUT s; see $LOGS"
+      ours "$RUN/worker-$i.pid" >/dev/null || die "worker $i exited; see $LOGS/worker-$i.log"
+      sleep 0.2
+    done
+  done
+  trap - EXIT
+
+  say "up: http://127.0.0.1:$PORT ($API_REPLICAS API replicas from port $API_BASE_PORT," \
+    "$WORKERS workers with HTTP ports from $WORKER_BASE_PORT)"
+  say "run folder: $RUN"
+  say "logs: $LOGS"
+}
+
+# ---------------------------------------------------------------------------------------------
+# down
+
+stop_pidfiles() { # stop_pidfiles <grace seconds> <pidfile>...: SIGTERM all, wait, SIGKILL
+  local grace="$1" f pid
+  shift
+  local -a pids=()
+  for f in "$@"; do
+    [[ -e "$f" ]] || continue
+    if pid="$(ours "$f")"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      say "stopping $(basename "$f" .pid) (pid $pid)"
+    fi
+  done
+  local deadline=$((SECONDS + grace)) left
+  while :; do
+    left=0
+    for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+    ((left)) || break
+    if ((SECONDS >= deadline)); then
+      for pid in "${pids[@]}"; do
+        alive "$pid" && { say "pid $pid still runs after $grace s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+      done
+      break
+    fi
+    sleep 0.2
+  done
+  for f in "$@"; do [[ -e "$f" ]] && rm -f "$f"; done
+  return 0
+}
+
+down() {
+  [[ -d "$RUN" ]] || { say "nothing runs from $RUN"; return 0; }
+  shopt -s nullglob
+  # Front to back: stop taking requests, let the replicas finish theirs, let the workers finish
+  # their jobs (they need the services), then the services this cluster started, if any.
+  stop_pidfiles 10 "$RUN/nginx.pid.run"
+  stop_pidfiles "$API_STOP_GRACE" "$RUN"/api-*.pid
+  stop_pidfiles "$WORKER_STOP_GRACE" "$RUN"/worker-*.pid
+  stop_pidfiles 60 "$RUN"/service-*.pid
+  shopt -u nullglob
+  say "down (logs kept in $LOGS)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+status() {
+  shopt -s nullglob
+  local f pid name n=0
+  for f in "$RUN"/nginx.pid.run "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/service-*.pid; do
+    name="$(basename "$f")"; name="${name%.pid.run}"; name="${name%.pid}"
+    if pid="$(ours "$f")"; then
+      echo "$name: running (pid $pid)"; n=$((n + 1))
+    else
+      echo "$name: NOT running (pid file $f)"
+    fi
+  done
+  shopt -u nullglob
+  ((n)) || echo "no cluster process runs from $RUN"
+  local i p
+  for ((i = 0; i < API_REPLICAS; i++)); do
+    p=$((API_BASE_PORT + i))
+    [[ -e "$RUN/api-$((i + 1)).pid" ]] && echo "api-$((i + 1)) :$p /readyz: $(http_code "http://127.0.0.1:$p/readyz")"
+  done
+  for ((i = 0; i < WORKERS; i++)); do
+    p=$((WORKER_BASE_PORT + i))
+    [[ -e "$RUN/worker-$((i + 1)).pid" ]] && echo "worker-$((i + 1)) :$p /readyz: $(http_code "http://127.0.0.1:$p/readyz")"
+  done
+  echo "nginx :$PORT /readyz: $(http_code "http://127.0.0.1:$PORT/readyz")"
+  "$REPO/scripts/services.sh" status || true
+  echo "run folder: $RUN"
+  ((n))
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

