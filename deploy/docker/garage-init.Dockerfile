@@ -1,7 +1,7 @@
 # The one-shot service of docker-compose.yml that gives a fresh Garage its layout, the
 # application's access key and its bucket. Garage's own image has no shell, so its binary is
 # copied next to bash here.
-ARG GARAGE_VERSION=v1.1.0
+ARG GARAGE_VERSION=v2.5.0
 FROM dxflrs/garage:${GARAGE_VERSION} AS garage
 
 FROM debian:bookworm-slim
