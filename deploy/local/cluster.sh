@@ -45,7 +45,13 @@ pid_on_port() {
   ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true
 }
 
-alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+# A zombie (exited, not yet reaped by whoever adopted it) counts as dead.
+alive() {
+  [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [[ -n "$state" && "$state" != Z ]]
+}
 
 # A pid file holds "PID NAME"; the process counts as ours only while its command name still
 # starts with NAME, so a recycled pid is never signalled.
@@ -130,13 +136,18 @@ start_process() { # start_process <name> <binary> <logfile> [VAR=value...]
 }
 
 wait_port() { # wait_port <port> <pidfile> <what> <seconds>
-  local deadline=$((SECONDS + $4))
+  local deadline=$((SECONDS + $4)) log
+  log="$LOGS/$(basename "$2" .pid).log"
   while ((SECONDS < deadline)); do
     port_open "$1" && return 0
-    ours "$2" >/dev/null || die "$3 exited during start-up; see $LOGS"
+    if ! ours "$2" >/dev/null; then
+      tail -n 20 "$log" >&2 || true
+      die "$3 exited during start-up; see $log"
+    fi
     sleep 0.1
   done
-  die "$3 does not listen on 127.0.0.1:$1 after $4 s; see $LOGS"
+  tail -n 20 "$log" >&2 || true
+  die "$3 does not listen on 127.0.0.1:$1 after $4 s; see $log"
 }
 
 up_failed() {
@@ -264,7 +275,7 @@ stop_pidfiles() { # stop_pidfiles <grace seconds> <pidfile>...: SIGTERM all, wai
     if pid="$(ours "$f")"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
-      say "stopping $(basename "$f" .pid) (pid $pid)"
+      say "stopping $(basename "${f%.run}" .pid) (pid $pid)"
     fi
   done
   local deadline=$((SECONDS + grace)) left
