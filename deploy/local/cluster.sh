@@ -199,8 +199,10 @@ up() {
 
   for ((i = 1; i <= API_REPLICAS; i++)); do
     p=$((API_BASE_PORT + i - 1))
+    # Behind nginx, the client address is the hop nginx appends to X-Forwarded-For.
     start_process "api-$i" "$BIN/tirage-api" "$LOGS/api-$i.log" \
-      TIRAGE__API__HOST=127.0.0.1 TIRAGE__API__PORT="$p"
+      TIRAGE__API__HOST=127.0.0.1 TIRAGE__API__PORT="$p" \
+      TIRAGE__RATE_LIMIT__TRUST_FORWARDED_FOR="${TIRAGE__RATE_LIMIT__TRUST_FORWARDED_FOR:-true}"
   done
   for ((i = 1; i <= WORKERS; i++)); do
     p=$((WORKER_BASE_PORT + i - 1))
