@@ -1,1 +1,24 @@
-//! Placeholder: being built (see the open issues).
+//! Tirage's HTTP API (`tirage-api`): sessions, batches, uploads and progress.
+//!
+//! Stateless: sessions and batch state live in the [`StateStore`](tirage_shared::ports::StateStore),
+//! photos in the [`ObjectStore`](tirage_shared::ports::ObjectStore), work goes to the
+//! [`JobQueue`](tirage_shared::ports::JobQueue). Any replica can serve any request.
+//!
+//! Start it with [`Application::build`] (production adapters from [`Settings`]) or
+//! [`Application::build_with`] (ready-made ports, as `tirage standalone` and the tests do),
+//! then [`Application::run_until_stopped`].
+
+pub mod auth;
+pub mod connect;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod views;
+
+pub use error::ApiError;
+pub use settings::Settings;
+pub use startup::{AppState, Application, Dependencies, DependencyNames, StartupError};

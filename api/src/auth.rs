@@ -1,0 +1,142 @@
+//! Sessions: bearer tokens, their digests, and the extractor every `/v1` handler uses.
+//!
+//! A token is 256 bits from the operating system's CSPRNG. The state store keeps only its
+//! SHA-256 (the session id), so a leaked store holds nothing a reader could replay.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use tirage_shared::ports::{RateDecision, Session};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub const SESSION_COOKIE: &str = "tirage_session";
+/// Longer than any token we issue; longer inputs are refused before hashing.
+const MAX_TOKEN_LEN: usize = 128;
+
+/// A fresh random token, URL-safe base64 of 32 bytes.
+pub fn new_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::Internal(format!("system random source failed: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The session id stored for a token.
+pub fn session_id(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn digest(secret: &[u8]) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+/// Compares two digests without an early exit, so timing reveals nothing of a key.
+pub fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The token of a request: `Authorization: Bearer` first, then the session cookie.
+fn token_of(req: &HttpRequest) -> Result<String, ApiError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| ApiError::InvalidSession)?;
+        let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidSession)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::InvalidSession);
+        }
+        return checked(token.trim());
+    }
+    match req.cookie(SESSION_COOKIE) {
+        Some(cookie) => checked(cookie.value()),
+        None => Err(ApiError::MissingCredentials),
+    }
+}
+
+fn checked(token: &str) -> Result<String, ApiError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::InvalidSession);
+    }
+    Ok(token.to_owned())
+}
+
+/// A request made with a live session. Extracting it slides the session's expiry and
+/// counts the request against the session's rate limit.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub session: Session,
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = token_of(req);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            let id = session_id(&token?);
+            let session = state
+                .deps
+                .state
+                .touch_session(&id, state.settings.sessions.ttl())
+                .await?
+                .ok_or(ApiError::InvalidSession)?;
+            let limits = &state.settings.rate_limit;
+            if limits.enabled {
+                let key = format!("session:{id}");
+                check_rate(&state, &key, limits.requests).await?;
+            }
+            Ok(Authenticated { session })
+        })
+    }
+}
+
+/// Counts one hit on `key`; 429 with the store's retry delay once past `limit`.
+pub async fn check_rate(state: &AppState, key: &str, limit: u32) -> Result<(), ApiError> {
+    let decision = state
+        .deps
+        .state
+        .rate_limit(key, limit, state.settings.rate_limit.window())
+        .await?;
+    match decision {
+        RateDecision::Allowed { .. } => Ok(()),
+        RateDecision::Limited { retry_after } => Err(ApiError::RateLimited {
+            // Retry-After is whole seconds; round up so clients never come back early.
+            retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_digested() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "32 bytes in unpadded base64");
+        let id = session_id(&a);
+        assert_eq!(id.len(), 64);
+        assert!(!id.contains(&a));
+        assert_eq!(id, session_id(&a));
+    }
+
+    #[test]
+    fn digests_compare_by_value() {
+        assert!(digests_equal(&digest(b"k1"), &digest(b"k1")));
+        assert!(!digests_equal(&digest(b"k1"), &digest(b"k2")));
+    }
+}

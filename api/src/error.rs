@@ -1,0 +1,365 @@
+//! The API's one error type. Every failure a handler can meet becomes an [`ApiError`]; its
+//! stable `code()` is what clients match on, and [`ERROR_CODES`] is the single table that maps
+//! those codes to HTTP statuses (and documents them in the OpenAPI description).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use tirage_shared::ports::{ObjectStoreError, QueueError, StateError};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Every error code the API answers with, and its HTTP status. Clients match on the code,
+/// never on the message, so codes are never renamed.
+pub const ERROR_CODES: &[(&str, u16)] = &[
+    ("malformed_json", 400),
+    ("malformed_query", 400),
+    ("malformed_multipart", 400),
+    ("missing_credentials", 401),
+    ("invalid_session", 401),
+    ("invalid_api_key", 401),
+    ("not_found", 404),
+    ("batch_not_found", 404),
+    ("photo_not_found", 404),
+    ("rendition_not_found", 404),
+    ("upload_not_found", 404),
+    ("batch_closed", 409),
+    ("too_many_photos", 409),
+    ("upload_missing", 409),
+    ("file_too_large", 413),
+    ("body_too_large", 413),
+    ("unsupported_media_type", 415),
+    ("invalid_body", 422),
+    ("invalid_sizes", 422),
+    ("invalid_quality", 422),
+    ("invalid_format", 422),
+    ("invalid_callback_url", 422),
+    ("invalid_files", 422),
+    ("invalid_limit", 422),
+    ("invalid_cursor", 422),
+    ("no_files", 422),
+    ("empty_file", 422),
+    ("rate_limited", 429),
+    ("internal_error", 500),
+    ("state_store_unavailable", 503),
+    ("object_store_unavailable", 503),
+    ("job_queue_unavailable", 503),
+    ("job_queue_rejected", 503),
+    ("dependency_unavailable", 503),
+];
+
+/// The HTTP status of an error code, from [`ERROR_CODES`]; 500 for a code missing from it
+/// (a unit test makes sure none is).
+pub fn status_of(code: &str) -> StatusCode {
+    ERROR_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .and_then(|(_, status)| StatusCode::from_u16(*status).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("malformed query string: {0}")]
+    MalformedQuery(String),
+    #[error("malformed multipart body: {0}")]
+    MalformedMultipart(String),
+
+    #[error("send `Authorization: Bearer <token>` or the tirage_session cookie")]
+    MissingCredentials,
+    #[error("unknown or expired session")]
+    InvalidSession,
+    #[error("a valid X-Api-Key header is required to create a session")]
+    InvalidApiKey,
+
+    #[error("no such resource")]
+    NotFound,
+    #[error("batch not found")]
+    BatchNotFound,
+    #[error("photo not found")]
+    PhotoNotFound,
+    #[error("{0}")]
+    RenditionNotFound(String),
+    #[error("no pending upload for this photo")]
+    UploadNotFound,
+
+    #[error("the batch is closed and accepts no more photos")]
+    BatchClosed,
+    #[error("the batch would exceed its limit of {limit} photos")]
+    TooManyPhotos { limit: u64 },
+    #[error("nothing was uploaded for photo {0}")]
+    UploadMissing(Uuid),
+
+    #[error("a file exceeds the limit of {limit} bytes")]
+    FileTooLarge { limit: u64 },
+    #[error("the request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("this endpoint needs Content-Type: {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    InvalidSizes(String),
+    #[error("{0}")]
+    InvalidQuality(String),
+    #[error("{0}")]
+    InvalidFormat(String),
+    #[error("{0}")]
+    InvalidCallbackUrl(String),
+    #[error("{0}")]
+    InvalidFiles(String),
+    #[error("{0}")]
+    InvalidLimit(String),
+    #[error("the cursor is not one this API handed out")]
+    InvalidCursor,
+    #[error("the upload holds no part named `file`")]
+    NoFiles,
+    #[error("the part for {0:?} is empty")]
+    EmptyFile(String),
+
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+
+    /// The detail is logged, never sent: it may name internal hosts.
+    #[error("internal error")]
+    Internal(String),
+    #[error("the state store is unavailable; retry later")]
+    StateUnavailable(String),
+    #[error("the object store is unavailable; retry later")]
+    ObjectStoreUnavailable(String),
+    #[error("the job queue is unavailable; retry later")]
+    QueueUnavailable(String),
+    #[error("the job queue refused a job; retry later")]
+    QueueRejected(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::MalformedQuery(_) => "malformed_query",
+            ApiError::MalformedMultipart(_) => "malformed_multipart",
+            ApiError::MissingCredentials => "missing_credentials",
+            ApiError::InvalidSession => "invalid_session",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::NotFound => "not_found",
+            ApiError::BatchNotFound => "batch_not_found",
+            ApiError::PhotoNotFound => "photo_not_found",
+            ApiError::RenditionNotFound(_) => "rendition_not_found",
+            ApiError::UploadNotFound => "upload_not_found",
+            ApiError::BatchClosed => "batch_closed",
+            ApiError::TooManyPhotos { .. } => "too_many_photos",
+            ApiError::UploadMissing(_) => "upload_missing",
+            ApiError::FileTooLarge { .. } => "file_too_large",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::InvalidSizes(_) => "invalid_sizes",
+            ApiError::InvalidQuality(_) => "invalid_quality",
+            ApiError::InvalidFormat(_) => "invalid_format",
+            ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
+            ApiError::InvalidFiles(_) => "invalid_files",
+            ApiError::InvalidLimit(_) => "invalid_limit",
+            ApiError::InvalidCursor => "invalid_cursor",
+            ApiError::NoFiles => "no_files",
+            ApiError::EmptyFile(_) => "empty_file",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Internal(_) => "internal_error",
+            ApiError::StateUnavailable(_) => "state_store_unavailable",
+            ApiError::ObjectStoreUnavailable(_) => "object_store_unavailable",
+            ApiError::QueueUnavailable(_) => "job_queue_unavailable",
+            ApiError::QueueRejected(_) => "job_queue_rejected",
+        }
+    }
+
+    /// What went wrong inside, for the logs of 5xx answers (never sent to the client).
+    fn detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Internal(d)
+            | ApiError::StateUnavailable(d)
+            | ApiError::ObjectStoreUnavailable(d)
+            | ApiError::QueueUnavailable(d)
+            | ApiError::QueueRejected(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, one of the table in the API description.
+    pub code: String,
+    /// Human-readable explanation; may change between versions.
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        status_of(self.code())
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let Some(detail) = self.detail() {
+            tracing::error!(
+                code = self.code(),
+                status = status.as_u16(),
+                detail,
+                "request failed"
+            );
+        }
+        let mut response = HttpResponse::build(status);
+        if let ApiError::RateLimited { retry_after_secs } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.insert_header((header::RETRY_AFTER, value));
+        }
+        response.json(ErrorBody::new(self.code(), self.to_string()))
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(err: StateError) -> Self {
+        match err {
+            StateError::Unavailable(d) => ApiError::StateUnavailable(d),
+            StateError::NotFound => ApiError::BatchNotFound,
+            StateError::BatchClosed => ApiError::BatchClosed,
+            StateError::TooManyPhotos { limit } => ApiError::TooManyPhotos { limit },
+            StateError::Corrupt(d) => ApiError::Internal(format!("corrupt state: {d}")),
+        }
+    }
+}
+
+impl From<ObjectStoreError> for ApiError {
+    fn from(err: ObjectStoreError) -> Self {
+        match err {
+            ObjectStoreError::TooLarge { limit } => ApiError::FileTooLarge { limit },
+            ObjectStoreError::Body(d) => ApiError::MalformedMultipart(d),
+            ObjectStoreError::Unavailable(d) => ApiError::ObjectStoreUnavailable(d),
+            ObjectStoreError::NotFound(key) => ApiError::Internal(format!("object {key} vanished")),
+            ObjectStoreError::Unsupported(d) => ApiError::Internal(d),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::Unavailable(d) => ApiError::QueueUnavailable(d),
+            QueueError::Rejected(d) => ApiError::QueueRejected(d),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_variant() -> Vec<ApiError> {
+        vec![
+            ApiError::MalformedJson(String::new()),
+            ApiError::MalformedQuery(String::new()),
+            ApiError::MalformedMultipart(String::new()),
+            ApiError::MissingCredentials,
+            ApiError::InvalidSession,
+            ApiError::InvalidApiKey,
+            ApiError::NotFound,
+            ApiError::BatchNotFound,
+            ApiError::PhotoNotFound,
+            ApiError::RenditionNotFound(String::new()),
+            ApiError::UploadNotFound,
+            ApiError::BatchClosed,
+            ApiError::TooManyPhotos { limit: 1 },
+            ApiError::UploadMissing(Uuid::nil()),
+            ApiError::FileTooLarge { limit: 1 },
+            ApiError::BodyTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType { expected: "x" },
+            ApiError::InvalidBody(String::new()),
+            ApiError::InvalidSizes(String::new()),
+            ApiError::InvalidQuality(String::new()),
+            ApiError::InvalidFormat(String::new()),
+            ApiError::InvalidCallbackUrl(String::new()),
+            ApiError::InvalidFiles(String::new()),
+            ApiError::InvalidLimit(String::new()),
+            ApiError::InvalidCursor,
+            ApiError::NoFiles,
+            ApiError::EmptyFile(String::new()),
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::Internal(String::new()),
+            ApiError::StateUnavailable(String::new()),
+            ApiError::ObjectStoreUnavailable(String::new()),
+            ApiError::QueueUnavailable(String::new()),
+            ApiError::QueueRejected(String::new()),
+        ]
+    }
+
+    #[test]
+    fn every_code_is_in_the_table_once() {
+        for err in every_variant() {
+            let hits = ERROR_CODES.iter().filter(|(c, _)| *c == err.code()).count();
+            assert_eq!(hits, 1, "{} must appear exactly once", err.code());
+        }
+        let mut codes: Vec<_> = ERROR_CODES.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ERROR_CODES.len());
+    }
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        assert_eq!(ApiError::InvalidSession.status_code(), 401);
+        assert_eq!(ApiError::BatchNotFound.status_code(), 404);
+        assert_eq!(ApiError::TooManyPhotos { limit: 1 }.status_code(), 409);
+        assert_eq!(ApiError::FileTooLarge { limit: 1 }.status_code(), 413);
+        assert_eq!(
+            ApiError::UnsupportedMediaType { expected: "x" }.status_code(),
+            415
+        );
+        assert_eq!(ApiError::InvalidSizes(String::new()).status_code(), 422);
+        assert_eq!(ApiError::MalformedJson(String::new()).status_code(), 400);
+        assert_eq!(
+            ApiError::from(StateError::Unavailable("down".into())).status_code(),
+            503
+        );
+        assert_eq!(
+            ApiError::from(QueueError::Unavailable("down".into())).code(),
+            "job_queue_unavailable"
+        );
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_retry_after() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .error_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("7"))
+        );
+    }
+}

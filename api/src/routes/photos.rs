@@ -1,0 +1,146 @@
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+use tirage_shared::keys;
+use tirage_shared::model::PhotoState;
+use tirage_shared::ports::StateError;
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::owned_batch;
+use crate::settings::RenditionDelivery;
+use crate::startup::AppState;
+use crate::views::{PageQuery, PhotoList, PhotoView};
+
+const MAX_CURSOR_LEN: usize = 256;
+
+/// List a batch's photos, in upload order, a page at a time.
+#[utoipa::path(
+    tag = "photos",
+    params(("batch_id" = Uuid, Path, description = "Batch id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of photos", body = PhotoList),
+        (status = 400, description = "Unparsable query (`malformed_query`)", body = ErrorBody),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such batch for this session", body = ErrorBody),
+        (status = 422, description = "`invalid_limit` or `invalid_cursor`", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "State store unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/v1/batches/{batch_id}/photos")]
+pub async fn list_photos(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<Uuid>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limits = &state.settings.limits;
+    let limit = query.limit.unwrap_or(limits.page_default);
+    if limit == 0 || limit > limits.page_max {
+        return Err(ApiError::InvalidLimit(format!(
+            "limit must be within 1..={}",
+            limits.page_max
+        )));
+    }
+    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
+    if cursor.is_some_and(|c| c.len() > MAX_CURSOR_LEN || !c.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(ApiError::InvalidCursor);
+    }
+    let batch = owned_batch(&state, &auth, path.into_inner()).await?;
+    let page = match state.deps.state.list_photos(batch.id, cursor, limit).await {
+        Ok(page) => page,
+        // The batch was just found, so a page the store cannot find or read comes from a
+        // cursor it never handed out: the client's mistake.
+        Err(StateError::NotFound | StateError::Corrupt(_)) if cursor.is_some() => {
+            return Err(ApiError::InvalidCursor);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(HttpResponse::Ok().json(PhotoList {
+        photos: page
+            .photos
+            .iter()
+            .map(|p| PhotoView::new(batch.id, p))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Get one rendition: its bytes, or a 307 to a short-lived presigned URL (per configuration).
+#[utoipa::path(
+    tag = "photos",
+    params(
+        ("batch_id" = Uuid, Path, description = "Batch id"),
+        ("photo_id" = Uuid, Path, description = "Photo id"),
+        ("size" = u32, Path, description = "One of the batch's sizes"),
+    ),
+    responses(
+        (status = 200, description = "The image", content_type = "image/*"),
+        (status = 307, description = "Redirect to a presigned URL"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such batch, photo or rendition (not done yet, failed, or size not in the batch)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/v1/batches/{batch_id}/photos/{photo_id}/{size}")]
+pub async fn get_rendition(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    path: web::Path<(Uuid, Uuid, u32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (batch_id, photo_id, size) = path.into_inner();
+    let batch = owned_batch(&state, &auth, batch_id).await?;
+    if !batch.options.sizes.contains(&size) {
+        return Err(ApiError::RenditionNotFound(format!(
+            "size {size} is not one of this batch's sizes"
+        )));
+    }
+    let photo = state
+        .deps
+        .state
+        .get_photo(batch_id, photo_id)
+        .await?
+        .ok_or(ApiError::PhotoNotFound)?;
+    if photo.state != PhotoState::Done || !photo.outputs.iter().any(|r| r.size == size) {
+        return Err(ApiError::RenditionNotFound(format!(
+            "photo is {}; no {size} rendition",
+            match photo.state {
+                PhotoState::Queued => "still queued",
+                PhotoState::Done => "done",
+                PhotoState::Failed => "failed",
+            }
+        )));
+    }
+    let key = keys::rendition_key(batch_id, photo_id, size, batch.options.format);
+    match state.settings.api.renditions {
+        RenditionDelivery::Redirect => {
+            let presigned = state
+                .deps
+                .objects
+                .presign_get(&key, state.settings.api.presign_ttl())
+                .await?;
+            Ok(HttpResponse::TemporaryRedirect()
+                .insert_header((header::LOCATION, presigned.url))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish())
+        }
+        RenditionDelivery::Stream => {
+            let bytes = state.deps.objects.get(&key).await.map_err(|e| match e {
+                tirage_shared::ports::ObjectStoreError::NotFound(_) => {
+                    ApiError::RenditionNotFound("the rendition object is missing".into())
+                }
+                other => other.into(),
+            })?;
+            // Keys are deterministic and renditions immutable, but private to the session.
+            Ok(HttpResponse::Ok()
+                .content_type(batch.options.format.content_type())
+                .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+                .body(bytes))
+        }
+    }
+}
