@@ -214,6 +214,22 @@ impl ErrorBody {
     }
 }
 
+/// The answers every authenticated `/v1` endpoint may give, documented once.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only a description for the OpenAPI document; never built.
+pub enum SessionErrors {
+    /// No valid session: `missing_credentials`, `invalid_session`.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// A dependency is down (`state_store_unavailable`, `object_store_unavailable`,
+    /// `job_queue_unavailable`, `job_queue_rejected`); repeating the request later is safe.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         status_of(self.code())

@@ -6,7 +6,7 @@ use tirage_shared::ports::WorkItem;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, SessionErrors};
 use crate::routes::{owned_batch, read_json};
 use crate::startup::AppState;
 use crate::views::{BatchView, CreateBatchRequest};
@@ -100,12 +100,10 @@ pub fn check_callback_url(raw: &str) -> Result<String, ApiError> {
     responses(
         (status = 201, description = "Batch created", body = BatchView),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = ErrorBody),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 413, description = "Body too large (`body_too_large`)", body = ErrorBody),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "Invalid value (`invalid_sizes`, `invalid_quality`, `invalid_format`, `invalid_callback_url`, `invalid_body`)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -153,10 +151,8 @@ pub async fn create_batch(
     params(("batch_id" = Uuid, Path, description = "Batch id")),
     responses(
         (status = 200, description = "The batch", body = BatchView),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session (`batch_not_found`)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "State store unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -176,10 +172,8 @@ pub async fn get_batch(
     params(("batch_id" = Uuid, Path, description = "Batch id")),
     responses(
         (status = 200, description = "The closed batch", body = BatchView),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable; closing again is safe", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -215,10 +209,8 @@ pub async fn close_batch(
     params(("batch_id" = Uuid, Path, description = "Batch id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable; deleting again is safe", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

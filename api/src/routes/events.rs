@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, SessionErrors};
 use crate::routes::owned_batch;
 use crate::startup::AppState;
 use crate::views::BatchView;
@@ -106,10 +106,8 @@ impl Poller {
     params(("batch_id" = Uuid, Path, description = "Batch id")),
     responses(
         (status = 200, description = "`text/event-stream` of `progress` and `completed` events, each carrying the batch JSON", content_type = "text/event-stream", body = String),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "State store unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -6,7 +6,7 @@ use tirage_shared::ports::StateError;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, SessionErrors};
 use crate::routes::owned_batch;
 use crate::settings::RenditionDelivery;
 use crate::startup::AppState;
@@ -21,11 +21,9 @@ const MAX_CURSOR_LEN: usize = 256;
     responses(
         (status = 200, description = "A page of photos", body = PhotoList),
         (status = 400, description = "Unparsable query (`malformed_query`)", body = ErrorBody),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
         (status = 422, description = "`invalid_limit` or `invalid_cursor`", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "State store unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -80,10 +78,8 @@ pub async fn list_photos(
     responses(
         (status = 200, description = "The image", content_type = "image/*"),
         (status = 307, description = "Redirect to a presigned URL"),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch, photo or rendition (not done yet, failed, or size not in the batch)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

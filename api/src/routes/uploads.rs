@@ -24,7 +24,7 @@ use tirage_shared::ports::{ByteStream, PendingUpload, QueueError, RecordResult, 
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, SessionErrors};
 use crate::routes::{owned_batch, read_json};
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
@@ -257,14 +257,12 @@ async fn register_and_publish(
     responses(
         (status = 202, description = "Photos stored and queued", body = PhotosAccepted),
         (status = 400, description = "Broken multipart body (`malformed_multipart`)", body = ErrorBody),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
         (status = 409, description = "Batch closed (`batch_closed`) or photo limit reached (`too_many_photos`)", body = ErrorBody),
         (status = 413, description = "A part exceeds the byte limit (`file_too_large`)", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
         (status = 422, description = "No `file` part (`no_files`) or an empty one (`empty_file`)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable; photos whose job was not confirmed are recorded as failed (`enqueue_failed`)", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -357,14 +355,12 @@ pub async fn upload_photos(
     responses(
         (status = 201, description = "Upload URLs", body = UploadsCreated),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
         (status = 409, description = "Batch closed or photo limit reached", body = ErrorBody),
         (status = 413, description = "A declared size exceeds the byte limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Bad file list (`invalid_files`, `invalid_body`)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -458,12 +454,10 @@ pub async fn create_uploads(
     ),
     responses(
         (status = 202, description = "Photo queued", body = PhotosAccepted),
-        (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such batch or pending upload (`upload_not_found`)", body = ErrorBody),
         (status = 409, description = "Nothing was uploaded (`upload_missing`), batch closed or full", body = ErrorBody),
         (status = 413, description = "The uploaded object exceeds the byte limit", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+        SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

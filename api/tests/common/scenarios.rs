@@ -58,6 +58,15 @@ pub async fn operations_endpoints_answer(b: &impl Backend) {
         );
     }
     assert_eq!(doc["x-error-codes"]["too_many_photos"], 409);
+    let responses = &doc["paths"]["/v1/batches/{batch_id}/photos"]["post"]["responses"];
+    for status in [
+        "202", "401", "404", "409", "413", "415", "422", "429", "503",
+    ] {
+        assert!(
+            responses.get(status).is_some(),
+            "upload lacks {status}: {responses}"
+        );
+    }
 
     // A request through a templated route, then the metrics must show its pattern.
     let token = app.session().await;
