@@ -1,0 +1,258 @@
+//! The side effects of a completed batch: the `batch.completed` event and the callback.
+//!
+//! Several `FinalizeBatch` messages may exist for one batch (a resize job redelivered after
+//! its batch completed publishes another one). Each effect is therefore claimed in the
+//! state store before it runs and marked done after it succeeded:
+//! - done already → skip;
+//! - claimed by someone else on a first delivery → skip (they are running it now);
+//! - claimed, but this message was redelivered or retried → the claimer may have been us
+//!   before a crash, so run it again (at-least-once wins over losing the effect).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use tirage_shared::{Batch, BatchCompleted, BatchState};
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use crate::Ctx;
+use crate::job::{Failure, Settle, io};
+use crate::settings::backoff;
+use crate::ssrf::resolve_callback;
+
+pub const EFFECT_EVENT: &str = "event";
+pub const EFFECT_CALLBACK: &str = "callback";
+/// The header carrying the callback's signature: `sha256=<hex HMAC-SHA256(body)>`.
+pub const SIGNATURE_HEADER: &str = "X-Tirage-Signature";
+
+pub(crate) async fn run(
+    ctx: &Ctx,
+    batch_id: Uuid,
+    attempt: u32,
+    redelivered: bool,
+) -> (Settle, &'static str) {
+    match try_run(ctx, batch_id, attempt > 1 || redelivered).await {
+        Ok(label) => (Settle::Ack, label),
+        Err(Failure::Gone) => (Settle::Ack, "dropped"),
+        Err(Failure::Transient(msg)) if attempt < ctx.settings.max_attempts => {
+            let delay = backoff(
+                attempt,
+                Duration::from_millis(ctx.settings.retry_base_ms),
+                Duration::from_millis(ctx.settings.retry_cap_ms),
+            );
+            warn!(reason = %msg, "finalisation failed; retrying later");
+            (Settle::RetryLater(delay), "retried")
+        }
+        Err(Failure::Transient(msg)) => {
+            error!(reason = %msg, "finalisation exhausted its attempts");
+            (
+                Settle::DeadLetter("retries_exhausted".into()),
+                "dead_lettered",
+            )
+        }
+        Err(Failure::Permanent(code, msg)) => {
+            error!(code, reason = %msg, "finalisation failed");
+            (Settle::DeadLetter(code.into()), "dead_lettered")
+        }
+    }
+}
+
+async fn try_run(ctx: &Ctx, batch_id: Uuid, maybe_ours: bool) -> Result<&'static str, Failure> {
+    let Some(batch) = io(ctx, "get batch", ctx.ports.state.get_batch(batch_id)).await? else {
+        return Err(Failure::Gone);
+    };
+    if batch.state != BatchState::Completed {
+        warn!(state = ?batch.state, "finalisation requested for a batch that is not completed");
+        return Ok("dropped");
+    }
+    let body = completed_json(&batch)?;
+    let mut ran = false;
+    if claim(ctx, batch_id, EFFECT_EVENT, maybe_ours).await? {
+        io(
+            ctx,
+            "publish event",
+            ctx.ports.queue.publish_event(BatchCompleted::EVENT, &body),
+        )
+        .await?;
+        ctx.metrics.events_published.inc();
+        io(
+            ctx,
+            "mark event",
+            ctx.ports.state.mark_effect_done(batch_id, EFFECT_EVENT),
+        )
+        .await?;
+        info!("batch.completed event published");
+        ran = true;
+    }
+    if let Some(url) = batch.callback_url.as_deref()
+        && claim(ctx, batch_id, EFFECT_CALLBACK, maybe_ours).await?
+    {
+        let outcome = deliver_callback(ctx, url, &body).await;
+        ctx.metrics.callbacks.with_label_values(&[outcome]).inc();
+        // Marked done even when given up: the retry budget is the bound the contract
+        // promises, and a later redelivery must not start it over.
+        io(
+            ctx,
+            "mark callback",
+            ctx.ports.state.mark_effect_done(batch_id, EFFECT_CALLBACK),
+        )
+        .await?;
+        ran = true;
+    }
+    Ok(if ran { "done" } else { "duplicate" })
+}
+
+/// True when this handler should run `effect` now.
+async fn claim(ctx: &Ctx, batch_id: Uuid, effect: &str, maybe_ours: bool) -> Result<bool, Failure> {
+    let state = &ctx.ports.state;
+    if io(ctx, "effect done?", state.is_effect_done(batch_id, effect)).await? {
+        return Ok(false);
+    }
+    let claim = format!("{effect}_claimed");
+    let first = io(
+        ctx,
+        "claim effect",
+        state.mark_effect_done(batch_id, &claim),
+    )
+    .await?;
+    Ok(first || maybe_ours)
+}
+
+/// The event body: the same bytes go to the exchange and to the callback.
+pub fn completed_json(batch: &Batch) -> Result<Vec<u8>, Failure> {
+    let event = BatchCompleted {
+        event: BatchCompleted::EVENT.into(),
+        batch_id: batch.id,
+        total: batch.total,
+        done: batch.done,
+        failed: batch.failed,
+        created_at: batch.created_at,
+        completed_at: Utc::now(),
+    };
+    serde_json::to_vec(&event).map_err(|e| Failure::Permanent("internal_error", e.to_string()))
+}
+
+/// `sha256=<hex HMAC-SHA256(body, secret)>`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this never fails; the fallback keeps it total.
+    match <Hmac<Sha256> as Mac>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// POSTs the event to the callback URL, retrying with backoff within the configured budget.
+/// Returns the outcome label: `delivered`, `refused` (SSRF guard, bad URL or a 4xx answer)
+/// or `gave_up`.
+async fn deliver_callback(ctx: &Ctx, url: &str, body: &[u8]) -> &'static str {
+    let s = &ctx.settings;
+    let deadline = Instant::now() + Duration::from_millis(s.callback_retry_for_ms);
+    let sig = signature(s.callback_secret.expose_secret().as_bytes(), body);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let retry_reason = match post_once(ctx, url, body, &sig).await {
+            Ok(()) => {
+                info!(attempt, "callback delivered");
+                return "delivered";
+            }
+            Err(CallbackFailure::Permanent(reason)) => {
+                warn!(reason, "callback refused; not retried");
+                return "refused";
+            }
+            Err(CallbackFailure::Retry(reason)) => reason,
+        };
+        let delay = backoff(
+            attempt,
+            Duration::from_millis(s.retry_base_ms.min(1_000)),
+            Duration::from_millis(s.retry_cap_ms.min(60_000)),
+        );
+        if Instant::now() + delay >= deadline {
+            error!(attempt, reason = retry_reason, "callback given up");
+            return "gave_up";
+        }
+        warn!(
+            attempt,
+            reason = retry_reason,
+            delay_ms = delay.as_millis() as u64,
+            "callback failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+enum CallbackFailure {
+    Permanent(String),
+    Retry(String),
+}
+
+async fn post_once(ctx: &Ctx, url: &str, body: &[u8], sig: &str) -> Result<(), CallbackFailure> {
+    let s = &ctx.settings;
+    // Resolved and checked on every attempt, then pinned: the connection goes to the
+    // address we checked, whatever the DNS says a moment later.
+    let target = match resolve_callback(url, s.allow_private_callbacks).await {
+        Ok(t) => t,
+        Err(e) if e.is_transient() => return Err(CallbackFailure::Retry(e.to_string())),
+        Err(e) => return Err(CallbackFailure::Permanent(e.to_string())),
+    };
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_millis(s.callback_timeout_ms));
+    if let Some(host) = &target.host {
+        builder = builder.resolve(host, target.addr);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| CallbackFailure::Permanent(format!("http client: {e}")))?;
+    let response = client
+        .post(target.url)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("tirage-worker/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("x-tirage-event", BatchCompleted::EVENT)
+        .header(SIGNATURE_HEADER, sig)
+        .body(body.to_vec())
+        .send()
+        .await
+        .map_err(|e| CallbackFailure::Retry(e.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_client_error()
+        && status != reqwest::StatusCode::REQUEST_TIMEOUT
+        && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+    {
+        // Includes redirects' absence: a 3xx is neither followed nor retried (below).
+        Err(CallbackFailure::Permanent(format!("answered {status}")))
+    } else if status.is_redirection() {
+        Err(CallbackFailure::Permanent(format!(
+            "answered {status}; redirects are not followed"
+        )))
+    } else {
+        Err(CallbackFailure::Retry(format!("answered {status}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_a_known_vector() {
+        // RFC 4231 test case 2.
+        let sig = signature(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

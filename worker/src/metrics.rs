@@ -1,0 +1,119 @@
+//! Prometheus metrics, in a registry owned by each worker (not the global one) so that
+//! several workers in one process (tests, `tirage standalone`) never collide.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Jobs by kind (`resize`, `finalize`) and outcome (`done`, `failed`, `retried`,
+    /// `dead_lettered`, `duplicate`, `dropped`, `requeued`).
+    pub jobs: IntCounterVec,
+    pub job_duration: HistogramVec,
+    pub in_flight: IntGauge,
+    /// From the API publishing a resize job to a worker starting it.
+    pub publish_to_start: Histogram,
+    /// Photos that failed, by error code.
+    pub failures: IntCounterVec,
+    pub events_published: IntCounter,
+    /// Callbacks by outcome (`delivered`, `refused`, `gave_up`).
+    pub callbacks: IntCounterVec,
+    pub consumer_restarts: IntCounter,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let jobs = IntCounterVec::new(
+            Opts::new(
+                "tirage_worker_jobs_total",
+                "Jobs handled, by kind and outcome",
+            ),
+            &["kind", "outcome"],
+        )?;
+        let job_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tirage_worker_job_duration_seconds",
+                "Time from a worker starting a job to settling it",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["kind"],
+        )?;
+        let in_flight = IntGauge::new("tirage_worker_jobs_in_flight", "Jobs being processed")?;
+        let publish_to_start = Histogram::with_opts(
+            HistogramOpts::new(
+                "tirage_worker_publish_to_start_seconds",
+                "Time from the API publishing a resize job to a worker starting it",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+            ]),
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "tirage_worker_photo_failures_total",
+                "Photos recorded as failed, by error code",
+            ),
+            &["code"],
+        )?;
+        let events_published = IntCounter::new(
+            "tirage_worker_events_published_total",
+            "batch.completed events published",
+        )?;
+        let callbacks = IntCounterVec::new(
+            Opts::new(
+                "tirage_worker_callbacks_total",
+                "Batch callbacks by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let consumer_restarts = IntCounter::new(
+            "tirage_worker_consumer_restarts_total",
+            "Times the worker had to consume again after the broker stream ended or failed",
+        )?;
+        registry.register(Box::new(jobs.clone()))?;
+        registry.register(Box::new(job_duration.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(publish_to_start.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(events_published.clone()))?;
+        registry.register(Box::new(callbacks.clone()))?;
+        registry.register(Box::new(consumer_restarts.clone()))?;
+        Ok(Metrics {
+            registry,
+            jobs,
+            job_duration,
+            in_flight,
+            publish_to_start,
+            failures,
+            events_published,
+            callbacks,
+            consumer_restarts,
+        })
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    pub fn job(&self, kind: &str, outcome: &str) {
+        self.jobs.with_label_values(&[kind, outcome]).inc();
+    }
+
+    /// How many jobs of `kind` ended with `outcome` so far (tests and benchmarks read it).
+    pub fn job_count(&self, kind: &str, outcome: &str) -> u64 {
+        self.jobs.with_label_values(&[kind, outcome]).get()
+    }
+}

@@ -1,0 +1,182 @@
+//! The `[worker]` section of the configuration (`config/default.toml`, then
+//! `TIRAGE__WORKER__*` environment variables).
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tirage_engine::Limits;
+
+/// Everything the worker itself needs; the connection settings of its dependencies live in
+/// their own sections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Interface of the small HTTP port (`/healthz`, `/readyz`, `/metrics`).
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Jobs processed at once, which is also the broker prefetch and the size of the CPU
+    /// pool. 0 means one per core.
+    pub concurrency: usize,
+    /// Attempts of a job that keeps failing transiently before it is dead-lettered and the
+    /// photo fails with `retries_exhausted`.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled on every further attempt, up to the cap.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// Longest any single call to Redis, S3 or the broker may take before it counts as a
+    /// transient failure.
+    pub io_timeout_ms: u64,
+    /// On SIGTERM, how long in-flight jobs may run before they are put back on the queue.
+    pub shutdown_grace_ms: u64,
+    /// Backoff between attempts to consume again after the broker went away.
+    pub reconnect_base_ms: u64,
+    pub reconnect_cap_ms: u64,
+    /// Engine limits, checked before any pixel is decoded.
+    pub max_pixels: u64,
+    pub max_source_bytes: u64,
+    /// Key of the HMAC-SHA256 signature sent with every callback.
+    pub callback_secret: SecretString,
+    /// Lets callbacks reach loopback, private and link-local addresses. Tests and closed
+    /// networks only: on a shared network it opens an SSRF hole.
+    pub allow_private_callbacks: bool,
+    /// One callback request's timeout.
+    pub callback_timeout_ms: u64,
+    /// How long a failing callback is retried (with backoff) before it is given up.
+    pub callback_retry_for_ms: u64,
+    /// Sleeps this long inside every resize, on the CPU pool. A test and benchmark aid
+    /// (it makes "kill the worker mid-job" deterministic); keep it 0 in production.
+    pub job_delay_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        let limits = Limits::default();
+        WorkerSettings {
+            host: "0.0.0.0".into(),
+            port: 9100,
+            concurrency: 0,
+            max_attempts: 5,
+            // 5 s doubling to 80 s: five attempts span about two and a half minutes, enough
+            // to ride out a restart of Redis, RabbitMQ or S3.
+            retry_base_ms: 5_000,
+            retry_cap_ms: 300_000,
+            io_timeout_ms: 60_000,
+            shutdown_grace_ms: 30_000,
+            reconnect_base_ms: 200,
+            reconnect_cap_ms: 10_000,
+            max_pixels: limits.max_pixels,
+            max_source_bytes: limits.max_bytes,
+            callback_secret: SecretString::from(""),
+            allow_private_callbacks: false,
+            callback_timeout_ms: 10_000,
+            callback_retry_for_ms: 300_000,
+            job_delay_ms: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid [worker] setting: {0}")]
+pub struct InvalidSettings(pub String);
+
+impl WorkerSettings {
+    /// The concurrency actually used: the setting, or the number of cores.
+    pub fn effective_concurrency(&self) -> usize {
+        if self.concurrency > 0 {
+            self.concurrency
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// The broker prefetch: one unacknowledged delivery per concurrent job.
+    pub fn prefetch(&self) -> u16 {
+        u16::try_from(self.effective_concurrency()).unwrap_or(u16::MAX)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_pixels: self.max_pixels,
+            max_bytes: self.max_source_bytes,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        if self.max_attempts == 0 {
+            return Err(InvalidSettings("max_attempts must be at least 1".into()));
+        }
+        if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
+            return Err(InvalidSettings(
+                "retry_base_ms must be > 0 and retry_cap_ms >= retry_base_ms".into(),
+            ));
+        }
+        if self.reconnect_base_ms == 0 || self.reconnect_cap_ms < self.reconnect_base_ms {
+            return Err(InvalidSettings(
+                "reconnect_base_ms must be > 0 and reconnect_cap_ms >= reconnect_base_ms".into(),
+            ));
+        }
+        if self.io_timeout_ms == 0 || self.callback_timeout_ms == 0 {
+            return Err(InvalidSettings(
+                "io_timeout_ms and callback_timeout_ms must be > 0".into(),
+            ));
+        }
+        // An empty key would make every signature forgeable by anyone.
+        if self.callback_secret.expose_secret().is_empty() {
+            return Err(InvalidSettings(
+                "callback_secret must be set (TIRAGE__WORKER__CALLBACK_SECRET)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn io_timeout(&self) -> Duration {
+        Duration::from_millis(self.io_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// Exponential backoff: `base * 2^(attempt-1)`, capped, with up to 20% of jitter taken off
+/// so that jobs failing together do not all come back at the same instant.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let raw = base.saturating_mul(1u32 << exp).min(cap);
+    let jitter = raw.mul_f64(fastrand::f64() * 0.2);
+    raw.saturating_sub(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_millis(1_000);
+        let d1 = backoff(1, base, cap);
+        let d3 = backoff(3, base, cap);
+        let d9 = backoff(9, base, cap);
+        assert!(d1 <= base && d1 >= base.mul_f64(0.8), "{d1:?}");
+        assert!(d3 <= base * 4 && d3 >= (base * 4).mul_f64(0.8), "{d3:?}");
+        assert!(d9 <= cap && d9 >= cap.mul_f64(0.8), "{d9:?}");
+        assert!(backoff(u32::MAX, base, cap) <= cap);
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused() {
+        let s = WorkerSettings::default();
+        assert!(s.validate().is_err());
+        let s = WorkerSettings {
+            callback_secret: SecretString::from("k"),
+            ..WorkerSettings::default()
+        };
+        assert!(s.validate().is_ok());
+        assert!(s.prefetch() >= 1);
+    }
+}

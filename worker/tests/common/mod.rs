@@ -1,0 +1,456 @@
+//! What every worker test shares: a harness over one set of dependencies (embedded or the
+//! real services), batch fixtures, fake engines and fault-injecting wrappers.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use secrecy::SecretString;
+use tirage_engine::{EngineError, Limits, Rendition as EngineRendition, Resized};
+use tirage_shared::ports::{
+    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
+};
+use tirage_shared::{Batch, BatchOptions, BatchState, OutputFormat, PhotoRecord, ResizeJob, keys};
+use tirage_worker::{Metrics, Ports, ResizeFn, Worker, WorkerSettings};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A message that ended in the dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub item: Option<WorkItem>,
+    pub reason: String,
+}
+
+/// One set of dependencies plus the test-only views a test needs of them.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    fn ports(&self) -> Ports;
+    /// Dead letters that arrived so far (taken: each is seen once).
+    async fn take_dead_letters(&self) -> Vec<DeadLetter>;
+    /// Starts listening to `batch.completed` events; events published before are not seen.
+    async fn subscribe_events(&self) -> Box<dyn EventSource>;
+    /// Settings for a worker on these dependencies, with fast retries.
+    fn settings(&self) -> WorkerSettings {
+        test_settings()
+    }
+}
+
+#[async_trait]
+pub trait EventSource: Send {
+    /// The next event's payload, or `None` when nothing arrives within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Vec<u8>>;
+}
+
+pub const SECRET: &str = "test-callback-secret";
+
+pub fn test_settings() -> WorkerSettings {
+    WorkerSettings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        concurrency: 2,
+        max_attempts: 5,
+        retry_base_ms: 20,
+        retry_cap_ms: 200,
+        io_timeout_ms: 10_000,
+        shutdown_grace_ms: 5_000,
+        reconnect_base_ms: 20,
+        reconnect_cap_ms: 500,
+        callback_secret: SecretString::from(SECRET),
+        allow_private_callbacks: true,
+        callback_timeout_ms: 2_000,
+        callback_retry_for_ms: 5_000,
+        ..WorkerSettings::default()
+    }
+}
+
+/// A worker running in this process.
+pub struct Running {
+    pub port: u16,
+    pub metrics: Metrics,
+    pub stop: CancellationToken,
+    pub task: JoinHandle<Result<(), tirage_worker::WorkerError>>,
+}
+
+impl Running {
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("worker stops within 30 s")
+            .expect("worker task does not panic");
+        r.expect("worker exits cleanly");
+    }
+}
+
+pub async fn start(ports: Ports, settings: WorkerSettings, resizer: Option<ResizeFn>) -> Running {
+    let mut worker = Worker::from_ports(settings, ports)
+        .await
+        .expect("worker builds");
+    if let Some(r) = resizer {
+        worker = worker.with_resizer(r);
+    }
+    let port = worker.port();
+    let metrics = worker.metrics();
+    let stop = worker.stop_token();
+    let task = tokio::spawn(worker.run_until_stopped());
+    Running {
+        port,
+        metrics,
+        stop,
+        task,
+    }
+}
+
+/// A batch with photos whose originals are stored, not yet published.
+pub struct Fixture {
+    pub batch: Batch,
+    pub photos: Vec<Uuid>,
+}
+
+pub fn new_batch(options: BatchOptions, callback_url: Option<String>) -> Batch {
+    let now = Utc::now();
+    Batch {
+        id: Uuid::new_v4(),
+        owner: format!("test-{}", Uuid::new_v4()),
+        state: BatchState::Open,
+        options,
+        callback_url,
+        total: 0,
+        done: 0,
+        failed: 0,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+    }
+}
+
+/// Creates a batch holding one photo per original, stores the originals and closes it.
+pub async fn batch_with(
+    ports: &Ports,
+    options: BatchOptions,
+    callback_url: Option<String>,
+    originals: Vec<Vec<u8>>,
+) -> Fixture {
+    let batch = new_batch(options, callback_url);
+    ports
+        .state
+        .create_batch(&batch)
+        .await
+        .expect("create batch");
+    let photos: Vec<Uuid> = originals.iter().map(|_| Uuid::new_v4()).collect();
+    let records: Vec<PhotoRecord> = photos
+        .iter()
+        .enumerate()
+        .map(|(i, id)| PhotoRecord::queued(*id, format!("photo-{i}.jpg")))
+        .collect();
+    ports
+        .state
+        .add_photos(batch.id, &records, 10_000)
+        .await
+        .expect("add photos");
+    for (id, data) in photos.iter().zip(originals) {
+        ports
+            .objects
+            .put(
+                &keys::original_key(batch.id, *id),
+                Bytes::from(data),
+                "image/jpeg",
+            )
+            .await
+            .expect("store original");
+    }
+    ports
+        .state
+        .close_batch(batch.id)
+        .await
+        .expect("close batch");
+    let batch = ports
+        .state
+        .get_batch(batch.id)
+        .await
+        .expect("get batch")
+        .expect("batch exists");
+    Fixture { batch, photos }
+}
+
+pub fn job(f: &Fixture, photo: Uuid) -> WorkItem {
+    WorkItem::Resize(ResizeJob {
+        batch_id: f.batch.id,
+        photo_id: photo,
+        source_key: keys::original_key(f.batch.id, photo),
+        options: f.batch.options.clone(),
+        request_id: Some(format!("req-{photo}")),
+        published_at: Utc::now(),
+    })
+}
+
+pub async fn publish_all(ports: &Ports, f: &Fixture) {
+    for p in &f.photos {
+        ports.queue.publish(&job(f, *p)).await.expect("publish job");
+    }
+}
+
+/// Waits until the batch is completed and returns it.
+pub async fn wait_completed(ports: &Ports, batch_id: Uuid, within: Duration) -> Batch {
+    let deadline = Instant::now() + within;
+    loop {
+        let batch = ports
+            .state
+            .get_batch(batch_id)
+            .await
+            .expect("get batch")
+            .expect("batch exists");
+        if batch.state == BatchState::Completed {
+            return batch;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch not completed within {within:?}: {batch:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `cond` holds on the metrics.
+pub async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A real photo-like JPEG (gradients and noise, so the encoder has work to do).
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = (seed & 0x1f) as u32;
+        image::Rgb([
+            ((x * 255 / width.max(1)) + n).min(255) as u8,
+            ((y * 255 / height.max(1)) + n).min(255) as u8,
+            (((x + y) * 255 / (width + height).max(1)) + n).min(255) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encode test JPEG");
+    out.into_inner()
+}
+
+/// An engine stand-in that needs no codec: renditions are the size as text, dimensions the
+/// short side scaled from a 4:3 source. Lets the delivery tests run whatever the engine's
+/// state.
+pub fn fake_engine() -> ResizeFn {
+    Arc::new(|input: &[u8], options: &BatchOptions, _limits: &Limits| {
+        if input.starts_with(b"POISON") {
+            return Err(EngineError::CorruptImage("poison".into()));
+        }
+        Ok(Resized {
+            width: 4000,
+            height: 3000,
+            renditions: options
+                .sizes
+                .iter()
+                .map(|&s| EngineRendition {
+                    size: s,
+                    width: s * 4 / 3,
+                    height: s,
+                    format: options.format,
+                    data: format!("rendition {s}").into_bytes(),
+                })
+                .collect(),
+        })
+    })
+}
+
+/// An engine stand-in that panics.
+pub fn panicking_engine() -> ResizeFn {
+    Arc::new(|input: &[u8], options: &BatchOptions, limits: &Limits| {
+        if input.starts_with(b"PANIC") {
+            panic!("engine bug triggered by test");
+        }
+        fake_engine()(input, options, limits)
+    })
+}
+
+pub fn small_options() -> BatchOptions {
+    BatchOptions {
+        sizes: vec![720, 360],
+        format: OutputFormat::Jpeg,
+        quality: 80,
+    }
+}
+
+/// An object store that fails the first `failures` calls of `get` and `put` with
+/// `Unavailable`, as S3 does while it restarts, then behaves.
+pub struct FlakyStore {
+    pub inner: Arc<dyn ObjectStore>,
+    pub remaining: AtomicU32,
+    pub failed: AtomicU32,
+}
+
+impl FlakyStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, failures: u32) -> Self {
+        FlakyStore {
+            inner,
+            remaining: AtomicU32::new(failures),
+            failed: AtomicU32::new(0),
+        }
+    }
+
+    fn trip(&self) -> Result<(), ObjectStoreError> {
+        let left = self
+            .remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_ok() {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(ObjectStoreError::Unavailable("injected outage".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FlakyStore {
+    async fn put(&self, key: &str, body: Bytes, ct: &str) -> Result<(), ObjectStoreError> {
+        self.trip()?;
+        self.inner.put(key, body, ct).await
+    }
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        ct: &str,
+        max: u64,
+    ) -> Result<u64, ObjectStoreError> {
+        self.inner.put_stream(key, body, ct, max).await
+    }
+    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
+        self.trip()?;
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        self.inner.head(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn presign_put(
+        &self,
+        key: &str,
+        ct: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError> {
+        self.inner.presign_put(key, ct, ttl).await
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError> {
+        self.inner.presign_get(key, ttl).await
+    }
+    async fn ping(&self) -> Result<(), ObjectStoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// A minimal HTTP listener recording every request it receives (the callback target).
+pub struct Hook {
+    pub url: String,
+    pub requests: Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    /// Answers 500 to this many requests first.
+    pub fail_first: Arc<AtomicU32>,
+}
+
+pub async fn hook(fail_first: u32) -> Hook {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind hook");
+    let addr = listener.local_addr().expect("hook addr");
+    let requests: Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>> = Arc::default();
+    let fail = Arc::new(AtomicU32::new(fail_first));
+    let (reqs, fail2) = (requests.clone(), fail.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let reqs = reqs.clone();
+            let fail = fail2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then exactly Content-Length bytes of body.
+                let (head_end, headers) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
+                        let headers: Vec<(String, String)> = head
+                            .lines()
+                            .skip(1)
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                            .collect();
+                        break (i + 4, headers);
+                    }
+                };
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = buf[head_end..].to_vec();
+                let failing = fail
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                reqs.lock().unwrap().push((headers, body));
+                let status = if failing {
+                    "500 Internal Server Error"
+                } else {
+                    "204 No Content"
+                };
+                let _ = sock
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    Hook {
+        url: format!("http://{addr}/hooks/tirage"),
+        requests,
+        fail_first: fail,
+    }
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,508 @@
+//! The worker's behaviour, written once over a [`Harness`] and run against the embedded
+//! adapters (tests/embedded.rs) and the real Redis, RabbitMQ and Garage (tests/services.rs).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tirage_shared::ports::WorkItem;
+use tirage_shared::{BatchCompleted, BatchOptions, BatchState, OutputFormat, PhotoState, keys};
+use tirage_worker::{Ports, SIGNATURE_HEADER, signature};
+
+use crate::common::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Expected rendition dimensions: short side scaled to `size`, never upscaled.
+fn expected_dims(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let short = w.min(h);
+    if size >= short {
+        return (w, h);
+    }
+    let scale = |x: u32| ((x as u64 * size as u64 + short as u64 / 2) / short as u64) as u32;
+    (scale(w), scale(h))
+}
+
+async fn events_within(src: &mut dyn EventSource, wait: Duration) -> Vec<BatchCompleted> {
+    let mut out = Vec::new();
+    while let Some(p) = src.next(wait).await {
+        out.push(serde_json::from_slice(&p).expect("event is BatchCompleted JSON"));
+    }
+    out
+}
+
+/// Events for one batch only: on the real broker other tests' events share the exchange.
+fn for_batch(events: Vec<BatchCompleted>, id: uuid::Uuid) -> Vec<BatchCompleted> {
+    events.into_iter().filter(|e| e.batch_id == id).collect()
+}
+
+pub async fn happy_path(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let mut events = h.subscribe_events().await;
+    let sources = [(1600u32, 1200u32), (1200, 1600), (640, 480)];
+    let originals = sources.iter().map(|&(w, hh)| jpeg(w, hh)).collect();
+    let f = batch_with(&ports, BatchOptions::default(), None, originals).await;
+    let worker = start(ports.clone(), h.settings(), None).await;
+    publish_all(&ports, &f).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!(
+        (batch.total, batch.done, batch.failed),
+        (3, 3, 0),
+        "{batch:?}"
+    );
+    for (photo, &(w, hh)) in f.photos.iter().zip(&sources) {
+        let rec = ports
+            .state
+            .get_photo(f.batch.id, *photo)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.state, PhotoState::Done, "{rec:?}");
+        assert_eq!((rec.width, rec.height), (Some(w), Some(hh)));
+        let sizes: Vec<u32> = rec.outputs.iter().map(|r| r.size).collect();
+        assert_eq!(sizes, vec![1080, 720, 360]);
+        for out in &rec.outputs {
+            let key = keys::rendition_key(f.batch.id, *photo, out.size, OutputFormat::Jpeg);
+            let data = ports.objects.get(&key).await.expect("rendition stored");
+            assert_eq!(data.len() as u64, out.bytes, "{key}");
+            let img = image::load_from_memory_with_format(&data, image::ImageFormat::Jpeg)
+                .expect("rendition is a JPEG");
+            let (ew, eh) = expected_dims(w, hh, out.size);
+            assert_eq!(
+                (img.width(), img.height()),
+                (out.width, out.height),
+                "{key}"
+            );
+            assert!(
+                ew.abs_diff(out.width) <= 1 && eh.abs_diff(out.height) <= 1,
+                "{key}: {}x{} expected {ew}x{eh}",
+                out.width,
+                out.height
+            );
+        }
+    }
+    let got = for_batch(
+        events_within(&mut *events, Duration::from_secs(2)).await,
+        f.batch.id,
+    );
+    assert_eq!(got.len(), 1, "exactly one batch.completed event: {got:?}");
+    assert_eq!((got[0].total, got[0].done, got[0].failed), (3, 3, 0));
+    assert_eq!(worker.metrics.job_count("resize", "done"), 3);
+    worker.shutdown().await;
+}
+
+pub async fn same_job_twice_counts_once(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let mut events = h.subscribe_events().await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        None,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+    )
+    .await;
+    let worker = start(ports.clone(), h.settings(), Some(fake_engine())).await;
+    for p in &f.photos {
+        // The duplicate is a second publish (not a redelivery), like a publisher retry.
+        ports.queue.publish(&job(&f, *p)).await.unwrap();
+        ports.queue.publish(&job(&f, *p)).await.unwrap();
+    }
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    let m = worker.metrics.clone();
+    wait_for("6 resize deliveries settled", WAIT, || {
+        m.job_count("resize", "done") + m.job_count("resize", "duplicate") == 6
+    })
+    .await;
+    // Once more after completion: still nothing moves.
+    ports.queue.publish(&job(&f, f.photos[0])).await.unwrap();
+    wait_for("late duplicate settled", WAIT, || {
+        m.job_count("resize", "duplicate") == 4
+    })
+    .await;
+    let again = ports.state.get_batch(f.batch.id).await.unwrap().unwrap();
+    assert_eq!((batch.total, batch.done, batch.failed), (3, 3, 0));
+    assert_eq!(
+        (again.total, again.done, again.failed, again.state),
+        (3, 3, 0, BatchState::Completed)
+    );
+    assert_eq!(m.job_count("resize", "done"), 3);
+    let got = for_batch(
+        events_within(&mut *events, Duration::from_secs(2)).await,
+        f.batch.id,
+    );
+    assert_eq!(got.len(), 1, "one event despite duplicates: {got:?}");
+    worker.shutdown().await;
+}
+
+pub async fn poison_image_fails_without_retry(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(
+        &ports,
+        BatchOptions::default(),
+        None,
+        vec![
+            b"this is not an image at all".to_vec(),
+            vec![0xff, 0xd8, 0xff, 0xe0, 0, 16, b'J'],
+        ],
+    )
+    .await;
+    let worker = start(ports.clone(), h.settings(), None).await;
+    publish_all(&ports, &f).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!((batch.total, batch.done, batch.failed), (2, 0, 2));
+    for p in &f.photos {
+        let rec = ports
+            .state
+            .get_photo(f.batch.id, *p)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.state, PhotoState::Failed);
+        let code = rec.error.unwrap();
+        assert!(
+            ["unsupported_format", "corrupt_image"].contains(&code.as_str()),
+            "{code}"
+        );
+    }
+    assert_eq!(worker.metrics.job_count("resize", "retried"), 0);
+    assert_eq!(worker.metrics.job_count("resize", "failed"), 2);
+    assert!(
+        h.take_dead_letters()
+            .await
+            .iter()
+            .all(|d| !mentions(d, f.batch.id))
+    );
+    worker.shutdown().await;
+}
+
+fn mentions(d: &DeadLetter, batch_id: uuid::Uuid) -> bool {
+    match &d.item {
+        Some(WorkItem::Resize(j)) => j.batch_id == batch_id,
+        Some(WorkItem::FinalizeBatch { batch_id: b }) => *b == batch_id,
+        None => false,
+    }
+}
+
+pub async fn store_outage_is_retried_then_done(h: Arc<dyn Harness>) {
+    let base = h.ports();
+    let f = batch_with(&base, small_options(), None, vec![b"x".to_vec()]).await;
+    let flaky = Arc::new(FlakyStore::new(base.objects.clone(), 3));
+    let ports = Ports {
+        objects: flaky.clone(),
+        ..base.clone()
+    };
+    let worker = start(ports.clone(), h.settings(), Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!((batch.done, batch.failed), (1, 0));
+    assert_eq!(flaky.failed.load(Ordering::SeqCst), 3);
+    assert!(worker.metrics.job_count("resize", "retried") >= 1);
+    assert_eq!(worker.metrics.job_count("resize", "done"), 1);
+    for size in [720, 360] {
+        let key = keys::rendition_key(f.batch.id, f.photos[0], size, OutputFormat::Jpeg);
+        assert!(base.objects.head(&key).await.unwrap().is_some(), "{key}");
+    }
+    worker.shutdown().await;
+}
+
+pub async fn max_attempts_dead_letters(h: Arc<dyn Harness>) {
+    let base = h.ports();
+    let f = batch_with(
+        &base,
+        small_options(),
+        None,
+        vec![b"x".to_vec(), b"y".to_vec()],
+    )
+    .await;
+    let ports = Ports {
+        objects: Arc::new(FlakyStore::new(base.objects.clone(), u32::MAX)),
+        ..base.clone()
+    };
+    let settings = tirage_worker::WorkerSettings {
+        max_attempts: 3,
+        ..h.settings()
+    };
+    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!((batch.total, batch.done, batch.failed), (2, 0, 2));
+    for p in &f.photos {
+        let rec = base.state.get_photo(f.batch.id, *p).await.unwrap().unwrap();
+        assert_eq!(rec.error.as_deref(), Some("retries_exhausted"));
+    }
+    let m = worker.metrics.clone();
+    wait_for("two dead-lettered", WAIT, || {
+        m.job_count("resize", "dead_lettered") == 2
+    })
+    .await;
+    assert_eq!(m.job_count("resize", "retried"), 4, "two retries per job");
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead.extend(
+            h.take_dead_letters()
+                .await
+                .into_iter()
+                .filter(|d| mentions(d, f.batch.id)),
+        );
+        if dead.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(
+        dead.iter().all(|d| d.reason.contains("retries_exhausted")),
+        "{dead:?}"
+    );
+    worker.shutdown().await;
+}
+
+pub async fn a_panic_fails_only_its_job(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(
+        &ports,
+        small_options(),
+        None,
+        vec![b"PANIC".to_vec(), b"fine".to_vec()],
+    )
+    .await;
+    let worker = start(ports.clone(), h.settings(), Some(panicking_engine())).await;
+    publish_all(&ports, &f).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!((batch.done, batch.failed), (1, 1));
+    let rec = ports
+        .state
+        .get_photo(f.batch.id, f.photos[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.error.as_deref(), Some("internal_error"));
+    assert!(!worker.task.is_finished(), "the worker survives");
+    worker.shutdown().await;
+}
+
+pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let mut events = h.subscribe_events().await;
+    // The first callback attempt gets a 500: it must be retried, then delivered once.
+    let hook = hook(1).await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        Some(hook.url.clone()),
+        vec![b"a".to_vec(), b"b".to_vec()],
+    )
+    .await;
+    let worker = start(ports.clone(), h.settings(), Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    // Extra finalisations, as redelivered jobs would publish: harmless.
+    for _ in 0..2 {
+        ports
+            .queue
+            .publish(&WorkItem::FinalizeBatch {
+                batch_id: f.batch.id,
+            })
+            .await
+            .unwrap();
+    }
+    wait_completed(&ports, f.batch.id, WAIT).await;
+    let m = worker.metrics.clone();
+    wait_for("3 finalisations", WAIT, || {
+        m.job_count("finalize", "done") + m.job_count("finalize", "duplicate") == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = hook.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests.len(),
+        2,
+        "one failed attempt, one delivery: {requests:?}"
+    );
+    for (headers, body) in &requests {
+        let sig = header(headers, SIGNATURE_HEADER).expect("signed");
+        assert_eq!(sig, signature(SECRET.as_bytes(), body));
+        assert_eq!(header(headers, "content-type"), Some("application/json"));
+        let ev: BatchCompleted = serde_json::from_slice(body).unwrap();
+        assert_eq!(ev.event, "batch.completed");
+        assert_eq!(
+            (ev.batch_id, ev.total, ev.done, ev.failed),
+            (f.batch.id, 2, 2, 0)
+        );
+    }
+    assert_eq!(m.callbacks.with_label_values(&["delivered"]).get(), 1);
+    let got = for_batch(
+        events_within(&mut *events, Duration::from_secs(2)).await,
+        f.batch.id,
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        serde_json::to_vec(&got[0]).unwrap(),
+        requests[1].1,
+        "same JSON to both"
+    );
+    worker.shutdown().await;
+}
+
+pub async fn callbacks_to_private_addresses_are_refused(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let hook = hook(0).await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        Some(hook.url.clone()),
+        vec![b"a".to_vec()],
+    )
+    .await;
+    let settings = tirage_worker::WorkerSettings {
+        allow_private_callbacks: false,
+        ..h.settings()
+    };
+    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    wait_completed(&ports, f.batch.id, WAIT).await;
+    let m = worker.metrics.clone();
+    wait_for("callback refused", WAIT, || {
+        m.callbacks.with_label_values(&["refused"]).get() == 1
+    })
+    .await;
+    assert!(
+        hook.requests.lock().unwrap().is_empty(),
+        "nothing reached 127.0.0.1"
+    );
+    worker.shutdown().await;
+}
+
+pub async fn deleted_batch_is_dropped(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(&ports, small_options(), None, vec![b"a".to_vec()]).await;
+    ports.state.delete_batch(f.batch.id).await.unwrap();
+    ports
+        .objects
+        .delete_prefix(&keys::batch_prefix(f.batch.id))
+        .await
+        .unwrap();
+    let worker = start(ports.clone(), h.settings(), Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    let m = worker.metrics.clone();
+    wait_for("job dropped", WAIT, || {
+        m.job_count("resize", "dropped") == 1
+    })
+    .await;
+    let key = keys::rendition_key(f.batch.id, f.photos[0], 720, OutputFormat::Jpeg);
+    assert!(ports.objects.head(&key).await.unwrap().is_none());
+    assert!(
+        h.take_dead_letters()
+            .await
+            .iter()
+            .all(|d| !mentions(d, f.batch.id))
+    );
+    worker.shutdown().await;
+}
+
+pub async fn shutdown_finishes_in_flight_within_grace(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(&ports, small_options(), None, vec![b"a".to_vec()]).await;
+    let settings = tirage_worker::WorkerSettings {
+        job_delay_ms: 500,
+        shutdown_grace_ms: 10_000,
+        ..h.settings()
+    };
+    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    let m = worker.metrics.clone();
+    wait_for("job in flight", WAIT, || m.in_flight.get() == 1).await;
+    worker.shutdown().await;
+    let batch = ports.state.get_batch(f.batch.id).await.unwrap().unwrap();
+    assert_eq!((batch.state, batch.done), (BatchState::Completed, 1));
+}
+
+pub async fn shutdown_requeues_after_grace(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(&ports, small_options(), None, vec![b"a".to_vec()]).await;
+    let slow = tirage_worker::WorkerSettings {
+        job_delay_ms: 5_000,
+        shutdown_grace_ms: 100,
+        ..h.settings()
+    };
+    let worker = start(ports.clone(), slow, Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    let m = worker.metrics.clone();
+    wait_for("job in flight", WAIT, || m.in_flight.get() == 1).await;
+    let t = std::time::Instant::now();
+    worker.shutdown().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopped after the grace period"
+    );
+    assert_eq!(m.job_count("resize", "requeued"), 1);
+    let rec = ports
+        .state
+        .get_photo(f.batch.id, f.photos[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, PhotoState::Queued);
+    // Another worker picks the requeued job up.
+    let second = start(ports.clone(), h.settings(), Some(fake_engine())).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!((batch.done, batch.failed), (1, 0));
+    second.shutdown().await;
+}
+
+pub async fn http_port_serves_health_readiness_and_metrics(h: Arc<dyn Harness>) {
+    let worker = start(h.ports(), h.settings(), Some(fake_engine())).await;
+    let base = format!("http://127.0.0.1:{}", worker.port);
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "tirage_worker_jobs_in_flight",
+        "tirage_worker_consumer_restarts_total",
+        "tirage_worker_publish_to_start_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    worker.shutdown().await;
+}
+
+/// Instantiates every suite test for a harness factory `$make` (an async fn returning
+/// `Arc<dyn Harness>`).
+#[macro_export]
+macro_rules! suite {
+    ($make:path) => {
+        $crate::suite!(@each $make;
+            happy_path,
+            same_job_twice_counts_once,
+            poison_image_fails_without_retry,
+            store_outage_is_retried_then_done,
+            max_attempts_dead_letters,
+            a_panic_fails_only_its_job,
+            completion_event_and_webhook_once,
+            callbacks_to_private_addresses_are_refused,
+            deleted_batch_is_dropped,
+            shutdown_finishes_in_flight_within_grace,
+            shutdown_requeues_after_grace,
+            http_port_serves_health_readiness_and_metrics
+        );
+    };
+    (@each $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let h = $make().await;
+                $crate::suite::$name(h).await;
+            }
+        )*
+    };
+}
