@@ -5,8 +5,11 @@
 //! in-memory) implement the same traits and pass the same contract tests, so the API and
 //! the workers never know which one they run on.
 
+pub mod adapters;
 pub mod keys;
 pub mod model;
 pub mod ports;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use model::*;

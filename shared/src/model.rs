@@ -250,7 +250,11 @@ mod tests {
         assert!(with(vec![16; 1], 85).validate().is_ok());
         assert!(with(vec![15], 85).validate().is_err());
         assert!(with(vec![8193], 85).validate().is_err());
-        assert!(with((1..=9).map(|i| i * 100).collect(), 85).validate().is_err());
+        assert!(
+            with((1..=9).map(|i| i * 100).collect(), 85)
+                .validate()
+                .is_err()
+        );
         assert!(with(vec![720, 720], 85).validate().is_err());
         assert!(with(vec![720], 0).validate().is_err());
         assert!(with(vec![720], 101).validate().is_err());

@@ -1,0 +1,315 @@
+//! The embedded [`JobQueue`]: a broker in the process's memory with the semantics the workers
+//! rely on from RabbitMQ — manual settlement, a prefetch bound per consumer, delayed retries,
+//! a dead-letter list, and unsettled deliveries coming back when their consumer goes away
+//! (as a broker does when a consumer's connection dies).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, broadcast};
+
+use super::DeadLetter;
+use crate::ports::job_queue::{
+    Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem,
+};
+
+/// Events kept for a slow subscriber before it starts missing some.
+const EVENT_BUFFER: usize = 1024;
+
+/// An event published with [`JobQueue::publish_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub routing_key: String,
+    pub payload: Vec<u8>,
+}
+
+struct Message {
+    body: Vec<u8>,
+    attempt: u32,
+    redelivered: bool,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<Message>,
+    /// Delivery tag → (consumer id, message).
+    unacked: HashMap<u64, (u64, Message)>,
+    /// Consumer id → deliveries it holds unsettled.
+    in_flight: HashMap<u64, usize>,
+    dead: VecDeque<DeadLetter>,
+    next_tag: u64,
+    next_consumer: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Woken on every change a waiting consumer may care about (new message, settlement).
+    changed: Notify,
+    events: broadcast::Sender<Event>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing inside the lock panics, so a poisoned lock still holds consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, message: Message) {
+        self.lock().ready.push_back(message);
+        self.changed.notify_waiters();
+    }
+
+    /// Removes an unsettled delivery from its consumer's account.
+    fn settle(&self, state: &mut State, tag: u64) -> Result<Message, QueueError> {
+        let (consumer, message) = state.unacked.remove(&tag).ok_or_else(|| {
+            QueueError::Unavailable(
+                "delivery is no longer held (its consumer was dropped); it will be redelivered"
+                    .into(),
+            )
+        })?;
+        if let Some(n) = state.in_flight.get_mut(&consumer) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(message)
+    }
+}
+
+/// In-process job queue. Clones share the same queue.
+#[derive(Clone)]
+pub struct InProcessQueue {
+    shared: Arc<Shared>,
+}
+
+impl Default for InProcessQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InProcessQueue {
+    pub fn new() -> Self {
+        InProcessQueue {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                changed: Notify::new(),
+                events: broadcast::channel(EVENT_BUFFER).0,
+            }),
+        }
+    }
+
+    /// Enqueues bytes as they are, the way a foreign or broken publisher could; consumers
+    /// dead-letter what does not parse. Meant for tests.
+    pub async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError> {
+        self.shared.push(Message {
+            body: body.to_vec(),
+            attempt: 1,
+            redelivered: false,
+        });
+        Ok(())
+    }
+
+    /// Removes and returns the oldest dead letter.
+    pub async fn take_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {
+        Ok(self.shared.lock().dead.pop_front())
+    }
+
+    /// Every event published from now on.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Messages waiting for a consumer (not counting delayed retries or unsettled ones).
+    pub fn ready_len(&self) -> usize {
+        self.shared.lock().ready.len()
+    }
+}
+
+#[async_trait]
+impl JobQueue for InProcessQueue {
+    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+        let body = serde_json::to_vec(item)
+            .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
+        self.publish_raw(&body).await
+    }
+
+    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
+        let id = {
+            let mut state = self.shared.lock();
+            state.next_consumer += 1;
+            let id = state.next_consumer;
+            state.in_flight.insert(id, 0);
+            id
+        };
+        Ok(Box::new(InProcessStream {
+            shared: self.shared.clone(),
+            id,
+            prefetch: usize::from(prefetch.max(1)),
+        }))
+    }
+
+    async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {
+        // Nobody listening is not an error: a topic exchange without bindings drops too.
+        let _ = self.shared.events.send(Event {
+            routing_key: routing_key.to_owned(),
+            payload: payload.to_vec(),
+        });
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+struct InProcessStream {
+    shared: Arc<Shared>,
+    id: u64,
+    prefetch: usize,
+}
+
+impl InProcessStream {
+    /// The next deliverable message, if the prefetch bound allows one.
+    fn try_take(&self) -> Option<Delivery> {
+        let mut state = self.shared.lock();
+        loop {
+            if state.in_flight.get(&self.id).copied().unwrap_or(0) >= self.prefetch {
+                return None;
+            }
+            let message = state.ready.pop_front()?;
+            let item = match serde_json::from_slice::<WorkItem>(&message.body) {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dead-lettering a message that does not parse");
+                    state.dead.push_back(DeadLetter {
+                        body: message.body,
+                        attempt: message.attempt,
+                        reason: format!("malformed: {e}"),
+                    });
+                    continue;
+                }
+            };
+            state.next_tag += 1;
+            let tag = state.next_tag;
+            let (attempt, redelivered) = (message.attempt, message.redelivered);
+            state.unacked.insert(tag, (self.id, message));
+            *state.in_flight.entry(self.id).or_insert(0) += 1;
+            return Some(Delivery {
+                item,
+                attempt,
+                redelivered,
+                handle: Box::new(InProcessHandle {
+                    shared: self.shared.clone(),
+                    tag,
+                }),
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl JobStream for InProcessStream {
+    async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
+        loop {
+            // Register for wake-ups before looking, so a publish in between is not missed.
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(delivery) = self.try_take() {
+                return Some(Ok(delivery));
+            }
+            changed.await;
+        }
+    }
+}
+
+impl Drop for InProcessStream {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        let mut orphaned: Vec<(u64, Message)> = Vec::new();
+        let tags: Vec<u64> = state
+            .unacked
+            .iter()
+            .filter(|(_, (consumer, _))| *consumer == self.id)
+            .map(|(tag, _)| *tag)
+            .collect();
+        for tag in tags {
+            if let Some((_, message)) = state.unacked.remove(&tag) {
+                orphaned.push((tag, message));
+            }
+        }
+        // Back to the head of the queue, oldest first, as a broker requeues them.
+        orphaned.sort_by_key(|(tag, _)| std::cmp::Reverse(*tag));
+        for (_, mut message) in orphaned {
+            message.redelivered = true;
+            state.ready.push_front(message);
+        }
+        state.in_flight.remove(&self.id);
+        drop(state);
+        self.shared.changed.notify_waiters();
+    }
+}
+
+struct InProcessHandle {
+    shared: Arc<Shared>,
+    tag: u64,
+}
+
+#[async_trait]
+impl DeliveryHandle for InProcessHandle {
+    async fn ack(self: Box<Self>) -> Result<(), QueueError> {
+        let result = {
+            let mut state = self.shared.lock();
+            self.shared.settle(&mut state, self.tag).map(drop)
+        };
+        self.shared.changed.notify_waiters();
+        result
+    }
+
+    async fn requeue(self: Box<Self>) -> Result<(), QueueError> {
+        let result = {
+            let mut state = self.shared.lock();
+            self.shared.settle(&mut state, self.tag).map(|mut message| {
+                message.redelivered = true;
+                state.ready.push_front(message);
+            })
+        };
+        self.shared.changed.notify_waiters();
+        result
+    }
+
+    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
+        let message = {
+            let mut state = self.shared.lock();
+            self.shared.settle(&mut state, self.tag)?
+        };
+        self.shared.changed.notify_waiters();
+        let retry = Message {
+            body: message.body,
+            attempt: message.attempt.saturating_add(1),
+            redelivered: false,
+        };
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            shared.push(retry);
+        });
+        Ok(())
+    }
+
+    async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {
+        let result = {
+            let mut state = self.shared.lock();
+            self.shared.settle(&mut state, self.tag).map(|message| {
+                state.dead.push_back(DeadLetter {
+                    body: message.body,
+                    attempt: message.attempt,
+                    reason: reason.to_owned(),
+                });
+            })
+        };
+        self.shared.changed.notify_waiters();
+        result
+    }
+}

@@ -1,0 +1,359 @@
+//! The embedded [`StateStore`]: everything in one process's memory behind one lock, with the
+//! same expiry, counting and exactly-once rules as the Redis adapter. Expired entries are
+//! dropped lazily when touched, plus a periodic sweep so memory does not grow forever.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::clock::{Clock, SystemClock};
+use super::{apply_outcome, page_bounds};
+use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
+use crate::ports::state_store::{
+    CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult, Session, StateError,
+    StateStore,
+};
+
+/// Writes between two sweeps of expired entries.
+const SWEEP_EVERY: u64 = 1024;
+
+struct BatchEntry {
+    batch: Batch,
+    order: Vec<Uuid>,
+    photos: HashMap<Uuid, PhotoRecord>,
+    pending: HashMap<Uuid, PendingUpload>,
+    effects: HashSet<String>,
+}
+
+struct RateWindow {
+    count: u32,
+    ends_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<String, Session>,
+    batches: HashMap<Uuid, BatchEntry>,
+    rates: HashMap<String, RateWindow>,
+    writes: u64,
+}
+
+impl Inner {
+    /// The live batch, dropping it first when it has expired.
+    fn batch(&mut self, id: Uuid, now: DateTime<Utc>) -> Option<&mut BatchEntry> {
+        if self
+            .batches
+            .get(&id)
+            .is_some_and(|entry| entry.batch.expires_at <= now)
+        {
+            self.batches.remove(&id);
+        }
+        self.batches.get_mut(&id)
+    }
+
+    fn wrote(&mut self, now: DateTime<Utc>) {
+        self.writes += 1;
+        if self.writes % SWEEP_EVERY == 0 {
+            self.sessions.retain(|_, s| s.expires_at > now);
+            self.batches.retain(|_, b| b.batch.expires_at > now);
+            self.rates.retain(|_, r| r.ends_at > now);
+        }
+    }
+}
+
+/// In-memory state for standalone mode and fast tests.
+pub struct MemoryStateStore {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStateStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStateStore {
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A store reading time from `clock` (tests pass a [`super::ManualClock`]).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryStateStore {
+            inner: Mutex::new(Inner::default()),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing inside the lock panics, so a poisoned lock still holds consistent data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn ping(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let mut stored = session.clone();
+        stored.expires_at = after(now, ttl);
+        inner.sessions.insert(session.id.clone(), stored);
+        inner.wrote(now);
+        Ok(())
+    }
+
+    async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        match inner.sessions.get_mut(id) {
+            Some(session) if session.expires_at > now => {
+                session.expires_at = after(now, ttl);
+                Ok(Some(session.clone()))
+            }
+            Some(_) => {
+                inner.sessions.remove(id);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn create_batch(&self, batch: &Batch) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        inner.batches.insert(
+            batch.id,
+            BatchEntry {
+                batch: batch.clone(),
+                order: Vec::new(),
+                photos: HashMap::new(),
+                pending: HashMap::new(),
+                effects: HashSet::new(),
+            },
+        );
+        inner.wrote(now);
+        Ok(())
+    }
+
+    async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
+        let now = self.clock.now();
+        Ok(self.lock().batch(batch_id, now).map(|e| e.batch.clone()))
+    }
+
+    async fn add_photos(
+        &self,
+        batch_id: Uuid,
+        photos: &[PhotoRecord],
+        limit: u64,
+    ) -> Result<Batch, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        if entry.batch.state != BatchState::Open {
+            return Err(StateError::BatchClosed);
+        }
+        // A photo already registered (a retried request) is neither added nor counted twice.
+        let mut fresh: Vec<&PhotoRecord> = Vec::with_capacity(photos.len());
+        let mut seen = HashSet::new();
+        for photo in photos {
+            if !entry.photos.contains_key(&photo.id) && seen.insert(photo.id) {
+                fresh.push(photo);
+            }
+        }
+        if entry.batch.total + fresh.len() as u64 > limit {
+            return Err(StateError::TooManyPhotos { limit });
+        }
+        for photo in fresh {
+            entry.order.push(photo.id);
+            entry.photos.insert(photo.id, photo.clone());
+            entry.batch.total += 1;
+        }
+        let batch = entry.batch.clone();
+        inner.wrote(now);
+        Ok(batch)
+    }
+
+    async fn close_batch(&self, batch_id: Uuid) -> Result<CloseResult, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        let mut completed_now = false;
+        if entry.batch.state == BatchState::Open {
+            if entry.batch.done + entry.batch.failed == entry.batch.total {
+                entry.batch.state = BatchState::Completed;
+                completed_now = true;
+            } else {
+                entry.batch.state = BatchState::Processing;
+            }
+        }
+        Ok(CloseResult {
+            batch: entry.batch.clone(),
+            completed_now,
+        })
+    }
+
+    async fn record_outcome(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        outcome: &PhotoOutcome,
+    ) -> Result<RecordResult, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        let photo = entry
+            .photos
+            .get_mut(&photo_id)
+            .ok_or(StateError::NotFound)?;
+        if photo.state != PhotoState::Queued {
+            return Ok(RecordResult::AlreadyRecorded {
+                batch: entry.batch.clone(),
+            });
+        }
+        apply_outcome(photo, outcome);
+        match outcome {
+            PhotoOutcome::Done { .. } => entry.batch.done += 1,
+            PhotoOutcome::Failed { .. } => entry.batch.failed += 1,
+        }
+        let b = &mut entry.batch;
+        let completed_now = b.state == BatchState::Processing && b.done + b.failed == b.total;
+        if completed_now {
+            b.state = BatchState::Completed;
+        }
+        let batch = b.clone();
+        inner.wrote(now);
+        Ok(RecordResult::Recorded {
+            batch,
+            completed_now,
+        })
+    }
+
+    async fn get_photo(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+    ) -> Result<Option<PhotoRecord>, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .batch(batch_id, now)
+            .and_then(|e| e.photos.get(&photo_id).cloned()))
+    }
+
+    async fn list_photos(
+        &self,
+        batch_id: Uuid,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<PhotoPage, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        let (start, end) = page_bounds(cursor, limit)?;
+        let end = end.min(entry.order.len());
+        let photos = entry
+            .order
+            .get(start.min(end)..end)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| entry.photos.get(id).cloned())
+            .collect();
+        Ok(PhotoPage {
+            photos,
+            next_cursor: (end < entry.order.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        self.lock().batches.remove(&batch_id);
+        Ok(())
+    }
+
+    async fn put_pending_upload(
+        &self,
+        batch_id: Uuid,
+        upload: &PendingUpload,
+    ) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        entry.pending.insert(upload.photo_id, upload.clone());
+        inner.wrote(now);
+        Ok(())
+    }
+
+    async fn take_pending_upload(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+    ) -> Result<Option<PendingUpload>, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .batch(batch_id, now)
+            .and_then(|e| e.pending.remove(&photo_id))
+            .filter(|u| u.expires_at > now))
+    }
+
+    async fn mark_effect_done(&self, batch_id: Uuid, effect: &str) -> Result<bool, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        Ok(entry.effects.insert(effect.to_owned()))
+    }
+
+    async fn is_effect_done(&self, batch_id: Uuid, effect: &str) -> Result<bool, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .batch(batch_id, now)
+            .is_some_and(|e| e.effects.contains(effect)))
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let slot = inner
+            .rates
+            .entry(key.to_owned())
+            .or_insert_with(|| RateWindow {
+                count: 0,
+                ends_at: after(now, window),
+            });
+        if slot.ends_at <= now {
+            slot.count = 0;
+            slot.ends_at = after(now, window);
+        }
+        slot.count = slot.count.saturating_add(1);
+        let decision = if slot.count > limit {
+            RateDecision::Limited {
+                retry_after: (slot.ends_at - now).to_std().unwrap_or(Duration::ZERO),
+            }
+        } else {
+            RateDecision::Allowed {
+                remaining: limit - slot.count,
+            }
+        };
+        inner.wrote(now);
+        Ok(decision)
+    }
+}

@@ -1,0 +1,264 @@
+//! Test support shared by every crate's tests: connection settings for the real services
+//! (from `TIRAGE_TEST_*`, each test under its own unique prefix), and the contract suites
+//! every adapter of a port must pass.
+//!
+//! Panicking is how this module reports: it only ever runs inside tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod contract_objects;
+pub mod contract_queue;
+pub mod contract_state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::adapters::{ManualClock, MemoryStateStore};
+use crate::model::Batch;
+use crate::ports::StateStore;
+
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Events exchange the tests share; tests tell their events apart by payload.
+pub const TEST_EVENTS_EXCHANGE: &str = "tirage.events.test";
+/// Test queues vanish this long after their last use, so leftovers clean themselves up.
+pub const TEST_QUEUE_EXPIRES_MS: u32 = 10 * 60 * 1000;
+
+const S3_MISSING: &str =
+    "S3 (Garage) is not configured: run `eval \"$(scripts/garage.sh env)\"` or scripts/test.sh";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn env_required(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("{S3_MISSING} ({name} is not set)"),
+    }
+}
+
+/// A fresh name fragment, unique to one test.
+pub fn unique() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+pub fn redis_url() -> String {
+    env_or("TIRAGE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+}
+
+pub fn amqp_url() -> String {
+    env_or("TIRAGE_TEST_AMQP_URL", DEFAULT_AMQP_URL)
+}
+
+/// Garage/S3 connection from `TIRAGE_TEST_S3_*`; panics naming the fix when absent.
+#[derive(Debug, Clone)]
+pub struct S3Env {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    pub region: String,
+}
+
+pub fn s3_env() -> S3Env {
+    S3Env {
+        endpoint: env_required("TIRAGE_TEST_S3_ENDPOINT"),
+        access_key: env_required("TIRAGE_TEST_S3_ACCESS_KEY"),
+        secret_key: env_required("TIRAGE_TEST_S3_SECRET_KEY"),
+        bucket: env_required("TIRAGE_TEST_S3_BUCKET"),
+        region: env_or("TIRAGE_TEST_S3_REGION", "garage"),
+    }
+}
+
+/// Redis settings under a key prefix no other test uses.
+#[cfg(feature = "redis")]
+pub fn redis_settings() -> crate::adapters::redis::RedisSettings {
+    crate::adapters::redis::RedisSettings {
+        url: redis_url(),
+        key_prefix: format!("tirage-test:{}:", unique()),
+        pool_size: 16,
+    }
+}
+
+/// A connected Redis state store under a fresh prefix; panics naming Redis when it is down.
+#[cfg(feature = "redis")]
+pub async fn redis_state() -> crate::adapters::redis::RedisStateStore {
+    let settings = redis_settings();
+    let store = crate::adapters::redis::RedisStateStore::connect(&settings)
+        .unwrap_or_else(|e| panic!("Redis at {} is not usable: {e}", settings.url));
+    if let Err(e) = store.ping().await {
+        panic!(
+            "Redis is not reachable at {} ({e}); start it or set TIRAGE_TEST_REDIS_URL",
+            settings.url
+        );
+    }
+    store
+}
+
+/// AMQP settings with queues of their own (`tirage-test.{uuid}.resize…`) that expire when
+/// unused.
+#[cfg(feature = "amqp")]
+pub fn amqp_settings() -> crate::adapters::amqp::AmqpSettings {
+    crate::adapters::amqp::AmqpSettings {
+        url: amqp_url().into(),
+        queue_prefix: format!("tirage-test.{}", unique()),
+        events_exchange: TEST_EVENTS_EXCHANGE.to_owned(),
+        queue_expires_ms: Some(TEST_QUEUE_EXPIRES_MS),
+    }
+}
+
+/// A connected AMQP queue on fresh queues; panics naming RabbitMQ when it is down.
+#[cfg(feature = "amqp")]
+pub async fn amqp_queue() -> crate::adapters::amqp::AmqpQueue {
+    amqp_queue_with(&amqp_settings()).await
+}
+
+#[cfg(feature = "amqp")]
+pub async fn amqp_queue_with(
+    settings: &crate::adapters::amqp::AmqpSettings,
+) -> crate::adapters::amqp::AmqpQueue {
+    crate::adapters::amqp::AmqpQueue::connect(settings)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("RabbitMQ is not reachable ({e}); start it or set TIRAGE_TEST_AMQP_URL")
+        })
+}
+
+/// S3 settings for Garage from `TIRAGE_TEST_S3_*`, under a fresh key prefix.
+#[cfg(feature = "s3")]
+pub fn s3_settings() -> crate::adapters::s3::S3Settings {
+    let env = s3_env();
+    crate::adapters::s3::S3Settings {
+        endpoint: env.endpoint,
+        public_endpoint: None,
+        region: env.region,
+        bucket: env.bucket,
+        access_key_id: env.access_key,
+        secret_access_key: env.secret_key.into(),
+        key_prefix: format!("tirage-test/{}/", unique()),
+    }
+}
+
+/// An S3 store on Garage under a fresh prefix; panics naming S3 when it does not answer.
+#[cfg(feature = "s3")]
+pub async fn s3_store() -> crate::adapters::s3::S3ObjectStore {
+    use crate::ports::ObjectStore;
+    let settings = s3_settings();
+    let store = crate::adapters::s3::S3ObjectStore::connect(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("S3 (Garage) at {} is not usable: {e}", settings.endpoint));
+    if let Err(e) = store.ping().await {
+        panic!(
+            "S3 (Garage) is not reachable at {} bucket {} ({e}); run `scripts/garage.sh up`",
+            settings.endpoint, settings.bucket
+        );
+    }
+    store
+}
+
+/// The in-memory store on a manual clock: time passes only when the test says so.
+pub struct MemoryHarness {
+    pub store: Arc<MemoryStateStore>,
+    pub clock: ManualClock,
+}
+
+impl Default for MemoryHarness {
+    fn default() -> Self {
+        let clock = ManualClock::new(chrono::Utc::now());
+        MemoryHarness {
+            store: Arc::new(MemoryStateStore::with_clock(Arc::new(clock.clone()))),
+            clock,
+        }
+    }
+}
+
+#[async_trait]
+impl contract_state::StateHarness for MemoryHarness {
+    fn store(&self) -> Arc<dyn StateStore> {
+        self.store.clone()
+    }
+
+    async fn pass(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    async fn assert_batch_expiry(&self, batch: &Batch) {
+        // The memory store keeps no TTL of its own: expiry is `batch.expires_at`, checked
+        // on access, which the cases verify by moving the clock past it.
+        let stored = self.store.get_batch(batch.id).await.unwrap().unwrap();
+        assert_eq!(stored.expires_at, batch.expires_at);
+    }
+
+    async fn assert_everything_expires(&self) {}
+}
+
+#[cfg(feature = "redis")]
+pub use redis_harness::RedisHarness;
+
+#[cfg(feature = "redis")]
+mod redis_harness {
+    use super::*;
+    use crate::adapters::redis::RedisStateStore;
+
+    /// The Redis store under a fresh prefix; time passes for real.
+    pub struct RedisHarness {
+        pub store: Arc<RedisStateStore>,
+    }
+
+    impl RedisHarness {
+        pub async fn new() -> Self {
+            RedisHarness {
+                store: Arc::new(redis_state().await),
+            }
+        }
+
+        async fn pttls(&self, pattern: &str) -> Vec<(String, i64)> {
+            let keys = self.store.scan_keys(pattern).await.unwrap();
+            let mut out = Vec::new();
+            for key in keys {
+                out.push((key.clone(), self.store.pttl(&key).await.unwrap()));
+            }
+            out
+        }
+    }
+
+    #[async_trait]
+    impl contract_state::StateHarness for RedisHarness {
+        fn store(&self) -> Arc<dyn StateStore> {
+            self.store.clone()
+        }
+
+        async fn pass(&self, d: Duration) {
+            tokio::time::sleep(d).await;
+        }
+
+        async fn assert_batch_expiry(&self, batch: &Batch) {
+            let pattern = format!("{}batch:{}*", self.store.key_prefix(), batch.id);
+            let keys = self.pttls(&pattern).await;
+            assert!(!keys.is_empty(), "no Redis key for batch {}", batch.id);
+            let expected = (batch.expires_at - chrono::Utc::now()).num_milliseconds();
+            for (key, pttl) in keys {
+                assert!(pttl > 0, "{key} has no expiry (PTTL {pttl})");
+                assert!(
+                    (pttl - expected).abs() < 1500,
+                    "{key} expires in {pttl} ms, the batch in {expected} ms"
+                );
+            }
+        }
+
+        async fn assert_everything_expires(&self) {
+            let pattern = format!("{}*", self.store.key_prefix());
+            let keys = self.pttls(&pattern).await;
+            assert!(!keys.is_empty(), "the store wrote nothing under its prefix");
+            for (key, pttl) in keys {
+                assert!(pttl > 0, "{key} has no expiry (PTTL {pttl})");
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The StateStore contract against the in-memory store and Redis.
+
+#[cfg(not(all(feature = "testing", feature = "redis")))]
+#[test]
+fn contract_needs_features() {
+    panic!("run the contract suites with `--all-features` (needs `testing` and `redis`)");
+}
+
+#[cfg(all(feature = "testing", feature = "redis"))]
+mod memory {
+    tirage_shared::state_store_contract!(tirage_shared::testing::MemoryHarness::default());
+}
+
+#[cfg(all(feature = "testing", feature = "redis"))]
+mod redis {
+    tirage_shared::state_store_contract!(tirage_shared::testing::RedisHarness::new().await);
+}
