@@ -23,6 +23,8 @@ mod finalize;
 mod http;
 mod job;
 pub mod metrics;
+#[cfg(feature = "services")]
+pub mod services;
 pub mod settings;
 pub mod ssrf;
 

@@ -1,5 +1,6 @@
 //! The worker suite on the embedded adapters: memory state store, in-process queue, file
 //! system object store. Fast, and the same adapters `tirage standalone` runs on.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod suite;

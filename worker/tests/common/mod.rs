@@ -1,6 +1,6 @@
 //! What every worker test shares: a harness over one set of dependencies (embedded or the
 //! real services), batch fixtures, fake engines and fault-injecting wrappers.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -363,10 +363,13 @@ impl ObjectStore for FlakyStore {
     }
 }
 
+/// The requests a [`Hook`] received: headers (lower-cased names) and body.
+pub type Requests = Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+
 /// A minimal HTTP listener recording every request it receives (the callback target).
 pub struct Hook {
     pub url: String,
-    pub requests: Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    pub requests: Requests,
     /// Answers 500 to this many requests first.
     pub fail_first: Arc<AtomicU32>,
 }
@@ -377,7 +380,7 @@ pub async fn hook(fail_first: u32) -> Hook {
         .await
         .expect("bind hook");
     let addr = listener.local_addr().expect("hook addr");
-    let requests: Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>> = Arc::default();
+    let requests: Requests = Arc::default();
     let fail = Arc::new(AtomicU32::new(fail_first));
     let (reqs, fail2) = (requests.clone(), fail.clone());
     tokio::spawn(async move {

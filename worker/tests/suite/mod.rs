@@ -1,6 +1,6 @@
 //! The worker's behaviour, written once over a [`Harness`] and run against the embedded
 //! adapters (tests/embedded.rs) and the real Redis, RabbitMQ and Garage (tests/services.rs).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,0 +1,201 @@
+//! Worker throughput against the engine alone (docs/BENCHMARKS.md, "## Worker"); run by
+//! bench/worker.sh. Same corpus, same machine, same run:
+//!   1. engine alone: `tirage_engine::resize` over every photo on `concurrency` threads;
+//!   2. worker: the originals are stored in S3 (Garage) and a closed batch in Redis, every job
+//!      is published to RabbitMQ, and one worker (concurrency = cores) drains them; timed
+//!      from the first publish to the batch completing.
+//! The difference is the cost of S3, AMQP and Redis per photo.
+//!
+//!   cargo run --release -p tirage-worker --example bench_worker -- bench/corpus [rounds]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use secrecy::SecretString;
+use tirage_shared::ports::WorkItem;
+use tirage_shared::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys, testing};
+use tirage_worker::{Ports, Worker, WorkerSettings};
+use uuid::Uuid;
+
+fn corpus(dir: &PathBuf) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read corpus {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
+                Some("jpg" | "jpeg" | "png" | "webp")
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no photos in {}", dir.display());
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn engine_alone(photos: &[Vec<u8>], threads: usize, options: &BatchOptions) -> Duration {
+    let next = AtomicUsize::new(0);
+    let limits = tirage_engine::Limits::default();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = photos.get(i) else { break };
+                    tirage_engine::resize(p, options, &limits).expect("corpus photo resizes");
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+async fn through_worker(
+    ports: &Ports,
+    photos: &[Vec<u8>],
+    options: &BatchOptions,
+    concurrency: usize,
+) -> Duration {
+    let now = Utc::now();
+    let batch = Batch {
+        id: Uuid::new_v4(),
+        owner: "bench".into(),
+        state: BatchState::Open,
+        options: options.clone(),
+        callback_url: None,
+        total: 0,
+        done: 0,
+        failed: 0,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+    };
+    ports.state.create_batch(&batch).await.unwrap();
+    let ids: Vec<Uuid> = photos.iter().map(|_| Uuid::new_v4()).collect();
+    let records: Vec<PhotoRecord> = ids
+        .iter()
+        .map(|id| PhotoRecord::queued(*id, "bench.jpg"))
+        .collect();
+    ports
+        .state
+        .add_photos(batch.id, &records, 100_000)
+        .await
+        .unwrap();
+    for (id, data) in ids.iter().zip(photos) {
+        ports
+            .objects
+            .put(
+                &keys::original_key(batch.id, *id),
+                Bytes::from(data.clone()),
+                "image/jpeg",
+            )
+            .await
+            .unwrap();
+    }
+    ports.state.close_batch(batch.id).await.unwrap();
+
+    let settings = WorkerSettings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        concurrency,
+        callback_secret: SecretString::from("bench"),
+        ..WorkerSettings::default()
+    };
+    let worker = Worker::from_ports(settings, ports.clone()).await.unwrap();
+    let stop = worker.stop_token();
+    let task = tokio::spawn(worker.run_until_stopped());
+    // Let the consumer attach before the clock starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    for id in &ids {
+        let job = WorkItem::Resize(ResizeJob {
+            batch_id: batch.id,
+            photo_id: *id,
+            source_key: keys::original_key(batch.id, *id),
+            options: options.clone(),
+            request_id: None,
+            published_at: Utc::now(),
+        });
+        ports.queue.publish(&job).await.unwrap();
+    }
+    loop {
+        let b = ports.state.get_batch(batch.id).await.unwrap().unwrap();
+        if b.state == BatchState::Completed {
+            assert_eq!(
+                (b.done, b.failed),
+                (photos.len() as u64, 0),
+                "every photo done"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed();
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    ports
+        .objects
+        .delete_prefix(&keys::batch_prefix(batch.id))
+        .await
+        .unwrap();
+    ports.state.delete_batch(batch.id).await.unwrap();
+    elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(args.next().unwrap_or_else(|| "bench/corpus".into()));
+    let rounds: usize = args.next().map(|r| r.parse().unwrap()).unwrap_or(3);
+    let photos = corpus(&dir);
+    let mb = photos.iter().map(|p| p.len()).sum::<usize>() as f64 / 1e6;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let options = BatchOptions::default();
+    let ports = Ports {
+        state: Arc::new(testing::redis_state().await),
+        objects: Arc::new(testing::s3_store().await),
+        queue: Arc::new(testing::amqp_queue().await),
+    };
+    println!(
+        "corpus: {} photos, {mb:.1} MB, sizes {:?} {:?} q{}; {cores} cores; best of {rounds}",
+        photos.len(),
+        options.sizes,
+        options.format,
+        options.quality
+    );
+    // Warm-up round of each, not counted (page cache, connections, lazy pools).
+    engine_alone(&photos, cores, &options);
+    let engine = (0..rounds)
+        .map(|_| engine_alone(&photos, cores, &options))
+        .min()
+        .unwrap();
+    through_worker(&ports, &photos, &options, cores).await;
+    let mut best = Duration::MAX;
+    for _ in 0..rounds {
+        best = best.min(through_worker(&ports, &photos, &options, cores).await);
+    }
+    let n = photos.len() as f64;
+    let e = n / engine.as_secs_f64();
+    let w = n / best.as_secs_f64();
+    let per_photo_ms = (best.as_secs_f64() - engine.as_secs_f64()) * 1e3 * cores as f64 / n;
+    println!(
+        "engine alone : {e:8.2} photos/s ({:.3} s)",
+        engine.as_secs_f64()
+    );
+    println!(
+        "worker       : {w:8.2} photos/s ({:.3} s)",
+        best.as_secs_f64()
+    );
+    println!("worker/engine: {:.3}", w / e);
+    println!("overhead     : {per_photo_ms:.1} ms of worker time per photo for S3 + AMQP + Redis");
+}
