@@ -48,12 +48,32 @@ def load_settings() -> dict:
         return tomllib.load(f)
 
 
+def rust_settings() -> dict[str, set[str]]:
+    """Sections and keys the binaries deserialize, read off their settings structs: a field
+    `pub redis: RedisSettings` of a settings struct makes [redis] a section whose keys are the
+    `pub` fields of `RedisSettings`. Keys without a default in config/default.toml (a URL, a
+    password) exist only here."""
+    text = "\n".join(p.read_text() for d in ("api/src", "worker/src", "shared/src")
+                     for p in (REPO / d).rglob("*.rs"))
+    structs = {m.group(1): set(re.findall(r"(?m)^\s*pub (\w+):", m.group(2)))
+               for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", text, re.S)}
+    sections: dict[str, set[str]] = {}
+    for field, ty in re.findall(r"(?m)^\s*pub (\w+): (\w+Settings),", text):
+        if ty in structs:
+            sections.setdefault(field, set()).update(structs[ty])
+    return sections
+
+
 SETTINGS = load_settings()
+KNOWN: dict[str, set[str]] = rust_settings()
+for _section, _values in SETTINGS.items():
+    if isinstance(_values, dict):
+        KNOWN.setdefault(_section, set()).update(_values)
 
 
 def check_setting(where: str, name: str) -> None:
-    """TIRAGE__SECTION__KEY must name a key of config/default.toml (the config crate lowercases
-    environment names). A section the file does not have yet is reported, not guessed at."""
+    """TIRAGE__SECTION__KEY must name a real setting (the config crate lowercases environment
+    names): a key of config/default.toml or a field of the settings struct of that section."""
     if not name.startswith("TIRAGE__"):
         return
     parts = name[len("TIRAGE__"):].lower().split("__")
@@ -61,10 +81,10 @@ def check_setting(where: str, name: str) -> None:
         err(where, f"{name}: expected TIRAGE__SECTION__KEY")
         return
     section, key = parts
-    if section not in SETTINGS:
-        err(where, f"{name}: config/default.toml has no [{section}] section")
-    elif key not in SETTINGS[section]:
-        err(where, f"{name}: config/default.toml [{section}] has no key '{key}'")
+    if section not in KNOWN:
+        err(where, f"{name}: no [{section}] section in config/default.toml or the settings types")
+    elif key not in KNOWN[section]:
+        err(where, f"{name}: [{section}] has no key '{key}'")
 
 
 def setting(section: str, key: str, default):
@@ -417,10 +437,10 @@ def check_keda(name, by_kind, deployments, secrets, secret_keys) -> None:
                 err(where, f"rabbitmq trigger mode {md.get('mode')}")
             if not str(md.get("value", "")).isdigit():
                 err(where, "rabbitmq trigger needs a numeric value")
-            queue = setting("amqp", "queue", None) or setting("amqp", "work_queue", None)
-            if queue is not None and md.get("queueName") != queue:
-                err(where, f"queueName {md.get('queueName')} is not the work queue "
-                    f"'{queue}' of config/default.toml")
+            # The work queue is `{[amqp] queue_prefix}.resize` (shared/src/adapters/amqp.rs).
+            queue = setting("amqp", "queue_prefix", "tirage") + ".resize"
+            if md.get("queueName") != queue:
+                err(where, f"queueName {md.get('queueName')} is not the work queue '{queue}'")
             ref = t.get("authenticationRef", {}).get("name")
             if ref not in auths and "host" not in md and "hostFromEnv" not in md:
                 err(where, f"rabbitmq trigger has no broker address (authenticationRef {ref})")
