@@ -1,9 +1,26 @@
 //! Tirage's resize engine: one photo's bytes and options in, one encoded rendition per size
 //! out. This is the whole public API the workers and the CLI use.
 //!
-//! (Interface fixed first so the worker can be built against it; the implementation is the
-//! subject of the engine issue.)
+//! Pipeline: sniff the format from the bytes; read the dimensions from the header and check
+//! them against [`Limits`] before any pixel is decoded; decode (JPEG through libjpeg-turbo at
+//! the smallest DCT scale that still covers the largest rendition, as YCbCr planes when the
+//! output is JPEG); resize the largest size first and cascade each smaller one from the previous
+//! result; apply the EXIF orientation to the small results; encode. Nothing of the source's
+//! metadata (EXIF, ICC, XMP, comments) is copied into the renditions.
 
+mod encode;
+mod exif;
+mod icc;
+mod jpeg;
+mod other;
+mod planes;
+mod sniff;
+
+pub use planes::target_size;
+pub use sniff::{SourceFormat, sniff};
+
+use fast_image_resize::Resizer;
+use planes::Pixels;
 use tirage_shared::{BatchOptions, OutputFormat};
 
 /// Limits checked before any pixel is decoded.
@@ -74,20 +91,133 @@ impl EngineError {
     }
 }
 
-/// Resizes one photo to every size in `options`. CPU-bound: call it from a blocking pool.
-pub fn resize(
-    input: &[u8],
-    options: &BatchOptions,
-    limits: &Limits,
-) -> Result<Resized, EngineError> {
+/// What the header says, read without decoding any pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub format: SourceFormat,
+    /// Dimensions after EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation, 1 (upright) to 8.
+    pub orientation: u8,
+}
+
+/// Reads format, dimensions and orientation from the header and checks them against `limits`.
+pub fn probe(input: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
+    check_bytes(input, limits)?;
+    let format = sniff(input).ok_or(EngineError::UnsupportedFormat)?;
+    let (w, h, orientation) = match format {
+        SourceFormat::Jpeg => {
+            let info = jpeg::scan(input)?;
+            (info.width, info.height, info.orientation)
+        }
+        other_format => other::probe(input, other_format, limits)?,
+    };
+    check_pixels(w, h, limits)?;
+    let (width, height) = if orientation >= 5 { (h, w) } else { (w, h) };
+    Ok(Probe {
+        format,
+        width,
+        height,
+        orientation,
+    })
+}
+
+fn check_bytes(input: &[u8], limits: &Limits) -> Result<(), EngineError> {
     if input.len() as u64 > limits.max_bytes {
         return Err(EngineError::TooLarge {
             size: input.len() as u64,
             limit: limits.max_bytes,
         });
     }
+    Ok(())
+}
+
+pub(crate) fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), EngineError> {
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(EngineError::TooManyPixels {
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(EngineError::CorruptImage("zero width or height".into()));
+    }
+    Ok(())
+}
+
+/// Resizes one photo to every size in `options`. CPU-bound: call it from a blocking pool.
+pub fn resize(
+    input: &[u8],
+    options: &BatchOptions,
+    limits: &Limits,
+) -> Result<Resized, EngineError> {
+    check_bytes(input, limits)?;
     options
         .validate()
         .map_err(|e| EngineError::InvalidOptions(e.0))?;
-    Err(EngineError::UnsupportedFormat)
+    let format = sniff(input).ok_or(EngineError::UnsupportedFormat)?;
+    let largest = options.sizes.iter().copied().max().unwrap_or(0);
+    let (pixels, (w, h), orientation) = match format {
+        SourceFormat::Jpeg => {
+            let info = jpeg::scan(input)?;
+            check_pixels(info.width, info.height, limits)?;
+            let (tw, th) = target_size(info.width, info.height, largest);
+            let planar = options.format == OutputFormat::Jpeg;
+            let pixels = jpeg::decode(input, &info, tw, th, planar)?;
+            (pixels, (info.width, info.height), info.orientation)
+        }
+        other_format => {
+            let keep_alpha = options.format != OutputFormat::Jpeg;
+            let (pixels, orientation) = other::decode(input, other_format, limits, keep_alpha)?;
+            let size = pixels.size();
+            (pixels, size, orientation)
+        }
+    };
+    let renditions = render(&pixels, (w, h), orientation, options)?;
+    let (width, height) = if orientation >= 5 { (h, w) } else { (w, h) };
+    Ok(Resized {
+        width,
+        height,
+        renditions,
+    })
+}
+
+/// Largest size first, each smaller one cascaded from the previous result (a far smaller
+/// input than the source, and the same filter quality for a ratio of at most ~3).
+fn render(
+    source: &Pixels,
+    (w, h): (u32, u32),
+    orientation: u8,
+    options: &BatchOptions,
+) -> Result<Vec<Rendition>, EngineError> {
+    let mut order: Vec<usize> = (0..options.sizes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(options.sizes[i]));
+    let mut resizer = Resizer::new();
+    let mut previous: Option<Pixels> = None;
+    let mut out: Vec<Option<Rendition>> = vec![None; options.sizes.len()];
+    for i in order {
+        let size = options.sizes[i];
+        let (tw, th) = target_size(w, h, size);
+        let from = previous.as_ref().unwrap_or(source);
+        let resized = from.resized(&mut resizer, tw, th)?;
+        let upright = if orientation == 1 {
+            None
+        } else {
+            Some(resized.clone().oriented(orientation))
+        };
+        let shown = upright.as_ref().unwrap_or(&resized);
+        let (rw, rh) = shown.size();
+        let data = encode::encode(shown, options.format, options.quality)?;
+        out[i] = Some(Rendition {
+            size,
+            width: rw,
+            height: rh,
+            format: options.format,
+            data,
+        });
+        previous = Some(resized);
+    }
+    Ok(out.into_iter().flatten().collect())
 }

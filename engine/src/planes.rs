@@ -1,0 +1,264 @@
+//! Pixel buffers, resizing (fast_image_resize, SIMD) and EXIF orientation.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use crate::EngineError;
+
+/// One tightly packed 8-bit plane or interleaved image.
+#[derive(Debug, Clone)]
+pub struct Plane {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per pixel: 1 (a Y, U, V or gray plane), 3 (RGB) or 4 (RGBA).
+    pub bpp: u8,
+    pub data: Vec<u8>,
+    /// The part of the buffer that is image, from the top-left corner, when the decoder padded
+    /// the plane to whole MCUs (fractional for subsampled chroma of an odd-sized image).
+    pub valid: Option<(f64, f64)>,
+}
+
+impl Plane {
+    pub fn new(width: u32, height: u32, bpp: u8, data: Vec<u8>) -> Plane {
+        Plane {
+            width,
+            height,
+            bpp,
+            data,
+            valid: None,
+        }
+    }
+
+    /// The same plane, marked as holding only `width`×`height` of image.
+    pub fn with_valid(mut self, width: f64, height: f64) -> Plane {
+        if (width, height) != (f64::from(self.width), f64::from(self.height)) {
+            self.valid = Some((width, height));
+        }
+        self
+    }
+
+    /// Image size of the plane in whole pixels.
+    pub fn image_size(&self) -> (u32, u32) {
+        match self.valid {
+            Some((w, h)) => (w.ceil() as u32, h.ceil() as u32),
+            None => (self.width, self.height),
+        }
+    }
+
+    /// A copy padded by edge replication to `width`×`height` (≥ the current size), as
+    /// libjpeg-turbo wants planes of whole chroma blocks.
+    pub fn padded(&self, width: u32, height: u32) -> Plane {
+        if (width, height) == (self.width, self.height) || self.width == 0 || self.height == 0 {
+            return self.clone();
+        }
+        let bpp = self.bpp as usize;
+        let (sw, sh) = (self.width as usize, self.height as usize);
+        let (dw, dh) = (width as usize, height as usize);
+        let mut out = Vec::with_capacity(dw * dh * bpp);
+        for y in 0..dh {
+            let row = &self.data[y.min(sh - 1) * sw * bpp..][..sw * bpp];
+            out.extend_from_slice(row);
+            let last = &row[(sw - 1) * bpp..];
+            for _ in sw..dw {
+                out.extend_from_slice(last);
+            }
+        }
+        Plane::new(width, height, self.bpp, out)
+    }
+
+    fn pixel_type(&self) -> PixelType {
+        match self.bpp {
+            1 => PixelType::U8,
+            3 => PixelType::U8x3,
+            _ => PixelType::U8x4,
+        }
+    }
+
+    /// Resized to exactly `width`×`height` (a copy when the size already matches).
+    pub fn resized(
+        &self,
+        resizer: &mut Resizer,
+        width: u32,
+        height: u32,
+    ) -> Result<Plane, EngineError> {
+        if (width, height) == (self.width, self.height) && self.valid.is_none() {
+            return Ok(self.clone());
+        }
+        if let Some((vw, vh)) = self.valid
+            && (f64::from(width), f64::from(height)) == (vw, vh)
+        {
+            // Same size, only padding to drop.
+            let bpp = self.bpp as usize;
+            let (w, stride) = (width as usize * bpp, self.width as usize * bpp);
+            let data = self
+                .data
+                .chunks(stride)
+                .take(height as usize)
+                .flat_map(|row| row[..w].iter().copied())
+                .collect();
+            return Ok(Plane::new(width, height, self.bpp, data));
+        }
+        let src = ImageRef::new(self.width, self.height, &self.data, self.pixel_type())
+            .map_err(internal)?;
+        let mut dst = Image::new(width, height, self.pixel_type());
+        // Lanczos3 matches what libvips and Pillow use for downscaling; with alpha,
+        // fast_image_resize premultiplies so transparent colours do not bleed.
+        let mut options =
+            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        if let Some((vw, vh)) = self.valid {
+            options = options.crop(0.0, 0.0, vw, vh);
+        }
+        resizer.resize(&src, &mut dst, &options).map_err(internal)?;
+        Ok(Plane::new(width, height, self.bpp, dst.into_vec()))
+    }
+
+    /// Applies an EXIF orientation (1..=8), so the result displays upright.
+    pub fn oriented(self, orientation: u8) -> Plane {
+        if !(2..=8).contains(&orientation) {
+            return self;
+        }
+        let (w, h, bpp) = (self.width as usize, self.height as usize, self.bpp as usize);
+        let transposed = orientation >= 5;
+        let (ow, oh) = if transposed { (h, w) } else { (w, h) };
+        let mut out = vec![0u8; self.data.len()];
+        for oy in 0..oh {
+            let row = &mut out[oy * ow * bpp..(oy + 1) * ow * bpp];
+            for ox in 0..ow {
+                // Source pixel shown at (ox, oy).
+                let (sx, sy) = match orientation {
+                    2 => (w - 1 - ox, oy),
+                    3 => (w - 1 - ox, h - 1 - oy),
+                    4 => (ox, h - 1 - oy),
+                    5 => (oy, ox),
+                    6 => (oy, h - 1 - ox),
+                    7 => (w - 1 - oy, h - 1 - ox),
+                    _ => (w - 1 - oy, ox),
+                };
+                let s = (sy * w + sx) * bpp;
+                row[ox * bpp..(ox + 1) * bpp].copy_from_slice(&self.data[s..s + bpp]);
+            }
+        }
+        Plane::new(ow as u32, oh as u32, self.bpp, out)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> EngineError {
+    EngineError::CorruptImage(format!("resize: {e}"))
+}
+
+/// Decoded pixels in the cheapest form the chosen output accepts.
+#[derive(Debug, Clone)]
+pub enum Pixels {
+    /// JPEG's YCbCr planes; chroma at any subsampling on input, 4:2:0 once resized.
+    Yuv {
+        y: Plane,
+        u: Plane,
+        v: Plane,
+    },
+    Gray(Plane),
+    Rgb(Plane),
+    Rgba(Plane),
+}
+
+impl Pixels {
+    /// Dimensions of the (luma) image.
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Pixels::Yuv { y: p, .. } | Pixels::Gray(p) | Pixels::Rgb(p) | Pixels::Rgba(p) => {
+                p.image_size()
+            }
+        }
+    }
+
+    /// Resized to `width`×`height`; YCbCr chroma goes to 4:2:0 at the same time.
+    pub fn resized(
+        &self,
+        resizer: &mut Resizer,
+        width: u32,
+        height: u32,
+    ) -> Result<Pixels, EngineError> {
+        Ok(match self {
+            Pixels::Yuv { y, u, v } => {
+                let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+                Pixels::Yuv {
+                    y: y.resized(resizer, width, height)?,
+                    u: u.resized(resizer, cw, ch)?,
+                    v: v.resized(resizer, cw, ch)?,
+                }
+            }
+            Pixels::Gray(p) => Pixels::Gray(p.resized(resizer, width, height)?),
+            Pixels::Rgb(p) => Pixels::Rgb(p.resized(resizer, width, height)?),
+            Pixels::Rgba(p) => Pixels::Rgba(p.resized(resizer, width, height)?),
+        })
+    }
+
+    pub fn oriented(self, orientation: u8) -> Pixels {
+        match self {
+            Pixels::Yuv { y, u, v } => Pixels::Yuv {
+                y: y.oriented(orientation),
+                u: u.oriented(orientation),
+                v: v.oriented(orientation),
+            },
+            Pixels::Gray(p) => Pixels::Gray(p.oriented(orientation)),
+            Pixels::Rgb(p) => Pixels::Rgb(p.oriented(orientation)),
+            Pixels::Rgba(p) => Pixels::Rgba(p.oriented(orientation)),
+        }
+    }
+
+    /// Alpha composited over white (JPEG has no alpha).
+    pub fn flattened(self) -> Pixels {
+        match self {
+            Pixels::Rgba(p) => {
+                let mut rgb = Vec::with_capacity(p.data.len() / 4 * 3);
+                for px in p.data.chunks_exact(4) {
+                    let a = u32::from(px[3]);
+                    for &c in &px[..3] {
+                        rgb.push(((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8);
+                    }
+                }
+                Pixels::Rgb(Plane::new(p.width, p.height, 3, rgb))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Size of the rendition whose short side is `size`, aspect kept, never upscaled.
+pub fn target_size(width: u32, height: u32, size: u32) -> (u32, u32) {
+    let short = width.min(height);
+    if short <= size {
+        return (width, height);
+    }
+    let scale = |long: u32| -> u32 {
+        let v = (u64::from(long) * u64::from(size) + u64::from(short) / 2) / u64::from(short);
+        u32::try_from(v).unwrap_or(u32::MAX).max(1)
+    };
+    if width <= height {
+        (size, scale(height))
+    } else {
+        (scale(width), size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_sizes() {
+        assert_eq!(target_size(3840, 2160, 1080), (1920, 1080));
+        assert_eq!(target_size(2160, 3840, 720), (720, 1280));
+        assert_eq!(target_size(2000, 2000, 360), (360, 360));
+        assert_eq!(target_size(300, 200, 360), (300, 200));
+        assert_eq!(target_size(1001, 333, 100), (301, 100));
+    }
+
+    #[test]
+    fn orientation_6_rotates_clockwise() {
+        // 2x1: [a b] rotated 90° clockwise is a 1x2 column [a; b].
+        let p = Plane::new(2, 1, 1, vec![1, 2]).oriented(6);
+        assert_eq!((p.width, p.height, p.data), (1, 2, vec![1, 2]));
+        let p = Plane::new(2, 1, 1, vec![1, 2]).oriented(8);
+        assert_eq!((p.width, p.height, p.data), (1, 2, vec![2, 1]));
+    }
+}
