@@ -18,6 +18,7 @@ use tirage_shared::keys;
 use tirage_shared::model::{PhotoOutcome, Rendition, ResizeJob};
 use tirage_shared::ports::{JobQueue, JobStream, QueueError, RecordResult, StateStore, WorkItem};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 /// Fresh, isolated dependencies for one test, plus whatever must live as long as they do
 /// (a temp directory, a queue to delete).
@@ -359,5 +360,20 @@ macro_rules! api_suite {
 
 /// A Redis state store adapter pointed at a port nothing listens on.
 pub async fn dead_redis() -> Arc<dyn StateStore> {
-    panic!("the Redis adapter has not landed in tirage-shared yet")
+    let port = closed_port();
+    let store = tirage_shared::adapters::redis::RedisStateStore::connect(
+        &tirage_shared::adapters::redis::RedisSettings {
+            url: format!("redis://127.0.0.1:{port}"),
+            key_prefix: format!("tirage-test:{}:", Uuid::new_v4().simple()),
+            pool_size: 2,
+        },
+    )
+    .expect("the Redis adapter builds its pool without connecting");
+    Arc::new(store)
+}
+
+/// A local port nothing listens on: bound, then released.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
