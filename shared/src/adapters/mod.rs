@@ -7,6 +7,8 @@ pub mod fs;
 pub mod inprocess;
 pub mod memory;
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "redis")]
 pub mod redis;
 

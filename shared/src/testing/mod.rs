@@ -262,3 +262,106 @@ mod redis_harness {
         }
     }
 }
+
+/// A fresh in-process queue.
+#[derive(Default)]
+pub struct InProcessHarness {
+    pub queue: Arc<crate::adapters::InProcessQueue>,
+}
+
+struct BroadcastProbe(
+    tokio::sync::broadcast::Receiver<crate::adapters::inprocess::Event>,
+    String,
+);
+
+#[async_trait]
+impl contract_queue::EventProbe for BroadcastProbe {
+    async fn next(&mut self) -> Option<(String, Vec<u8>)> {
+        loop {
+            match self.0.recv().await {
+                // An in-process "binding" is exact-match on the routing key.
+                Ok(e) if e.routing_key == self.1 => return Some((e.routing_key, e.payload)),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl contract_queue::QueueHarness for InProcessHarness {
+    fn queue(&self) -> Arc<dyn crate::ports::JobQueue> {
+        self.queue.clone()
+    }
+
+    async fn publish_raw(&self, body: &[u8]) {
+        self.queue.publish_raw(body).await.unwrap();
+    }
+
+    async fn take_dead_letter(&self) -> Option<crate::adapters::DeadLetter> {
+        self.queue.take_dead_letter().await.unwrap()
+    }
+
+    async fn subscribe_events(&self, routing_key: &str) -> Box<dyn contract_queue::EventProbe> {
+        Box::new(BroadcastProbe(
+            self.queue.subscribe_events(),
+            routing_key.to_owned(),
+        ))
+    }
+}
+
+#[cfg(feature = "amqp")]
+pub use amqp_harness::AmqpHarness;
+
+#[cfg(feature = "amqp")]
+mod amqp_harness {
+    use super::*;
+    use crate::adapters::amqp::{AmqpQueue, EventSubscription};
+
+    /// RabbitMQ on queues of its own.
+    pub struct AmqpHarness {
+        pub queue: Arc<AmqpQueue>,
+    }
+
+    impl AmqpHarness {
+        pub async fn new() -> Self {
+            AmqpHarness {
+                queue: Arc::new(amqp_queue().await),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl contract_queue::EventProbe for EventSubscription {
+        async fn next(&mut self) -> Option<(String, Vec<u8>)> {
+            EventSubscription::next(self).await
+        }
+    }
+
+    #[async_trait]
+    impl contract_queue::QueueHarness for AmqpHarness {
+        fn queue(&self) -> Arc<dyn crate::ports::JobQueue> {
+            self.queue.clone()
+        }
+
+        async fn publish_raw(&self, body: &[u8]) {
+            self.queue.publish_raw(body).await.unwrap();
+        }
+
+        async fn take_dead_letter(&self) -> Option<crate::adapters::DeadLetter> {
+            // A dead letter is published before the delivery is acked, so it is already
+            // there; the short retry only absorbs broker-side latency.
+            for _ in 0..20 {
+                if let Some(d) = self.queue.take_dead_letter().await.unwrap() {
+                    return Some(d);
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            None
+        }
+
+        async fn subscribe_events(&self, routing_key: &str) -> Box<dyn contract_queue::EventProbe> {
+            Box::new(self.queue.subscribe_events(routing_key).await.unwrap())
+        }
+    }
+}
