@@ -107,13 +107,17 @@ start_services() {
 service_env() {
   local garage_env
   garage_env="$("$REPO/scripts/garage.sh" env)" || die "scripts/garage.sh env failed"
+  # garage.sh exports TIRAGE__S3__* too; S3 settings the caller exported win over them.
+  local callers
+  callers="$(export -p | grep -E '^declare -x TIRAGE__S3__' | sed 's/^declare -x /export /' || true)"
   eval "$garage_env"
+  eval "$callers"
   : "${TIRAGE_TEST_S3_ENDPOINT:?scripts/garage.sh env did not set TIRAGE_TEST_S3_ENDPOINT}"
   export TIRAGE__REDIS__URL="${TIRAGE__REDIS__URL:-${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}}"
   export TIRAGE__AMQP__URL="${TIRAGE__AMQP__URL:-${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}}"
   export TIRAGE__S3__ENDPOINT="${TIRAGE__S3__ENDPOINT:-$TIRAGE_TEST_S3_ENDPOINT}"
-  export TIRAGE__S3__ACCESS_KEY="${TIRAGE__S3__ACCESS_KEY:-$TIRAGE_TEST_S3_ACCESS_KEY}"
-  export TIRAGE__S3__SECRET_KEY="${TIRAGE__S3__SECRET_KEY:-$TIRAGE_TEST_S3_SECRET_KEY}"
+  export TIRAGE__S3__ACCESS_KEY_ID="${TIRAGE__S3__ACCESS_KEY_ID:-$TIRAGE_TEST_S3_ACCESS_KEY}"
+  export TIRAGE__S3__SECRET_ACCESS_KEY="${TIRAGE__S3__SECRET_ACCESS_KEY:-$TIRAGE_TEST_S3_SECRET_KEY}"
   export TIRAGE__S3__BUCKET="${TIRAGE__S3__BUCKET:-$TIRAGE_TEST_S3_BUCKET}"
   export TIRAGE__S3__REGION="${TIRAGE__S3__REGION:-${TIRAGE_TEST_S3_REGION:-garage}}"
   # The callback signing key: the caller's, or one made for this run and kept in the run
