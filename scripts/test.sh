@@ -12,6 +12,7 @@ eval "$(scripts/garage.sh env)"
 export TIRAGE_TEST_REDIS_URL="${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export TIRAGE_TEST_AMQP_URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 
+scripts/validate-deploy.sh   # deploy/, docker-compose.yml, k8s/: static checks (no Docker, no cluster)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features "$@"
