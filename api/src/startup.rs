@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, web};
+use tirage_shared::adapters::FsObjectStore;
 use tirage_shared::ports::{JobQueue, ObjectStore, StateStore};
 
 use crate::auth::digest;
@@ -103,7 +104,28 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
-        let server = run(listener, settings, deps)?;
+        let server = run(listener, settings, deps, None)?;
+        Ok(Application { port, server })
+    }
+
+    /// Serves on a listener the caller bound, with the file-system store's presigned URLs
+    /// (`/v1/objects/{key}`) answered by this server: `tirage standalone`, whose store must
+    /// know the port for its URLs before the server exists. `objects` must be the store
+    /// behind `deps.objects`.
+    pub fn build_embedded(
+        listener: TcpListener,
+        settings: Settings,
+        deps: Dependencies,
+        objects: Arc<FsObjectStore>,
+    ) -> Result<Self, StartupError> {
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: "listener".into(),
+                source,
+            })?
+            .port();
+        let server = run(listener, settings, deps, Some(objects))?;
         Ok(Application { port, server })
     }
 
@@ -127,6 +149,7 @@ fn run(
     listener: TcpListener,
     settings: Settings,
     deps: Dependencies,
+    presigned: Option<Arc<FsObjectStore>>,
 ) -> Result<Server, StartupError> {
     let metrics = Metrics::new()?;
     let api_key_digests = settings
@@ -155,6 +178,7 @@ fn run(
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
+            .configure(|cfg| routes::objects::configure(cfg, presigned.clone()))
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(shutdown);

@@ -3,6 +3,7 @@
 pub mod batches;
 pub mod events;
 pub mod health;
+pub mod objects;
 pub mod photos;
 pub mod sessions;
 pub mod uploads;

@@ -1,0 +1,148 @@
+//! The embedded object store's presigned URLs (`PUT`/`GET /v1/objects/{key}?expires=&signature=`),
+//! answered by the API itself. In production the object store is S3 and clients talk to it
+//! directly; `tirage standalone` keeps objects in a directory, so the URLs its
+//! [`FsObjectStore`] signs point back here. Registered only when such a store is handed to
+//! [`crate::Application::build_embedded`]; no session is needed, the signature is the
+//! credential, exactly as with S3.
+
+use std::sync::Arc;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, put, web};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tirage_shared::adapters::{FsObjectStore, PresignError};
+use tirage_shared::ports::{ByteStream, ObjectStore, ObjectStoreError};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// Chunks in flight between the request body and the store.
+const BODY_CHANNEL_DEPTH: usize = 4;
+
+/// Adds the object routes when the API runs on the file-system store.
+pub fn configure(cfg: &mut web::ServiceConfig, store: Option<Arc<FsObjectStore>>) {
+    if let Some(store) = store {
+        cfg.app_data(web::Data::from(store))
+            .service(put_object)
+            .service(get_object);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PresignQuery {
+    pub expires: i64,
+    pub signature: String,
+}
+
+/// Why an object request failed. Presign failures answer 403 like S3 does; the rest reuse
+/// the API's codes and statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectRouteError {
+    #[error(transparent)]
+    Presign(#[from] PresignError),
+    #[error("no object at this key")]
+    NotFound,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl ResponseError for ObjectRouteError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ObjectRouteError::Presign(_) => StatusCode::FORBIDDEN,
+            ObjectRouteError::NotFound => StatusCode::NOT_FOUND,
+            ObjectRouteError::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ObjectRouteError::Presign(e) => HttpResponse::build(self.status_code())
+                .json(ErrorBody::new(e.code(), e.to_string())),
+            ObjectRouteError::NotFound => HttpResponse::build(self.status_code())
+                .json(ErrorBody::new("object_not_found", self.to_string())),
+            ObjectRouteError::Api(e) => e.error_response(),
+        }
+    }
+}
+
+/// Upload an object to a URL the store presigned (`POST /uploads` hands them out).
+#[put("/v1/objects/{key:.*}")]
+pub async fn put_object(
+    state: web::Data<AppState>,
+    store: web::Data<FsObjectStore>,
+    key: web::Path<String>,
+    query: web::Query<PresignQuery>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ObjectRouteError> {
+    let key = key.into_inner();
+    store.verify_presigned("PUT", &key, query.expires, &query.signature)?;
+    let limit = state.settings.limits.max_file_bytes;
+    // A declared length over the limit is refused before a byte is stored.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::FileTooLarge { limit }.into());
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| v.starts_with("image/") && v.len() <= 100)
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+
+    // The payload is not `Send`; the store reads a channel both ends of which run here.
+    let (mut tx, rx) =
+        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_CHANNEL_DEPTH);
+    let body: ByteStream = Box::pin(rx);
+    let put = store.put_stream(&key, body, &content_type, limit);
+    let feed = async move {
+        while let Some(chunk) = payload.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    };
+    let (stored, ()) = futures::join!(put, feed);
+    let size = stored.map_err(ApiError::from)?;
+    state.metrics.upload_bytes.inc_by(size);
+    tracing::info!(key, bytes = size, "presigned upload stored");
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// Download an object from a URL the store presigned (renditions in `redirect` mode).
+#[get("/v1/objects/{key:.*}")]
+pub async fn get_object(
+    store: web::Data<FsObjectStore>,
+    key: web::Path<String>,
+    query: web::Query<PresignQuery>,
+) -> Result<HttpResponse, ObjectRouteError> {
+    let key = key.into_inner();
+    store.verify_presigned("GET", &key, query.expires, &query.signature)?;
+    let not_found = |e: ObjectStoreError| match e {
+        ObjectStoreError::NotFound(_) => ObjectRouteError::NotFound,
+        other => ApiError::from(other).into(),
+    };
+    let meta = store
+        .head(&key)
+        .await
+        .map_err(not_found)?
+        .ok_or(ObjectRouteError::NotFound)?;
+    let bytes = store.get(&key).await.map_err(not_found)?;
+    Ok(HttpResponse::Ok()
+        .content_type(
+            meta.content_type
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        )
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(bytes))
+}
