@@ -5,7 +5,7 @@
 #   deploy/local/cluster.sh up      start what is missing, build, start the cluster; returns
 #                                   once /readyz through nginx answers 200
 #   deploy/local/cluster.sh down    stop exactly what `up` started (by pid), nothing else
-#   deploy/local/cluster.sh status  say what runs
+#   deploy/local/cluster.sh status  say what runs (exit 1 when no cluster process runs)
 #
 # Environment (all optional):
 #   TIRAGE_PORT=8080            nginx's port; the API replicas and workers use ports after it
@@ -321,6 +321,7 @@ status() {
   shopt -s nullglob
   local f pid name n=0
   for f in "$RUN"/nginx.pid.run "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/service-*.pid; do
+    [[ -e "$f" ]] || continue
     name="$(basename "$f")"; name="${name%.pid.run}"; name="${name%.pid}"
     if pid="$(ours "$f")"; then
       echo "$name: running (pid $pid)"; n=$((n + 1))
