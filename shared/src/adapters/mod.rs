@@ -11,6 +11,8 @@ pub mod memory;
 pub mod amqp;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use fs::{FsObjectStore, FsSettings, PresignError};
