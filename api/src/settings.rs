@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tirage_shared::adapters::amqp::AmqpSettings;
+use tirage_shared::adapters::redis::RedisSettings;
+use tirage_shared::adapters::s3::S3Settings;
 
 /// The repository's default configuration, shared by every Tirage process.
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
@@ -25,6 +28,10 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
+    /// The shared dependencies, deserialized straight into the adapters' own settings.
+    pub redis: RedisSettings,
+    pub amqp: AmqpSettings,
+    pub s3: S3Settings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
