@@ -15,7 +15,8 @@
 #   TIRAGE_WORKER_BASE_PORT     default TIRAGE_PORT+101
 #   TIRAGE_RUN_DIR              run folder (pid files, rendered nginx config, logs/);
 #                               default ${TMPDIR:-/tmp}/tirage-cluster-$TIRAGE_PORT
-#   TIRAGE_SKIP_BUILD=1         use the release binaries already built
+#   TIRAGE_SKIP_BUILD=1         use the binaries already built
+#   TIRAGE_BUILD_PROFILE=release  or debug: which cargo profile to build and run
 #   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for /readyz through nginx
 #   TIRAGE__SECTION__KEY        any application setting; passed through to every process
 set -euo pipefail
@@ -28,7 +29,9 @@ API_BASE_PORT="${TIRAGE_API_BASE_PORT:-$((PORT + 1))}"
 WORKER_BASE_PORT="${TIRAGE_WORKER_BASE_PORT:-$((PORT + 101))}"
 RUN="${TIRAGE_RUN_DIR:-${TMPDIR:-/tmp}/tirage-cluster-$PORT}"
 LOGS="$RUN/logs"
-BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
+PROFILE="${TIRAGE_BUILD_PROFILE:-release}"
+[[ "$PROFILE" == release || "$PROFILE" == debug ]] || { echo "cluster: TIRAGE_BUILD_PROFILE is release or debug" >&2; exit 2; }
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE"
 UP_TIMEOUT="${TIRAGE_UP_TIMEOUT:-90}"
 # How long `down` lets a process drain after SIGTERM before SIGKILL. The worker finishes its
 # in-flight jobs within [worker] shutdown_grace_ms (30 s by default), so it gets more.
@@ -192,8 +195,12 @@ up() {
   start_services
 
   if [[ "${TIRAGE_SKIP_BUILD:-0}" != 1 ]]; then
-    say "building release binaries (cargo build --release)"
-    (cd "$REPO" && cargo build --release --bin tirage-api --bin tirage-worker)
+    local release=(--release)
+    [[ "$PROFILE" == release ]] || release=()
+    say "building the $PROFILE binaries"
+    # The worker binary needs its `services` feature (the production adapters).
+    (cd "$REPO" && cargo build "${release[@]}" --bin tirage-api --bin tirage-worker \
+      --features tirage-worker/services)
   fi
   [[ -x "$BIN/tirage-api" && -x "$BIN/tirage-worker" ]] ||
     die "missing $BIN/tirage-api or $BIN/tirage-worker"
