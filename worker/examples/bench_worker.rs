@@ -4,6 +4,7 @@
 //!   2. worker: the originals are stored in S3 (Garage) and a closed batch in Redis, every job
 //!      is published to RabbitMQ, and one worker (concurrency = cores) drains them; timed
 //!      from the first publish to the batch completing.
+//!
 //! The difference is the cost of S3, AMQP and Redis per photo.
 //!
 //!   cargo run --release -p tirage-worker --example bench_worker -- bench/corpus [rounds]
