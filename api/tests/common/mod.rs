@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tirage_api::{Application, Dependencies, Settings};
 use tirage_shared::keys;
 use tirage_shared::model::{PhotoOutcome, Rendition, ResizeJob};
-use tirage_shared::ports::{JobQueue, JobStream, QueueError, RecordResult, StateStore, WorkItem};
+use tirage_shared::ports::{JobQueue, JobStream, ObjectStore, QueueError, RecordResult, StateStore, WorkItem};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -346,6 +346,7 @@ macro_rules! api_suite {
             renditions_can_redirect,
             unconfirmed_jobs_are_recorded_failed_and_503,
             state_outage_is_503_and_readyz_names_it,
+            object_store_outage_is_503_and_nothing_is_counted,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
@@ -369,6 +370,25 @@ pub async fn dead_redis() -> Arc<dyn StateStore> {
         },
     )
     .expect("the Redis adapter builds its pool without connecting");
+    Arc::new(store)
+}
+
+/// An S3 object store adapter pointed at a port nothing listens on.
+pub async fn dead_s3() -> Arc<dyn ObjectStore> {
+    let port = closed_port();
+    let store = tirage_shared::adapters::s3::S3ObjectStore::connect(
+        &tirage_shared::adapters::s3::S3Settings {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            public_endpoint: None,
+            region: "garage".into(),
+            bucket: "tirage".into(),
+            access_key_id: "GKdead".into(),
+            secret_access_key: "dead".to_owned().into(),
+            key_prefix: format!("tirage-test/{}/", Uuid::new_v4().simple()),
+        },
+    )
+    .await
+    .expect("the S3 adapter builds its client without connecting");
     Arc::new(store)
 }
 

@@ -1043,3 +1043,28 @@ pub async fn state_outage_is_503_and_readyz_names_it(b: &impl Backend) {
         200
     );
 }
+
+pub async fn object_store_outage_is_503_and_nothing_is_counted(b: &impl Backend) {
+    let test_deps = b.deps().await;
+    let deps = Dependencies {
+        objects: super::dead_s3().await,
+        names: tirage_api::DependencyNames {
+            objects: "s3".into(),
+            ..test_deps.deps.names.clone()
+        },
+        ..test_deps.deps
+    };
+    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({})).await;
+    let id = batch["id"].as_str().unwrap();
+    let res = app.upload(&token, id, &[("a.jpg", jpeg(20, 20))]).await;
+    expect_error(res, 503, "object_store_unavailable").await;
+    assert_eq!(app.batch(&token, id).await["total"], 0);
+
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("s3"), "{body}");
+    assert_eq!(body["checks"][&app.deps.names.state], "ok", "{body}");
+}
