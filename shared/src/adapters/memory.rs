@@ -57,7 +57,7 @@ impl Inner {
 
     fn wrote(&mut self, now: DateTime<Utc>) {
         self.writes += 1;
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.sessions.retain(|_, s| s.expires_at > now);
             self.batches.retain(|_, b| b.batch.expires_at > now);
             self.rates.retain(|_, r| r.ends_at > now);

@@ -164,6 +164,21 @@ impl S3ObjectStore {
         })
     }
 
+    /// Multipart uploads begun and neither completed nor aborted under `prefix` (a leak
+    /// check for tests and diagnostics).
+    pub async fn incomplete_uploads(&self, prefix: &str) -> Result<usize, ObjectStoreError> {
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .send()
+            .await
+            .map_err(|e| classify_http(&full_prefix, e))?;
+        Ok(out.uploads().len())
+    }
+
     fn full(&self, key: &str) -> Result<String, ObjectStoreError> {
         validate_key(key)?;
         Ok(format!("{}{key}", self.prefix))

@@ -1,0 +1,152 @@
+//! Behaviour specific to the production adapters, beyond the shared contracts: outages are
+//! reported as transient errors quickly (the API answers 503 from them), and an aborted
+//! multipart upload leaves nothing on S3.
+
+#[cfg(not(all(
+    feature = "testing",
+    feature = "redis",
+    feature = "amqp",
+    feature = "s3"
+)))]
+#[test]
+fn needs_features() {
+    panic!("run with `--all-features` (needs `testing`, `redis`, `amqp` and `s3`)");
+}
+
+#[cfg(all(
+    feature = "testing",
+    feature = "redis",
+    feature = "amqp",
+    feature = "s3"
+))]
+mod specifics {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
+    use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
+    use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
+    use tirage_shared::keys;
+    use tirage_shared::ports::{ObjectStore, ObjectStoreError, StateStore};
+    use tirage_shared::testing::{self, contract_objects};
+    use uuid::Uuid;
+
+    /// A local port nothing listens on.
+    const DEAD: &str = "127.0.0.1:1";
+    const QUICKLY: Duration = Duration::from_secs(15);
+
+    #[tokio::test]
+    async fn redis_down_is_unavailable_and_quick() {
+        let store = RedisStateStore::connect(&RedisSettings {
+            url: format!("redis://{DEAD}"),
+            key_prefix: "x:".into(),
+            pool_size: 2,
+        })
+        .unwrap();
+        let started = Instant::now();
+        let err = store.ping().await.unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        let err = store.get_batch(Uuid::new_v4()).await.unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn amqp_down_is_unavailable_and_quick() {
+        let started = Instant::now();
+        let result = AmqpQueue::connect(&AmqpSettings {
+            url: format!("amqp://guest:guest@{DEAD}/%2f").into(),
+            queue_prefix: format!("tirage-test.{}", testing::unique()),
+            events_exchange: testing::TEST_EVENTS_EXCHANGE.into(),
+            queue_expires_ms: Some(60_000),
+        })
+        .await;
+        match result {
+            Err(tirage_shared::ports::QueueError::Unavailable(_)) => {}
+            Err(other) => panic!("expected unavailable, got {other:?}"),
+            Ok(_) => panic!("connected to a closed port"),
+        }
+        assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn s3_down_is_unavailable_and_quick() {
+        let store = S3ObjectStore::connect(&S3Settings {
+            endpoint: format!("http://{DEAD}"),
+            public_endpoint: None,
+            region: "garage".into(),
+            bucket: "tirage".into(),
+            access_key_id: "GK000000000000000000000000".into(),
+            secret_access_key: "0".repeat(64).into(),
+            key_prefix: String::new(),
+        })
+        .await
+        .unwrap();
+        let started = Instant::now();
+        let err = store.ping().await.unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        let err = store
+            .put("a/b", Bytes::from_static(b"x"), "text/plain")
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn s3_aborts_multipart_uploads_that_fail() {
+        let store = testing::s3_store().await;
+        let batch = Uuid::new_v4();
+        let key = keys::original_key(batch, Uuid::new_v4());
+        let data = contract_objects::pattern(20 * 1024 * 1024, 9);
+        // Two full parts are uploaded before the limit trips.
+        let result = store
+            .put_stream(
+                &key,
+                contract_objects::chunked(&data, 1024 * 1024),
+                "image/jpeg",
+                17 * 1024 * 1024,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(ObjectStoreError::TooLarge { .. })),
+            "{result:?}"
+        );
+        assert_eq!(
+            store
+                .incomplete_uploads(&keys::batch_prefix(batch))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.head(&key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn s3_presigns_for_the_public_endpoint() {
+        let mut settings = testing::s3_settings();
+        settings.public_endpoint = Some("https://s3.example.com".into());
+        let store = S3ObjectStore::connect(&settings).await.unwrap();
+        let put = store
+            .presign_put("a/b", "image/jpeg", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(
+            put.url.starts_with("https://s3.example.com/"),
+            "{}",
+            put.url
+        );
+        assert!(
+            put.url.contains(&format!("/{}/", settings.bucket)),
+            "path-style: {}",
+            put.url
+        );
+        assert!(
+            put.headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "image/jpeg"),
+            "{:?}",
+            put.headers
+        );
+    }
+}
