@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod client;
 pub mod commands;
 
 #[derive(Debug, Parser)]
@@ -17,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Resize photos locally with the engine the workers run.
     Resize(commands::resize::ResizeArgs),
+    /// Serve the whole v1 API with in-process workers, on embedded stores (no external service).
+    Standalone(commands::standalone::StandaloneArgs),
+    /// Upload photos to a Tirage server and download their renditions.
+    Upload(commands::upload::UploadArgs),
 }
 
 /// Parses the command line and runs the subcommand. Exit codes: 0 all good, 1 some input
@@ -25,5 +30,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Resize(args) => commands::resize::run(args),
+        Command::Standalone(args) => commands::standalone::run(args),
+        Command::Upload(args) => commands::upload::run(args),
     }
 }

@@ -1,1 +1,3 @@
 pub mod resize;
+pub mod standalone;
+pub mod upload;
