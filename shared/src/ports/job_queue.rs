@@ -47,6 +47,9 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), QueueError>;
 }
 
+/// A consumer. Dropping it hands every delivery it gave out and that is still unsettled back
+/// to the queue (as a broker does when a consumer's connection dies), and their handles can
+/// no longer settle them: keep the stream alive until in-flight deliveries are settled.
 #[async_trait]
 pub trait JobStream: Send {
     /// The next delivery; `None` once the consumer is cancelled or its connection is gone

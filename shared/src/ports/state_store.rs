@@ -121,7 +121,9 @@ pub trait StateStore: Send + Sync + 'static {
         batch_id: Uuid,
         photo_id: Uuid,
     ) -> Result<Option<PhotoRecord>, StateError>;
-    /// Photos in the order they were added, at most `limit` from `cursor`.
+    /// Photos in the order they were added, at most `limit` (clamped to 1..=1000) from
+    /// `cursor`. [`StateError::NotFound`] when the batch does not exist or the cursor does
+    /// not parse.
     async fn list_photos(
         &self,
         batch_id: Uuid,

@@ -82,14 +82,15 @@ pub fn failed(code: &str) -> PhotoOutcome {
 const HOUR: Duration = Duration::from_secs(3600);
 
 pub async fn sessions_slide<H: StateHarness>(h: &H) {
+    // Generous margins: against a real server the sleeps run on a loaded 2-core machine.
     let store = h.store();
     let now = ms(Utc::now());
+    let ttl = Duration::from_millis(1500);
     let session = Session {
         id: format!("digest-{}", Uuid::new_v4()),
         created_at: now,
-        expires_at: now + chrono::Duration::seconds(1),
+        expires_at: now + chrono::Duration::milliseconds(1500),
     };
-    let ttl = Duration::from_millis(1000);
     store.put_session(&session, ttl).await.unwrap();
     h.assert_everything_expires().await;
     assert_eq!(
@@ -97,7 +98,7 @@ pub async fn sessions_slide<H: StateHarness>(h: &H) {
         None
     );
 
-    h.pass(Duration::from_millis(700)).await;
+    h.pass(Duration::from_millis(1000)).await;
     let touched = store
         .touch_session(&session.id, ttl)
         .await
@@ -110,8 +111,8 @@ pub async fn sessions_slide<H: StateHarness>(h: &H) {
         "the expiry must slide forward"
     );
 
-    // 1.4 s after creation: alive only because the touch pushed the expiry.
-    h.pass(Duration::from_millis(700)).await;
+    // 2 s after creation: alive only because the touch pushed the expiry.
+    h.pass(Duration::from_millis(1000)).await;
     assert!(
         store
             .touch_session(&session.id, ttl)
@@ -121,7 +122,7 @@ pub async fn sessions_slide<H: StateHarness>(h: &H) {
     );
     h.assert_everything_expires().await;
 
-    h.pass(Duration::from_millis(1100)).await;
+    h.pass(Duration::from_millis(1700)).await;
     assert_eq!(store.touch_session(&session.id, ttl).await.unwrap(), None);
 }
 
@@ -412,7 +413,7 @@ pub async fn pagination<H: StateHarness>(h: &H) {
 /// Everything about a batch disappears at its `expires_at`.
 pub async fn batch_expires<H: StateHarness>(h: &H) {
     let store = h.store();
-    let batch = new_batch(Duration::from_secs(2));
+    let batch = new_batch(Duration::from_secs(3));
     store.create_batch(&batch).await.unwrap();
     let ps = photos(2);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
@@ -433,7 +434,7 @@ pub async fn batch_expires<H: StateHarness>(h: &H) {
     h.assert_batch_expiry(&batch).await;
     h.assert_everything_expires().await;
 
-    h.pass(Duration::from_millis(2300)).await;
+    h.pass(Duration::from_millis(3300)).await;
     assert_eq!(store.get_batch(batch.id).await.unwrap(), None);
     assert_eq!(store.get_photo(batch.id, ps[0].id).await.unwrap(), None);
     assert!(matches!(
@@ -463,7 +464,7 @@ pub async fn pending_uploads<H: StateHarness>(h: &H) {
         filename: "a.jpg".into(),
         content_type: "image/jpeg".into(),
         size: 1234,
-        expires_at: ms(Utc::now()) + chrono::Duration::seconds(1),
+        expires_at: ms(Utc::now()) + chrono::Duration::seconds(2),
     };
     store.put_pending_upload(batch.id, &upload).await.unwrap();
     let short = PendingUpload {
@@ -486,7 +487,7 @@ pub async fn pending_uploads<H: StateHarness>(h: &H) {
             .unwrap(),
         None
     );
-    h.pass(Duration::from_millis(1200)).await;
+    h.pass(Duration::from_millis(2200)).await;
     assert_eq!(
         store
             .take_pending_upload(batch.id, short.photo_id)
