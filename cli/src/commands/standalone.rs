@@ -173,11 +173,12 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
         .local_addr()
         .map_err(|source| StandaloneError::Bind { addr, source })?
         .port();
+    let listen_url = public_url(&args.host, port);
     let base_url = args
         .public_url
         .clone()
         .map(|u| u.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| public_url(&args.host, port));
+        .unwrap_or_else(|| listen_url.clone());
 
     let data_error = |message: String| StandaloneError::Data {
         dir: args.data.display().to_string(),
@@ -234,10 +235,14 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
     });
 
     println!("Tirage standalone is serving the v1 API at {base_url}");
+    if base_url != listen_url {
+        println!("  listening on {listen_url}");
+    }
     println!("  data: {}", args.data.display());
     println!("  worker health and metrics: http://127.0.0.1:{worker_port}/metrics");
     println!("  try:  tirage upload PHOTOS... --server {base_url} --out renditions");
-    println!("{base_url}");
+    // Last, alone on its line, for scripts: the address this process listens on.
+    println!("{listen_url}");
 
     let served = app.run_until_stopped().await;
     // Stopped by a signal or by failing: either way the worker follows.
