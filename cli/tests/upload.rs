@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures::StreamExt;
 
 use common::{
     Standalone, assert_rendition, assert_success, dimensions, fixtures, listing, text, upload,
@@ -132,6 +133,8 @@ struct FlakyProxy {
     http: reqwest::Client,
     /// Failures to inject per kind.
     failures: u32,
+    /// Rendition downloads after this many send half their body, then hang.
+    stall_renditions_after: Option<u32>,
     seen: Mutex<HashMap<String, u32>>,
 }
 
@@ -204,13 +207,25 @@ async fn forward(req: HttpRequest, body: web::Bytes, proxy: web::Data<FlakyProxy
             answer.append_header((name.as_str(), value.as_bytes()));
         }
     }
+    if kind == "GET rendition" && proxy.stall_renditions_after.is_some_and(|k| n > k) {
+        let body = res.bytes().await.unwrap_or_default();
+        let half = body.slice(..body.len() / 2);
+        let hang = futures::stream::once(async move { Ok::<_, std::io::Error>(half) })
+            .chain(futures::stream::pending());
+        return answer.streaming(hang);
+    }
     // Streamed, so the event stream passes through as it happens.
     answer.streaming(res.bytes_stream())
 }
 
 /// Starts the proxy on a free port; the upstream is set once the standalone is up.
 fn start_proxy(failures: u32) -> (String, Arc<FlakyProxy>) {
+    start_proxy_with(failures, None)
+}
+
+fn start_proxy_with(failures: u32, stall: Option<u32>) -> (String, Arc<FlakyProxy>) {
     let proxy = Arc::new(FlakyProxy {
+        stall_renditions_after: stall,
         upstream: OnceLock::new(),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -299,4 +314,64 @@ async fn retries_are_bounded() {
         proxy.seen.lock().unwrap().get("POST /v1/sessions"),
         Some(&3)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_leaves_nothing_half_written() {
+    // Two renditions download whole; every later one stops half-way and hangs.
+    let (proxy_url, proxy) = start_proxy_with(0, Some(2));
+    let s = Standalone::start();
+    proxy.upstream.set(s.base.clone()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("upload")
+        .arg(fixtures())
+        .args([
+            "--server",
+            &proxy_url,
+            "--sizes",
+            "400,200",
+            "--concurrency",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while proxy
+        .seen
+        .lock()
+        .unwrap()
+        .get("GET rendition")
+        .copied()
+        .unwrap_or(0)
+        < 4
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "downloads never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    // Only whole renditions, under their final names; no temp file.
+    let names = listing(&out);
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in names {
+        assert!(!name.starts_with('.'), "{name} left behind");
+        image::open(out.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }
