@@ -324,7 +324,7 @@ async fn ctrl_c_leaves_nothing_half_written() {
     proxy.upstream.set(s.base.clone()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let mut child = std::process::Command::new(common::BIN)
+    let child = std::process::Command::new(common::BIN)
         .arg("upload")
         .arg(fixtures())
         .args([
