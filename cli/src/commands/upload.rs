@@ -772,6 +772,11 @@ async fn upload(args: &UploadArgs) -> Result<Summary, UploadError> {
     let inputs = collect_inputs(&args.inputs, &mut failures);
     let mut summary = Summary::default();
     if inputs.is_empty() {
+        if failures.is_empty() {
+            return Err(UploadError::Options(
+                "no photos found in the inputs (directories are searched for JPEG, PNG, WebP and GIF files)".into(),
+            ));
+        }
         summary.failures = failures;
         return Ok(summary);
     }
