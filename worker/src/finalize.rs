@@ -231,9 +231,10 @@ async fn post_once(ctx: &Ctx, url: &str, body: &[u8], sig: &str) -> Result<(), C
         && status != reqwest::StatusCode::REQUEST_TIMEOUT
         && status != reqwest::StatusCode::TOO_MANY_REQUESTS
     {
-        // Includes redirects' absence: a 3xx is neither followed nor retried (below).
+        // The receiver refused this request; sending it again would be refused again.
         Err(CallbackFailure::Permanent(format!("answered {status}")))
     } else if status.is_redirection() {
+        // Never followed: the redirect target was not checked by the SSRF guard.
         Err(CallbackFailure::Permanent(format!(
             "answered {status}; redirects are not followed"
         )))
