@@ -135,6 +135,8 @@ struct FlakyProxy {
     failures: u32,
     /// Rendition downloads after this many send half their body, then hang.
     stall_renditions_after: Option<u32>,
+    /// Answer event-stream requests 404, like a server without them.
+    no_events: bool,
     seen: Mutex<HashMap<String, u32>>,
 }
 
@@ -163,6 +165,10 @@ async fn forward(req: HttpRequest, body: web::Bytes, proxy: web::Data<FlakyProxy
         *n += 1;
         *n
     };
+    if proxy.no_events && kind == "GET events" {
+        return HttpResponse::NotFound()
+            .json(serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}));
+    }
     if n <= proxy.failures {
         return if kind == "POST /v1/batches" {
             HttpResponse::TooManyRequests()
@@ -220,11 +226,16 @@ async fn forward(req: HttpRequest, body: web::Bytes, proxy: web::Data<FlakyProxy
 
 /// Starts the proxy on a free port; the upstream is set once the standalone is up.
 fn start_proxy(failures: u32) -> (String, Arc<FlakyProxy>) {
-    start_proxy_with(failures, None)
+    start_proxy_with(failures, None, false)
 }
 
-fn start_proxy_with(failures: u32, stall: Option<u32>) -> (String, Arc<FlakyProxy>) {
+fn start_proxy_with(
+    failures: u32,
+    stall: Option<u32>,
+    no_events: bool,
+) -> (String, Arc<FlakyProxy>) {
     let proxy = Arc::new(FlakyProxy {
+        no_events,
         stall_renditions_after: stall,
         upstream: OnceLock::new(),
         http: reqwest::Client::builder()
@@ -319,7 +330,7 @@ async fn retries_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_leaves_nothing_half_written() {
     // Two renditions download whole; every later one stops half-way and hangs.
-    let (proxy_url, proxy) = start_proxy_with(0, Some(2));
+    let (proxy_url, proxy) = start_proxy_with(0, Some(2), false);
     let s = Standalone::start();
     proxy.upstream.set(s.base.clone()).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -374,4 +385,34 @@ async fn ctrl_c_leaves_nothing_half_written() {
         assert!(!name.starts_with('.'), "{name} left behind");
         image::open(out.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_falls_back_to_polling_without_an_event_stream() {
+    let (proxy_url, proxy) = start_proxy_with(0, None, true);
+    let s = Standalone::start();
+    proxy.upstream.set(s.base.clone()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let output = upload(vec![
+        fixtures().join("kleiber_tall.jpg").display().to_string(),
+        "--server".into(),
+        proxy_url,
+        "--out".into(),
+        out.display().to_string(),
+        "--sizes".into(),
+        "256".into(),
+    ])
+    .await;
+    assert_success(&output);
+    check_renditions(&out, &["kleiber_tall.jpg"], &[256], "jpg");
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert_eq!(seen.get("GET events"), Some(&1), "{seen:?}");
+    // The batch was polled (GET /v1/batches/{id} ends in the id) until it completed.
+    let polls: u32 = seen
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET ") && uuid::Uuid::parse_str(&k[4..]).is_ok())
+        .map(|(_, n)| *n)
+        .sum();
+    assert!(polls >= 1, "{seen:?}");
 }

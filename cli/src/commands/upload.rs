@@ -590,11 +590,11 @@ async fn watch(client: Client, batch: Uuid, bar: ProgressBar) -> Result<BatchVie
             .await
         {
             Ok(r) => r,
-            Err(
-                e @ ClientError::Api {
-                    status: 401 | 404, ..
-                },
-            ) => return Err(e),
+            // The batch itself is gone or the session is: polling would fail the same way.
+            Err(e @ ClientError::Api { status: 401, .. }) => return Err(e),
+            Err(e @ ClientError::Api { status: 404, .. }) if e.code() == "batch_not_found" => {
+                return Err(e);
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "no event stream; polling instead");
                 break;
