@@ -9,7 +9,7 @@
 #
 # Environment (optional): BENCH_PORT=18080 (nginx; replicas on the next ports),
 # BENCH_API_REPLICAS=2, BENCH_DURATION=20s, BENCH_CONNECTIONS=64, BENCH_THREADS=2,
-# BENCH_FILES=16, BENCH_FILE_MB=4, and the TIRAGE_TEST_* service variables (Garage's come
+# BENCH_FILES=16, BENCH_FILE_MB=4, BENCH_SKIP_BUILD=1 (use the built binary), and the TIRAGE_TEST_* service variables (Garage's come
 # from `scripts/garage.sh env` when unset). Stops exactly what it started.
 set -euo pipefail
 
@@ -36,7 +36,7 @@ fi
 : "${TIRAGE_TEST_S3_ENDPOINT:?}" "${TIRAGE_TEST_S3_ACCESS_KEY:?}" "${TIRAGE_TEST_S3_SECRET_KEY:?}" "${TIRAGE_TEST_S3_BUCKET:?}"
 S3_REGION="${TIRAGE_TEST_S3_REGION:-garage}"
 
-(cd "$REPO" && cargo build --release --bin tirage-api)
+[[ "${BENCH_SKIP_BUILD:-0}" == 1 ]] || (cd "$REPO" && cargo build --release --bin tirage-api)
 
 rm -rf "$RUN" && mkdir -p "$RUN/logs" "$RUN/nginx-tmp" "$RUN/files"
 PIDS=()
@@ -114,13 +114,14 @@ start="$(now)"
 for ((i = 1; i <= FILES; i++)); do
   code="$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:$S3_REGION:s3" \
     --user "$TIRAGE_TEST_S3_ACCESS_KEY:$TIRAGE_TEST_S3_SECRET_KEY" -H 'Content-Type: image/jpeg' \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
     -T "$RUN/files/f$i.jpg" "$TIRAGE_TEST_S3_ENDPOINT/$TIRAGE_TEST_S3_BUCKET/$prefix/f$i.jpg")"
   [[ "$code" == 200 ]] || die "direct S3 PUT $i answered $code"
 done
 s3_secs="$(awk -v a="$(now)" -v b="$start" 'BEGIN { print a - b }')"
 for ((i = 1; i <= FILES; i++)); do
   curl -s -o /dev/null -X DELETE --aws-sigv4 "aws:amz:$S3_REGION:s3" \
-    --user "$TIRAGE_TEST_S3_ACCESS_KEY:$TIRAGE_TEST_S3_SECRET_KEY" \
+    --user "$TIRAGE_TEST_S3_ACCESS_KEY:$TIRAGE_TEST_S3_SECRET_KEY" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
     "$TIRAGE_TEST_S3_ENDPOINT/$TIRAGE_TEST_S3_BUCKET/$prefix/f$i.jpg" || true
 done
 # The API's copies go with their batch.
