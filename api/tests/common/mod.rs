@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use tirage_api::{Application, Dependencies, Settings};
 use tirage_shared::keys;
 use tirage_shared::model::{PhotoOutcome, Rendition, ResizeJob};
-use tirage_shared::ports::{JobQueue, JobStream, ObjectStore, QueueError, RecordResult, StateStore, WorkItem};
+use tirage_shared::ports::{
+    JobQueue, JobStream, ObjectStore, QueueError, RecordResult, StateStore, WorkItem,
+};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 

@@ -1065,6 +1065,9 @@ pub async fn object_store_outage_is_503_and_nothing_is_counted(b: &impl Backend)
     let res = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("s3"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("s3"),
+        "{body}"
+    );
     assert_eq!(body["checks"][&app.deps.names.state], "ok", "{body}");
 }
