@@ -3,7 +3,7 @@
 # (RabbitMQ → Garage → engine → Garage → Redis) against the engine alone, on the reference
 # corpus, same machine, same run. The gap is the per-photo cost of S3, AMQP and Redis.
 #
-#   bench/worker.sh [rounds]      (default 3; prints the best round of each)
+#   bench/worker.sh [rounds]      (default 5; median of alternating rounds)
 #
 # Needs Redis, RabbitMQ and Garage (scripts/services.sh / scripts/garage.sh up) and the
 # corpus in bench/corpus (built by the engine's corpus script when missing). Writes
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ROUNDS="${1:-3}"
+ROUNDS="${1:-5}"
 CORPUS="${BENCH_CORPUS:-$REPO/bench/corpus}"
 OUT="$REPO/bench/out/worker"
 

@@ -168,23 +168,36 @@ async fn main() {
         queue: Arc::new(testing::amqp_queue().await),
     };
     println!(
-        "corpus: {} photos, {mb:.1} MB, sizes {:?} {:?} q{}; {cores} cores; best of {rounds}",
+        "corpus: {} photos, {mb:.1} MB, sizes {:?} {:?} q{}; {cores} cores; median of {rounds} alternating rounds",
         photos.len(),
         options.sizes,
         options.format,
         options.quality
     );
-    // Warm-up round of each, not counted (page cache, connections, lazy pools).
+    // Warm-up round of each, not counted (page cache, connections, lazy pools). Then the two
+    // alternate, so that load from anything else on the machine hits both alike.
     engine_alone(&photos, cores, &options);
-    let engine = (0..rounds)
-        .map(|_| engine_alone(&photos, cores, &options))
-        .min()
-        .unwrap();
     through_worker(&ports, &photos, &options, cores).await;
-    let mut best = Duration::MAX;
+    let (mut engines, mut workers) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        best = best.min(through_worker(&ports, &photos, &options, cores).await);
+        engines.push(engine_alone(&photos, cores, &options));
+        workers.push(through_worker(&ports, &photos, &options, cores).await);
     }
+    engines.sort();
+    workers.sort();
+    let engine = engines[engines.len() / 2];
+    let best = workers[workers.len() / 2];
+    println!(
+        "rounds (s): engine {:?}  worker {:?}",
+        engines
+            .iter()
+            .map(|d| (d.as_secs_f64() * 1e3).round() / 1e3)
+            .collect::<Vec<_>>(),
+        workers
+            .iter()
+            .map(|d| (d.as_secs_f64() * 1e3).round() / 1e3)
+            .collect::<Vec<_>>()
+    );
     let n = photos.len() as f64;
     let e = n / engine.as_secs_f64();
     let w = n / best.as_secs_f64();
