@@ -201,7 +201,8 @@ fn render(
         let size = options.sizes[i];
         let (tw, th) = target_size(w, h, size);
         let from = previous.as_ref().unwrap_or(source);
-        let resized = from.resized(&mut resizer, tw, th)?;
+        let filters = filters_for(previous.is_some());
+        let resized = from.resized(&mut resizer, tw, th, filters)?;
         let upright = if orientation == 1 {
             None
         } else {
@@ -220,4 +221,22 @@ fn render(
         previous = Some(resized);
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// Kernels per step. The first step (the decoded source, up to ~2.7× down) keeps Catmull-Rom
+/// for luma; the cascaded steps (1080 → 720 → 360, ratios 1.5 and 2 from an already clean
+/// image) use Hamming, support 1 instead of 2: half the taps, measured −0.0004 of mean luma
+/// SSIM on the benchmark corpus. Chroma uses Box (an area average, the filter libjpeg itself
+/// uses to subsample chroma): 4:2:0 chroma at half resolution carries little detail a longer
+/// kernel would keep, and it is a third of the resize work.
+fn filters_for(cascaded: bool) -> planes::Filters {
+    use fast_image_resize::FilterType;
+    planes::Filters {
+        luma: if cascaded {
+            FilterType::Hamming
+        } else {
+            FilterType::CatmullRom
+        },
+        chroma: FilterType::Box,
+    }
 }
