@@ -6,6 +6,7 @@ pub mod clock;
 pub mod fs;
 pub mod inprocess;
 pub mod memory;
+pub mod pinned;
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
@@ -18,6 +19,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use fs::{FsObjectStore, FsSettings, PresignError};
 pub use inprocess::InProcessQueue;
 pub use memory::MemoryStateStore;
+pub use pinned::Pinned;
 
 use crate::model::{PhotoOutcome, PhotoRecord, PhotoState};
 use crate::ports::state_store::StateError;
