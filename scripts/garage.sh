@@ -42,8 +42,9 @@ cmd_install() {
   if pgrep -f "cargo install garage" >/dev/null 2>&1; then
     die "a 'cargo install garage' is already running; wait for it to finish, then retry"
   fi
-  log "installing garage with cargo (takes ~15 minutes on 2 cores)"
-  cargo install garage --locked
+  log "installing garage ${TIRAGE_GARAGE_VERSION:-2.5.0} with cargo (takes ~15 minutes on 2 cores)"
+  # Pinned: the configuration written below and deploy/'s images are for this version.
+  cargo install garage --locked --version "${TIRAGE_GARAGE_VERSION:-2.5.0}"
 }
 
 g() { "$GARAGE" -c "$CONF" "$@"; }
