@@ -44,7 +44,10 @@ cmd_install() {
   fi
   log "installing garage ${TIRAGE_GARAGE_VERSION:-2.5.0} with cargo (takes ~15 minutes on 2 cores)"
   # Pinned: the configuration written below and deploy/'s images are for this version.
-  cargo install garage --locked --version "${TIRAGE_GARAGE_VERSION:-2.5.0}"
+  # Only the LMDB metadata engine (what write_config selects): leaving out SQLite, K2V and
+  # Garage's own metrics shortens the build on a fresh machine.
+  cargo install garage --locked --version "${TIRAGE_GARAGE_VERSION:-2.5.0}" \
+    --no-default-features --features bundled-libs,lmdb
 }
 
 g() { "$GARAGE" -c "$CONF" "$@"; }

@@ -7,8 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-scripts/services.sh up
-eval "$(scripts/garage.sh env)"
+# On a fresh machine Garage builds from source (~15 min): it builds while the workspace does,
+# filling the cores the workspace build leaves idle, and the tests wait for it below.
+garage_log="$(mktemp -t tirage-garage-install.XXXXXX.log)"
+scripts/garage.sh install >"$garage_log" 2>&1 &
+garage_install=$!
 export TIRAGE_TEST_REDIS_URL="${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export TIRAGE_TEST_AMQP_URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 # The end-to-end test (tests/) runs deploy/local/cluster.sh, which builds release binaries by
@@ -19,4 +22,13 @@ export TIRAGE_BUILD_PROFILE="${TIRAGE_BUILD_PROFILE:-debug}"
 scripts/validate-deploy.sh   # deploy/, docker-compose.yml, k8s/: static checks (no Docker, no cluster)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo test --workspace --all-features --no-run
+
+if ! wait "$garage_install"; then
+  cat "$garage_log" >&2
+  echo "test.sh: installing Garage failed (log above)" >&2
+  exit 1
+fi
+scripts/services.sh up
+eval "$(scripts/garage.sh env)"
 cargo test --workspace --all-features "$@"
