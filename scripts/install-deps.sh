@@ -19,10 +19,10 @@ want nginx nginx                  # the reverse proxy of the local cluster and i
 want /usr/include/lcms2.h liblcms2-dev   # ICC profile conversion to sRGB
 want /usr/share/backgrounds/gnome gnome-backgrounds   # real photographs for tests and benchmarks
 want /usr/share/desktop-base desktop-base
+want /usr/bin/convert-im6.q16 imagemagick   # bench/build-corpus.sh: the end-to-end test's photos
 if [[ "${1:-}" == "--bench" ]]; then
   want vips libvips-tools
   want /usr/include/vips/vips.h libvips-dev
-  want magick imagemagick
   want wrk wrk
   want hyperfine hyperfine
 fi

@@ -15,9 +15,12 @@ garage_install=$!
 export TIRAGE_TEST_REDIS_URL="${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export TIRAGE_TEST_AMQP_URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 # The end-to-end test (tests/) runs deploy/local/cluster.sh, which builds release binaries by
-# default; the suite uses the debug ones `cargo test` has mostly built already (dependencies
-# are optimised in every profile), which keeps CI within its time on a fresh machine.
+# default. The suite runs the debug `tirage-api` and `tirage-worker` that its own build below
+# makes (the api and worker tests run them too), with the features the whole workspace
+# unifies: building them again with cluster.sh's narrower features would recompile much of
+# the dependency graph. Dependencies are optimised in every profile.
 export TIRAGE_BUILD_PROFILE="${TIRAGE_BUILD_PROFILE:-debug}"
+export TIRAGE_SKIP_BUILD="${TIRAGE_SKIP_BUILD:-1}"
 
 scripts/validate-deploy.sh   # deploy/, docker-compose.yml, k8s/: static checks (no Docker, no cluster)
 cargo fmt --all -- --check
