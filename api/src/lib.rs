@@ -21,4 +21,4 @@ pub mod views;
 
 pub use error::ApiError;
 pub use settings::Settings;
-pub use startup::{AppState, Application, Dependencies, DependencyNames, StartupError};
+pub use startup::{AppState, Application, Dependencies, DependencyNames, StartupError, Wiring};

@@ -54,6 +54,26 @@ impl DependencyNames {
     }
 }
 
+/// Where each HTTP worker gets its [`Dependencies`].
+#[derive(Clone)]
+pub enum Wiring {
+    /// Built once and shared by every worker: adapters with no tie to a runtime (the
+    /// embedded ones), and tests.
+    Shared(Dependencies),
+    /// Built by each worker, on its own thread, when it starts: production clients whose
+    /// connections belong to the runtime that opened them ([`crate::connect::production`]).
+    PerWorker(Arc<dyn Fn() -> Dependencies + Send + Sync>),
+}
+
+impl Wiring {
+    fn dependencies(&self) -> Dependencies {
+        match self {
+            Wiring::Shared(deps) => deps.clone(),
+            Wiring::PerWorker(build) => build(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot bind {addr}: {source}")]
@@ -70,7 +90,7 @@ pub enum StartupError {
     },
 }
 
-/// What every handler shares. Cloned into each HTTP worker as `web::Data`.
+/// What the handlers of one HTTP worker share, as `web::Data`.
 pub struct AppState {
     pub deps: Dependencies,
     pub settings: Settings,
@@ -85,16 +105,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the production adapters named in the settings (Redis, RabbitMQ, S3), then
-    /// binds. A dependency that is down at start-up is an error: the orchestrator restarts us.
+    /// Builds the production adapters named in the settings (Redis, RabbitMQ, S3), then
+    /// binds. A dependency that is down at start-up is not an error: `/readyz` reports it,
+    /// requests that need it answer 503, and they succeed again once it is back.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let deps = crate::connect::production(&settings).await?;
-        Self::build_with(settings, deps)
+        let wiring = crate::connect::production(&settings).await?;
+        Self::bind(settings, wiring)
     }
 
     /// Binds the listener on already-built dependencies; the server runs once
     /// [`Application::run_until_stopped`] is awaited.
     pub fn build_with(settings: Settings, deps: Dependencies) -> Result<Self, StartupError> {
+        Self::bind(settings, Wiring::Shared(deps))
+    }
+
+    fn bind(settings: Settings, wiring: Wiring) -> Result<Self, StartupError> {
         let addr = format!("{}:{}", settings.api.host, settings.api.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
             addr: addr.clone(),
@@ -104,7 +129,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
-        let server = run(listener, settings, deps, None)?;
+        let server = run(listener, settings, wiring, None)?;
         Ok(Application { port, server })
     }
 
@@ -125,7 +150,7 @@ impl Application {
                 source,
             })?
             .port();
-        let server = run(listener, settings, deps, Some(objects))?;
+        let server = run(listener, settings, Wiring::Shared(deps), Some(objects))?;
         Ok(Application { port, server })
     }
 
@@ -148,11 +173,11 @@ impl Application {
 fn run(
     listener: TcpListener,
     settings: Settings,
-    deps: Dependencies,
+    wiring: Wiring,
     presigned: Option<Arc<FsObjectStore>>,
 ) -> Result<Server, StartupError> {
     let metrics = Metrics::new()?;
-    let api_key_digests = settings
+    let api_key_digests: Vec<[u8; 32]> = settings
         .sessions
         .api_keys
         .iter()
@@ -160,15 +185,16 @@ fn run(
         .collect();
     let workers = settings.api.workers;
     let shutdown = settings.api.shutdown_timeout_secs;
-    let state = web::Data::new(AppState {
-        deps,
-        settings,
-        metrics,
-        api_key_digests,
-    });
+    // actix-web calls this once per worker, on the worker's own thread.
     let mut server = HttpServer::new(move || {
+        let state = web::Data::new(AppState {
+            deps: wiring.dependencies(),
+            settings: settings.clone(),
+            metrics: metrics.clone(),
+            api_key_digests: api_key_digests.clone(),
+        });
         App::new()
-            .app_data(state.clone())
+            .app_data(state)
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|err, _| ApiError::MalformedQuery(err.to_string()).into()),

@@ -1,15 +1,13 @@
 //! The production wiring: Redis, RabbitMQ and S3 from the configuration.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
-use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
-use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
-use tracing::warn;
+use tirage_shared::adapters::amqp::AmqpSettings;
+use tirage_shared::adapters::production;
+use tirage_shared::adapters::redis::RedisSettings;
+use tirage_shared::adapters::s3::S3Settings;
 
-use crate::settings::backoff;
 use crate::{Ports, Worker, WorkerError, WorkerSettings};
 
 /// The whole configuration the worker binary reads; other processes' sections are ignored.
@@ -49,53 +47,22 @@ impl Settings {
     }
 }
 
-/// How long the worker keeps trying to reach the broker at startup before giving up (and
-/// letting its supervisor restart it).
-const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
-
 impl Worker {
-    /// Connects to Redis, RabbitMQ and S3, then binds the HTTP port.
+    /// Builds the Redis, RabbitMQ and S3 adapters, then binds the HTTP port. None of the
+    /// services has to be up yet: the consumer loop retries with backoff until the broker
+    /// answers, and `/readyz` says what is missing meanwhile.
     pub async fn build(settings: Settings) -> Result<Worker, WorkerError> {
         settings.worker.validate()?;
-        let state =
-            RedisStateStore::connect(&settings.redis).map_err(|e| WorkerError::Connect {
-                service: "redis",
-                message: e.to_string(),
+        let adapters = production::connect(&settings.redis, &settings.amqp, &settings.s3)
+            .await
+            .map_err(|e| WorkerError::Connect {
+                service: e.dependency,
+                message: e.message,
             })?;
-        let objects =
-            S3ObjectStore::connect(&settings.s3)
-                .await
-                .map_err(|e| WorkerError::Connect {
-                    service: "s3",
-                    message: e.to_string(),
-                })?;
-        let started = Instant::now();
-        let mut attempt = 0;
-        let queue = loop {
-            attempt += 1;
-            match AmqpQueue::connect(&settings.amqp).await {
-                Ok(q) => break q,
-                Err(e) if started.elapsed() < STARTUP_PATIENCE => {
-                    let delay = backoff(
-                        attempt,
-                        Duration::from_millis(settings.worker.reconnect_base_ms),
-                        Duration::from_millis(settings.worker.reconnect_cap_ms),
-                    );
-                    warn!(error = %e, "RabbitMQ not reachable yet; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => {
-                    return Err(WorkerError::Connect {
-                        service: "rabbitmq",
-                        message: e.to_string(),
-                    });
-                }
-            }
-        };
         let ports = Ports {
-            state: Arc::new(state),
-            objects: Arc::new(objects),
-            queue: Arc::new(queue),
+            state: Arc::new(adapters.state),
+            objects: Arc::new(adapters.objects),
+            queue: Arc::new(adapters.queue),
         };
         Worker::from_ports(settings.worker, ports).await
     }

@@ -92,9 +92,7 @@ async fn connect(c: &Config) -> Services {
         .ping()
         .await
         .unwrap_or_else(|e| panic!("Redis is not reachable at {}: {e}", c.redis.url));
-    let objects = S3ObjectStore::connect(&c.s3)
-        .await
-        .unwrap_or_else(|e| panic!("S3 (Garage) at {} is not usable: {e}", c.s3.endpoint));
+    let objects = S3ObjectStore::new(&c.s3);
     objects.ping().await.unwrap_or_else(|e| {
         panic!(
             "S3 (Garage) is not reachable at {}: {e}; run scripts/garage.sh up",
@@ -360,5 +358,79 @@ async fn the_binary_reports_ready_and_logs_json_with_the_request_id() {
         .unwrap_or_else(|| panic!("no job log line:\n{log}"));
     let json: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(json["span"]["request_id"], want.as_str(), "{line}");
+    let _ = std::fs::remove_file(&w.log);
+}
+
+/// A worker started while RabbitMQ is away reports it, consumes once the broker is back,
+/// and consumes again after its connection is cut mid-life: real connections to the real
+/// broker, through a link the test cuts and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_waits_for_the_broker_and_reconnects_after_losing_it() {
+    use tirage_shared::testing::outage::{ServiceLink, url_addr, url_via};
+
+    let c = config();
+    let h = connect(&c).await;
+    let ports = h.ports();
+    let amqp_url = c.amqp.url.expose_secret().to_owned();
+    let link = ServiceLink::start_cut(&url_addr(&amqp_url)).await;
+    let through_link = Config {
+        amqp: AmqpSettings {
+            url: url_via(&amqp_url, &link.addr()).into(),
+            ..c.amqp.clone()
+        },
+        redis: c.redis.clone(),
+        s3: c.s3.clone(),
+    };
+    let mut w = spawn_worker(&through_link, 0, "late-broker");
+    let readyz = |port: u16| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    };
+    let started = Instant::now();
+    loop {
+        if let Some(status) = readyz(w.port).await {
+            assert_eq!(status, 503, "ready without a broker");
+            break;
+        }
+        assert!(
+            w.child.try_wait().unwrap().is_none(),
+            "the worker exited without a broker:\n{}",
+            w.log()
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", w.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let options = || BatchOptions {
+        sizes: vec![360],
+        format: OutputFormat::Jpeg,
+        quality: 80,
+    };
+    let first = common::batch_with(&ports, options(), None, vec![common::jpeg(640, 480)]).await;
+    common::publish_all(&ports, &first).await;
+    link.restore().await;
+    let batch = common::wait_completed(&ports, first.batch.id, Duration::from_secs(60)).await;
+    assert_eq!((batch.done, batch.failed), (1, 0), "{}", w.log());
+    assert_eq!(readyz(w.port).await, Some(200));
+
+    // The broker connection drops under the running worker; it consumes again once back.
+    link.cut();
+    let second = common::batch_with(&ports, options(), None, vec![common::jpeg(640, 480)]).await;
+    common::publish_all(&ports, &second).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    link.restore().await;
+    let batch = common::wait_completed(&ports, second.batch.id, Duration::from_secs(60)).await;
+    assert_eq!((batch.done, batch.failed), (1, 0), "{}", w.log());
+    assert!(
+        metric(w.port, "tirage_worker_consumer_restarts_total")
+            .await
+            .is_some_and(|n| n >= 1.0),
+        "{}",
+        w.log()
+    );
+    w.child.kill().unwrap();
+    w.child.wait().unwrap();
     let _ = std::fs::remove_file(&w.log);
 }

@@ -283,6 +283,9 @@ pub async fn upload_photos(
     let batch = owned_batch(&state, &auth, path.into_inner()).await?;
     let limit = state.settings.limits.max_photos_per_batch;
     ensure_accepting(&batch, 1, limit)?;
+    // While the broker is known to be down, refuse before storing anything: the client
+    // retries the same request later, instead of getting photos recorded as failed.
+    state.deps.queue.ping().await?;
 
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut photos: Vec<PhotoRecord> = Vec::new();
@@ -470,6 +473,8 @@ pub async fn complete_upload(
 ) -> Result<HttpResponse, ApiError> {
     let (batch_id, photo_id) = path.into_inner();
     let batch = owned_batch(&state, &auth, batch_id).await?;
+    // As for multipart uploads: no photo is registered while its job cannot be published.
+    state.deps.queue.ping().await?;
     let Some(pending) = state
         .deps
         .state

@@ -77,6 +77,17 @@ impl TestApp {
         let mut settings = test_settings();
         tweak(&mut settings);
         let app = Application::build_with(settings.clone(), deps.clone()).expect("app builds");
+        Self::running(app, settings, deps, guard)
+    }
+
+    /// Runs an application built elsewhere (`Application::build`); `deps` reach the same
+    /// stores and queue, for the test's own checks.
+    pub fn running(
+        app: Application,
+        settings: Settings,
+        deps: Dependencies,
+        guard: Box<dyn Any + Send + Sync>,
+    ) -> TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -378,8 +389,8 @@ pub async fn dead_redis() -> Arc<dyn StateStore> {
 /// An S3 object store adapter pointed at a port nothing listens on.
 pub async fn dead_s3() -> Arc<dyn ObjectStore> {
     let port = closed_port();
-    let store = tirage_shared::adapters::s3::S3ObjectStore::connect(
-        &tirage_shared::adapters::s3::S3Settings {
+    let store =
+        tirage_shared::adapters::s3::S3ObjectStore::new(&tirage_shared::adapters::s3::S3Settings {
             endpoint: format!("http://127.0.0.1:{port}"),
             public_endpoint: None,
             region: "garage".into(),
@@ -387,10 +398,7 @@ pub async fn dead_s3() -> Arc<dyn ObjectStore> {
             access_key_id: "GKdead".into(),
             secret_access_key: "dead".to_owned().into(),
             key_prefix: format!("tirage-test/{}/", Uuid::new_v4().simple()),
-        },
-    )
-    .await
-    .expect("the S3 adapter builds its client without connecting");
+        });
     Arc::new(store)
 }
 

@@ -13,7 +13,7 @@
 //! broker's confirm. A publish after the connection died reconnects (bounded wait) first.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -40,6 +40,10 @@ const REASON_HEADER: &str = "x-tirage-dead-reason";
 /// `Unavailable` instead of waiting on a dead broker.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed (re)connection, calls fail at once for this long instead of each trying
+/// again: while the broker is down, requests get their 503 without queueing behind one
+/// another's connection attempts.
+const RECONNECT_COOLDOWN: Duration = Duration::from_millis(500);
 
 fn default_prefix() -> String {
     "tirage".to_owned()
@@ -97,6 +101,8 @@ impl Link {
 struct Inner {
     settings: AmqpSettings,
     link: tokio::sync::Mutex<Option<Link>>,
+    /// When the last connection attempt failed, and why.
+    last_failure: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 /// RabbitMQ job queue. Clones share the connection.
@@ -205,7 +211,8 @@ impl Inner {
         })
     }
 
-    /// The current link, reconnecting when the last one died.
+    /// The current link, reconnecting when the last one died (at most one attempt per
+    /// [`RECONNECT_COOLDOWN`]).
     async fn link(&self) -> Result<Link, QueueError> {
         let mut slot = self.link.lock().await;
         if let Some(link) = slot.as_ref().filter(|l| l.alive()) {
@@ -215,11 +222,37 @@ impl Inner {
             tracing::warn!("AMQP connection lost; reconnecting");
             let _ = dead.connection.close(320, "reconnecting".into()).await;
         }
-        let link = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
-            .await
-            .map_err(|_| QueueError::Unavailable("AMQP connect timed out".into()))??;
-        *slot = Some(link.clone());
-        Ok(link)
+        if let Some(why) = self.recent_failure() {
+            return Err(QueueError::Unavailable(why));
+        }
+        let opened = match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
+            Ok(opened) => opened,
+            Err(_) => Err(QueueError::Unavailable("AMQP connect timed out".into())),
+        };
+        match opened {
+            Ok(link) => {
+                *slot = Some(link.clone());
+                self.set_failure(None);
+                Ok(link)
+            }
+            Err(e) => {
+                self.set_failure(Some(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// The last connection failure, if it is recent enough to answer with instead of trying.
+    fn recent_failure(&self) -> Option<String> {
+        let last = self.last_failure.lock().ok()?;
+        let (at, why) = last.as_ref()?;
+        (at.elapsed() < RECONNECT_COOLDOWN).then(|| why.clone())
+    }
+
+    fn set_failure(&self, why: Option<String>) {
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = why.map(|why| (Instant::now(), why));
+        }
     }
 
     /// Forgets `link` if it is still the current one, so the next call reconnects.
@@ -306,14 +339,22 @@ impl AmqpQueue {
     /// Connects and declares the topology; fails with `Unavailable` when the broker is down.
     /// Later outages are healed lazily by the next publish or consume.
     pub async fn connect(settings: &AmqpSettings) -> Result<Self, QueueError> {
-        let queue = AmqpQueue {
+        let queue = AmqpQueue::lazy(settings);
+        queue.inner.link().await?;
+        Ok(queue)
+    }
+
+    /// A queue that connects (and declares its topology) on first use, so a process can
+    /// start while the broker is down: until it is back, every call fails with
+    /// `Unavailable`, and the first call after it returns connects.
+    pub fn lazy(settings: &AmqpSettings) -> Self {
+        AmqpQueue {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 link: tokio::sync::Mutex::new(None),
+                last_failure: std::sync::Mutex::new(None),
             }),
-        };
-        queue.inner.link().await?;
-        Ok(queue)
+        }
     }
 
     /// Closes the current connection as a broker restart would; the next publish or consume

@@ -6,10 +6,11 @@ pub mod clock;
 pub mod fs;
 pub mod inprocess;
 pub mod memory;
-pub mod pinned;
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+#[cfg(all(feature = "redis", feature = "amqp", feature = "s3"))]
+pub mod production;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "s3")]
@@ -19,7 +20,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use fs::{FsObjectStore, FsSettings, PresignError};
 pub use inprocess::InProcessQueue;
 pub use memory::MemoryStateStore;
-pub use pinned::Pinned;
 
 use crate::model::{PhotoOutcome, PhotoRecord, PhotoState};
 use crate::ports::state_store::StateError;

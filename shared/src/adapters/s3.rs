@@ -150,18 +150,19 @@ struct Multipart {
 }
 
 impl S3ObjectStore {
-    /// Builds the clients; no request is made (check with [`ObjectStore::ping`]).
-    pub async fn connect(settings: &S3Settings) -> Result<Self, ObjectStoreError> {
+    /// Builds the clients; no request is made (check with [`ObjectStore::ping`]). Their
+    /// connections open on first use, on the runtime that uses them.
+    pub fn new(settings: &S3Settings) -> Self {
         let public = settings
             .public_endpoint
             .as_deref()
             .unwrap_or(&settings.endpoint);
-        Ok(S3ObjectStore {
+        S3ObjectStore {
             client: client(settings, &settings.endpoint),
             presigner: client(settings, public),
             bucket: settings.bucket.clone(),
             prefix: settings.key_prefix.clone(),
-        })
+        }
     }
 
     /// Multipart uploads begun and neither completed nor aborted under `prefix` (a leak

@@ -8,6 +8,7 @@
 pub mod contract_objects;
 pub mod contract_queue;
 pub mod contract_state;
+pub mod outage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,9 +151,7 @@ pub fn s3_settings() -> crate::adapters::s3::S3Settings {
 pub async fn s3_store() -> crate::adapters::s3::S3ObjectStore {
     use crate::ports::ObjectStore;
     let settings = s3_settings();
-    let store = crate::adapters::s3::S3ObjectStore::connect(&settings)
-        .await
-        .unwrap_or_else(|e| panic!("S3 (Garage) at {} is not usable: {e}", settings.endpoint));
+    let store = crate::adapters::s3::S3ObjectStore::new(&settings);
     if let Err(e) = store.ping().await {
         panic!(
             "S3 (Garage) is not reachable at {} bucket {} ({e}); run `scripts/garage.sh up`",

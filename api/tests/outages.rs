@@ -1,0 +1,217 @@
+//! Dependency outages on the production wiring (`Application::build`): the API
+//! talks to the real Redis, RabbitMQ and Garage through links the test cuts and restores
+//! (`tirage_shared::testing::outage`). While a service is away, requests that need it answer
+//! 503 with its code and nothing is counted; once it is back, the same process serves again
+//! without a restart.
+
+// Tests may unwrap (the workspace denies it in library code only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tirage_api::{Application, Dependencies, DependencyNames};
+use tirage_shared::adapters::amqp::AmqpSettings;
+use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
+use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
+use tirage_shared::testing::{self, outage::ServiceLink, outage::url_addr, outage::url_via};
+
+use common::{TestApp, expect_error, jpeg};
+
+/// The links to the three services, and settings that reach them only through the links.
+struct Links {
+    redis: ServiceLink,
+    amqp: ServiceLink,
+    s3: ServiceLink,
+    settings: tirage_api::Settings,
+}
+
+async fn links(broker_up: bool) -> Links {
+    let mut settings = common::test_settings();
+    settings.redis = testing::redis_settings();
+    settings.amqp = testing::amqp_settings();
+    settings.s3 = testing::s3_settings();
+    let amqp_url = secrecy::ExposeSecret::expose_secret(&settings.amqp.url).to_owned();
+    let redis = ServiceLink::start(&url_addr(&settings.redis.url)).await;
+    let amqp = if broker_up {
+        ServiceLink::start(&url_addr(&amqp_url)).await
+    } else {
+        ServiceLink::start_cut(&url_addr(&amqp_url)).await
+    };
+    let s3 = ServiceLink::start(&url_addr(&settings.s3.endpoint)).await;
+    settings.redis.url = url_via(&settings.redis.url, &redis.addr());
+    settings.amqp.url = url_via(&amqp_url, &amqp.addr()).into();
+    settings.s3.endpoint = url_via(&settings.s3.endpoint, &s3.addr());
+    Links {
+        redis,
+        amqp,
+        s3,
+        settings,
+    }
+}
+
+/// The API as the binary builds it ([`Application::build`]), on the links; the test's own
+/// checks (the queued jobs) use direct connections to the same queue.
+async fn spawn(links: &Links) -> TestApp {
+    let app = Application::build(links.settings.clone())
+        .await
+        .expect("the API starts even with a service down");
+    let s = &links.settings;
+    let deps = Dependencies {
+        state: Arc::new(
+            RedisStateStore::connect(&RedisSettings {
+                url: testing::redis_url(),
+                ..s.redis.clone()
+            })
+            .unwrap(),
+        ),
+        objects: Arc::new(S3ObjectStore::new(&S3Settings {
+            endpoint: testing::s3_env().endpoint,
+            ..s.s3.clone()
+        })),
+        queue: Arc::new(
+            testing::amqp_queue_with(&AmqpSettings {
+                url: testing::amqp_url().into(),
+                ..s.amqp.clone()
+            })
+            .await,
+        ),
+        names: DependencyNames::production(),
+    };
+    TestApp::running(app, links.settings.clone(), deps, Box::new(()))
+}
+
+/// Polls `attempt` until it returns `Some`, for at most 20 s.
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, attempt: impl Fn() -> F) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: not within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn readyz(app: &TestApp) -> (u16, Value) {
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+/// Waits until `/readyz` reports `dependency` as failing: the adapters have noticed.
+async fn noticed(app: &TestApp, dependency: &str) -> Value {
+    eventually(&format!("readyz naming {dependency}"), || async {
+        let (status, body) = readyz(app).await;
+        (status == 503 && body["checks"][dependency] != "ok").then_some(body)
+    })
+    .await
+}
+
+async fn upload_status(app: &TestApp, token: &str, batch: &str) -> u16 {
+    app.upload(token, batch, &[("a.jpg", jpeg(40, 30))])
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_while_the_broker_is_down_and_publishes_once_it_is_back() {
+    let links = links(false).await;
+    let app = spawn(&links).await;
+
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_ne!(body["checks"]["rabbitmq"], "ok", "{body}");
+    assert_eq!(body["checks"]["redis"], "ok", "{body}");
+
+    // What needs no broker works; an upload is refused before anything is stored or counted.
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({})).await;
+    let id = batch["id"].as_str().unwrap();
+    let res = app.upload(&token, id, &[("a.jpg", jpeg(40, 30))]).await;
+    expect_error(res, 503, "job_queue_unavailable").await;
+    assert_eq!(app.batch(&token, id).await["total"], 0);
+
+    links.amqp.restore().await;
+    eventually("readyz after the broker returns", || async {
+        (readyz(&app).await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(upload_status(&app, &token, id).await, 202);
+    let jobs = app.take_jobs(1).await;
+    assert_eq!(jobs[0].batch_id.to_string(), id);
+    assert_eq!(app.batch(&token, id).await["total"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_outage_is_503_with_its_code_and_heals_by_itself() {
+    let links = links(true).await;
+    let app = spawn(&links).await;
+    assert_eq!(readyz(&app).await.0, 200);
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({})).await;
+    let id = batch["id"].as_str().unwrap().to_owned();
+    assert_eq!(upload_status(&app, &token, &id).await, 202);
+    let mut expected_total = 1;
+
+    // Redis: sessions and batches are unreadable, so every /v1 call is 503.
+    links.redis.cut();
+    let body = noticed(&app, "redis").await;
+    assert_eq!(body["checks"]["rabbitmq"], "ok", "{body}");
+    let res = app
+        .get(&token, &format!("/v1/batches/{id}"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 503, "state_store_unavailable").await;
+    links.redis.restore().await;
+    eventually("GET batch after Redis returns", || async {
+        let res = app
+            .get(&token, &format!("/v1/batches/{id}"))
+            .send()
+            .await
+            .unwrap();
+        (res.status() == 200).then_some(())
+    })
+    .await;
+
+    // RabbitMQ: uploads are refused before storing; reads still work.
+    links.amqp.cut();
+    noticed(&app, "rabbitmq").await;
+    let res = app.upload(&token, &id, &[("a.jpg", jpeg(40, 30))]).await;
+    expect_error(res, 503, "job_queue_unavailable").await;
+    assert_eq!(app.batch(&token, &id).await["total"], expected_total);
+    links.amqp.restore().await;
+    eventually("upload after RabbitMQ returns", || async {
+        (upload_status(&app, &token, &id).await == 202).then_some(())
+    })
+    .await;
+    expected_total += 1;
+
+    // S3: uploads fail before the photo is counted.
+    links.s3.cut();
+    noticed(&app, "s3").await;
+    let res = app.upload(&token, &id, &[("a.jpg", jpeg(40, 30))]).await;
+    expect_error(res, 503, "object_store_unavailable").await;
+    assert_eq!(app.batch(&token, &id).await["total"], expected_total);
+    links.s3.restore().await;
+    eventually("upload after S3 returns", || async {
+        (upload_status(&app, &token, &id).await == 202).then_some(())
+    })
+    .await;
+    expected_total += 1;
+
+    assert_eq!(app.batch(&token, &id).await["total"], expected_total);
+    assert_eq!(readyz(&app).await.0, 200);
+    // Every accepted photo has its job: none was lost to an outage.
+    let jobs = app.take_jobs(expected_total as usize).await;
+    assert!(jobs.iter().all(|j| j.batch_id.to_string() == id));
+}
