@@ -11,7 +11,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tirage_shared::ports::{RateDecision, Session};
+use tirage_shared::model::Batch;
+use tirage_shared::ports::{Authorize, RateDecision, RateLimit, Session};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -68,11 +70,17 @@ fn checked(token: &str) -> Result<String, ApiError> {
     Ok(token.to_owned())
 }
 
-/// A request made with a live session. Extracting it slides the session's expiry and
-/// counts the request against the session's rate limit.
+/// A request made with a live session. Extracting it slides the session's expiry, counts
+/// the request against the session's rate limit and, on routes under a batch, reads that
+/// batch: all in one state-store call ([`StateStore::authorize`]).
+///
+/// [`StateStore::authorize`]: tirage_shared::ports::StateStore::authorize
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub session: Session,
+    /// The route's `{batch_id}` and that batch as read (`None`: it does not exist), for
+    /// [`crate::routes::owned_batch`].
+    pub route_batch: Option<(Uuid, Option<Batch>)>,
 }
 
 impl FromRequest for Authenticated {
@@ -82,22 +90,37 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = token_of(req);
+        // An id that does not parse is not read; the handler's path extractor answers 404.
+        let batch_id = req
+            .match_info()
+            .get("batch_id")
+            .and_then(|id| Uuid::parse_str(id).ok());
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let id = session_id(&token?);
-            let session = state
+            let limits = &state.settings.rate_limit;
+            let rate_key = format!("session:{id}");
+            let authorized = state
                 .deps
                 .state
-                .touch_session(&id, state.settings.sessions.ttl())
+                .authorize(&Authorize {
+                    session_id: &id,
+                    ttl: state.settings.sessions.ttl(),
+                    rate: limits.enabled.then(|| RateLimit {
+                        key: &rate_key,
+                        limit: limits.requests,
+                        window: limits.window(),
+                    }),
+                    batch: batch_id,
+                })
                 .await?
                 .ok_or(ApiError::InvalidSession)?;
-            let limits = &state.settings.rate_limit;
-            if limits.enabled {
-                let key = format!("session:{id}");
-                check_rate(&state, &key, limits.requests).await?;
-            }
-            Ok(Authenticated { session })
+            rate_verdict(authorized.rate)?;
+            Ok(Authenticated {
+                session: authorized.session,
+                route_batch: batch_id.map(|id| (id, authorized.batch)),
+            })
         })
     }
 }
@@ -109,6 +132,10 @@ pub async fn check_rate(state: &AppState, key: &str, limit: u32) -> Result<(), A
         .state
         .rate_limit(key, limit, state.settings.rate_limit.window())
         .await?;
+    rate_verdict(decision)
+}
+
+fn rate_verdict(decision: RateDecision) -> Result<(), ApiError> {
     match decision {
         RateDecision::Allowed { .. } => Ok(()),
         RateDecision::Limited { retry_after } => Err(ApiError::RateLimited {

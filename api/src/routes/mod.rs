@@ -45,7 +45,12 @@ pub async fn owned_batch(
     auth: &Authenticated,
     batch_id: Uuid,
 ) -> Result<Batch, ApiError> {
-    match state.deps.state.get_batch(batch_id).await? {
+    let batch = match &auth.route_batch {
+        // Read along with the session when the request was authenticated.
+        Some((id, read)) if *id == batch_id => read.clone(),
+        _ => state.deps.state.get_batch(batch_id).await?,
+    };
+    match batch {
         Some(batch) if batch.owner == auth.session.id => Ok(batch),
         _ => Err(ApiError::BatchNotFound),
     }

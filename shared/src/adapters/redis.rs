@@ -25,8 +25,8 @@ use uuid::Uuid;
 use super::{apply_outcome, page_bounds};
 use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord};
 use crate::ports::state_store::{
-    CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult, Session, StateError,
-    StateStore,
+    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult,
+    Session, StateError, StateStore,
 };
 
 fn default_prefix() -> String {
@@ -66,6 +66,7 @@ struct Scripts {
     take_pending: Script,
     mark_effect: Script,
     rate: Script,
+    authorize: Script,
 }
 
 impl Scripts {
@@ -193,6 +194,31 @@ if n == 1 or ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {n, ttl}",
+            ),
+            // KEYS: session, rate counter, batch. ARGV: session ttl ms, rate window ms
+            // ('0': count nothing), '1' to read the batch. The `rate` script's counting and
+            // `get_batch`'s fields, after reading and sliding the session; an unknown session
+            // ends it with nothing counted.
+            authorize: script(
+                r"
+local session = redis.call('GET', KEYS[1])
+if not session then return {} end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local n, ttl = 0, 0
+if ARGV[2] ~= '0' then
+  n = redis.call('INCR', KEYS[2])
+  ttl = redis.call('PTTL', KEYS[2])
+  if n == 1 or ttl < 0 then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+    ttl = tonumber(ARGV[2])
+  end
+end
+local out = {session, tostring(n), tostring(ttl)}
+if ARGV[3] == '1' then
+  local f = redis.call('HMGET', KEYS[3], BATCH_FIELDS)
+  for i = 1, 5 do out[3 + i] = f[i] or '' end
+end
+return out",
             ),
         }
     }
@@ -668,14 +694,66 @@ impl StateStore for RedisStateStore {
             .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
-        Ok(if count > u64::from(limit) {
-            RateDecision::Limited {
-                retry_after: Duration::from_millis(u64::try_from(ttl).unwrap_or(0).max(1)),
-            }
-        } else {
-            RateDecision::Allowed {
-                remaining: limit.saturating_sub(u32::try_from(count).unwrap_or(u32::MAX)),
-            }
-        })
+        Ok(rate_decision(count, ttl, limit))
+    }
+
+    async fn authorize(&self, request: &Authorize<'_>) -> Result<Option<Authorized>, StateError> {
+        let session_key = self.session_key(request.session_id);
+        let rate_key = request
+            .rate
+            .map(|r| format!("{}rate:{}", self.prefix, r.key));
+        let batch_key = request.batch.map(|id| self.batch_key(id));
+        // Unused keys repeat the session key: a script's keys are always declared.
+        let mut invocation = self.scripts.authorize.key(&session_key);
+        invocation
+            .key(rate_key.as_deref().unwrap_or(&session_key))
+            .key(batch_key.as_deref().unwrap_or(&session_key))
+            .arg(millis(request.ttl))
+            .arg(request.rate.map_or(0, |r| millis(r.window)))
+            .arg(u8::from(request.batch.is_some()));
+        let mut conn = self.conn().await?;
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let [session, count, ttl, batch @ ..] = reply.as_slice() else {
+            return Ok(None);
+        };
+        let mut session: Session = parse("session", session)?;
+        session.expires_at =
+            Utc::now() + chrono::Duration::from_std(request.ttl).unwrap_or(chrono::Duration::MAX);
+        let rate = match request.rate {
+            Some(r) => rate_decision(
+                count.parse().map_err(|e| corrupt("rate counter", e))?,
+                ttl.parse().map_err(|e| corrupt("rate ttl", e))?,
+                r.limit,
+            ),
+            None => RateDecision::Allowed {
+                remaining: u32::MAX,
+            },
+        };
+        // A batch that does not exist comes back as empty fields.
+        let batch = match batch {
+            [] => None,
+            fields if fields.iter().any(String::is_empty) => None,
+            fields => Some(batch_from(fields)?),
+        };
+        Ok(Some(Authorized {
+            session,
+            rate,
+            batch,
+        }))
+    }
+}
+
+fn rate_decision(count: u64, ttl: i64, limit: u32) -> RateDecision {
+    if count > u64::from(limit) {
+        RateDecision::Limited {
+            retry_after: Duration::from_millis(u64::try_from(ttl).unwrap_or(0).max(1)),
+        }
+    } else {
+        RateDecision::Allowed {
+            remaining: limit.saturating_sub(u32::try_from(count).unwrap_or(u32::MAX)),
+        }
     }
 }

@@ -9,6 +9,6 @@ pub mod state_store;
 pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem};
 pub use object_store::{ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
 pub use state_store::{
-    CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult, Session, StateError,
-    StateStore,
+    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, RateDecision, RateLimit,
+    RecordResult, Session, StateError, StateStore,
 };

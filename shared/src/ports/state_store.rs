@@ -85,6 +85,35 @@ pub enum RateDecision {
     Limited { retry_after: Duration },
 }
 
+/// One request's authentication: see [`StateStore::authorize`].
+#[derive(Debug, Clone, Copy)]
+pub struct Authorize<'a> {
+    /// The session id (the token's digest).
+    pub session_id: &'a str,
+    /// The session's sliding expiry, as for [`StateStore::touch_session`].
+    pub ttl: Duration,
+    /// Counts one hit, as [`StateStore::rate_limit`] would; `None` counts nothing.
+    pub rate: Option<RateLimit<'a>>,
+    /// A batch to read along, as [`StateStore::get_batch`] would (the route's batch).
+    pub batch: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit<'a> {
+    pub key: &'a str,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// A live session, what its rate limit decided, and the batch asked for (`None` when it
+/// does not exist or was not asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    pub session: Session,
+    pub rate: RateDecision,
+    pub batch: Option<Batch>,
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     /// Proves the store answers; used by `/readyz`.
@@ -158,4 +187,29 @@ pub trait StateStore: Send + Sync + 'static {
         limit: u32,
         window: Duration,
     ) -> Result<RateDecision, StateError>;
+
+    /// Everything a request needs before its handler runs, as one operation (one round trip
+    /// in Redis, where every API request starts): the session slid by `ttl`, one hit
+    /// counted, and the route's batch read. `None`, with nothing counted, when the session
+    /// is unknown or expired.
+    async fn authorize(&self, request: &Authorize<'_>) -> Result<Option<Authorized>, StateError> {
+        let Some(session) = self.touch_session(request.session_id, request.ttl).await? else {
+            return Ok(None);
+        };
+        let rate = match request.rate {
+            Some(r) => self.rate_limit(r.key, r.limit, r.window).await?,
+            None => RateDecision::Allowed {
+                remaining: u32::MAX,
+            },
+        };
+        let batch = match request.batch {
+            Some(id) => self.get_batch(id).await?,
+            None => None,
+        };
+        Ok(Some(Authorized {
+            session,
+            rate,
+            batch,
+        }))
+    }
 }

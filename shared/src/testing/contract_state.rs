@@ -11,7 +11,8 @@ use crate::model::{
     Batch, BatchOptions, BatchState, PhotoOutcome, PhotoRecord, PhotoState, Rendition,
 };
 use crate::ports::state_store::{
-    PendingUpload, RateDecision, RecordResult, Session, StateError, StateStore,
+    Authorize, PendingUpload, RateDecision, RateLimit, RecordResult, Session, StateError,
+    StateStore,
 };
 
 /// What a contract run needs besides the store itself.
@@ -554,6 +555,102 @@ pub async fn rate_limit_window<H: StateHarness>(h: &H) {
     );
 }
 
+/// `authorize` does what `touch_session`, `rate_limit` and `get_batch` do, in one call, and
+/// nothing at all for an unknown session.
+pub async fn authorize_in_one_call<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let now = ms(Utc::now());
+    let ttl = Duration::from_secs(60);
+    let session = Session {
+        id: format!("digest-{}", Uuid::new_v4()),
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(1),
+    };
+    let batch = new_batch(HOUR);
+    store.create_batch(&batch).await.unwrap();
+    let rate_key = format!("session-{}", Uuid::new_v4());
+    let window = Duration::from_secs(60);
+    let request = |session_id| Authorize {
+        session_id,
+        ttl,
+        rate: Some(RateLimit {
+            key: &rate_key,
+            limit: 2,
+            window,
+        }),
+        batch: Some(batch.id),
+    };
+
+    // Unknown session: nothing counted.
+    assert_eq!(
+        store.authorize(&request("digest-unknown")).await.unwrap(),
+        None
+    );
+    store
+        .put_session(&session, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let first = store
+        .authorize(&request(&session.id))
+        .await
+        .unwrap()
+        .expect("live session");
+    assert_eq!(first.session.id, session.id);
+    assert!(
+        first.session.expires_at > now + chrono::Duration::seconds(30),
+        "slid by ttl"
+    );
+    assert_eq!(
+        first.rate,
+        RateDecision::Allowed { remaining: 1 },
+        "the unknown call counted nothing"
+    );
+    assert_eq!(first.batch.as_ref(), Some(&batch));
+
+    // The slide is stored: the session outlives its original 1 s.
+    h.pass(Duration::from_millis(1500)).await;
+    let second = store
+        .authorize(&Authorize {
+            batch: Some(Uuid::new_v4()),
+            ..request(&session.id)
+        })
+        .await
+        .unwrap()
+        .expect("slid session");
+    assert_eq!(second.rate, RateDecision::Allowed { remaining: 0 });
+    assert_eq!(second.batch, None, "an unknown batch reads as none");
+    let third = store
+        .authorize(&request(&session.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(third.rate, RateDecision::Limited { .. }),
+        "{:?}",
+        third.rate
+    );
+
+    // Neither a rate nor a batch asked for.
+    let bare = store
+        .authorize(&Authorize {
+            session_id: &session.id,
+            ttl,
+            rate: None,
+            batch: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        bare.rate,
+        RateDecision::Allowed {
+            remaining: u32::MAX
+        }
+    );
+    assert_eq!(bare.batch, None);
+    h.assert_everything_expires().await;
+}
+
 pub async fn delete_batch<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
@@ -578,7 +675,7 @@ macro_rules! state_store_contract {
             sessions_slide, batch_lifecycle, add_photos_limit_and_closed,
             closing_a_finished_batch_completes_it, exactly_once_under_concurrent_duplicates,
             pagination, batch_expires, pending_uploads, effects_once, rate_limit_window,
-            delete_batch);
+            authorize_in_one_call, delete_batch);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(
