@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tirage_shared::adapters::{FsObjectStore, PresignError};
 use tirage_shared::ports::{ByteStream, ObjectStore, ObjectStoreError};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, status_of};
 use crate::startup::AppState;
 
 /// Chunks in flight between the request body and the store.
@@ -36,8 +36,8 @@ pub struct PresignQuery {
     pub signature: String,
 }
 
-/// Why an object request failed. Presign failures answer 403 like S3 does; the rest reuse
-/// the API's codes and statuses.
+/// Why an object request failed. Presign failures answer 403 like S3 does; every code and
+/// its status is in the API's one table, [`crate::error::ERROR_CODES`].
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectRouteError {
     #[error(transparent)]
@@ -48,22 +48,26 @@ pub enum ObjectRouteError {
     Api(#[from] ApiError),
 }
 
+impl ObjectRouteError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ObjectRouteError::Presign(e) => e.code(),
+            ObjectRouteError::NotFound => "object_not_found",
+            ObjectRouteError::Api(e) => e.code(),
+        }
+    }
+}
+
 impl ResponseError for ObjectRouteError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ObjectRouteError::Presign(_) => StatusCode::FORBIDDEN,
-            ObjectRouteError::NotFound => StatusCode::NOT_FOUND,
-            ObjectRouteError::Api(e) => e.status_code(),
-        }
+        status_of(self.code())
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            ObjectRouteError::Presign(e) => HttpResponse::build(self.status_code())
-                .json(ErrorBody::new(e.code(), e.to_string())),
-            ObjectRouteError::NotFound => HttpResponse::build(self.status_code())
-                .json(ErrorBody::new("object_not_found", self.to_string())),
             ObjectRouteError::Api(e) => e.error_response(),
+            _ => HttpResponse::build(self.status_code())
+                .json(ErrorBody::new(self.code(), self.to_string())),
         }
     }
 }
@@ -145,4 +149,32 @@ pub async fn get_object(
         )
         .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
         .body(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ERROR_CODES;
+
+    #[test]
+    fn object_route_codes_are_in_the_one_table() {
+        let errors = [
+            ObjectRouteError::Presign(PresignError::InvalidKey),
+            ObjectRouteError::Presign(PresignError::Expired),
+            ObjectRouteError::Presign(PresignError::BadSignature),
+            ObjectRouteError::NotFound,
+        ];
+        for err in errors {
+            let row = ERROR_CODES.iter().find(|(c, _)| *c == err.code());
+            assert!(row.is_some(), "{} is missing from ERROR_CODES", err.code());
+            assert_eq!(err.status_code().as_u16(), row.map_or(0, |r| r.1));
+        }
+        assert_eq!(
+            ObjectRouteError::Presign(PresignError::Expired)
+                .status_code()
+                .as_u16(),
+            403
+        );
+        assert_eq!(ObjectRouteError::NotFound.status_code().as_u16(), 404);
+    }
 }
