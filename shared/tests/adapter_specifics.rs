@@ -40,7 +40,6 @@ mod specifics {
         let store = RedisStateStore::connect(&RedisSettings {
             url: format!("redis://{DEAD}"),
             key_prefix: "x:".into(),
-            pool_size: 2,
         })
         .unwrap();
         let started = Instant::now();

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -33,10 +33,6 @@ fn default_prefix() -> String {
     "tirage:".to_owned()
 }
 
-fn default_pool_size() -> usize {
-    32
-}
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     /// `redis://host:port[/db]`.
@@ -44,8 +40,6 @@ pub struct RedisSettings {
     /// Prepended to every key, so deployments (and tests) can share one Redis.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
-    #[serde(default = "default_pool_size")]
-    pub pool_size: usize,
 }
 
 /// Returned fields of a batch hash, in this order, by every script that returns a batch.
@@ -225,7 +219,9 @@ return out",
 }
 
 pub struct RedisStateStore {
-    pool: Pool,
+    /// One multiplexed connection: concurrent calls are pipelined on it, and it reconnects
+    /// by itself after a failure.
+    connection: ConnectionManager,
     prefix: String,
     scripts: Scripts,
 }
@@ -301,23 +297,25 @@ fn status_reply(reply: &[String]) -> Result<(&str, bool, Option<Batch>), StateEr
 }
 
 impl RedisStateStore {
-    /// Builds the pool; connections are opened on first use and re-opened after failures, so
-    /// this succeeds while Redis is down (check with [`StateStore::ping`]).
+    /// Builds the client; the connection opens on first use and re-opens after failures, so
+    /// this succeeds while Redis is down (check with [`StateStore::ping`]). Call it within a
+    /// tokio runtime: the connection lives on that runtime.
+    ///
+    /// One multiplexed connection rather than a pool: every call is one round trip, where a
+    /// pooled connection costs a health-check round trip per checkout.
     pub fn connect(settings: &RedisSettings) -> Result<Self, StateError> {
-        let mut config = deadpool_redis::Config::from_url(settings.url.clone());
-        let mut pool = PoolConfig::new(settings.pool_size.max(1));
-        // Bounded waits: a dead Redis must turn into a 503, not a hung request.
-        pool.timeouts = Timeouts {
-            wait: Some(Duration::from_secs(2)),
-            create: Some(Duration::from_secs(2)),
-            recycle: Some(Duration::from_secs(2)),
-        };
-        config.pool = Some(pool);
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(unavailable)?;
+        let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
+        // Bounded waits: a dead Redis must turn into a 503 within seconds, not a hung request.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(redis_error)?;
         Ok(RedisStateStore {
-            pool,
+            connection,
             prefix: settings.key_prefix.clone(),
             scripts: Scripts::new(),
         })
@@ -327,8 +325,9 @@ impl RedisStateStore {
         &self.prefix
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, StateError> {
-        self.pool.get().await.map_err(unavailable)
+    /// A handle on the shared connection (cheap: it is a clone of the manager).
+    async fn conn(&self) -> Result<ConnectionManager, StateError> {
+        Ok(self.connection.clone())
     }
 
     fn batch_key(&self, id: Uuid) -> String {

@@ -83,7 +83,6 @@ pub fn redis_settings() -> crate::adapters::redis::RedisSettings {
     crate::adapters::redis::RedisSettings {
         url: redis_url(),
         key_prefix: format!("tirage-test:{}:", unique()),
-        pool_size: 16,
     }
 }
 
