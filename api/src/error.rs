@@ -42,6 +42,7 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("invalid_files", 422),
     ("invalid_limit", 422),
     ("invalid_cursor", 422),
+    ("invalid_idempotency_key", 422),
     ("no_files", 422),
     ("empty_file", 422),
     ("rate_limited", 429),
@@ -120,6 +121,8 @@ pub enum ApiError {
     InvalidLimit(String),
     #[error("the cursor is not one this API handed out")]
     InvalidCursor,
+    #[error("Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 - _ . :")]
+    InvalidIdempotencyKey,
     #[error("the upload holds no part named `file`")]
     NoFiles,
     #[error("the part for {0:?} is empty")]
@@ -169,6 +172,7 @@ impl ApiError {
             ApiError::InvalidFiles(_) => "invalid_files",
             ApiError::InvalidLimit(_) => "invalid_limit",
             ApiError::InvalidCursor => "invalid_cursor",
+            ApiError::InvalidIdempotencyKey => "invalid_idempotency_key",
             ApiError::NoFiles => "no_files",
             ApiError::EmptyFile(_) => "empty_file",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -323,6 +327,7 @@ mod tests {
             ApiError::InvalidFiles(String::new()),
             ApiError::InvalidLimit(String::new()),
             ApiError::InvalidCursor,
+            ApiError::InvalidIdempotencyKey,
             ApiError::NoFiles,
             ApiError::EmptyFile(String::new()),
             ApiError::RateLimited {

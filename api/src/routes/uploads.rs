@@ -62,6 +62,37 @@ fn label(name: Option<&str>, fallback: &str) -> String {
     }
 }
 
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The request's `Idempotency-Key`, if it sent one: 1 to 128 of `A-Z a-z 0-9 - _ . :`.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidIdempotencyKey)?;
+    let sane = (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if sane {
+        Ok(Some(key.to_owned()))
+    } else {
+        Err(ApiError::InvalidIdempotencyKey)
+    }
+}
+
+/// The id of the `index`-th photo of an upload. With an idempotency key it is derived from
+/// the batch, the key and the index, so a retried request names the same photos, and the
+/// state store registers (and counts) each of them once; without one it is random.
+fn new_photo_id(batch_id: Uuid, idempotency_key: Option<&str>, index: usize) -> Uuid {
+    match idempotency_key {
+        Some(key) => Uuid::new_v5(&batch_id, format!("{key}#{index}").as_bytes()),
+        None => Uuid::new_v4(),
+    }
+}
+
 fn is_multipart(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
@@ -123,6 +154,20 @@ async fn delete_objects(state: &AppState, keys: &[String]) {
             tracing::warn!(key, error = %e, "could not delete an orphaned original; it expires with its batch");
         }
     }
+}
+
+/// Deletes the originals a refused upload stored, except those of photos already
+/// registered: a retry with an `Idempotency-Key` rewrites the originals of the photos its
+/// first attempt registered, and those must stay. When the store cannot tell, the original
+/// stays too (it expires with its batch).
+async fn delete_unregistered_originals(state: &AppState, batch_id: Uuid, photos: &[PhotoRecord]) {
+    let mut orphans = Vec::with_capacity(photos.len());
+    for photo in photos {
+        if let Ok(None) = state.deps.state.get_photo(batch_id, photo.id).await {
+            orphans.push(keys::original_key(batch_id, photo.id));
+        }
+    }
+    delete_objects(state, &orphans).await;
 }
 
 /// Publishes one job per photo, at most `publish_concurrency` confirms awaited at once.
@@ -235,11 +280,7 @@ async fn register_and_publish(
     let limit = state.settings.limits.max_photos_per_batch;
     if let Err(e) = state.deps.state.add_photos(batch.id, photos, limit).await {
         if !e.is_transient() {
-            let keys: Vec<String> = photos
-                .iter()
-                .map(|p| keys::original_key(batch.id, p.id))
-                .collect();
-            delete_objects(state, &keys).await;
+            delete_unregistered_originals(state, batch.id, photos).await;
         }
         return Err(e.into());
     }
@@ -249,10 +290,14 @@ async fn register_and_publish(
 /// Upload photos (multipart/form-data, parts named `file`).
 ///
 /// Each part is streamed to the object store as it arrives. The answer comes once every
-/// photo's job is confirmed by the broker.
+/// photo's job is confirmed by the broker. Send an `Idempotency-Key` to make retries safe:
+/// the same key on the same batch names the same photos, which are counted once.
 #[utoipa::path(
     tag = "photos",
-    params(("batch_id" = Uuid, Path, description = "Batch id")),
+    params(
+        ("batch_id" = Uuid, Path, description = "Batch id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any 1 to 128 of `A-Z a-z 0-9 - _ . :`, new for every upload and the same for its retries: a retry then registers the same photos instead of new ones"),
+    ),
     request_body(content_type = "multipart/form-data", description = "One or more parts named `file`"),
     responses(
         (status = 202, description = "Photos stored and queued", body = PhotosAccepted),
@@ -261,7 +306,7 @@ async fn register_and_publish(
         (status = 409, description = "Batch closed (`batch_closed`) or photo limit reached (`too_many_photos`)", body = ErrorBody),
         (status = 413, description = "A part exceeds the byte limit (`file_too_large`)", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
-        (status = 422, description = "No `file` part (`no_files`) or an empty one (`empty_file`)", body = ErrorBody),
+        (status = 422, description = "No `file` part (`no_files`), an empty one (`empty_file`) or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = ErrorBody),
         SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -280,6 +325,7 @@ pub async fn upload_photos(
             expected: "multipart/form-data",
         });
     }
+    let idempotency_key = idempotency_key(&req)?;
     let batch = owned_batch(&state, &auth, path.into_inner()).await?;
     let limit = state.settings.limits.max_photos_per_batch;
     ensure_accepting(&batch, 1, limit)?;
@@ -289,6 +335,7 @@ pub async fn upload_photos(
 
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut photos: Vec<PhotoRecord> = Vec::new();
+    let mut fresh: u64 = 0;
     let mut received: u64 = 0;
     let streamed: Result<(), ApiError> = async {
         while let Some(field) = multipart.next().await {
@@ -300,13 +347,30 @@ pub async fn upload_photos(
                 }
                 continue;
             }
-            // Checked before storing: a photo over the limit never reaches the store.
-            ensure_accepting(&batch, photos.len() as u64 + 1, limit)?;
-            let photo_id = Uuid::new_v4();
+            let photo_id = new_photo_id(batch.id, idempotency_key.as_deref(), photos.len());
             let filename = label(
                 field.content_disposition().and_then(|cd| cd.get_filename()),
                 &format!("photo-{}", photos.len() + 1),
             );
+            if idempotency_key.is_some()
+                && state
+                    .deps
+                    .state
+                    .get_photo(batch.id, photo_id)
+                    .await?
+                    .is_some()
+            {
+                // Registered by an earlier attempt of this request, whose original is
+                // stored: it is neither stored again nor counted again.
+                while let Some(chunk) = field.next().await {
+                    chunk.map_err(|e| ApiError::MalformedMultipart(e.to_string()))?;
+                }
+                photos.push(PhotoRecord::queued(photo_id, filename));
+                continue;
+            }
+            // Checked before storing: a photo over the limit never reaches the store.
+            fresh += 1;
+            ensure_accepting(&batch, fresh, limit)?;
             let content_type = field
                 .content_type()
                 .map(|m| m.essence_str().to_owned())
@@ -329,11 +393,7 @@ pub async fn upload_photos(
     .await;
 
     if let Err(e) = streamed {
-        let keys: Vec<String> = photos
-            .iter()
-            .map(|p| keys::original_key(batch.id, p.id))
-            .collect();
-        delete_objects(&state, &keys).await;
+        delete_unregistered_originals(&state, batch.id, &photos).await;
         if matches!(
             e,
             ApiError::FileTooLarge { .. } | ApiError::TooManyPhotos { .. } | ApiError::EmptyFile(_)
@@ -481,9 +541,16 @@ pub async fn complete_upload(
         .take_pending_upload(batch_id, photo_id)
         .await?
     else {
-        // Completing twice (a retry after a lost answer) is not an error.
+        // Completing twice (a retry after a lost answer) is not an error. A photo still
+        // queued gets its job again: the first attempt may have registered it and then
+        // failed before publishing (a duplicate job is harmless, jobs are idempotent).
         return match state.deps.state.get_photo(batch_id, photo_id).await? {
-            Some(photo) => Ok(HttpResponse::Accepted().json(accepted(&[photo]))),
+            Some(photo) => {
+                if photo.state == PhotoState::Queued {
+                    publish_jobs(&state, &batch, std::slice::from_ref(&photo), &request_id).await?;
+                }
+                Ok(HttpResponse::Accepted().json(accepted(&[photo])))
+            }
             None => Err(ApiError::UploadNotFound),
         };
     };

@@ -173,13 +173,7 @@ impl TestApp {
             files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
         let res = self.upload(token, batch_id, &refs).await;
         assert_eq!(res.status(), 202, "{:?}", res.text().await);
-        let body: Value = res.json().await.unwrap();
-        body["photos"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap().to_owned())
-            .collect()
+        photo_ids(&res.json().await.unwrap())
     }
 
     pub async fn batch(&self, token: &str, batch_id: &str) -> Value {
@@ -330,6 +324,16 @@ impl JobQueue for RefusingQueue {
     }
 }
 
+/// The photo ids of a `202 {"photos": [...]}` answer, in order.
+pub fn photo_ids(body: &Value) -> Vec<String> {
+    body["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn empty_json() -> Value {
     json!({})
 }
@@ -349,6 +353,7 @@ macro_rules! api_suite {
             other_sessions_get_404,
             upload_queue_complete_and_stream_events,
             oversize_part_is_413_and_nothing_is_counted,
+            idempotency_keys_make_upload_retries_safe,
             photo_limit_is_409_before_storing,
             uploads_after_close_are_409,
             non_multipart_is_415_and_empty_uploads_422,
@@ -379,7 +384,6 @@ pub async fn dead_redis() -> Arc<dyn StateStore> {
         &tirage_shared::adapters::redis::RedisSettings {
             url: format!("redis://127.0.0.1:{port}"),
             key_prefix: format!("tirage-test:{}:", Uuid::new_v4().simple()),
-            pool_size: 2,
         },
     )
     .expect("the Redis adapter builds its pool without connecting");

@@ -611,6 +611,82 @@ pub async fn oversize_part_is_413_and_nothing_is_counted(b: &impl Backend) {
     app.upload_ok(&token, id, 1).await;
 }
 
+/// A multipart upload retried with its `Idempotency-Key` (its answer was lost) names the
+/// same photos, counts them once and leaves their stored originals alone.
+pub async fn idempotency_keys_make_upload_retries_safe(b: &impl Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({})).await;
+    let id = batch["id"].as_str().unwrap();
+    let batch_id = Uuid::parse_str(id).unwrap();
+    let upload = |key: &'static str, files: Vec<(&'static str, Vec<u8>)>| {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name)
+                    .mime_str("image/jpeg")
+                    .unwrap(),
+            );
+        }
+        app.post(&token, &format!("/v1/batches/{id}/photos"))
+            .header("Idempotency-Key", key)
+            .multipart(form)
+            .send()
+    };
+    let ids = super::photo_ids;
+    let files = || vec![("a.jpg", jpeg(32, 24)), ("b.jpg", jpeg(24, 32))];
+
+    let first = upload("upload-1", files()).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let retry = upload("upload-1", files()).await.unwrap();
+    assert_eq!(retry.status(), 202);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(ids(&first), ids(&retry), "a retry names the same photos");
+    assert_eq!(app.batch(&token, id).await["total"], 2, "counted once");
+
+    // A retry never rewrites what its first attempt registered, whatever it sends.
+    let sizes = |photos: Vec<String>| async {
+        let mut sizes = Vec::new();
+        for photo in photos {
+            let key = keys::original_key(batch_id, Uuid::parse_str(&photo).unwrap());
+            sizes.push(
+                app.deps
+                    .objects
+                    .head(&key)
+                    .await
+                    .unwrap()
+                    .expect("original")
+                    .size,
+            );
+        }
+        sizes
+    };
+    let before = sizes(ids(&first)).await;
+    let res = upload(
+        "upload-1",
+        vec![("a.jpg", jpeg(32, 24)), ("b.jpg", Vec::new())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(sizes(ids(&first)).await, before);
+    assert_eq!(app.batch(&token, id).await["total"], 2);
+
+    // Another key is another upload.
+    let other = upload("upload-2", files()).await.unwrap();
+    assert_eq!(other.status(), 202);
+    let other: Value = other.json().await.unwrap();
+    assert!(ids(&other).iter().all(|p| !ids(&first).contains(p)));
+    assert_eq!(app.batch(&token, id).await["total"], 4);
+
+    let res = upload("not a key!", files()).await.unwrap();
+    expect_error(res, 422, "invalid_idempotency_key").await;
+    assert_eq!(app.batch(&token, id).await["total"], 4);
+}
+
 pub async fn photo_limit_is_409_before_storing(b: &impl Backend) {
     let app = TestApp::spawn_with(b, |s| s.limits.max_photos_per_batch = 2).await;
     let token = app.session().await;
@@ -787,10 +863,17 @@ pub async fn presigned_upload_then_complete(b: &impl Backend) {
     assert_eq!(jobs[0].photo_id.to_string(), first);
     assert_eq!(app.batch(&token, id).await["total"], 1);
 
-    // Completing again (a retry) is harmless; an unknown photo is 404.
+    // Completing again (a retry) is harmless: counted once, and a photo still queued gets
+    // its job again, in case the first attempt never published it.
     let res = app.post(&token, &complete).send().await.unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(app.batch(&token, id).await["total"], 1);
+    let again = app.take_jobs(1).await;
+    assert_eq!(again[0].photo_id.to_string(), first);
+    // Once the photo is done, a late retry publishes nothing more.
+    app.finish(&jobs[0]).await;
+    let res = app.post(&token, &complete).send().await.unwrap();
+    assert_eq!(res.status(), 202);
     let res = app
         .post(
             &token,
@@ -800,7 +883,24 @@ pub async fn presigned_upload_then_complete(b: &impl Backend) {
         .await
         .unwrap();
     expect_error(res, 404, "upload_not_found").await;
-    app.finish(&jobs[0]).await;
+    let b_ticket = &tickets[1];
+    b.upload_ticket(&app.deps, b_ticket, photo.clone()).await;
+    let second = b_ticket["photo_id"].as_str().unwrap();
+    let res = app
+        .post(
+            &token,
+            &format!("/v1/batches/{id}/photos/{second}/complete"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let next = app.take_jobs(1).await;
+    assert_eq!(
+        next[0].photo_id.to_string(),
+        second,
+        "no job was published for the done photo"
+    );
 }
 
 pub async fn photos_are_paginated(b: &impl Backend) {

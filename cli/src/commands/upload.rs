@@ -374,6 +374,9 @@ async fn upload_multipart(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| input.stem.clone());
+    // The same key on every retry: a retry after a lost answer registers the same photo
+    // instead of a second one.
+    let idempotency_key = Uuid::new_v4().to_string();
     let accepted: PhotosAccepted = client
         .send_json(|| {
             let part = reqwest::multipart::Part::stream_with_length(
@@ -390,6 +393,7 @@ async fn upload_multipart(
             };
             client
                 .request(Method::POST, &format!("/v1/batches/{batch}/photos"))
+                .header("Idempotency-Key", &idempotency_key)
                 .multipart(reqwest::multipart::Form::new().part("file", part))
         })
         .await
