@@ -180,33 +180,63 @@ impl Api {
     }
 
     /// One multipart upload of one photo; returns the status, and the photo id on 202.
-    async fn upload(&self, batch: &str, name: &str, bytes: &[u8]) -> Result<String, String> {
-        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
-            .file_name(name.to_string())
-            .mime_str("image/jpeg")
-            .unwrap();
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let resp = self
-            .http
-            .post(format!("{}/v1/batches/{batch}/photos", self.base))
-            .bearer_auth(&self.token)
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| format!("{name}: transport error: {e}"))?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| format!("{name}: body: {e}"))?;
-        if status != StatusCode::ACCEPTED {
-            return Err(format!("{name}: {status} {text}"));
+    /// Uploads one photo the way `tirage upload` does: one `Idempotency-Key` for the upload
+    /// and its retries, retried on transport errors and 502/503/504 (a replica that stops
+    /// closes its idle keep-alive connections; nginx may have picked one of them for a
+    /// streamed body it cannot replay). Returns the photo id and how many retries it took.
+    async fn upload(&self, batch: &str, name: &str, bytes: &[u8]) -> Result<(String, u32), String> {
+        let key = uuid::Uuid::new_v4().to_string();
+        let mut retries = 0;
+        loop {
+            let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+                .file_name(name.to_string())
+                .mime_str("image/jpeg")
+                .unwrap();
+            let form = reqwest::multipart::Form::new().part("file", part);
+            let sent = self
+                .http
+                .post(format!("{}/v1/batches/{batch}/photos", self.base))
+                .bearer_auth(&self.token)
+                .header("Idempotency-Key", &key)
+                .multipart(form)
+                .send()
+                .await;
+            let failure = match sent {
+                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| format!("{name}: body: {e}"))?;
+                    let body: Value =
+                        serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
+                    let id = body["photos"][0]["id"].as_str().unwrap_or_default();
+                    return Ok((id.to_string(), retries));
+                }
+                Ok(resp)
+                    if matches!(
+                        resp.status(),
+                        StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT
+                    ) =>
+                {
+                    format!("{name}: {}", resp.status())
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    return Err(format!(
+                        "{name}: {status} {}",
+                        resp.text().await.unwrap_or_default()
+                    ));
+                }
+                Err(e) => format!("{name}: transport error: {e}"),
+            };
+            retries += 1;
+            if retries > 3 {
+                return Err(format!("{failure} (after {retries} attempts)"));
+            }
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))).await;
         }
-        let body: Value = serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
-        Ok(body["photos"][0]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
     }
 
     async fn close(&self, batch: &str) {
@@ -374,10 +404,14 @@ async fn cluster_end_to_end() {
     cluster.signal("api-1", "TERM");
     let mut failures = Vec::new();
     let mut ids = std::collections::HashSet::new();
+    let mut retried = 0;
     for t in tasks {
         for r in t.await.unwrap() {
             match r {
-                Ok(id) => assert!(ids.insert(id), "a photo id came back twice"),
+                Ok((id, retries)) => {
+                    assert!(ids.insert(id), "a photo id came back twice");
+                    retried += retries;
+                }
                 Err(e) => failures.push(e),
             }
         }
@@ -387,6 +421,9 @@ async fn cluster_end_to_end() {
         "uploads failed while an API replica stopped: {failures:#?}"
     );
     assert_eq!(ids.len(), uploads);
+    eprintln!("uploads retried while api-1 stopped: {retried}");
+    // Retries registered nothing twice: exactly one photo per upload.
+    assert_eq!(api.batch(&batch).await["total"], uploads);
     api.close(&batch).await;
 
     // 3. One worker killed (SIGKILL) in the middle of the batch: its unacked jobs are
