@@ -8,14 +8,14 @@
 #   bench/api.sh            writes bench/out/api/{wrk-get-batch.txt,upload.txt,summary.txt}
 #
 # Environment (optional): BENCH_PORT=18080 (nginx; replicas on the next ports),
-# BENCH_API_REPLICAS=2, BENCH_DURATION=20s, BENCH_CONNECTIONS=64, BENCH_THREADS=2,
+# BENCH_API_REPLICAS=1 (its two actix workers already use both cores), BENCH_LOG_LEVEL=info, BENCH_DURATION=20s, BENCH_CONNECTIONS=64, BENCH_THREADS=2,
 # BENCH_FILES=16, BENCH_FILE_MB=4, BENCH_SKIP_BUILD=1 (use the built binary), and the TIRAGE_TEST_* service variables (Garage's come
 # from `scripts/garage.sh env` when unset). Stops exactly what it started.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${BENCH_PORT:-18080}"
-REPLICAS="${BENCH_API_REPLICAS:-2}"
+REPLICAS="${BENCH_API_REPLICAS:-1}"
 DURATION="${BENCH_DURATION:-20s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 THREADS="${BENCH_THREADS:-2}"
@@ -53,8 +53,10 @@ export TIRAGE__AMQP__URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5
 export TIRAGE__S3__ENDPOINT="$TIRAGE_TEST_S3_ENDPOINT" TIRAGE__S3__ACCESS_KEY="$TIRAGE_TEST_S3_ACCESS_KEY"
 export TIRAGE__S3__SECRET_KEY="$TIRAGE_TEST_S3_SECRET_KEY" TIRAGE__S3__BUCKET="$TIRAGE_TEST_S3_BUCKET"
 export TIRAGE__S3__REGION="$S3_REGION"
-# The benchmark measures throughput, not the per-session limiter.
-export TIRAGE__RATE_LIMIT__ENABLED=false TIRAGE__LOG__LEVEL=warn
+# The API as deployed: the per-session limiter counts every request (its limit is only raised
+# so that one wrk session is never refused) and every request is logged (to a file).
+export TIRAGE__RATE_LIMIT__ENABLED=true TIRAGE__RATE_LIMIT__REQUESTS=1000000000
+export TIRAGE__LOG__LEVEL="${BENCH_LOG_LEVEL:-info}"
 
 servers=""
 for ((i = 1; i <= REPLICAS; i++)); do
