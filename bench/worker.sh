@@ -6,7 +6,7 @@
 #   bench/worker.sh [rounds]      (default 5; median of alternating rounds)
 #
 # Needs Redis, RabbitMQ and Garage (scripts/services.sh / scripts/garage.sh up) and the
-# corpus in bench/corpus (built by the engine's corpus script when missing). Writes
+# corpus in bench/corpus (built by bench/build-corpus.sh when missing). Writes
 # bench/out/worker/summary.txt.
 set -euo pipefail
 
@@ -17,12 +17,10 @@ OUT="$REPO/bench/out/worker"
 
 die() { echo "bench/worker: $*" >&2; exit 1; }
 
-if ! compgen -G "$CORPUS/*.jp*g" >/dev/null && ! compgen -G "$CORPUS/*.png" >/dev/null; then
-  for script in "$REPO/bench/corpus.sh" "$REPO/bench/make-corpus.sh" "$REPO/scripts/corpus.sh"; do
-    if [[ -x "$script" ]]; then "$script"; break; fi
-  done
+if [[ -z "${BENCH_CORPUS:-}" ]] && ! compgen -G "$CORPUS/*.jpg" >/dev/null; then
+  "$REPO/bench/build-corpus.sh"
 fi
-compgen -G "$CORPUS/*" >/dev/null || die "no corpus in $CORPUS (build it with the engine's corpus script)"
+compgen -G "$CORPUS/*" >/dev/null || die "no corpus in $CORPUS (bench/build-corpus.sh builds it)"
 
 if [[ -z "${TIRAGE_TEST_S3_ENDPOINT:-}" ]]; then
   eval "$("$REPO/scripts/garage.sh" env)" || die "Garage is not configured: run scripts/garage.sh up"

@@ -16,8 +16,9 @@ pub struct WorkerSettings {
     pub host: String,
     /// 0 picks a free port (tests).
     pub port: u16,
-    /// Jobs processed at once, which is also the broker prefetch and the size of the CPU
-    /// pool. 0 means one per core.
+    /// Resizes at once (the size of the CPU pool); the broker prefetch is twice this, so
+    /// that one job's download, uploads and recording overlap another's resize. 0 means
+    /// one per core.
     pub concurrency: usize,
     /// Attempts of a job that keeps failing transiently before it is dead-lettered and the
     /// photo fails with `retries_exhausted`.
@@ -93,9 +94,12 @@ impl WorkerSettings {
         }
     }
 
-    /// The broker prefetch: one unacknowledged delivery per concurrent job.
+    /// The broker prefetch: two unacknowledged deliveries per CPU slot. With one, the CPU
+    /// idles while a job moves bytes to and from S3 and Redis (and while a finalisation
+    /// retries a callback); a second keeps it busy. Memory stays bounded: at most this
+    /// many originals are held at once.
     pub fn prefetch(&self) -> u16 {
-        u16::try_from(self.effective_concurrency()).unwrap_or(u16::MAX)
+        u16::try_from(self.effective_concurrency().saturating_mul(2)).unwrap_or(u16::MAX)
     }
 
     pub fn limits(&self) -> Limits {
@@ -177,6 +181,6 @@ mod tests {
             ..WorkerSettings::default()
         };
         assert!(s.validate().is_ok());
-        assert!(s.prefetch() >= 1);
+        assert_eq!(usize::from(s.prefetch()), 2 * s.effective_concurrency());
     }
 }
