@@ -437,7 +437,7 @@ def check_keda(name, by_kind, deployments, secrets, secret_keys) -> None:
                 err(where, f"rabbitmq trigger mode {md.get('mode')}")
             if not str(md.get("value", "")).isdigit():
                 err(where, "rabbitmq trigger needs a numeric value")
-            # The work queue is `{[amqp] queue_prefix}.resize` (shared/src/adapters/amqp.rs).
+            # The work queue is `{[amqp] queue_prefix}.resize` (shared/src/adapters/amqp/topology.rs).
             queue = setting("amqp", "queue_prefix", "tirage") + ".resize"
             if md.get("queueName") != queue:
                 err(where, f"queueName {md.get('queueName')} is not the work queue '{queue}'")

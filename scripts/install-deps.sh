@@ -20,6 +20,8 @@ want /usr/include/lcms2.h liblcms2-dev   # ICC profile conversion to sRGB
 want /usr/share/backgrounds/gnome gnome-backgrounds   # real photographs for tests and benchmarks
 want /usr/share/desktop-base desktop-base
 want /usr/bin/convert-im6.q16 imagemagick   # bench/build-corpus.sh: the end-to-end test's photos
+# The schema fuzzer's venv (below) needs Python's venv module.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_debs+=(python3-venv)
 if [[ "${1:-}" == "--bench" ]]; then
   want vips libvips-tools
   want /usr/include/vips/vips.h libvips-dev
@@ -32,4 +34,13 @@ if ((${#need_debs[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
+fi
+
+# The schema fuzzer run by api/tests/schema_fuzz.rs: schemathesis from PyPI, pinned, in a venv
+# of the project's own (.venv-tools/, git-ignored) so the system Python stays untouched.
+SCHEMATHESIS_VERSION=4.32.5
+if [[ "$(.venv-tools/bin/schemathesis --version 2>/dev/null)" != *" $SCHEMATHESIS_VERSION" ]]; then
+  echo "install-deps: schemathesis $SCHEMATHESIS_VERSION into .venv-tools/"
+  python3 -m venv .venv-tools
+  .venv-tools/bin/pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi

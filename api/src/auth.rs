@@ -16,7 +16,7 @@ use tirage_shared::ports::{Authorize, RateDecision, RateLimit, Session};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "tirage_session";
 /// Longer than any token we issue; longer inputs are refused before hashing.
@@ -79,7 +79,7 @@ fn checked(token: &str) -> Result<String, ApiError> {
 pub struct Authenticated {
     pub session: Session,
     /// The route's `{batch_id}` and that batch as read (`None`: it does not exist), for
-    /// [`crate::routes::owned_batch`].
+    /// [`crate::extract::owned_batch`].
     pub route_batch: Option<(Uuid, Option<Batch>)>,
 }
 
@@ -102,7 +102,7 @@ impl FromRequest for Authenticated {
             let limits = &state.settings.rate_limit;
             let rate_key = format!("session:{id}");
             let authorized = state
-                .deps
+                .ports
                 .state
                 .authorize(&Authorize {
                     session_id: &id,
@@ -128,7 +128,7 @@ impl FromRequest for Authenticated {
 /// Counts one hit on `key`; 429 with the store's retry delay once past `limit`.
 pub async fn check_rate(state: &AppState, key: &str, limit: u32) -> Result<(), ApiError> {
     let decision = state
-        .deps
+        .ports
         .state
         .rate_limit(key, limit, state.settings.rate_limit.window())
         .await?;

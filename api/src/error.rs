@@ -5,9 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+use tirage_shared::completion::HandOffError;
 use tirage_shared::ports::{ObjectStoreError, QueueError, StateError};
-use utoipa::ToSchema;
+use tirage_shared::wire::ErrorBody;
 use uuid::Uuid;
 
 /// Every error code the API answers with, and its HTTP status. Clients match on the code,
@@ -28,6 +28,7 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("rendition_not_found", 404),
     ("upload_not_found", 404),
     ("object_not_found", 404),
+    ("method_not_allowed", 405),
     ("batch_closed", 409),
     ("too_many_photos", 409),
     ("upload_missing", 409),
@@ -90,6 +91,9 @@ pub enum ApiError {
     RenditionNotFound(String),
     #[error("no pending upload for this photo")]
     UploadNotFound,
+    /// The path exists, the method does not; `allow` lists the ones it has (`GET, POST`).
+    #[error("this path answers only {allow}")]
+    MethodNotAllowed { allow: String },
 
     #[error("the batch is closed and accepts no more photos")]
     BatchClosed,
@@ -158,6 +162,7 @@ impl ApiError {
             ApiError::PhotoNotFound => "photo_not_found",
             ApiError::RenditionNotFound(_) => "rendition_not_found",
             ApiError::UploadNotFound => "upload_not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BatchClosed => "batch_closed",
             ApiError::TooManyPhotos { .. } => "too_many_photos",
             ApiError::UploadMissing(_) => "upload_missing",
@@ -193,31 +198,6 @@ impl ApiError {
             | ApiError::QueueUnavailable(d)
             | ApiError::QueueRejected(d) => Some(d),
             _ => None,
-        }
-    }
-}
-
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable snake_case code, one of the table in the API description.
-    pub code: String,
-    /// Human-readable explanation; may change between versions.
-    pub message: String,
-}
-
-impl ErrorBody {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        ErrorBody {
-            error: ErrorDetail {
-                code: code.to_owned(),
-                message: message.into(),
-            },
         }
     }
 }
@@ -259,6 +239,11 @@ impl ResponseError for ApiError {
         {
             response.insert_header((header::RETRY_AFTER, value));
         }
+        if let ApiError::MethodNotAllowed { allow } = self
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.insert_header((header::ALLOW, value));
+        }
         response.json(ErrorBody::new(self.code(), self.to_string()))
     }
 }
@@ -296,6 +281,15 @@ impl From<QueueError> for ApiError {
     }
 }
 
+impl From<HandOffError> for ApiError {
+    fn from(err: HandOffError) -> Self {
+        match err {
+            HandOffError::State(e) => e.into(),
+            HandOffError::Queue(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +307,9 @@ mod tests {
             ApiError::PhotoNotFound,
             ApiError::RenditionNotFound(String::new()),
             ApiError::UploadNotFound,
+            ApiError::MethodNotAllowed {
+                allow: "GET".into(),
+            },
             ApiError::BatchClosed,
             ApiError::TooManyPhotos { limit: 1 },
             ApiError::UploadMissing(Uuid::nil()),
@@ -385,6 +382,19 @@ mod tests {
         assert_eq!(
             response.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from_static("7"))
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_answers_carry_allow() {
+        let response = ApiError::MethodNotAllowed {
+            allow: "GET, DELETE".into(),
+        }
+        .error_response();
+        assert_eq!(response.status(), 405);
+        assert_eq!(
+            response.headers().get(header::ALLOW),
+            Some(&HeaderValue::from_static("GET, DELETE"))
         );
     }
 }

@@ -9,16 +9,21 @@
 //! then [`Application::run_until_stopped`].
 
 pub mod auth;
-pub mod connect;
+pub mod body;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
-pub mod views;
+pub mod usecases;
 
 pub use error::ApiError;
 pub use settings::Settings;
-pub use startup::{AppState, Application, Dependencies, DependencyNames, StartupError, Wiring};
+pub use startup::{Application, PortNames, Ports, StartupError, Wiring};
+/// The former name of [`Ports`], kept while the tests move over.
+pub use startup::{PortNames as DependencyNames, Ports as Dependencies};
+pub use state::AppState;

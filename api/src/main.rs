@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use tirage_api::{Application, Settings, telemetry};
+use tirage_api::{Application, Settings};
+use tirage_shared::runtime::telemetry::{self, LogOutput};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -13,7 +14,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = telemetry::init(&settings.log) {
+    if let Err(e) = telemetry::init(&settings.log, LogOutput::Stdout) {
         eprintln!("tirage-api: {e}");
         return ExitCode::from(2);
     }

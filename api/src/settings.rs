@@ -1,17 +1,14 @@
-//! Settings, read with the `config` crate in three layers: `config/default.toml` (compiled in,
-//! so the binary runs from any directory), then the file named by `TIRAGE_CONFIG` when set,
-//! then `TIRAGE__SECTION__KEY` environment variables. Every limit the API enforces is here.
+//! The API's settings: its own sections (`[api]`, `[limits]`, `[sessions]`, `[rate_limit]`),
+//! the `[log]` section and the shared services, read by the one configuration loader
+//! ([`tirage_shared::runtime::config`]). Every limit the API enforces is here.
 
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
-use tirage_shared::adapters::amqp::AmqpSettings;
-use tirage_shared::adapters::redis::RedisSettings;
-use tirage_shared::adapters::s3::S3Settings;
-
-/// The repository's default configuration, shared by every Tirage process.
-pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+use tirage_shared::runtime::ServiceSettings;
+use tirage_shared::runtime::config::{self, Layers};
+use tirage_shared::runtime::telemetry::LogSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -28,10 +25,9 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
-    /// The shared dependencies, deserialized straight into the adapters' own settings.
-    pub redis: RedisSettings,
-    pub amqp: AmqpSettings,
-    pub s3: S3Settings,
+    /// `[redis]`, `[amqp]` and `[s3]`, deserialized straight into the adapters' settings.
+    #[serde(flatten)]
+    pub services: ServiceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,48 +104,15 @@ pub struct RateLimitSettings {
     pub trust_forwarded_for: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogSettings {
-    /// An `EnvFilter` directive such as `info` or `tirage_api=debug,info`; `RUST_LOG` wins.
-    pub level: String,
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
 impl Settings {
-    /// The layered configuration: defaults, `TIRAGE_CONFIG`, then the environment.
+    /// The configuration of this process, from every layer.
     pub fn load() -> Result<Settings, SettingsError> {
-        let extra = std::env::var("TIRAGE_CONFIG")
-            .ok()
-            .filter(|p| !p.is_empty());
-        Self::load_with(extra.as_deref())
+        Self::load_from(&Layers::process())
     }
 
-    pub fn load_with(extra_file: Option<&str>) -> Result<Settings, SettingsError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_CONFIG,
-            config::FileFormat::Toml,
-        ));
-        if let Some(path) = extra_file {
-            builder = builder.add_source(config::File::with_name(path).required(true));
-        }
-        let built = builder
-            .add_source(
-                config::Environment::with_prefix("TIRAGE")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("sessions.api_keys")
-                    .try_parsing(true),
-            )
-            .build()?;
-        let settings: Settings = built.try_deserialize()?;
+    /// The configuration from the given layers, checked.
+    pub fn load_from(layers: &Layers) -> Result<Settings, SettingsError> {
+        let settings: Settings = config::load_layers(layers)?;
         settings.check()?;
         Ok(settings)
     }
@@ -208,22 +171,32 @@ mod tests {
 
     #[test]
     fn defaults_load_and_match_the_contract() {
-        let s = Settings::load_with(None).unwrap();
+        let s = Settings::load_from(&Layers::defaults_only()).unwrap();
         assert_eq!(s.limits.max_file_bytes, 50 * 1024 * 1024);
         assert_eq!(s.limits.max_photos_per_batch, 5000);
         assert_eq!(s.sessions.ttl_secs, 24 * 3600);
         assert!(s.sessions.api_keys.is_empty());
+        assert_eq!(s.services.amqp.queue_prefix, "tirage");
     }
 
     #[test]
-    fn an_extra_file_overrides_the_defaults() {
-        let dir = std::env::temp_dir().join(format!("tirage-api-cfg-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("extra.toml");
-        std::fs::write(&path, "[limits]\nmax_photos_per_batch = 7\n").unwrap();
-        let s = Settings::load_with(path.to_str()).unwrap();
+    fn a_file_overrides_the_defaults_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("extra.toml");
+        std::fs::write(&path, "[limits]\nmax_photos_per_batch = 7\n[redis]\nkey_prefix = \"x:\"\n").unwrap();
+        let layers = Layers {
+            extra_file: Some(path.clone()),
+            ..Layers::defaults_only()
+        };
+        let s = Settings::load_from(&layers).unwrap();
         assert_eq!(s.limits.max_photos_per_batch, 7);
         assert_eq!(s.limits.page_max, 1000);
-        std::fs::remove_dir_all(dir).unwrap();
+        assert_eq!(s.services.redis.key_prefix, "x:");
+
+        std::fs::write(&path, "[limits]\npage_default = 0\n").unwrap();
+        assert!(matches!(
+            Settings::load_from(&layers),
+            Err(SettingsError::Invalid(_))
+        ));
     }
 }

@@ -7,69 +7,44 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use tirage_shared::adapters::FsObjectStore;
-use tirage_shared::ports::{JobQueue, ObjectStore, StateStore};
+use tirage_shared::runtime::shutdown;
+use tirage_shared::runtime::{ConnectError, ServiceSettings, connect};
 
 use crate::auth::digest;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::settings::Settings;
-use crate::telemetry;
+use crate::state::AppState;
+use crate::{openapi, telemetry};
 
-/// The three ports the API runs on. Built from settings by [`Application::build`] (Redis,
+/// The ports the API runs on: built from settings by [`Application::build`] (Redis,
 /// RabbitMQ, S3), or handed in ready-made (embedded adapters, tests) to
 /// [`Application::build_with`].
-#[derive(Clone)]
-pub struct Dependencies {
-    pub state: Arc<dyn StateStore>,
-    pub objects: Arc<dyn ObjectStore>,
-    pub queue: Arc<dyn JobQueue>,
-    /// How `/readyz` names each dependency.
-    pub names: DependencyNames,
-}
+pub use tirage_shared::runtime::{PortNames, Ports};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DependencyNames {
-    pub state: String,
-    pub objects: String,
-    pub queue: String,
-}
-
-impl DependencyNames {
-    /// The production names, which are what operators look for in `/readyz`.
-    pub fn production() -> Self {
-        DependencyNames {
-            state: "redis".into(),
-            objects: "s3".into(),
-            queue: "rabbitmq".into(),
-        }
-    }
-
-    pub fn embedded() -> Self {
-        DependencyNames {
-            state: "memory_state".into(),
-            objects: "fs_objects".into(),
-            queue: "inprocess_queue".into(),
-        }
-    }
-}
-
-/// Where each HTTP worker gets its [`Dependencies`].
+/// Where each HTTP worker gets its ports.
 #[derive(Clone)]
 pub enum Wiring {
     /// Built once and shared by every worker: adapters with no tie to a runtime (the
     /// embedded ones), and tests.
-    Shared(Dependencies),
-    /// Built by each worker, on its own thread, when it starts: production clients whose
-    /// connections belong to the runtime that opened them ([`crate::connect::production`]).
-    PerWorker(Arc<dyn Fn() -> Dependencies + Send + Sync>),
+    Shared(Ports),
+    /// Production: each worker, on its own thread when it starts, opens Redis and S3
+    /// clients of its own ([`Ports::with_own_clients`]) and shares the queue.
+    /// actix-web gives every worker its own runtime and stops them one by one on shutdown;
+    /// a connection shared across workers would die with the worker that opened it while
+    /// another still uses it.
+    PerWorker {
+        shared: Ports,
+        services: Box<ServiceSettings>,
+    },
 }
 
 impl Wiring {
-    fn dependencies(&self) -> Dependencies {
+    fn ports(&self) -> Ports {
         match self {
-            Wiring::Shared(deps) => deps.clone(),
-            Wiring::PerWorker(build) => build(),
+            Wiring::Shared(ports) => ports.clone(),
+            Wiring::PerWorker { shared, services } => shared.with_own_clients(services),
         }
     }
 }
@@ -83,20 +58,8 @@ pub enum StartupError {
     },
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot connect to {dependency}: {message}")]
-    Connect {
-        dependency: &'static str,
-        message: String,
-    },
-}
-
-/// What the handlers of one HTTP worker share, as `web::Data`.
-pub struct AppState {
-    pub deps: Dependencies,
-    pub settings: Settings,
-    pub metrics: Metrics,
-    /// SHA-256 of each configured API key (see [`crate::auth::digests_equal`]).
-    pub api_key_digests: Vec<[u8; 32]>,
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }
 
 pub struct Application {
@@ -109,14 +72,18 @@ impl Application {
     /// binds. A dependency that is down at start-up is not an error: `/readyz` reports it,
     /// requests that need it answer 503, and they succeed again once it is back.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let wiring = crate::connect::production(&settings).await?;
+        let shared = connect(&settings.services).await?;
+        let wiring = Wiring::PerWorker {
+            shared,
+            services: Box::new(settings.services.clone()),
+        };
         Self::bind(settings, wiring)
     }
 
     /// Binds the listener on already-built dependencies; the server runs once
     /// [`Application::run_until_stopped`] is awaited.
-    pub fn build_with(settings: Settings, deps: Dependencies) -> Result<Self, StartupError> {
-        Self::bind(settings, Wiring::Shared(deps))
+    pub fn build_with(settings: Settings, ports: Ports) -> Result<Self, StartupError> {
+        Self::bind(settings, Wiring::Shared(ports))
     }
 
     fn bind(settings: Settings, wiring: Wiring) -> Result<Self, StartupError> {
@@ -136,11 +103,11 @@ impl Application {
     /// Serves on a listener the caller bound, with the file-system store's presigned URLs
     /// (`/v1/objects/{key}`) answered by this server: `tirage standalone`, whose store must
     /// know the port for its URLs before the server exists. `objects` must be the store
-    /// behind `deps.objects`.
+    /// behind `ports.objects`.
     pub fn build_embedded(
         listener: TcpListener,
         settings: Settings,
-        deps: Dependencies,
+        ports: Ports,
         objects: Arc<FsObjectStore>,
     ) -> Result<Self, StartupError> {
         let port = listener
@@ -150,7 +117,7 @@ impl Application {
                 source,
             })?
             .port();
-        let server = run(listener, settings, Wiring::Shared(deps), Some(objects))?;
+        let server = run(listener, settings, Wiring::Shared(ports), Some(objects))?;
         Ok(Application { port, server })
     }
 
@@ -163,10 +130,19 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped. SIGTERM/SIGINT stop accepting, give in-flight requests
-    /// `api.shutdown_timeout_secs`, then return `Ok`.
+    /// Serves until stopped: the process's stop signal ([`shutdown::signal`]) or a
+    /// [`ServerHandle::stop`] stops accepting, gives in-flight requests
+    /// `api.shutdown_timeout_secs`, then returns `Ok`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let on_signal = tokio::spawn(async move {
+            shutdown::signal().await;
+            tracing::info!("stop signal received; draining requests");
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        on_signal.abort();
+        served
     }
 }
 
@@ -188,7 +164,7 @@ fn run(
     // actix-web calls this once per worker, on the worker's own thread.
     let mut server = HttpServer::new(move || {
         let state = web::Data::new(AppState {
-            deps: wiring.dependencies(),
+            ports: wiring.ports(),
             settings: settings.clone(),
             metrics: metrics.clone(),
             api_key_digests: api_key_digests.clone(),
@@ -204,10 +180,13 @@ fn run(
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
+            .service(openapi::openapi_json)
             .configure(|cfg| routes::objects::configure(cfg, presigned.clone()))
             .default_service(web::to(not_found))
     })
-    .shutdown_timeout(shutdown);
+    .shutdown_timeout(shutdown)
+    // One stop signal for every process: `run_until_stopped` listens for it.
+    .disable_signals();
     if workers > 0 {
         server = server.workers(workers);
     }
@@ -220,7 +199,14 @@ fn run(
     Ok(server.run())
 }
 
+/// No route took the request: a documented path asked with another method is `405` with
+/// the methods it has in `Allow`; anything else names nothing (`404`).
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    tracing::debug!(path = req.path(), "no route");
-    Err(ApiError::NotFound)
+    tracing::debug!(path = req.path(), method = %req.method(), "no route");
+    match openapi::allowed_methods(req.path()) {
+        Some(allow) if !allow.split(", ").any(|m| m == req.method().as_str()) => {
+            Err(ApiError::MethodNotAllowed { allow })
+        }
+        _ => Err(ApiError::NotFound),
+    }
 }

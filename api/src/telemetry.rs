@@ -1,4 +1,5 @@
-//! Logs, request ids and per-request metrics.
+//! Request ids, a span and a closing log line per request, and per-request metrics. (The
+//! log subscriber itself is installed by [`tirage_shared::runtime::telemetry`].)
 
 use std::future::{Ready, ready};
 use std::time::Instant;
@@ -9,31 +10,10 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
 
-use crate::settings::{LogFormat, LogSettings};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Installs the global tracing subscriber (JSON lines by default). Call once, from `main`.
-pub fn init(settings: &LogSettings) -> Result<(), String> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .map_err(|e| format!("invalid log level {:?}: {e}", settings.level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let result = match settings.format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-    result.map_err(|e| format!("cannot install the log subscriber: {e}"))
-}
 
 /// The id of the current request: the one nginx (or the client) sent in `X-Request-Id`
 /// when it is sane, otherwise a fresh UUID. Echoed in the response, recorded in every log

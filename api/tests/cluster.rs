@@ -16,7 +16,7 @@ use tirage_api::{Dependencies, DependencyNames};
 use tirage_shared::ports::StateStore;
 use tirage_shared::testing;
 
-use common::{Backend, TestDeps};
+use common::{Backend, Sent, TestDeps, json_of};
 
 struct Cluster;
 
@@ -28,6 +28,7 @@ impl Backend for Cluster {
             testing::amqp_queue(),
             testing::s3_store()
         );
+        let redis_keys = testing::RedisCleanup::new(&testing::redis_url(), state.key_prefix());
         TestDeps {
             deps: Dependencies {
                 state: Arc::new(state),
@@ -35,7 +36,7 @@ impl Backend for Cluster {
                 queue: Arc::new(queue),
                 names: DependencyNames::production(),
             },
-            guard: Box::new(()),
+            guard: Box::new(redis_keys),
         }
     }
 
@@ -74,32 +75,30 @@ async fn binary_serves_and_stops_cleanly_on_sigterm() {
     let amqp = testing::amqp_settings();
     let s3 = testing::s3_settings();
     let port = common::closed_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tirage-api"))
-        .env("TIRAGE__API__PORT", port.to_string())
-        .env("TIRAGE__API__SHUTDOWN_TIMEOUT_SECS", "10")
-        .env("TIRAGE__API__EVENTS_MAX_SECS", "2")
-        .env("TIRAGE__REDIS__URL", &redis.url)
-        .env("TIRAGE__REDIS__KEY_PREFIX", &redis.key_prefix)
-        .env(
-            "TIRAGE__AMQP__URL",
-            secrecy::ExposeSecret::expose_secret(&amqp.url),
-        )
-        .env("TIRAGE__AMQP__QUEUE_PREFIX", &amqp.queue_prefix)
-        .env("TIRAGE__AMQP__EVENTS_EXCHANGE", &amqp.events_exchange)
-        .env(
+    let secret = |s: &secrecy::SecretString| secrecy::ExposeSecret::expose_secret(s).to_owned();
+    let env = [
+        ("TIRAGE__API__PORT", port.to_string()),
+        ("TIRAGE__API__SHUTDOWN_TIMEOUT_SECS", "10".into()),
+        ("TIRAGE__API__EVENTS_MAX_SECS", "2".into()),
+        ("TIRAGE__REDIS__URL", redis.url.clone()),
+        ("TIRAGE__REDIS__KEY_PREFIX", redis.key_prefix.clone()),
+        ("TIRAGE__AMQP__URL", secret(&amqp.url)),
+        ("TIRAGE__AMQP__QUEUE_PREFIX", amqp.queue_prefix.clone()),
+        ("TIRAGE__AMQP__EVENTS_EXCHANGE", amqp.events_exchange.clone()),
+        (
             "TIRAGE__AMQP__QUEUE_EXPIRES_MS",
             testing::TEST_QUEUE_EXPIRES_MS.to_string(),
-        )
-        .env("TIRAGE__S3__ENDPOINT", &s3.endpoint)
-        .env("TIRAGE__S3__REGION", &s3.region)
-        .env("TIRAGE__S3__BUCKET", &s3.bucket)
-        .env("TIRAGE__S3__ACCESS_KEY_ID", &s3.access_key_id)
-        .env(
-            "TIRAGE__S3__SECRET_ACCESS_KEY",
-            secrecy::ExposeSecret::expose_secret(&s3.secret_access_key),
-        )
-        .env("TIRAGE__S3__KEY_PREFIX", &s3.key_prefix)
-        .env("TIRAGE__LOG__LEVEL", "warn")
+        ),
+        ("TIRAGE__S3__ENDPOINT", s3.endpoint.clone()),
+        ("TIRAGE__S3__REGION", s3.region.clone()),
+        ("TIRAGE__S3__BUCKET", s3.bucket.clone()),
+        ("TIRAGE__S3__ACCESS_KEY_ID", s3.access_key_id.clone()),
+        ("TIRAGE__S3__SECRET_ACCESS_KEY", secret(&s3.secret_access_key)),
+        ("TIRAGE__S3__KEY_PREFIX", s3.key_prefix.clone()),
+        ("TIRAGE__LOG__LEVEL", "warn".into()),
+    ];
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tirage-api"))
+        .envs(env)
         .kill_on_drop(true)
         .spawn()
         .expect("start tirage-api");
@@ -117,33 +116,22 @@ async fn binary_serves_and_stops_cleanly_on_sigterm() {
     assert!(ready, "tirage-api did not listen on port {port}");
 
     // A request in flight when SIGTERM arrives: an event stream that lives 2 s.
-    let token: Value = client
-        .post(format!("{base}/v1/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = json_of(client.post(format!("{base}/v1/sessions")).sent().await).await;
     let token = token["token"].as_str().unwrap().to_owned();
-    let batch: Value = client
+    let batch = client
         .post(format!("{base}/v1/batches"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .sent()
+        .await;
+    let batch = json_of(batch).await;
     let events = client
         .get(format!(
             "{base}/v1/batches/{}/events",
             batch["id"].as_str().unwrap()
         ))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(events.status(), 200);
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")

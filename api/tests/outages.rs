@@ -20,7 +20,7 @@ use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
 use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
 use tirage_shared::testing::{self, outage::ServiceLink, outage::url_addr, outage::url_via};
 
-use common::{TestApp, expect_error, jpeg};
+use common::{Sent, TestApp, expect_error, jpeg, json_of};
 
 /// The links to the three services, and settings that reach them only through the links.
 struct Links {
@@ -32,20 +32,20 @@ struct Links {
 
 async fn links(broker_up: bool) -> Links {
     let mut settings = common::test_settings();
-    settings.redis = testing::redis_settings();
-    settings.amqp = testing::amqp_settings();
-    settings.s3 = testing::s3_settings();
-    let amqp_url = secrecy::ExposeSecret::expose_secret(&settings.amqp.url).to_owned();
-    let redis = ServiceLink::start(&url_addr(&settings.redis.url)).await;
+    settings.services.redis = testing::redis_settings();
+    settings.services.amqp = testing::amqp_settings();
+    settings.services.s3 = testing::s3_settings();
+    let amqp_url = secrecy::ExposeSecret::expose_secret(&settings.services.amqp.url).to_owned();
+    let redis = ServiceLink::start(&url_addr(&settings.services.redis.url)).await;
     let amqp = if broker_up {
         ServiceLink::start(&url_addr(&amqp_url)).await
     } else {
         ServiceLink::start_cut(&url_addr(&amqp_url)).await
     };
-    let s3 = ServiceLink::start(&url_addr(&settings.s3.endpoint)).await;
-    settings.redis.url = url_via(&settings.redis.url, &redis.addr());
-    settings.amqp.url = url_via(&amqp_url, &amqp.addr()).into();
-    settings.s3.endpoint = url_via(&settings.s3.endpoint, &s3.addr());
+    let s3 = ServiceLink::start(&url_addr(&settings.services.s3.endpoint)).await;
+    settings.services.redis.url = url_via(&settings.services.redis.url, &redis.addr());
+    settings.services.amqp.url = url_via(&amqp_url, &amqp.addr()).into();
+    settings.services.s3.endpoint = url_via(&settings.services.s3.endpoint, &s3.addr());
     Links {
         redis,
         amqp,
@@ -65,18 +65,18 @@ async fn spawn(links: &Links) -> TestApp {
         state: Arc::new(
             RedisStateStore::connect(&RedisSettings {
                 url: testing::redis_url(),
-                ..s.redis.clone()
+                ..s.services.redis.clone()
             })
             .unwrap(),
         ),
         objects: Arc::new(S3ObjectStore::new(&S3Settings {
             endpoint: testing::s3_env().endpoint,
-            ..s.s3.clone()
+            ..s.services.s3.clone()
         })),
         queue: Arc::new(
             testing::amqp_queue_with(&AmqpSettings {
                 url: testing::amqp_url().into(),
-                ..s.amqp.clone()
+                ..s.services.amqp.clone()
             })
             .await,
         ),
@@ -101,9 +101,9 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, attempt: impl 
 }
 
 async fn readyz(app: &TestApp) -> (u16, Value) {
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.fetch("/readyz").await;
     let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
+    (status, json_of(res).await)
 }
 
 /// Waits until `/readyz` reports `dependency` as failing: the adapters have noticed.
@@ -120,6 +120,28 @@ async fn upload_status(app: &TestApp, token: &str, batch: &str) -> u16 {
         .await
         .status()
         .as_u16()
+}
+
+/// Cuts `link`: once `/readyz` names `dependency`, an upload answers 503 with `code` and
+/// counts nothing. Then restores it and waits until uploads succeed again.
+async fn uploads_refused_while_cut(
+    app: &TestApp,
+    (token, batch): (&str, &str),
+    link: &ServiceLink,
+    dependency: &str,
+    code: &str,
+) {
+    let total = app.batch(token, batch).await["total"].clone();
+    link.cut();
+    noticed(app, dependency).await;
+    let res = app.upload(token, batch, &[("a.jpg", jpeg(40, 30))]).await;
+    expect_error(res, 503, code).await;
+    assert_eq!(app.batch(token, batch).await["total"], total);
+    link.restore().await;
+    eventually(&format!("upload after {dependency} returns"), || async {
+        (upload_status(app, token, batch).await == 202).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,47 +188,23 @@ async fn each_outage_is_503_with_its_code_and_heals_by_itself() {
     links.redis.cut();
     let body = noticed(&app, "redis").await;
     assert_eq!(body["checks"]["rabbitmq"], "ok", "{body}");
-    let res = app
-        .get(&token, &format!("/v1/batches/{id}"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get(&token, &format!("/v1/batches/{id}")).sent().await;
     expect_error(res, 503, "state_store_unavailable").await;
     links.redis.restore().await;
     eventually("GET batch after Redis returns", || async {
-        let res = app
-            .get(&token, &format!("/v1/batches/{id}"))
-            .send()
-            .await
-            .unwrap();
+        let res = app.get(&token, &format!("/v1/batches/{id}")).sent().await;
         (res.status() == 200).then_some(())
     })
     .await;
 
     // RabbitMQ: uploads are refused before storing; reads still work.
-    links.amqp.cut();
-    noticed(&app, "rabbitmq").await;
-    let res = app.upload(&token, &id, &[("a.jpg", jpeg(40, 30))]).await;
-    expect_error(res, 503, "job_queue_unavailable").await;
-    assert_eq!(app.batch(&token, &id).await["total"], expected_total);
-    links.amqp.restore().await;
-    eventually("upload after RabbitMQ returns", || async {
-        (upload_status(&app, &token, &id).await == 202).then_some(())
-    })
-    .await;
+    let batch = (token.as_str(), id.as_str());
+    uploads_refused_while_cut(&app, batch, &links.amqp, "rabbitmq", "job_queue_unavailable")
+        .await;
     expected_total += 1;
 
     // S3: uploads fail before the photo is counted.
-    links.s3.cut();
-    noticed(&app, "s3").await;
-    let res = app.upload(&token, &id, &[("a.jpg", jpeg(40, 30))]).await;
-    expect_error(res, 503, "object_store_unavailable").await;
-    assert_eq!(app.batch(&token, &id).await["total"], expected_total);
-    links.s3.restore().await;
-    eventually("upload after S3 returns", || async {
-        (upload_status(&app, &token, &id).await == 202).then_some(())
-    })
-    .await;
+    uploads_refused_while_cut(&app, batch, &links.s3, "s3", "object_store_unavailable").await;
     expected_total += 1;
 
     assert_eq!(app.batch(&token, &id).await["total"], expected_total);

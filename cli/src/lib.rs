@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod client;
 pub mod commands;
+pub mod inputs;
 
 #[derive(Debug, Parser)]
 #[command(name = "tirage", version, about = "Resize photo batches fast")]

@@ -21,6 +21,7 @@ pub use sniff::{SourceFormat, sniff};
 
 use fast_image_resize::Resizer;
 use planes::Pixels;
+use tirage_shared::codes::FailureCode;
 use tirage_shared::{BatchOptions, OutputFormat};
 
 /// Limits checked before any pixel is decoded.
@@ -79,14 +80,14 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// Stable, snake_case error code shown to users and stored with failed photos.
-    pub fn code(&self) -> &'static str {
+    /// The code shown to users and stored with the failed photo.
+    pub fn code(&self) -> FailureCode {
         match self {
-            EngineError::UnsupportedFormat => "unsupported_format",
-            EngineError::CorruptImage(_) => "corrupt_image",
-            EngineError::TooManyPixels { .. } => "too_many_pixels",
-            EngineError::TooLarge { .. } => "too_large",
-            EngineError::InvalidOptions(_) => "invalid_options",
+            EngineError::UnsupportedFormat => FailureCode::UnsupportedFormat,
+            EngineError::CorruptImage(_) => FailureCode::CorruptImage,
+            EngineError::TooManyPixels { .. } => FailureCode::TooManyPixels,
+            EngineError::TooLarge { .. } => FailureCode::TooLarge,
+            EngineError::InvalidOptions(_) => FailureCode::InvalidOptions,
         }
     }
 }

@@ -8,7 +8,7 @@ use tirage_engine::{Limits, probe};
 use tirage_shared::{BatchOptions, OutputFormat};
 
 fn code(input: &[u8]) -> &'static str {
-    resize(input, &[1080, 720, 360]).unwrap_err().code()
+    resize(input, &[1080, 720, 360]).unwrap_err().code().as_str()
 }
 
 #[test]
@@ -37,7 +37,7 @@ fn corrupt_image() {
     // libjpeg-turbo, like browsers, shows what it could decode of a truncated scan; what
     // matters is a typed result, never a panic.
     if let Err(e) = r {
-        assert_eq!(e.code(), "corrupt_image");
+        assert_eq!(e.code().as_str(), "corrupt_image");
     }
     let png = png_of(&image::DynamicImage::ImageRgb8(gradient(300, 200)));
     assert_eq!(code(&png[..png.len() / 2]), "corrupt_image");
@@ -54,7 +54,7 @@ fn too_many_pixels_png_of_30000_squared_is_refused_from_the_header() {
     assert!(input.len() < 1_000_000);
     assert_eq!(code(&input), "too_many_pixels");
     assert_eq!(
-        probe(&input, &Limits::default()).unwrap_err().code(),
+        probe(&input, &Limits::default()).unwrap_err().code().as_str(),
         "too_many_pixels"
     );
 }
@@ -77,7 +77,7 @@ fn pixel_limit_is_configurable() {
     };
     let options = BatchOptions::default();
     let e = tirage_engine::resize(&input, &options, &limits).unwrap_err();
-    assert_eq!(e.code(), "too_many_pixels");
+    assert_eq!(e.code().as_str(), "too_many_pixels");
     let limits = Limits {
         max_pixels: 300 * 200,
         ..Limits::default()
@@ -93,7 +93,7 @@ fn too_large() {
         ..Limits::default()
     };
     let e = tirage_engine::resize(&input, &BatchOptions::default(), &limits).unwrap_err();
-    assert_eq!(e.code(), "too_large");
+    assert_eq!(e.code().as_str(), "too_large");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn invalid_options() {
         quality: 85,
     };
     let e = tirage_engine::resize(&input, &bad, &Limits::default()).unwrap_err();
-    assert_eq!(e.code(), "invalid_options");
+    assert_eq!(e.code().as_str(), "invalid_options");
 }
 
 #[test]

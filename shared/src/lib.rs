@@ -6,10 +6,16 @@
 //! the workers never know which one they run on.
 
 pub mod adapters;
+pub mod backoff;
+pub mod codes;
+pub mod completion;
 pub mod keys;
 pub mod model;
 pub mod ports;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod wire;
 
 pub use model::*;

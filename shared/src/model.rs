@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::codes::FailureCode;
+
 /// Smallest and largest rendition size (short side, pixels) a batch may ask for.
 pub const MIN_SIZE: u32 = 16;
 pub const MAX_SIZE: u32 = 8192;
@@ -12,6 +14,9 @@ pub const MAX_SIZE: u32 = 8192;
 pub const MAX_SIZES: usize = 8;
 pub const DEFAULT_SIZES: [u32; 3] = [1080, 720, 360];
 pub const DEFAULT_QUALITY: u8 = 85;
+/// Encoder quality bounds.
+pub const MIN_QUALITY: u8 = 1;
+pub const MAX_QUALITY: u8 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,9 +109,9 @@ impl BatchOptions {
         if seen.len() != self.sizes.len() {
             return Err(InvalidOptions("sizes must not repeat".into()));
         }
-        if !(1..=100).contains(&self.quality) {
+        if !(MIN_QUALITY..=MAX_QUALITY).contains(&self.quality) {
             return Err(InvalidOptions(format!(
-                "quality {} is outside 1..=100",
+                "quality {} is outside {MIN_QUALITY}..={MAX_QUALITY}",
                 self.quality
             )));
         }
@@ -158,8 +163,8 @@ pub enum PhotoOutcome {
         renditions: Vec<Rendition>,
     },
     Failed {
-        /// Stable error code, such as `corrupt_image` or `retries_exhausted`.
-        code: String,
+        /// Why, as a stable snake_case code such as `corrupt_image` or `retries_exhausted`.
+        code: FailureCode,
     },
 }
 
@@ -170,7 +175,10 @@ pub struct PhotoRecord {
     /// The client's file name, kept only as a label: it never names a stored object.
     pub filename: String,
     pub state: PhotoState,
-    pub error: Option<String>,
+    /// Why the photo failed. Read strictly: a stored code this build does not know makes the
+    /// record unreadable (the state store reports it corrupt, the API answers 500) rather
+    /// than showing a made-up code.
+    pub error: Option<FailureCode>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub outputs: Vec<Rendition>,
@@ -271,10 +279,29 @@ mod tests {
     #[test]
     fn outcome_is_tagged_by_state() {
         let json = serde_json::to_value(PhotoOutcome::Failed {
-            code: "corrupt_image".into(),
+            code: FailureCode::CorruptImage,
         })
         .unwrap();
         assert_eq!(json["state"], "failed");
         assert_eq!(json["code"], "corrupt_image");
+    }
+
+    #[test]
+    fn stored_failure_codes_read_back_and_unknown_ones_are_refused() {
+        let stored = |code: &str| {
+            serde_json::json!({
+                "id": Uuid::nil(), "filename": "a.jpg", "state": "failed", "error": code,
+                "width": null, "height": null, "outputs": [],
+            })
+        };
+        let record: PhotoRecord = serde_json::from_value(stored("source_missing")).unwrap();
+        assert_eq!(record.error, Some(FailureCode::SourceMissing));
+        assert_eq!(
+            serde_json::to_value(&record).unwrap(),
+            stored("source_missing")
+        );
+        assert!(serde_json::from_value::<PhotoRecord>(stored("no_such_code")).is_err());
+        let outcome = serde_json::json!({"state": "failed", "code": "no_such_code"});
+        assert!(serde_json::from_value::<PhotoOutcome>(outcome).is_err());
     }
 }

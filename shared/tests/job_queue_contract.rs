@@ -21,6 +21,7 @@ mod rabbitmq {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_reconnects_after_the_connection_died() {
     use tirage_shared::ports::JobQueue;
+    use tirage_shared::testing::AmqpTestExt;
     use tirage_shared::testing::contract_queue::{job, next};
 
     let queue = tirage_shared::testing::amqp_queue().await;

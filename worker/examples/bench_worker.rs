@@ -20,6 +20,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 use tirage_shared::ports::WorkItem;
 use tirage_shared::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys, testing};
+use tirage_shared::runtime::{PortNames, config};
 use tirage_worker::{Ports, Worker, WorkerSettings};
 use uuid::Uuid;
 
@@ -108,7 +109,7 @@ async fn through_worker(
         port: 0,
         concurrency,
         callback_secret: SecretString::from("bench"),
-        ..WorkerSettings::default()
+        ..config::load_section_from(&config::Layers::defaults_only(), "worker").unwrap()
     };
     let worker = Worker::from_ports(settings, ports.clone()).await.unwrap();
     let stop = worker.stop_token();
@@ -166,6 +167,7 @@ async fn main() {
         state: Arc::new(testing::redis_state().await),
         objects: Arc::new(testing::s3_store().await),
         queue: Arc::new(testing::amqp_queue().await),
+        names: PortNames::production(),
     };
     println!(
         "corpus: {} photos, {mb:.1} MB, sizes {:?} {:?} q{}; {cores} cores; median of {rounds} alternating rounds",

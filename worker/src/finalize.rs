@@ -14,54 +14,28 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
+use tirage_shared::backoff::Backoff;
+use tirage_shared::codes::{Effect, FailureCode};
 use tirage_shared::{Batch, BatchCompleted, BatchState};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use crate::Ctx;
-use crate::job::{Failure, Settle, io};
-use crate::settings::backoff;
+use crate::context::Ctx;
+use crate::failure::Failure;
 use crate::ssrf::resolve_callback;
 
-pub const EFFECT_EVENT: &str = "event";
-pub const EFFECT_CALLBACK: &str = "callback";
 /// The header carrying the callback's signature: `sha256=<hex HMAC-SHA256(body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Tirage-Signature";
 
+/// Runs the side effects of a completed batch that are not done yet. `maybe_ours` is true
+/// when this message was delivered before (see the module's doc). Returns the outcome label:
+/// `done`, `duplicate` (nothing left to do) or `dropped` (the batch is not completed).
 pub(crate) async fn run(
     ctx: &Ctx,
     batch_id: Uuid,
-    attempt: u32,
-    redelivered: bool,
-) -> (Settle, &'static str) {
-    match try_run(ctx, batch_id, attempt > 1 || redelivered).await {
-        Ok(label) => (Settle::Ack, label),
-        Err(Failure::Gone) => (Settle::Ack, "dropped"),
-        Err(Failure::Transient(msg)) if attempt < ctx.settings.max_attempts => {
-            let delay = backoff(
-                attempt,
-                Duration::from_millis(ctx.settings.retry_base_ms),
-                Duration::from_millis(ctx.settings.retry_cap_ms),
-            );
-            warn!(reason = %msg, "finalisation failed; retrying later");
-            (Settle::RetryLater(delay), "retried")
-        }
-        Err(Failure::Transient(msg)) => {
-            error!(reason = %msg, "finalisation exhausted its attempts");
-            (
-                Settle::DeadLetter("retries_exhausted".into()),
-                "dead_lettered",
-            )
-        }
-        Err(Failure::Permanent(code, msg)) => {
-            error!(code, reason = %msg, "finalisation failed");
-            (Settle::DeadLetter(code.into()), "dead_lettered")
-        }
-    }
-}
-
-async fn try_run(ctx: &Ctx, batch_id: Uuid, maybe_ours: bool) -> Result<&'static str, Failure> {
-    let Some(batch) = io(ctx, "get batch", ctx.ports.state.get_batch(batch_id)).await? else {
+    maybe_ours: bool,
+) -> Result<&'static str, Failure> {
+    let Some(batch) = ctx.io("get batch", ctx.ports.state.get_batch(batch_id)).await? else {
         return Err(Failure::Gone);
     };
     if batch.state != BatchState::Completed {
@@ -70,59 +44,51 @@ async fn try_run(ctx: &Ctx, batch_id: Uuid, maybe_ours: bool) -> Result<&'static
     }
     let body = completed_json(&batch)?;
     let mut ran = false;
-    if claim(ctx, batch_id, EFFECT_EVENT, maybe_ours).await? {
-        io(
-            ctx,
-            "publish event",
-            ctx.ports.queue.publish_event(BatchCompleted::EVENT, &body),
-        )
-        .await?;
+    if claim(ctx, batch_id, Effect::Event, maybe_ours).await? {
+        let publish = ctx.ports.queue.publish_event(BatchCompleted::EVENT, &body);
+        ctx.io("publish event", publish).await?;
         ctx.metrics.events_published.inc();
-        io(
-            ctx,
-            "mark event",
-            ctx.ports.state.mark_effect_done(batch_id, EFFECT_EVENT),
-        )
-        .await?;
+        mark_done(ctx, batch_id, Effect::Event).await?;
         info!("batch.completed event published");
         ran = true;
     }
     if let Some(url) = batch.callback_url.as_deref()
-        && claim(ctx, batch_id, EFFECT_CALLBACK, maybe_ours).await?
+        && claim(ctx, batch_id, Effect::Callback, maybe_ours).await?
     {
         let outcome = deliver_callback(ctx, url, &body).await;
         ctx.metrics.callbacks.with_label_values(&[outcome]).inc();
         // Marked done even when given up: the retry budget is the bound the contract
         // promises, and a later redelivery must not start it over.
-        io(
-            ctx,
-            "mark callback",
-            ctx.ports.state.mark_effect_done(batch_id, EFFECT_CALLBACK),
-        )
-        .await?;
+        mark_done(ctx, batch_id, Effect::Callback).await?;
         ran = true;
     }
     Ok(if ran { "done" } else { "duplicate" })
 }
 
+async fn mark_done(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Failure> {
+    let mark = ctx.ports.state.mark_effect_done(batch_id, effect);
+    ctx.io(&format!("mark {effect}"), mark).await
+}
+
 /// True when this handler should run `effect` now.
-async fn claim(ctx: &Ctx, batch_id: Uuid, effect: &str, maybe_ours: bool) -> Result<bool, Failure> {
+async fn claim(
+    ctx: &Ctx,
+    batch_id: Uuid,
+    effect: Effect,
+    maybe_ours: bool,
+) -> Result<bool, Failure> {
     let state = &ctx.ports.state;
-    if io(ctx, "effect done?", state.is_effect_done(batch_id, effect)).await? {
+    let done = state.is_effect_done(batch_id, effect);
+    if ctx.io("effect done?", done).await? {
         return Ok(false);
     }
-    let claim = format!("{effect}_claimed");
-    let first = io(
-        ctx,
-        "claim effect",
-        state.mark_effect_done(batch_id, &claim),
-    )
-    .await?;
-    Ok(first || maybe_ours)
+    // The claim is a marker of its own next to the effect's, in the same per-batch record.
+    let first = state.claim_effect(batch_id, effect);
+    Ok(ctx.io("claim effect", first).await? || maybe_ours)
 }
 
 /// The event body: the same bytes go to the exchange and to the callback.
-pub fn completed_json(batch: &Batch) -> Result<Vec<u8>, Failure> {
+fn completed_json(batch: &Batch) -> Result<Vec<u8>, Failure> {
     let event = BatchCompleted {
         event: BatchCompleted::EVENT.into(),
         batch_id: batch.id,
@@ -132,7 +98,8 @@ pub fn completed_json(batch: &Batch) -> Result<Vec<u8>, Failure> {
         created_at: batch.created_at,
         completed_at: Utc::now(),
     };
-    serde_json::to_vec(&event).map_err(|e| Failure::Permanent("internal_error", e.to_string()))
+    serde_json::to_vec(&event)
+        .map_err(|e| Failure::Permanent(FailureCode::InternalError, e.to_string()))
 }
 
 /// `sha256=<hex HMAC-SHA256(body, secret)>`.
@@ -154,6 +121,11 @@ async fn deliver_callback(ctx: &Ctx, url: &str, body: &[u8]) -> &'static str {
     let s = &ctx.settings;
     let deadline = Instant::now() + Duration::from_millis(s.callback_retry_for_ms);
     let sig = signature(s.callback_secret.expose_secret().as_bytes(), body);
+    // The job's retry rule, shortened: the whole budget is spent within one delivery.
+    let policy = Backoff::new(
+        Duration::from_millis(s.retry_base_ms.min(1_000)),
+        Duration::from_millis(s.retry_cap_ms.min(60_000)),
+    );
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -168,11 +140,7 @@ async fn deliver_callback(ctx: &Ctx, url: &str, body: &[u8]) -> &'static str {
             }
             Err(CallbackFailure::Retry(reason)) => reason,
         };
-        let delay = backoff(
-            attempt,
-            Duration::from_millis(s.retry_base_ms.min(1_000)),
-            Duration::from_millis(s.retry_cap_ms.min(60_000)),
-        );
+        let delay = policy.delay(attempt);
         if Instant::now() + delay >= deadline {
             error!(attempt, reason = retry_reason, "callback given up");
             return "gave_up";

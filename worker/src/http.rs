@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::Ctx;
+use crate::context::Ctx;
 
 pub(crate) fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()

@@ -6,44 +6,39 @@
 //! wires it to S3, RabbitMQ and Redis, `tirage standalone` to the embedded adapters, both
 //! through [`Worker::from_ports`].
 
+//!
+//! Inside, one module per step, none importing one that imports it back: `consumer` takes
+//! deliveries and hands each to `job` (a resize: read, resize on the CPU pool, store) or
+//! `finalize` (a completed batch's event and callback); `outcome` records what they
+//! produced, hands completed batches off and settles the delivery (ack, retry later,
+//! dead-letter). All of them share a `context::Ctx`.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tirage_engine::{EngineError, Limits, Resized};
-use tirage_shared::BatchOptions;
-use tirage_shared::ports::{JobQueue, JobStream, ObjectStore, StateStore};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
-pub mod configuration;
+mod consumer;
+mod context;
+mod failure;
 mod finalize;
 mod http;
 mod job;
 pub mod metrics;
+mod outcome;
 #[cfg(feature = "services")]
 pub mod services;
 pub mod settings;
 pub mod ssrf;
 
-pub use finalize::{EFFECT_CALLBACK, EFFECT_EVENT, SIGNATURE_HEADER, signature};
+pub use context::{Ports, ResizeFn};
+pub use finalize::{SIGNATURE_HEADER, signature};
 pub use metrics::Metrics;
 pub use settings::WorkerSettings;
 
-/// The three dependencies, already connected.
-#[derive(Clone)]
-pub struct Ports {
-    pub state: Arc<dyn StateStore>,
-    pub objects: Arc<dyn ObjectStore>,
-    pub queue: Arc<dyn JobQueue>,
-}
-
-/// The function that turns one photo into renditions: [`tirage_engine::resize`], unless a
-/// test or benchmark substitutes another.
-pub type ResizeFn =
-    Arc<dyn Fn(&[u8], &BatchOptions, &Limits) -> Result<Resized, EngineError> + Send + Sync>;
+use context::Ctx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -64,7 +59,7 @@ pub enum WorkerError {
         message: String,
     },
     #[error(transparent)]
-    Config(#[from] ::config::ConfigError),
+    Config(#[from] tirage_shared::runtime::config::ConfigError),
 }
 
 impl WorkerError {
@@ -77,16 +72,6 @@ impl WorkerError {
             WorkerError::Connect { .. } => "dependency_unavailable",
         }
     }
-}
-
-/// What every job task shares.
-pub(crate) struct Ctx {
-    pub settings: WorkerSettings,
-    pub ports: Ports,
-    pub resizer: ResizeFn,
-    pub metrics: Metrics,
-    /// Bounds the CPU work to `concurrency` engine runs at once.
-    pub cpu: Arc<Semaphore>,
 }
 
 /// A worker bound to its HTTP port, not yet consuming.
@@ -166,7 +151,7 @@ impl Worker {
             .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         info!(port = self.addr.port(), concurrency, "worker started");
-        consume(ctx, self.stop).await;
+        consumer::consume(ctx, self.stop).await;
         http_stop.cancel();
         match server.await {
             Ok(Ok(())) => Ok(()),
@@ -174,82 +159,4 @@ impl Worker {
             Err(e) => Err(WorkerError::Http(std::io::Error::other(e))),
         }
     }
-}
-
-/// The consumer loop: consume, hand every delivery to its own task, consume again with
-/// backoff whenever the stream ends or fails.
-async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
-    let tracker = TaskTracker::new();
-    let abandon = CancellationToken::new();
-    let prefetch = ctx.settings.prefetch();
-    let base = Duration::from_millis(ctx.settings.reconnect_base_ms);
-    let cap = Duration::from_millis(ctx.settings.reconnect_cap_ms);
-    let mut failures = 0u32;
-    let mut current: Option<Box<dyn JobStream>> = None;
-    loop {
-        let Some(stream) = current.as_mut() else {
-            let consumed = tokio::select! {
-                biased;
-                () = stop.cancelled() => break,
-                r = tokio::time::timeout(ctx.settings.io_timeout(), ctx.ports.queue.consume(prefetch)) => r,
-            };
-            match consumed {
-                Ok(Ok(stream)) => {
-                    info!(prefetch, "consuming");
-                    current = Some(stream);
-                    continue;
-                }
-                Ok(Err(e)) => warn!(error = %e, "cannot consume; retrying"),
-                Err(_) => warn!("consume timed out; retrying"),
-            }
-            failures = failures.saturating_add(1);
-            let delay = settings::backoff(failures, base, cap);
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(delay) => {}
-            }
-            continue;
-        };
-        let next = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            next = stream.next() => next,
-        };
-        match next {
-            Some(Ok(delivery)) => {
-                failures = 0;
-                tracker.spawn(job::run(ctx.clone(), delivery, abandon.clone()));
-                continue;
-            }
-            Some(Err(e)) => warn!(error = %e, "the job stream failed; consuming again"),
-            None => warn!("the job stream ended; consuming again"),
-        }
-        current = None;
-        ctx.metrics.consumer_restarts.inc();
-        failures = failures.saturating_add(1);
-        let delay = settings::backoff(failures, base, cap);
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
-    // No more deliveries are taken from here on. The stream itself stays open while
-    // in-flight jobs drain, because closing it hands their messages back to the broker
-    // (and the jobs' own settlements would then fail).
-    tracker.close();
-    let in_flight = tracker.len();
-    info!(in_flight, "stopping: draining in-flight jobs");
-    if tokio::time::timeout(ctx.settings.shutdown_grace(), tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!(
-            left = tracker.len(),
-            "grace period over; requeueing the jobs still running"
-        );
-        abandon.cancel();
-        tracker.wait().await;
-    }
-    drop(current);
-    info!("stopped");
 }

@@ -2,28 +2,10 @@
 
 use std::process::ExitCode;
 
+use tirage_shared::runtime::shutdown;
+use tirage_shared::runtime::telemetry::{self, LogOutput};
 use tirage_worker::Worker;
-use tirage_worker::services::{LogSettings, Settings};
-use tracing_subscriber::EnvFilter;
-
-fn init_logs(log: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if log.format == "pretty" {
-        builder.init();
-    } else {
-        // JSON with the current span (the job's request id, batch and photo) on every line.
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    }
-}
+use tirage_worker::services::Settings;
 
 fn main() -> ExitCode {
     let settings = match Settings::load() {
@@ -33,7 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(&settings.log);
+    if let Err(e) = telemetry::init(&settings.log, LogOutput::Stderr) {
+        eprintln!("tirage-worker: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +33,7 @@ fn main() -> ExitCode {
         let worker = Worker::build(settings).await?;
         let stop = worker.stop_token();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            shutdown::signal().await;
             tracing::info!("stop signal received");
             stop.cancel();
         });
@@ -60,29 +45,5 @@ fn main() -> ExitCode {
             tracing::error!(code = e.code(), error = %e, "worker failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// SIGTERM (what orchestrators send) or Ctrl-C.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

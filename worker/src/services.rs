@@ -1,49 +1,27 @@
-//! The production wiring: Redis, RabbitMQ and S3 from the configuration.
-
-use std::sync::Arc;
+//! The `tirage-worker` binary's settings and production wiring: Redis, RabbitMQ and S3 from
+//! the configuration, through the shared runtime room.
 
 use serde::Deserialize;
-use tirage_shared::adapters::amqp::AmqpSettings;
-use tirage_shared::adapters::production;
-use tirage_shared::adapters::redis::RedisSettings;
-use tirage_shared::adapters::s3::S3Settings;
+use tirage_shared::runtime::config;
+use tirage_shared::runtime::telemetry::LogSettings;
+use tirage_shared::runtime::{ServiceSettings, connect};
 
-use crate::{Ports, Worker, WorkerError, WorkerSettings};
+use crate::{Worker, WorkerError, WorkerSettings};
 
 /// The whole configuration the worker binary reads; other processes' sections are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
-    #[serde(default)]
     pub worker: WorkerSettings,
-    pub redis: RedisSettings,
-    pub amqp: AmqpSettings,
-    pub s3: S3Settings,
-    #[serde(default)]
     pub log: LogSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct LogSettings {
-    /// EnvFilter directive; `RUST_LOG` wins when set.
-    pub level: String,
-    /// `json` or `pretty`.
-    pub format: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            level: "info".into(),
-            format: "json".into(),
-        }
-    }
+    /// `[redis]`, `[amqp]` and `[s3]`.
+    #[serde(flatten)]
+    pub services: ServiceSettings,
 }
 
 impl Settings {
-    /// `config/default.toml` (or `TIRAGE_CONFIG`), then `TIRAGE__*` variables.
+    /// Every configuration layer ([`tirage_shared::runtime::config`]).
     pub fn load() -> Result<Settings, WorkerError> {
-        Ok(crate::configuration::load()?)
+        Ok(config::load()?)
     }
 }
 
@@ -53,17 +31,12 @@ impl Worker {
     /// answers, and `/readyz` says what is missing meanwhile.
     pub async fn build(settings: Settings) -> Result<Worker, WorkerError> {
         settings.worker.validate()?;
-        let adapters = production::connect(&settings.redis, &settings.amqp, &settings.s3)
+        let ports = connect(&settings.services)
             .await
             .map_err(|e| WorkerError::Connect {
                 service: e.dependency,
                 message: e.message,
             })?;
-        let ports = Ports {
-            state: Arc::new(adapters.state),
-            objects: Arc::new(adapters.objects),
-            queue: Arc::new(adapters.queue),
-        };
         Worker::from_ports(settings.worker, ports).await
     }
 }

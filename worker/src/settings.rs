@@ -1,5 +1,6 @@
-//! The `[worker]` section of the configuration (`config/default.toml`, then
-//! `TIRAGE__WORKER__*` environment variables).
+//! The `[worker]` section of the configuration. Its values come from the one loader
+//! ([`tirage_shared::runtime::config`]): the compiled-in `config/default.toml` gives every
+//! field, later layers override.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tirage_engine::Limits;
 /// Everything the worker itself needs; the connection settings of its dependencies live in
 /// their own sections.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
     /// Interface of the small HTTP port (`/healthz`, `/readyz`, `/metrics`).
     pub host: String,
@@ -49,33 +50,6 @@ pub struct WorkerSettings {
     /// Sleeps this long inside every resize, on the CPU pool. A test and benchmark aid
     /// (it makes "kill the worker mid-job" deterministic); keep it 0 in production.
     pub job_delay_ms: u64,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        let limits = Limits::default();
-        WorkerSettings {
-            host: "0.0.0.0".into(),
-            port: 9100,
-            concurrency: 0,
-            max_attempts: 5,
-            // 5 s doubling to 80 s: five attempts span about two and a half minutes, enough
-            // to ride out a restart of Redis, RabbitMQ or S3.
-            retry_base_ms: 5_000,
-            retry_cap_ms: 300_000,
-            io_timeout_ms: 60_000,
-            shutdown_grace_ms: 30_000,
-            reconnect_base_ms: 200,
-            reconnect_cap_ms: 10_000,
-            max_pixels: limits.max_pixels,
-            max_source_bytes: limits.max_bytes,
-            callback_secret: SecretString::from(""),
-            allow_private_callbacks: false,
-            callback_timeout_ms: 10_000,
-            callback_retry_for_ms: 300_000,
-            job_delay_ms: 0,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,41 +120,21 @@ impl WorkerSettings {
     }
 }
 
-/// Exponential backoff: `base * 2^(attempt-1)`, capped, with up to 20% of jitter taken off
-/// so that jobs failing together do not all come back at the same instant.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = attempt.saturating_sub(1).min(30);
-    let raw = base.saturating_mul(1u32 << exp).min(cap);
-    let jitter = raw.mul_f64(fastrand::f64() * 0.2);
-    raw.saturating_sub(jitter)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let base = Duration::from_millis(100);
-        let cap = Duration::from_millis(1_000);
-        let d1 = backoff(1, base, cap);
-        let d3 = backoff(3, base, cap);
-        let d9 = backoff(9, base, cap);
-        assert!(d1 <= base && d1 >= base.mul_f64(0.8), "{d1:?}");
-        assert!(d3 <= base * 4 && d3 >= (base * 4).mul_f64(0.8), "{d3:?}");
-        assert!(d9 <= cap && d9 >= cap.mul_f64(0.8), "{d9:?}");
-        assert!(backoff(u32::MAX, base, cap) <= cap);
-    }
-
-    #[test]
-    fn an_empty_secret_is_refused() {
-        let s = WorkerSettings::default();
-        assert!(s.validate().is_err());
-        let s = WorkerSettings {
-            callback_secret: SecretString::from("k"),
-            ..WorkerSettings::default()
-        };
-        assert!(s.validate().is_ok());
+    fn the_defaults_are_valid_but_an_empty_secret_is_refused() {
+        let layers = tirage_shared::runtime::config::Layers::defaults_only();
+        let s: WorkerSettings =
+            tirage_shared::runtime::config::load_section_from(&layers, "worker").unwrap();
+        s.validate().unwrap();
         assert_eq!(usize::from(s.prefetch()), 2 * s.effective_concurrency());
+        let s = WorkerSettings {
+            callback_secret: SecretString::from(""),
+            ..s
+        };
+        assert!(s.validate().is_err());
     }
 }

@@ -13,6 +13,8 @@ use secrecy::SecretString;
 use tirage_shared::adapters::inprocess::Event;
 use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_shared::ports::WorkItem;
+use tirage_shared::testing::InProcessTestExt;
+use tirage_shared::runtime::PortNames;
 use tirage_worker::Ports;
 use tokio::sync::broadcast;
 
@@ -77,6 +79,7 @@ async fn embedded() -> Arc<dyn Harness> {
             state: Arc::new(MemoryStateStore::new()),
             objects: Arc::new(objects),
             queue: Arc::new(queue.clone()),
+            names: PortNames::embedded(),
         },
         queue,
         _dir: dir,

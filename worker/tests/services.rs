@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings, EventSubscription};
+use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
 use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
 use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
 use tirage_shared::ports::{ObjectStore, StateStore, WorkItem};
 use tirage_shared::{BatchOptions, OutputFormat, PhotoState, keys, testing};
+use tirage_shared::testing::amqp::{AmqpTestExt, EventSubscription};
+use tirage_shared::runtime::PortNames;
 use tirage_worker::Ports;
 
 use common::{DeadLetter, EventSource, Harness};
@@ -25,6 +27,7 @@ use common::{DeadLetter, EventSource, Harness};
 struct Services {
     ports: Ports,
     queue: AmqpQueue,
+    _redis_keys: testing::RedisCleanup,
 }
 
 #[async_trait]
@@ -107,8 +110,10 @@ async fn connect(c: &Config) -> Services {
             state: Arc::new(state),
             objects: Arc::new(objects),
             queue: Arc::new(queue.clone()),
+            names: PortNames::production(),
         },
         queue,
+        _redis_keys: testing::RedisCleanup::of(&c.redis),
     }
 }
 
@@ -352,10 +357,11 @@ async fn the_binary_reports_ready_and_logs_json_with_the_request_id() {
     assert!(w.child.wait().unwrap().success(), "{}", w.log());
     let log = w.log();
     let want = format!("req-{}", f.photos[0]);
+    // The resize job's line: the batch's finalisation may settle first.
     let line = log
         .lines()
-        .find(|l| l.contains("job settled"))
-        .unwrap_or_else(|| panic!("no job log line:\n{log}"));
+        .find(|l| l.contains("job settled") && l.contains(r#""kind":"resize""#))
+        .unwrap_or_else(|| panic!("no resize job log line:\n{log}"));
     let json: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(json["span"]["request_id"], want.as_str(), "{line}");
     let _ = std::fs::remove_file(&w.log);

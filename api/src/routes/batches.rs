@@ -1,18 +1,19 @@
+//! Batches: create, read, close, delete. The request's options are checked here, each bad
+//! field with its own code; what happens to the batch is [`crate::usecases::batches`].
+
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use chrono::Utc;
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, BatchOptions, BatchState, OutputFormat};
-use tirage_shared::ports::WorkItem;
+use tirage_shared::model::{BatchOptions, OutputFormat};
+use tirage_shared::wire::{BatchView, CreateBatchRequest, ErrorBody};
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody, SessionErrors};
-use crate::routes::{owned_batch, read_json};
-use crate::startup::AppState;
-use crate::views::{BatchView, CreateBatchRequest};
+use crate::error::{ApiError, SessionErrors};
+use crate::extract::{owned_batch, read_json};
+use crate::state::AppState;
+use crate::usecases::batches;
 
-/// Longest accepted callback URL.
-const MAX_URL_LEN: usize = 2048;
+/// Longest accepted callback URL (also stated in the OpenAPI document).
+pub const MAX_CALLBACK_URL_LEN: usize = 2048;
 
 /// Turns the request into batch options, each bad field with its own code.
 /// Field checks reuse `BatchOptions::validate`, so HTTP, CLI and workers agree on limits.
@@ -50,7 +51,13 @@ pub fn options_from(req: &CreateBatchRequest) -> Result<BatchOptions, ApiError> 
     let quality = match req.quality {
         None => defaults.quality,
         Some(q) => {
-            let bad = || ApiError::InvalidQuality(format!("quality {q} is outside 1..=100"));
+            let bad = || {
+                ApiError::InvalidQuality(format!(
+                    "quality {q} is outside {}..={}",
+                    tirage_shared::model::MIN_QUALITY,
+                    tirage_shared::model::MAX_QUALITY
+                ))
+            };
             let q = u8::try_from(q).map_err(|_| bad())?;
             BatchOptions {
                 quality: q,
@@ -74,7 +81,7 @@ pub fn options_from(req: &CreateBatchRequest) -> Result<BatchOptions, ApiError> 
 /// addresses (SSRF) is the worker's job, at call time, since DNS can change meanwhile.
 pub fn check_callback_url(raw: &str) -> Result<String, ApiError> {
     let bad = |why: &str| Err(ApiError::InvalidCallbackUrl(format!("callback_url {why}")));
-    if raw.len() > MAX_URL_LEN {
+    if raw.len() > MAX_CALLBACK_URL_LEN {
         return bad("is too long");
     }
     let url = match url::Url::parse(raw) {
@@ -96,7 +103,7 @@ pub fn check_callback_url(raw: &str) -> Result<String, ApiError> {
 /// Create a batch.
 #[utoipa::path(
     tag = "batches",
-    request_body(content = CreateBatchRequest, content_type = "application/json", description = "Every field is optional; an empty body takes the defaults"),
+    request_body(content = Option<CreateBatchRequest>, content_type = "application/json", description = "Optional, as is every field: no body at all takes the defaults"),
     responses(
         (status = 201, description = "Batch created", body = BatchView),
         (status = 400, description = "Malformed JSON (`malformed_json`)", body = ErrorBody),
@@ -114,34 +121,19 @@ pub async fn create_batch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: CreateBatchRequest = read_json(&req, payload, state.settings.limits.max_json_bytes)
-        .await?
-        .unwrap_or_default();
+    // The body is optional, and so documented: none at all, or `null`, takes the defaults.
+    let body: CreateBatchRequest =
+        read_json::<Option<CreateBatchRequest>>(&req, payload, state.settings.limits.max_json_bytes)
+            .await?
+            .flatten()
+            .unwrap_or_default();
     let options = options_from(&body)?;
     let callback_url = body
         .callback_url
         .as_deref()
         .map(check_callback_url)
         .transpose()?;
-    let now = Utc::now();
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(state.settings.limits.batch_ttl_secs)
-            .map_err(|_| ApiError::Internal("batch_ttl_secs out of range".into()))?,
-    );
-    let batch = Batch {
-        id: Uuid::new_v4(),
-        owner: auth.session.id.clone(),
-        state: BatchState::Open,
-        options,
-        callback_url,
-        total: 0,
-        done: 0,
-        failed: 0,
-        created_at: now,
-        expires_at: now + ttl,
-    };
-    state.deps.state.create_batch(&batch).await?;
-    tracing::info!(batch_id = %batch.id, "batch created");
+    let batch = batches::create(&state, auth.session.id.clone(), options, callback_url).await?;
     Ok(HttpResponse::Created().json(BatchView::from(&batch)))
 }
 
@@ -185,22 +177,8 @@ pub async fn close_batch(
 ) -> Result<HttpResponse, ApiError> {
     let batch_id = path.into_inner();
     owned_batch(&state, &auth, batch_id).await?;
-    let closed = state.deps.state.close_batch(batch_id).await?;
-    // Whoever sees the batch complete hands its side effects to the workers. A close that
-    // is retried after a failed publish sees `completed_now == false`, so it also publishes
-    // while the event is not done yet: duplicates are harmless, a lost one is not.
-    let completed = closed.batch.state == BatchState::Completed;
-    if closed.completed_now
-        || (completed && !state.deps.state.is_effect_done(batch_id, "event").await?)
-    {
-        state
-            .deps
-            .queue
-            .publish(&WorkItem::FinalizeBatch { batch_id })
-            .await?;
-    }
-    tracing::info!(batch_id = %batch_id, completed, "batch closed");
-    Ok(HttpResponse::Ok().json(BatchView::from(&closed.batch)))
+    let closed = batches::close(&state, batch_id).await?;
+    Ok(HttpResponse::Ok().json(BatchView::from(&closed)))
 }
 
 /// Delete a batch, its photos and renditions.
@@ -222,20 +200,7 @@ pub async fn delete_batch(
 ) -> Result<HttpResponse, ApiError> {
     let batch_id = path.into_inner();
     owned_batch(&state, &auth, batch_id).await?;
-    let prefix = keys::batch_prefix(batch_id);
-    // Objects first: if the state went first and the object deletion failed, nothing would
-    // remember the objects and a retry would 404.
-    let removed = state.deps.objects.delete_prefix(&prefix).await?;
-    state.deps.state.delete_batch(batch_id).await?;
-    // A worker that was mid-job may have written renditions between the two calls.
-    let late = match state.deps.objects.delete_prefix(&prefix).await {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(batch_id = %batch_id, error = %e, "second object sweep failed; objects expire with the bucket's lifecycle");
-            0
-        }
-    };
-    tracing::info!(batch_id = %batch_id, objects = removed + late, "batch deleted");
+    batches::delete(&state, batch_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,14 +11,14 @@ use actix_web::{HttpResponse, get, web};
 use bytes::Bytes;
 use tirage_shared::model::{Batch, BatchState};
 use tirage_shared::ports::StateStore;
+use tirage_shared::wire::{BatchView, ErrorBody};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody, SessionErrors};
-use crate::routes::owned_batch;
-use crate::startup::AppState;
-use crate::views::BatchView;
+use crate::error::{ApiError, SessionErrors};
+use crate::extract::owned_batch;
+use crate::state::AppState;
 
 fn event(name: &str, batch: &Batch) -> Bytes {
     let data = serde_json::to_string(&BatchView::from(batch)).unwrap_or_else(|_| "{}".into());
@@ -105,7 +105,7 @@ impl Poller {
     tag = "batches",
     params(("batch_id" = Uuid, Path, description = "Batch id")),
     responses(
-        (status = 200, description = "`text/event-stream` of `progress` and `completed` events, each carrying the batch JSON", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream` of `progress` and `completed` events, each carrying the batch JSON", content_type = "text/event-stream", item_schema = ref("#/components/schemas/BatchEvent")),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
         SessionErrors,
     ),
@@ -121,7 +121,7 @@ pub async fn batch_events(
     let api = &state.settings.api;
     let now = Instant::now();
     let poller = Poller {
-        store: state.deps.state.clone(),
+        store: state.ports.state.clone(),
         batch_id: batch.id,
         owner: batch.owner.clone(),
         last: None,

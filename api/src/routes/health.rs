@@ -1,14 +1,14 @@
+//! Operations: liveness, readiness and metrics.
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
-use utoipa::OpenApi;
+use tirage_shared::wire::{ErrorDetail, Readiness};
 
-use crate::error::{ApiError, ErrorDetail};
-use crate::openapi::ApiDoc;
-use crate::startup::AppState;
-use crate::views::Readiness;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Liveness: the process answers.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive")))]
@@ -39,18 +39,18 @@ async fn check<E: std::fmt::Display>(
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.settings.api.readiness_timeout();
-    let deps = &state.deps;
+    let ports = &state.ports;
     let (s, q, o) = futures::join!(
-        check(timeout, deps.state.ping()),
-        check(timeout, deps.queue.ping()),
-        check(timeout, deps.objects.ping()),
+        check(timeout, ports.state.ping()),
+        check(timeout, ports.queue.ping()),
+        check(timeout, ports.objects.ping()),
     );
     let mut checks = BTreeMap::new();
     let mut failing = Vec::new();
     for (name, result) in [
-        (&deps.names.state, s),
-        (&deps.names.queue, q),
-        (&deps.names.objects, o),
+        (&ports.names.state, s),
+        (&ports.names.queue, q),
+        (&ports.names.objects, o),
     ] {
         match result {
             Ok(()) => {
@@ -92,11 +92,4 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
-}
-
-/// This API's OpenAPI description.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
-#[get("/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
 }

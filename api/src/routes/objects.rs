@@ -9,17 +9,14 @@ use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, put, web};
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tirage_shared::adapters::{FsObjectStore, PresignError};
-use tirage_shared::ports::{ByteStream, ObjectStore, ObjectStoreError};
+use tirage_shared::ports::{ObjectStore, ObjectStoreError};
+use tirage_shared::wire::ErrorBody;
 
-use crate::error::{ApiError, ErrorBody, status_of};
-use crate::startup::AppState;
-
-/// Chunks in flight between the request body and the store.
-const BODY_CHANNEL_DEPTH: usize = 4;
+use crate::body::pump;
+use crate::error::{ApiError, status_of};
+use crate::state::AppState;
 
 /// Adds the object routes when the API runs on the file-system store.
 pub fn configure(cfg: &mut web::ServiceConfig, store: Option<Arc<FsObjectStore>>) {
@@ -101,23 +98,11 @@ pub async fn put_object(
         .map(|v| v.trim().to_ascii_lowercase())
         .filter(|v| v.starts_with("image/") && v.len() <= 100)
         .unwrap_or_else(|| "application/octet-stream".to_owned());
-
-    // The payload is not `Send`; the store reads a channel both ends of which run here.
-    let (mut tx, rx) =
-        futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(BODY_CHANNEL_DEPTH);
-    let body: ByteStream = Box::pin(rx);
-    let put = store.put_stream(&key, body, &content_type, limit);
-    let feed = async move {
-        while let Some(chunk) = payload.next().await {
-            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    };
-    let (stored, ()) = futures::join!(put, feed);
-    let size = stored.map_err(ApiError::from)?;
+    let size = pump(&mut payload, |body| {
+        store.put_stream(&key, body, &content_type, limit)
+    })
+    .await
+    .map_err(ApiError::from)?;
     state.metrics.upload_bytes.inc_by(size);
     tracing::info!(key, bytes = size, "presigned upload stored");
     Ok(HttpResponse::Ok().finish())

@@ -3,16 +3,26 @@ use actix_web::{HttpResponse, get, web};
 use tirage_shared::keys;
 use tirage_shared::model::PhotoState;
 use tirage_shared::ports::StateError;
+use tirage_shared::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ErrorBody, SessionErrors};
-use crate::routes::owned_batch;
+use crate::error::{ApiError, SessionErrors};
+use crate::extract::owned_batch;
 use crate::settings::RenditionDelivery;
-use crate::startup::AppState;
-use crate::views::{PageQuery, PhotoList, PhotoView};
+use crate::state::AppState;
 
-const MAX_CURSOR_LEN: usize = 256;
+/// Cursors are the page offsets the state store hands out as `next_cursor`: a decimal
+/// number without leading zeros, of at most this many digits (also stated in the OpenAPI
+/// document). Anything else was never handed out.
+pub const MAX_CURSOR_DIGITS: usize = 18;
+
+fn is_cursor(c: &str) -> bool {
+    c == "0"
+        || ((1..=MAX_CURSOR_DIGITS).contains(&c.len())
+            && !c.starts_with('0')
+            && c.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// List a batch's photos, in upload order, a page at a time.
 #[utoipa::path(
@@ -43,12 +53,11 @@ pub async fn list_photos(
         )));
     }
     let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
-    if cursor.is_some_and(|c| c.len() > MAX_CURSOR_LEN || !c.bytes().all(|b| b.is_ascii_graphic()))
-    {
+    if cursor.is_some_and(|c| !is_cursor(c)) {
         return Err(ApiError::InvalidCursor);
     }
     let batch = owned_batch(&state, &auth, path.into_inner()).await?;
-    let page = match state.deps.state.list_photos(batch.id, cursor, limit).await {
+    let page = match state.ports.state.list_photos(batch.id, cursor, limit).await {
         Ok(page) => page,
         // The batch was just found, so a page the store cannot find or read comes from a
         // cursor it never handed out: the client's mistake.
@@ -97,7 +106,7 @@ pub async fn get_rendition(
         )));
     }
     let photo = state
-        .deps
+        .ports
         .state
         .get_photo(batch_id, photo_id)
         .await?
@@ -116,7 +125,7 @@ pub async fn get_rendition(
     match state.settings.api.renditions {
         RenditionDelivery::Redirect => {
             let presigned = state
-                .deps
+                .ports
                 .objects
                 .presign_get(&key, state.settings.api.presign_ttl())
                 .await?;
@@ -126,7 +135,7 @@ pub async fn get_rendition(
                 .finish())
         }
         RenditionDelivery::Stream => {
-            let bytes = state.deps.objects.get(&key).await.map_err(|e| match e {
+            let bytes = state.ports.objects.get(&key).await.map_err(|e| match e {
                 tirage_shared::ports::ObjectStoreError::NotFound(_) => {
                     ApiError::RenditionNotFound("the rendition object is missing".into())
                 }

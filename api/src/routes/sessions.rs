@@ -2,11 +2,11 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 use tirage_shared::ports::Session;
+use tirage_shared::wire::{ErrorBody, SessionCreated};
 
 use crate::auth::{SESSION_COOKIE, check_rate, digest, digests_equal, new_token, session_id};
-use crate::error::{ApiError, ErrorBody};
-use crate::startup::AppState;
-use crate::views::SessionCreated;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -75,7 +75,7 @@ pub async fn create_session(
         created_at: now,
         expires_at,
     };
-    state.deps.state.put_session(&session, ttl).await?;
+    state.ports.state.put_session(&session, ttl).await?;
     tracing::info!(session = %&session.id[..12], "session created");
 
     // No Max-Age: the server slides the expiry, a browser-side deadline would not follow.

@@ -1,7 +1,7 @@
 //! `tirage resize <INPUT>... --out <DIR>`: every photo to every size, on a pool of threads.
 
 use std::collections::HashSet;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -10,8 +10,10 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use tirage_engine::{Limits, sniff};
+use tirage_engine::Limits;
 use tirage_shared::{BatchOptions, OutputFormat};
+
+use crate::inputs::{Failure, discover, stem_of};
 
 #[derive(Debug, Args)]
 pub struct ResizeArgs {
@@ -35,14 +37,6 @@ pub struct ResizeArgs {
     pub threads: Option<usize>,
 }
 
-/// One input's failure: its path, a stable code, a message.
-#[derive(Debug)]
-struct Failure {
-    path: PathBuf,
-    code: &'static str,
-    message: String,
-}
-
 pub fn run(args: ResizeArgs) -> ExitCode {
     let options = BatchOptions {
         sizes: args.sizes.clone(),
@@ -58,7 +52,7 @@ pub fn run(args: ResizeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut failures = Vec::new();
-    let inputs = collect_inputs(&args.inputs, &mut failures);
+    let inputs = discover(&args.inputs, &mut failures);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -92,7 +86,7 @@ pub fn run(args: ResizeArgs) -> ExitCode {
             .map(|path| {
                 let r = process(path, &args.out, &options, &limits, &taken);
                 if let Err(f) = &r {
-                    bar.suspend(|| report(f));
+                    bar.suspend(|| f.report());
                 }
                 bar.inc(1);
                 r
@@ -103,7 +97,7 @@ pub fn run(args: ResizeArgs) -> ExitCode {
     let seconds = started.elapsed().as_secs_f64();
 
     for f in &failures {
-        report(f);
+        f.report();
     }
     let photos = results.iter().filter(|r| r.is_ok()).count();
     let renditions: usize = results.iter().filter_map(|r| r.as_ref().ok()).sum();
@@ -119,68 +113,6 @@ pub fn run(args: ResizeArgs) -> ExitCode {
     }
 }
 
-fn report(f: &Failure) {
-    eprintln!("error: {}: {}: {}", f.path.display(), f.code, f.message);
-}
-
-/// Named files are taken as they are (a non-image fails with its code); directories are
-/// walked and only files whose first bytes are an image signature are taken.
-fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<Failure>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut found = Vec::new();
-            walk(input, &mut found, failures);
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(input.clone());
-        }
-    }
-    out
-}
-
-fn walk(dir: &Path, found: &mut Vec<PathBuf>, failures: &mut Vec<Failure>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            failures.push(io_failure(dir, &e));
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, found, failures);
-        } else if looks_like_image(&path) {
-            found.push(path);
-        }
-    }
-}
-
-fn looks_like_image(path: &Path) -> bool {
-    let mut head = [0u8; 12];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    sniff(&head[..n]).is_some()
-}
-
-fn io_failure(path: &Path, e: &std::io::Error) -> Failure {
-    Failure {
-        path: path.to_path_buf(),
-        code: "io_error",
-        message: e.to_string(),
-    }
-}
-
 /// Resizes one input and writes its renditions; returns how many were written.
 fn process(
     path: &Path,
@@ -189,46 +121,36 @@ fn process(
     limits: &Limits,
     taken: &Mutex<HashSet<String>>,
 ) -> Result<usize, Failure> {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
+    let stem = stem_of(path);
     // Two inputs with one stem would overwrite each other's renditions.
     let fresh = taken
         .lock()
         .map(|mut t| t.insert(stem.clone()))
         .unwrap_or(false);
     if !fresh {
-        return Err(Failure {
-            path: path.to_path_buf(),
-            code: "duplicate_name",
-            message: format!("another input already writes {stem}_<size> files"),
-        });
+        return Err(Failure::new(
+            path,
+            "duplicate_name",
+            format!("another input already writes {stem}_<size> files"),
+        ));
     }
     // Refuse oversized files before reading them into memory.
     let len = std::fs::metadata(path)
-        .map_err(|e| io_failure(path, &e))?
+        .map_err(|e| Failure::io(path, &e))?
         .len();
     if len > limits.max_bytes {
         let e = tirage_engine::EngineError::TooLarge {
             size: len,
             limit: limits.max_bytes,
         };
-        return Err(Failure {
-            path: path.to_path_buf(),
-            code: e.code(),
-            message: e.to_string(),
-        });
+        return Err(Failure::new(path, e.code(), e.to_string()));
     }
-    let bytes = std::fs::read(path).map_err(|e| io_failure(path, &e))?;
-    let resized = tirage_engine::resize(&bytes, options, limits).map_err(|e| Failure {
-        path: path.to_path_buf(),
-        code: e.code(),
-        message: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Failure::io(path, &e))?;
+    let resized = tirage_engine::resize(&bytes, options, limits)
+        .map_err(|e| Failure::new(path, e.code(), e.to_string()))?;
     for r in &resized.renditions {
         let file = out.join(format!("{stem}_{}.{}", r.size, r.format.extension()));
-        std::fs::write(&file, &r.data).map_err(|e| io_failure(&file, &e))?;
+        std::fs::write(&file, &r.data).map_err(|e| Failure::io(&file, &e))?;
     }
     Ok(resized.renditions.len())
 }

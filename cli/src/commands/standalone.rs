@@ -10,11 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use tirage_api::{Application, Dependencies, DependencyNames, Settings};
+use tirage_api::{Application, Settings};
 use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_shared::ports::ObjectStore;
-use tirage_worker::{Ports, Worker, WorkerSettings};
-use tracing_subscriber::EnvFilter;
+use tirage_shared::runtime::telemetry::{self, LogFormat, LogOutput, LogSettings};
+use tirage_shared::runtime::{PortNames, Ports, config, shutdown};
+use tirage_worker::{Worker, WorkerSettings};
 
 #[derive(Debug, Args)]
 pub struct StandaloneArgs {
@@ -89,39 +90,14 @@ pub fn run(args: StandaloneArgs) -> ExitCode {
     }
 }
 
-/// The `[worker]` section, read through the same layers as the API's settings
-/// (the compiled-in defaults, `TIRAGE_CONFIG`, `TIRAGE__WORKER__*`).
-fn worker_settings() -> Result<WorkerSettings, StandaloneError> {
-    let mut builder = config::Config::builder().add_source(config::File::from_str(
-        tirage_api::settings::DEFAULT_CONFIG,
-        config::FileFormat::Toml,
-    ));
-    if let Some(path) = std::env::var("TIRAGE_CONFIG")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        builder = builder.add_source(config::File::with_name(&path).required(true));
-    }
-    builder
-        .add_source(
-            config::Environment::with_prefix("TIRAGE")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true),
-        )
-        .build()
-        .and_then(|c| c.get::<WorkerSettings>("worker"))
-        .map_err(|e| StandaloneError::Config(e.to_string()))
-}
-
 /// Human-readable logs on stderr (stdout carries the URL); quiet unless `RUST_LOG` asks.
 fn init_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let quiet = LogSettings {
+        level: "warn".into(),
+        format: LogFormat::Pretty,
+    };
     // A second install (tests calling in-process) keeps the first one; nothing to report.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = telemetry::init(&quiet, LogOutput::Stderr);
 }
 
 /// The URL clients use for an address we listen on: a wildcard address is reached through
@@ -151,7 +127,8 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
     let mut settings = Settings::load().map_err(|e| StandaloneError::Config(e.to_string()))?;
     settings.api.host = args.host.clone();
     settings.api.port = args.port;
-    let mut worker_settings = worker_settings()?;
+    let mut worker_settings: WorkerSettings =
+        config::load_section("worker").map_err(|e| StandaloneError::Config(e.to_string()))?;
     // The worker's health port stays private to this machine and never collides.
     worker_settings.host = "127.0.0.1".into();
     worker_settings.port = 0;
@@ -205,33 +182,24 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
 
     let state = Arc::new(MemoryStateStore::new());
     let queue = Arc::new(InProcessQueue::new());
-    let deps = Dependencies {
-        state: state.clone(),
+    let ports = Ports {
+        state,
         objects: objects.clone(),
-        queue: queue.clone(),
-        names: DependencyNames::embedded(),
+        queue,
+        names: PortNames::embedded(),
     };
-    let app = Application::build_embedded(listener, settings, deps, objects.clone())?;
-    let worker = Worker::from_ports(
-        worker_settings,
-        Ports {
-            state,
-            objects,
-            queue,
-        },
-    )
-    .await?;
+    let app = Application::build_embedded(listener, settings, ports.clone(), objects)?;
+    let worker = Worker::from_ports(worker_settings, ports).await?;
     let worker_port = worker.port();
     let stop_worker = worker.stop_token();
-    let server = app.handle();
     let worker_task = tokio::spawn(worker.run_until_stopped());
 
+    // The API stops itself on the signal too; the worker drains at the same time.
     let signal_stop = stop_worker.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        shutdown::signal().await;
         eprintln!("stopping: finishing requests and jobs in flight");
         signal_stop.cancel();
-        server.stop(true).await;
     });
 
     println!("Tirage standalone is serving the v1 API at {base_url}");
@@ -257,22 +225,6 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
     Ok(())
 }
 
-/// SIGTERM (what service managers send) or Ctrl-C.
-pub(crate) async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,12 +236,5 @@ mod tests {
         assert_eq!(public_url("::", 9), "http://[::1]:9");
         assert_eq!(public_url("::1", 9), "http://[::1]:9");
         assert_eq!(public_url("photos.local", 80), "http://photos.local:80");
-    }
-
-    #[test]
-    fn the_worker_section_loads_from_the_defaults() {
-        let w = worker_settings().unwrap();
-        assert!(w.max_attempts >= 1);
-        w.validate().unwrap();
     }
 }

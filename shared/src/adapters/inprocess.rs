@@ -99,29 +99,34 @@ impl InProcessQueue {
         }
     }
 
-    /// Enqueues bytes as they are, the way a foreign or broken publisher could; consumers
-    /// dead-letter what does not parse. Meant for tests.
-    pub async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError> {
+    /// Enqueues a message's bytes as a first attempt.
+    fn enqueue(&self, body: Vec<u8>) {
         self.shared.push(Message {
-            body: body.to_vec(),
+            body,
             attempt: 1,
             redelivered: false,
         });
-        Ok(())
     }
 
-    /// Removes and returns the oldest dead letter.
-    pub async fn take_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {
-        Ok(self.shared.lock().dead.pop_front())
+    /// What the test helpers (`testing::inprocess`) reach: enqueue unchecked bytes, the
+    /// dead letters, the events, the ready count.
+    #[cfg(feature = "testing")]
+    pub(crate) fn enqueue_raw(&self, body: &[u8]) {
+        self.enqueue(body.to_vec());
     }
 
-    /// Every event published from now on.
-    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+    #[cfg(feature = "testing")]
+    pub(crate) fn pop_dead_letter(&self) -> Option<DeadLetter> {
+        self.shared.lock().dead.pop_front()
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn events(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
     }
 
-    /// Messages waiting for a consumer (not counting delayed retries or unsettled ones).
-    pub fn ready_len(&self) -> usize {
+    #[cfg(feature = "testing")]
+    pub(crate) fn ready_len(&self) -> usize {
         self.shared.lock().ready.len()
     }
 }
@@ -131,7 +136,8 @@ impl JobQueue for InProcessQueue {
     async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
         let body = serde_json::to_vec(item)
             .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
-        self.publish_raw(&body).await
+        self.enqueue(body);
+        Ok(())
     }
 
     async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {

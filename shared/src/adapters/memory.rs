@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use super::clock::{Clock, SystemClock};
 use super::{apply_outcome, page_bounds};
+use crate::codes::Effect;
 use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
 use crate::ports::state_store::{
     CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult, Session, StateError,
-    StateStore,
+    StateStore, claim_field,
 };
 
 /// Writes between two sweeps of expired entries.
@@ -309,19 +310,26 @@ impl StateStore for MemoryStateStore {
             .filter(|u| u.expires_at > now))
     }
 
-    async fn mark_effect_done(&self, batch_id: Uuid, effect: &str) -> Result<bool, StateError> {
+    async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
         let now = self.clock.now();
         let mut inner = self.lock();
         let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        Ok(entry.effects.insert(effect.to_owned()))
+        Ok(entry.effects.insert(effect.as_str().to_owned()))
     }
 
-    async fn is_effect_done(&self, batch_id: Uuid, effect: &str) -> Result<bool, StateError> {
+    async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
         let now = self.clock.now();
         let mut inner = self.lock();
         Ok(inner
             .batch(batch_id, now)
-            .is_some_and(|e| e.effects.contains(effect)))
+            .is_some_and(|e| e.effects.contains(effect.as_str())))
+    }
+
+    async fn claim_effect(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        Ok(entry.effects.insert(claim_field(effect)))
     }
 
     async fn rate_limit(

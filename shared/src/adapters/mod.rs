@@ -9,8 +9,6 @@ pub mod memory;
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
-#[cfg(all(feature = "redis", feature = "amqp", feature = "s3"))]
-pub mod production;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "s3")]
@@ -54,7 +52,7 @@ pub(crate) fn apply_outcome(record: &mut PhotoRecord, outcome: &PhotoOutcome) {
         }
         PhotoOutcome::Failed { code } => {
             record.state = PhotoState::Failed;
-            record.error = Some(code.clone());
+            record.error = Some(*code);
         }
     }
 }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::codes::Effect;
 use crate::model::{Batch, PhotoOutcome, PhotoRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +115,11 @@ pub struct Authorized {
     pub batch: Option<Batch>,
 }
 
+/// The stored name of `effect`'s claim marker, beside the effect's own ([`Effect::as_str`]).
+pub fn claim_field(effect: Effect) -> String {
+    format!("{}_claimed", effect.as_str())
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     /// Proves the store answers; used by `/readyz`.
@@ -175,10 +181,14 @@ pub trait StateStore: Send + Sync + 'static {
         photo_id: Uuid,
     ) -> Result<Option<PendingUpload>, StateError>;
 
-    /// Marks one side effect of a completed batch (`"event"`, `"callback"`) as done;
-    /// true for the first caller only. Call it after the effect succeeded.
-    async fn mark_effect_done(&self, batch_id: Uuid, effect: &str) -> Result<bool, StateError>;
-    async fn is_effect_done(&self, batch_id: Uuid, effect: &str) -> Result<bool, StateError>;
+    /// Marks one side effect of a completed batch as done (stored under
+    /// [`Effect::as_str`]); true for the first caller only. Call it after the effect
+    /// succeeded.
+    async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError>;
+    async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError>;
+    /// Marks that a handler started `effect` (a marker of its own next to the effect's,
+    /// stored as [`claim_field`]); true for the first claimer only.
+    async fn claim_effect(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError>;
 
     /// Counts one hit against `key` in a fixed window of `window`; limited past `limit`.
     async fn rate_limit(

@@ -14,6 +14,7 @@ use tirage_engine::{EngineError, Limits, Rendition as EngineRendition, Resized};
 use tirage_shared::ports::{
     ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
 };
+use tirage_shared::runtime::config;
 use tirage_shared::{Batch, BatchOptions, BatchState, OutputFormat, PhotoRecord, ResizeJob, keys};
 use tirage_worker::{Metrics, Ports, ResizeFn, Worker, WorkerSettings};
 use tokio::task::JoinHandle;
@@ -49,6 +50,12 @@ pub trait EventSource: Send {
 
 pub const SECRET: &str = "test-callback-secret";
 
+/// The compiled-in `[worker]` defaults of `config/default.toml`.
+pub fn default_settings() -> WorkerSettings {
+    let layers = config::Layers::defaults_only();
+    config::load_section_from(&layers, "worker").expect("the default [worker] section")
+}
+
 pub fn test_settings() -> WorkerSettings {
     WorkerSettings {
         host: "127.0.0.1".into(),
@@ -65,7 +72,7 @@ pub fn test_settings() -> WorkerSettings {
         allow_private_callbacks: true,
         callback_timeout_ms: 2_000,
         callback_retry_for_ms: 5_000,
-        ..WorkerSettings::default()
+        ..default_settings()
     }
 }
 

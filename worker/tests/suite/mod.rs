@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tirage_shared::codes::FailureCode;
 use tirage_shared::ports::WorkItem;
 use tirage_shared::{BatchCompleted, BatchOptions, BatchState, OutputFormat, PhotoState, keys};
 use tirage_worker::{Ports, SIGNATURE_HEADER, signature};
@@ -238,7 +239,7 @@ pub async fn max_attempts_dead_letters(h: Arc<dyn Harness>) {
     assert_eq!((batch.total, batch.done, batch.failed), (2, 0, 2));
     for p in &f.photos {
         let rec = base.state.get_photo(f.batch.id, *p).await.unwrap().unwrap();
-        assert_eq!(rec.error.as_deref(), Some("retries_exhausted"));
+        assert_eq!(rec.error, Some(FailureCode::RetriesExhausted));
     }
     let m = worker.metrics.clone();
     wait_for("two dead-lettered", WAIT, || {
@@ -286,7 +287,7 @@ pub async fn a_panic_fails_only_its_job(h: Arc<dyn Harness>) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(rec.error.as_deref(), Some("internal_error"));
+    assert_eq!(rec.error, Some(FailureCode::InternalError));
     assert!(!worker.task.is_finished(), "the worker survives");
     worker.shutdown().await;
 }

@@ -1,0 +1,17 @@
+//! What the handlers of one HTTP worker share. A module of its own so that the server
+//! (which builds it), the routes, the use cases and the middleware all read it without
+//! importing one another.
+
+use tirage_shared::runtime::Ports;
+
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// What the handlers of one HTTP worker share, as `web::Data`.
+pub struct AppState {
+    pub ports: Ports,
+    pub settings: Settings,
+    pub metrics: Metrics,
+    /// SHA-256 of each configured API key (see [`crate::auth::digests_equal`]).
+    pub api_key_digests: Vec<[u8; 32]>,
+}

@@ -1,0 +1,72 @@
+//! A batch's life: created open, closed (it then completes once every photo is done or
+//! failed, and its finalisation goes to the workers) or deleted with everything it holds.
+
+use chrono::Utc;
+use tirage_shared::completion::hand_off;
+use tirage_shared::keys;
+use tirage_shared::model::{Batch, BatchOptions, BatchState};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Creates an open, empty batch owned by `owner` (a session id), expiring after the
+/// configured batch lifetime.
+pub async fn create(
+    state: &AppState,
+    owner: String,
+    options: BatchOptions,
+    callback_url: Option<String>,
+) -> Result<Batch, ApiError> {
+    let now = Utc::now();
+    let ttl = chrono::Duration::seconds(
+        i64::try_from(state.settings.limits.batch_ttl_secs)
+            .map_err(|_| ApiError::Internal("batch_ttl_secs out of range".into()))?,
+    );
+    let batch = Batch {
+        id: Uuid::new_v4(),
+        owner,
+        state: BatchState::Open,
+        options,
+        callback_url,
+        total: 0,
+        done: 0,
+        failed: 0,
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    state.ports.state.create_batch(&batch).await?;
+    tracing::info!(batch_id = %batch.id, "batch created");
+    Ok(batch)
+}
+
+/// Closes the batch, and hands its finalisation to the workers when it is complete. A
+/// close retried after a failed hand-off hands it off again while its event is not done:
+/// duplicates are harmless, a lost one is not.
+pub async fn close(state: &AppState, batch_id: Uuid) -> Result<Batch, ApiError> {
+    let closed = state.ports.state.close_batch(batch_id).await?;
+    let (states, queue) = (state.ports.state.as_ref(), state.ports.queue.as_ref());
+    hand_off(states, queue, &closed.batch, closed.completed_now).await?;
+    let completed = closed.batch.state == BatchState::Completed;
+    tracing::info!(batch_id = %batch_id, completed, "batch closed");
+    Ok(closed.batch)
+}
+
+/// Deletes the batch, its originals and renditions.
+pub async fn delete(state: &AppState, batch_id: Uuid) -> Result<(), ApiError> {
+    let prefix = keys::batch_prefix(batch_id);
+    // Objects first: if the state went first and the object deletion failed, nothing would
+    // remember the objects and a retry would 404.
+    let removed = state.ports.objects.delete_prefix(&prefix).await?;
+    state.ports.state.delete_batch(batch_id).await?;
+    // A worker that was mid-job may have written renditions between the two calls.
+    let late = match state.ports.objects.delete_prefix(&prefix).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(batch_id = %batch_id, error = %e, "second object sweep failed; objects expire with the bucket's lifecycle");
+            0
+        }
+    };
+    tracing::info!(batch_id = %batch_id, objects = removed + late, "batch deleted");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Photos uploaded through the API: each one is streamed to the object store as it
+//! arrives, then the whole upload is registered and its jobs published
+//! ([`super::intake`]). With an idempotency key a retried upload names the same photos, so
+//! the state store registers (and counts) each of them once.
+
+use bytes::Bytes;
+use futures::Stream;
+use tirage_shared::keys;
+use tirage_shared::model::{Batch, PhotoRecord};
+use uuid::Uuid;
+
+use super::intake::{delete_unregistered_originals, ensure_accepting, register_and_publish};
+use crate::body::{discard, pump};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// One upload's photos, as they arrive.
+pub struct StreamedUpload<'a> {
+    state: &'a AppState,
+    batch: &'a Batch,
+    idempotency_key: Option<String>,
+    photos: Vec<PhotoRecord>,
+    /// Photos stored by this attempt (not by an earlier one with the same key).
+    fresh: u64,
+    /// Bytes stored by this attempt.
+    received: u64,
+}
+
+impl<'a> StreamedUpload<'a> {
+    /// Starts an upload into `batch`; refused before anything is stored when the batch
+    /// takes no more photos, or while the broker is known to be down: the client retries
+    /// the same request later, instead of getting photos recorded as failed.
+    pub async fn start(
+        state: &'a AppState,
+        batch: &'a Batch,
+        idempotency_key: Option<String>,
+    ) -> Result<Self, ApiError> {
+        ensure_accepting(batch, 1, state.settings.limits.max_photos_per_batch)?;
+        state.ports.queue.ping().await?;
+        Ok(StreamedUpload {
+            state,
+            batch,
+            idempotency_key,
+            photos: Vec::new(),
+            fresh: 0,
+            received: 0,
+        })
+    }
+
+    /// How many photos the upload holds so far.
+    pub fn count(&self) -> usize {
+        self.photos.len()
+    }
+
+    /// Adds the next photo, storing its bytes. A photo an earlier attempt of this request
+    /// registered has its original stored already: it is neither stored nor counted again.
+    pub async fn add<S, E>(
+        &mut self,
+        filename: String,
+        content_type: &str,
+        bytes: &mut S,
+    ) -> Result<(), ApiError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let (state, batch) = (self.state, self.batch);
+        let photo_id = new_photo_id(batch.id, self.idempotency_key.as_deref(), self.count());
+        if self.idempotency_key.is_some()
+            && state
+                .ports
+                .state
+                .get_photo(batch.id, photo_id)
+                .await?
+                .is_some()
+        {
+            discard(bytes)
+                .await
+                .map_err(|e| ApiError::MalformedMultipart(e.to_string()))?;
+            self.photos.push(PhotoRecord::queued(photo_id, filename));
+            return Ok(());
+        }
+        // Checked before storing: a photo over the limit never reaches the store.
+        self.fresh += 1;
+        ensure_accepting(
+            batch,
+            self.fresh,
+            state.settings.limits.max_photos_per_batch,
+        )?;
+        let key = keys::original_key(batch.id, photo_id);
+        let limit = state.settings.limits.max_file_bytes;
+        let size = pump(bytes, |body| {
+            state
+                .ports
+                .objects
+                .put_stream(&key, body, content_type, limit)
+        })
+        .await?;
+        // Recorded before the emptiness check so a stored empty object is cleaned up.
+        self.photos
+            .push(PhotoRecord::queued(photo_id, filename.clone()));
+        if size == 0 {
+            return Err(ApiError::EmptyFile(filename));
+        }
+        self.received += size;
+        Ok(())
+    }
+
+    /// Gives the upload up: deletes the originals it stored that no photo needs.
+    pub async fn abandon(&self) {
+        delete_unregistered_originals(self.state, self.batch.id, &self.photos).await;
+    }
+
+    /// Registers every photo in the batch and publishes their jobs.
+    pub async fn finish(self, request_id: &str) -> Result<Vec<PhotoRecord>, ApiError> {
+        let state = self.state;
+        state.metrics.upload_bytes.inc_by(self.received);
+        register_and_publish(state, self.batch, &self.photos, request_id).await?;
+        tracing::info!(batch_id = %self.batch.id, photos = self.photos.len(), bytes = self.received, "upload accepted");
+        Ok(self.photos)
+    }
+}
+
+/// The id of the `index`-th photo of an upload. With an idempotency key it is derived from
+/// the batch, the key and the index, so a retried request names the same photos; without
+/// one it is random.
+fn new_photo_id(batch_id: Uuid, idempotency_key: Option<&str>, index: usize) -> Uuid {
+    match idempotency_key {
+        Some(key) => Uuid::new_v5(&batch_id, format!("{key}#{index}").as_bytes()),
+        None => Uuid::new_v4(),
+    }
+}

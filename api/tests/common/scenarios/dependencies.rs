@@ -1,0 +1,119 @@
+//! A dependency that fails: the broker refusing jobs, the state store or the object store
+//! gone. Requests that need it answer 503 with its code, nothing is miscounted, and
+//! `/readyz` names it.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tirage_api::Dependencies;
+use tirage_shared::model::BatchState;
+use uuid::Uuid;
+
+use crate::common::{
+    Backend, RefusingQueue, Sent, TestApp, dead_s3, expect_error, jpeg, json_of,
+};
+
+pub async fn unconfirmed_jobs_are_recorded_failed_and_503(b: &impl Backend) {
+    let test_deps = b.deps().await;
+    let real_queue = test_deps.deps.queue.clone();
+    let deps = Dependencies {
+        queue: Arc::new(RefusingQueue(real_queue)),
+        ..test_deps.deps
+    };
+    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({})).await;
+    let id = batch["id"].as_str().unwrap();
+    let res = app
+        .upload(
+            &token,
+            id,
+            &[("a.jpg", jpeg(20, 20)), ("b.jpg", jpeg(20, 20))],
+        )
+        .await;
+    expect_error(res, 503, "job_queue_unavailable").await;
+    // Counted and failed, so the batch still completes once closed.
+    let batch = app.batch(&token, id).await;
+    assert_eq!(
+        (batch["total"].as_u64(), batch["failed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    for p in app.photos(&token, id).await["photos"].as_array().unwrap() {
+        assert_eq!(p["state"], "failed");
+        assert_eq!(p["error"], "enqueue_failed");
+    }
+    // Closing completes the batch; handing the completion to the queue fails: 503, and the
+    // batch stays completed so a retry can hand it over.
+    let res = app
+        .post(&token, &format!("/v1/batches/{id}/close"))
+        .sent()
+        .await;
+    expect_error(res, 503, "job_queue_unavailable").await;
+    assert_eq!(app.batch(&token, id).await["state"], "completed");
+    let stored = app
+        .deps
+        .state
+        .get_batch(Uuid::parse_str(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, BatchState::Completed);
+    assert_eq!((stored.done, stored.failed, stored.total), (0, 2, 2));
+}
+
+pub async fn state_outage_is_503_and_readyz_names_it(b: &impl Backend) {
+    let test_deps = b.deps().await;
+    let dead = b.dead_state().await;
+    let deps = Dependencies {
+        state: dead,
+        ..test_deps.deps
+    };
+    let name = deps.names.state.clone();
+    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let res = app.anon(reqwest::Method::POST, "/v1/sessions").sent().await;
+    expect_error(res, 503, "state_store_unavailable").await;
+    let res = app.post("some-token", "/v1/batches").sent().await;
+    expect_error(res, 503, "state_store_unavailable").await;
+
+    let res = app.fetch("/readyz").await;
+    assert_eq!(res.status(), 503);
+    let body = json_of(res).await;
+    assert_eq!(body["error"]["code"], "dependency_unavailable");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&name),
+        "{body}"
+    );
+    assert_ne!(body["checks"][&name], "ok", "{body}");
+    assert_eq!(body["checks"][&app.deps.names.queue], "ok", "{body}");
+    assert_eq!(body["checks"][&app.deps.names.objects], "ok", "{body}");
+    // Liveness does not depend on it.
+    assert_eq!(app.fetch("/healthz").await.status(), 200);
+}
+
+pub async fn object_store_outage_is_503_and_nothing_is_counted(b: &impl Backend) {
+    let test_deps = b.deps().await;
+    let deps = Dependencies {
+        objects: dead_s3().await,
+        names: tirage_api::DependencyNames {
+            objects: "s3".into(),
+            ..test_deps.deps.names.clone()
+        },
+        ..test_deps.deps
+    };
+    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({})).await;
+    let id = batch["id"].as_str().unwrap();
+    let res = app.upload(&token, id, &[("a.jpg", jpeg(20, 20))]).await;
+    expect_error(res, 503, "object_store_unavailable").await;
+    assert_eq!(app.batch(&token, id).await["total"], 0);
+
+    let res = app.fetch("/readyz").await;
+    assert_eq!(res.status(), 503);
+    let body = json_of(res).await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("s3"),
+        "{body}"
+    );
+    assert_eq!(body["checks"][&app.deps.names.state], "ok", "{body}");
+}

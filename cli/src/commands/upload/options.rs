@@ -1,0 +1,150 @@
+//! The command line of `tirage upload`, and the batch request and retry policy it makes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tirage_shared::wire::CreateBatchRequest;
+use tirage_shared::{BatchOptions, OutputFormat};
+
+use super::outcome::UploadError;
+use crate::client::RetryPolicy;
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Photos, or directories whose images (recursively) are all uploaded.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The Tirage server (a cluster's nginx or `tirage standalone`).
+    #[arg(long, env = "TIRAGE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Short side of each rendition, in pixels (default: the server's, 1080,720,360).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<u32>>,
+    /// Output format: jpeg, webp or png (default: the server's, jpeg).
+    #[arg(long)]
+    pub format: Option<OutputFormat>,
+    /// Encoder quality, 1..=100 (default: the server's, 85).
+    #[arg(long)]
+    pub quality: Option<u8>,
+    /// Directory the renditions are written to (created if missing).
+    #[arg(long, default_value = "tirage-out")]
+    pub out: PathBuf,
+    /// Files uploaded (and renditions downloaded) at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Send files through the API as multipart even when presigned URLs are offered.
+    #[arg(long)]
+    pub multipart: bool,
+    /// API key, when the server requires one to create a session.
+    #[arg(long, env = "TIRAGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Attempts per request before giving up (network errors, 5xx, 429).
+    #[arg(long, default_value_t = 6)]
+    pub attempts: u32,
+}
+
+impl UploadArgs {
+    /// The new batch's options: only those given on the command line, so the server's
+    /// defaults apply to the rest. Checked here too, so a typo is reported before anything
+    /// is sent.
+    pub fn batch_request(&self) -> Result<CreateBatchRequest, UploadError> {
+        let defaults = BatchOptions::default();
+        let options = BatchOptions {
+            sizes: self.sizes.clone().unwrap_or(defaults.sizes),
+            format: self.format.unwrap_or(defaults.format),
+            quality: self.quality.unwrap_or(defaults.quality),
+        };
+        options.validate().map_err(|e| UploadError::Options(e.0))?;
+        Ok(CreateBatchRequest {
+            sizes: self
+                .sizes
+                .as_ref()
+                .map(|s| s.iter().copied().map(i64::from).collect()),
+            format: self.format.map(format_name),
+            quality: self.quality.map(i64::from),
+            callback_url: None,
+        })
+    }
+
+    /// The default policy, with the attempts asked for (at least one).
+    pub fn retry_policy(&self) -> Result<RetryPolicy, UploadError> {
+        if self.attempts == 0 {
+            return Err(UploadError::Options("--attempts must be at least 1".into()));
+        }
+        Ok(RetryPolicy {
+            attempts: self.attempts,
+            ..RetryPolicy::default()
+        })
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.max(1)
+    }
+}
+
+/// The format as the API names it (its JSON form: `jpeg`, `webp`, `png`).
+fn format_name(format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Jpeg => "jpeg",
+        OutputFormat::Webp => "webp",
+        OutputFormat::Png => "png",
+    }
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(sizes: Option<Vec<u32>>, format: Option<OutputFormat>) -> UploadArgs {
+        UploadArgs {
+            inputs: vec![],
+            server: String::new(),
+            sizes,
+            format,
+            quality: None,
+            out: PathBuf::new(),
+            concurrency: 1,
+            multipart: false,
+            api_key: None,
+            attempts: 1,
+        }
+    }
+
+    fn body(args: &UploadArgs) -> Result<serde_json::Value, UploadError> {
+        args.batch_request()
+            .map(|r| serde_json::to_value(r).unwrap())
+    }
+
+    #[test]
+    fn batch_options_are_checked_before_sending() {
+        assert!(matches!(
+            body(&args(Some(vec![5]), None)),
+            Err(UploadError::Options(_))
+        ));
+        assert_eq!(body(&args(None, None)).unwrap(), json!({}));
+        assert_eq!(
+            body(&args(Some(vec![640]), None)).unwrap(),
+            json!({"sizes": [640]})
+        );
+    }
+
+    #[test]
+    fn formats_are_named_as_the_api_reads_them() {
+        for format in [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Png] {
+            assert_eq!(
+                body(&args(None, Some(format))).unwrap(),
+                json!({ "format": format })
+            );
+        }
+    }
+
+    #[test]
+    fn at_least_one_attempt() {
+        let mut a = args(None, None);
+        a.attempts = 0;
+        assert!(matches!(a.retry_policy(), Err(UploadError::Options(_))));
+    }
+}

@@ -1,0 +1,87 @@
+//! The production [`JobQueue`] on RabbitMQ (AMQP 0-9-1, lapin).
+//!
+//! The queues and exchange it declares are in [`topology`] (declared on every
+//! (re)connection); message headers in [`message`]; the connection, opened on first use and
+//! re-opened after it dies, in [`connection`]; consuming and settling in [`stream`]. Every
+//! publish waits for the broker's confirm.
+
+mod connection;
+pub(crate) mod message;
+mod stream;
+mod topology;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lapin::BasicProperties;
+
+use crate::ports::job_queue::{JobQueue, JobStream, QueueError, WorkItem};
+use connection::LazyConnection;
+#[cfg(feature = "testing")]
+pub(crate) use connection::unavailable;
+use stream::AmqpStream;
+pub use topology::AmqpSettings;
+
+/// RabbitMQ job queue. Clones share the connection.
+#[derive(Clone)]
+pub struct AmqpQueue {
+    connection: Arc<LazyConnection>,
+}
+
+impl AmqpQueue {
+    /// Connects and declares the topology; fails with `Unavailable` when the broker is down.
+    /// Later outages are healed lazily by the next publish or consume.
+    pub async fn connect(settings: &AmqpSettings) -> Result<Self, QueueError> {
+        let queue = AmqpQueue::lazy(settings);
+        queue.connection.link().await?;
+        Ok(queue)
+    }
+
+    /// A queue that connects (and declares its topology) on first use, so a process can
+    /// start while the broker is down: until it is back, every call fails with
+    /// `Unavailable`, and the first call after it returns connects.
+    pub fn lazy(settings: &AmqpSettings) -> Self {
+        AmqpQueue {
+            connection: Arc::new(LazyConnection::new(settings)),
+        }
+    }
+
+    pub fn settings(&self) -> &AmqpSettings {
+        &self.connection.settings
+    }
+
+    /// The shared connection, for the test helpers (`testing::amqp`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn connection(&self) -> &LazyConnection {
+        &self.connection
+    }
+}
+
+#[async_trait]
+impl JobQueue for AmqpQueue {
+    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+        let body = serde_json::to_vec(item)
+            .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
+        self.connection.publish_job(&body).await
+    }
+
+    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
+        let stream = AmqpStream::open(self.connection.clone(), prefetch).await?;
+        Ok(Box::new(stream))
+    }
+
+    async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        let exchange = &self.connection.settings.events_exchange;
+        // Not mandatory: an exchange nobody listens to yet is not an error.
+        self.connection
+            .publish(exchange, routing_key, payload, props, false)
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.connection.link().await.map(drop)
+    }
+}

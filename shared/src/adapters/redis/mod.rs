@@ -1,0 +1,395 @@
+//! The production [`StateStore`] on Redis. Every multi-key change is one Lua script
+//! ([`scripts`]), so it is atomic across API replicas and workers; every key carries an
+//! expiry (batch keys expire at the batch's `expires_at`, sessions and rate windows after
+//! their TTL). The key layout is in [`keys`]; value and reply parsing in [`codec`].
+
+mod codec;
+mod keys;
+mod scripts;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::page_bounds;
+use crate::codes::Effect;
+use crate::model::{Batch, PhotoOutcome, PhotoRecord};
+use crate::ports::state_store::{
+    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult,
+    Session, StateError, StateStore, claim_field,
+};
+use codec::{
+    BATCH_FIELDS, batch_from, corrupt, millis, page_reply, parse, photo_from, rate_decision,
+    redis_error, slid_session, status_reply, to_json, unavailable,
+};
+use keys::KeySpace;
+use scripts::Scripts;
+
+fn default_prefix() -> String {
+    "tirage:".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prepended to every key, so deployments (and tests) can share one Redis.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+}
+
+pub struct RedisStateStore {
+    /// One multiplexed connection: concurrent calls are pipelined on it, and it reconnects
+    /// by itself after a failure.
+    connection: ConnectionManager,
+    keys: KeySpace,
+    scripts: Scripts,
+}
+
+impl RedisStateStore {
+    /// Builds the client; the connection opens on first use and re-opens after failures, so
+    /// this succeeds while Redis is down (check with [`StateStore::ping`]). Call it within a
+    /// tokio runtime: the connection lives on that runtime.
+    ///
+    /// One multiplexed connection rather than a pool: every call is one round trip, where a
+    /// pooled connection costs a health-check round trip per checkout.
+    pub fn connect(settings: &RedisSettings) -> Result<Self, StateError> {
+        let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
+        // Bounded waits: a dead Redis must turn into a 503 within seconds, not a hung request.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(redis_error)?;
+        Ok(RedisStateStore {
+            connection,
+            keys: KeySpace::new(&settings.key_prefix),
+            scripts: Scripts::new(),
+        })
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// Sets `field` in the batch's effects hash; true when this call set it.
+    async fn mark_effect(&self, batch_id: Uuid, field: &str) -> Result<bool, StateError> {
+        let first: i64 = self
+            .scripts
+            .mark_effect(&self.keys.batch(batch_id))
+            .arg(field)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        match first {
+            -1 => Err(StateError::NotFound),
+            n => Ok(n == 1),
+        }
+    }
+
+    /// A handle on the shared connection (cheap: it is a clone of the manager). The test
+    /// helpers (`testing::redis`) inspect keys through it.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisStateStore {
+    async fn ping(&self) -> Result<(), StateError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StateError> {
+        let key = self.keys.session(&session.id);
+        let () = self
+            .conn()
+            .pset_ex(key, to_json(session)?, millis(ttl))
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
+        // GETEX reads and slides the expiry in one atomic command.
+        let json: Option<String> = redis::cmd("GETEX")
+            .arg(self.keys.session(id))
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        json.map(|json| slid_session(&json, ttl)).transpose()
+    }
+
+    async fn create_batch(&self, batch: &Batch) -> Result<(), StateError> {
+        let _: i64 = self
+            .scripts
+            .create_batch(&self.keys.batch(batch.id))
+            .arg(to_json(batch)?)
+            .arg(batch.expires_at.timestamp_millis())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.batch_hash(batch_id))
+            .arg(&BATCH_FIELDS)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        let fields: Option<Vec<String>> = fields.into_iter().collect();
+        fields.map(|f| batch_from(&f)).transpose()
+    }
+
+    async fn add_photos(
+        &self,
+        batch_id: Uuid,
+        photos: &[PhotoRecord],
+        limit: u64,
+    ) -> Result<Batch, StateError> {
+        let mut invocation = self.scripts.add_photos(&self.keys.batch(batch_id));
+        invocation.arg(limit);
+        for photo in photos {
+            invocation.arg(photo.id.to_string()).arg(to_json(photo)?);
+        }
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        match status_reply(&reply)? {
+            ("ok", _, Some(batch)) => Ok(batch),
+            ("not_found", ..) => Err(StateError::NotFound),
+            ("closed", ..) => Err(StateError::BatchClosed),
+            ("too_many", ..) => Err(StateError::TooManyPhotos { limit }),
+            (other, ..) => Err(StateError::Corrupt(format!("add_photos reply {other:?}"))),
+        }
+    }
+
+    async fn close_batch(&self, batch_id: Uuid) -> Result<CloseResult, StateError> {
+        let reply: Vec<String> = self
+            .scripts
+            .close_batch(&self.keys.batch_hash(batch_id))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        match status_reply(&reply)? {
+            ("ok", completed_now, Some(batch)) => Ok(CloseResult {
+                batch,
+                completed_now,
+            }),
+            ("not_found", ..) => Err(StateError::NotFound),
+            (other, ..) => Err(StateError::Corrupt(format!("close reply {other:?}"))),
+        }
+    }
+
+    async fn record_outcome(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        outcome: &PhotoOutcome,
+    ) -> Result<RecordResult, StateError> {
+        let counter = match outcome {
+            PhotoOutcome::Done { .. } => "done",
+            PhotoOutcome::Failed { .. } => "failed",
+        };
+        let reply: Vec<String> = self
+            .scripts
+            .record_outcome(&self.keys.batch(batch_id))
+            .arg(photo_id.to_string())
+            .arg(to_json(outcome)?)
+            .arg(counter)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        match status_reply(&reply)? {
+            ("recorded", completed_now, Some(batch)) => Ok(RecordResult::Recorded {
+                batch,
+                completed_now,
+            }),
+            ("already", _, Some(batch)) => Ok(RecordResult::AlreadyRecorded { batch }),
+            ("not_found", ..) => Err(StateError::NotFound),
+            (other, ..) => Err(StateError::Corrupt(format!("record reply {other:?}"))),
+        }
+    }
+
+    async fn get_photo(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+    ) -> Result<Option<PhotoRecord>, StateError> {
+        let reply: Vec<String> = self
+            .scripts
+            .get_photo(&self.keys.batch(batch_id))
+            .arg(photo_id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        match reply.as_slice() {
+            [record, _] if record.is_empty() => Ok(None),
+            [record, outcome] => photo_from(record, outcome).map(Some),
+            _ => Err(StateError::Corrupt("get_photo reply".into())),
+        }
+    }
+
+    async fn list_photos(
+        &self,
+        batch_id: Uuid,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<PhotoPage, StateError> {
+        let (start, end) = page_bounds(cursor, limit)?;
+        let reply: Vec<String> = self
+            .scripts
+            .list_photos(&self.keys.batch(batch_id))
+            .arg(start)
+            .arg(end.saturating_sub(1))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        let (len, photos) = page_reply(&reply)?;
+        let end = end.min(len);
+        Ok(PhotoPage {
+            photos,
+            next_cursor: (end < len).then(|| end.to_string()),
+        })
+    }
+
+    async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        let _: i64 = self
+            .conn()
+            .del(&self.keys.batch(batch_id).all())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn put_pending_upload(
+        &self,
+        batch_id: Uuid,
+        upload: &PendingUpload,
+    ) -> Result<(), StateError> {
+        let stored: i64 = self
+            .scripts
+            .put_pending(&self.keys.batch(batch_id))
+            .arg(upload.photo_id.to_string())
+            .arg(to_json(upload)?)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        if stored == 1 {
+            Ok(())
+        } else {
+            Err(StateError::NotFound)
+        }
+    }
+
+    async fn take_pending_upload(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+    ) -> Result<Option<PendingUpload>, StateError> {
+        let json: String = self
+            .scripts
+            .take_pending(&self.keys.batch(batch_id))
+            .arg(photo_id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        if json.is_empty() {
+            return Ok(None);
+        }
+        let upload: PendingUpload = parse("pending upload", &json)?;
+        let now: DateTime<Utc> = Utc::now();
+        Ok((upload.expires_at > now).then_some(upload))
+    }
+
+    async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
+        self.mark_effect(batch_id, effect.as_str()).await
+    }
+
+    async fn claim_effect(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
+        self.mark_effect(batch_id, &claim_field(effect)).await
+    }
+
+    async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
+        self.conn()
+            .hexists(self.keys.batch(batch_id).effects, effect.as_str())
+            .await
+            .map_err(redis_error)
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StateError> {
+        let (count, ttl): (u64, i64) = self
+            .scripts
+            .rate_limit(&self.keys.rate(key))
+            .arg(millis(window))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(rate_decision(count, ttl, limit))
+    }
+
+    async fn authorize(&self, request: &Authorize<'_>) -> Result<Option<Authorized>, StateError> {
+        let rate_key = request.rate.map(|r| self.keys.rate(r.key));
+        let batch_key = request.batch.map(|id| self.keys.batch_hash(id));
+        let reply: Vec<String> = self
+            .scripts
+            .authorize(
+                &self.keys.session(request.session_id),
+                rate_key.as_deref(),
+                batch_key.as_deref(),
+            )
+            .arg(millis(request.ttl))
+            .arg(request.rate.map_or(0, |r| millis(r.window)))
+            .arg(u8::from(request.batch.is_some()))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        let [session, count, ttl, batch @ ..] = reply.as_slice() else {
+            return Ok(None);
+        };
+        let session = slid_session(session, request.ttl)?;
+        let rate = match request.rate {
+            Some(r) => rate_decision(
+                count.parse().map_err(|e| corrupt("rate counter", e))?,
+                ttl.parse().map_err(|e| corrupt("rate ttl", e))?,
+                r.limit,
+            ),
+            None => RateDecision::Allowed {
+                remaining: u32::MAX,
+            },
+        };
+        // A batch that does not exist comes back as empty fields.
+        let batch = match batch {
+            [] => None,
+            fields if fields.iter().any(String::is_empty) => None,
+            fields => Some(batch_from(fields)?),
+        };
+        Ok(Some(Authorized {
+            session,
+            rate,
+            batch,
+        }))
+    }
+}

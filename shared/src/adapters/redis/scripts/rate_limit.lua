@@ -1,0 +1,12 @@
+-- Counts one hit in a fixed window; the window starts with its first hit. A counter left
+-- without expiry (ttl < 0) gets one, so no counter lives forever.
+-- KEYS[1] counter.
+-- ARGV[1] window in ms.
+-- Returns {count, ms left in the window}.
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if n == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}

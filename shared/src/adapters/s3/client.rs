@@ -1,0 +1,95 @@
+//! The S3 client as Tirage configures it, and how its errors map onto the port's.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use secrecy::ExposeSecret;
+
+use super::S3Settings;
+use crate::ports::object_store::ObjectStoreError;
+
+pub(super) fn client(settings: &S3Settings, endpoint: &str) -> Client {
+    let credentials = Credentials::new(
+        settings.access_key_id.clone(),
+        settings.secret_access_key.expose_secret().to_owned(),
+        None,
+        None,
+        "tirage-settings",
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(settings.region.clone()))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .force_path_style(true)
+        // Checksums only where S3 demands them: S3-compatible stores differ in support, and
+        // presigned URLs must not carry headers the browser would have to compute.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        // Bounded waits: a dead store must turn into `Unavailable`, not a hung request.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .build();
+    Client::from_conf(config)
+}
+
+/// Maps an SDK error: no answer, timeouts and 5xx are transient; 404 is `NotFound`.
+pub(super) fn classify<E, R>(key: &str, err: SdkError<E, R>) -> ObjectStoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ObjectStoreError::Unavailable(format!("{key}: {}", DisplayErrorContext(&err)))
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            if matches!(code, "NoSuchKey" | "NotFound" | "NoSuchUpload") {
+                ObjectStoreError::NotFound(key.to_owned())
+            } else if matches!(
+                code,
+                "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout"
+            ) {
+                ObjectStoreError::Unavailable(format!("{key}: {}", DisplayErrorContext(&err)))
+            } else {
+                ObjectStoreError::Unsupported(format!(
+                    "S3 refused {key}: {}",
+                    DisplayErrorContext(&err)
+                ))
+            }
+        }
+        _ => ObjectStoreError::Unsupported(format!("{key}: {}", DisplayErrorContext(&err))),
+    }
+}
+
+/// Status-based classification where the SDK exposes the raw response.
+pub(super) fn classify_http<E>(
+    key: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> ObjectStoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let SdkError::ServiceError(se) = &err {
+        let status = se.raw().status().as_u16();
+        if status == 404 {
+            return ObjectStoreError::NotFound(key.to_owned());
+        }
+        if status >= 500 {
+            return ObjectStoreError::Unavailable(format!("{key}: {}", DisplayErrorContext(&err)));
+        }
+    }
+    classify(key, err)
+}

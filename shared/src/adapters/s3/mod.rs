@@ -1,0 +1,301 @@
+//! The production [`ObjectStore`] on S3 (Garage in development): path-style addressing on a
+//! custom endpoint, static credentials from settings, a key prefix inside the bucket.
+//! Uploads stream: one PUT while the body fits in a part, a multipart upload beyond, so no
+//! more than one part is ever held in memory; a failed or oversized upload is aborted and
+//! leaves nothing behind.
+
+mod client;
+mod upload;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::Bytes;
+use chrono::Utc;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use self::client::{classify, classify_http, client};
+
+use super::fs::validate_key;
+use crate::ports::object_store::{
+    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
+};
+
+/// Bodies up to this size go in one PUT; larger ones are uploaded in parts of this size
+/// (S3 requires at least 5 MiB per part but the last).
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3 deletes at most this many keys per request.
+const DELETE_BATCH: usize = 1000;
+
+fn default_region() -> String {
+    "garage".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Settings {
+    /// Where this process reaches S3, e.g. `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    /// Where clients reach S3, for presigned URLs; defaults to `endpoint`.
+    #[serde(default)]
+    pub public_endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    /// Prepended to every key (tests isolate under `tirage-test/{uuid}/`).
+    #[serde(default)]
+    pub key_prefix: String,
+}
+
+pub struct S3ObjectStore {
+    client: Client,
+    /// Signs URLs for the public endpoint; presigning makes no network call.
+    presigner: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3ObjectStore {
+    /// Builds the clients; no request is made (check with [`ObjectStore::ping`]). Their
+    /// connections open on first use, on the runtime that uses them.
+    pub fn new(settings: &S3Settings) -> Self {
+        let public = settings
+            .public_endpoint
+            .as_deref()
+            .unwrap_or(&settings.endpoint);
+        S3ObjectStore {
+            client: client(settings, &settings.endpoint),
+            presigner: client(settings, public),
+            bucket: settings.bucket.clone(),
+            prefix: settings.key_prefix.clone(),
+        }
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted under `prefix`: the leak
+    /// check of the tests (the `testing` feature), which need the adapter's own client.
+    #[cfg(feature = "testing")]
+    pub async fn incomplete_uploads(&self, prefix: &str) -> Result<usize, ObjectStoreError> {
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .send()
+            .await
+            .map_err(|e| classify_http(&full_prefix, e))?;
+        Ok(out.uploads().len())
+    }
+
+    fn full(&self, key: &str) -> Result<String, ObjectStoreError> {
+        validate_key(key)?;
+        Ok(format!("{}{key}", self.prefix))
+    }
+
+    async fn delete_keys(&self, keys: Vec<ObjectIdentifier>) -> Result<(), ObjectStoreError> {
+        let delete = Delete::builder()
+            .set_objects(Some(keys))
+            .quiet(true)
+            .build()
+            .map_err(|e| ObjectStoreError::Unsupported(e.to_string()))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| classify_http("delete", e))?;
+        if let Some(failed) = out.errors().first() {
+            return Err(ObjectStoreError::Unavailable(format!(
+                "delete of {} failed: {}",
+                failed.key().unwrap_or_default(),
+                failed.message().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), ObjectStoreError> {
+        let key = self.full(key)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type(content_type)
+            .body(S3Body::from(body))
+            .send()
+            .await
+            .map_err(|e| classify_http(&key, e))?;
+        Ok(())
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        content_type: &str,
+        max_bytes: u64,
+    ) -> Result<u64, ObjectStoreError> {
+        let key = self.full(key)?;
+        let mut multipart = None;
+        let result = self
+            .stream_upload(&key, body, content_type, max_bytes, &mut multipart)
+            .await;
+        if let Some(upload) = &multipart {
+            // Failed after the multipart upload began: drop its parts.
+            self.abort(upload).await;
+        }
+        result
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
+        let key = self.full(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify_http(&key, e))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectStoreError::Unavailable(format!("{key}: {e}")))?;
+        Ok(body.into_bytes())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        let key = self.full(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify_http(&key, e))
+        {
+            Ok(out) => Ok(Some(ObjectMeta {
+                size: u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0),
+                content_type: out.content_type().map(str::to_owned),
+            })),
+            Err(ObjectStoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
+        if prefix.is_empty() {
+            return Err(ObjectStoreError::Unsupported(
+                "refusing to delete an empty prefix".into(),
+            ));
+        }
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut deleted = 0u64;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify_http(&full_prefix, e))?;
+            let keys: Vec<ObjectIdentifier> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            for chunk in keys.chunks(DELETE_BATCH) {
+                self.delete_keys(chunk.to_vec()).await?;
+                deleted += chunk.len() as u64;
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated().unwrap_or(false) => token = Some(next.to_owned()),
+                _ => return Ok(deleted),
+            }
+        }
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError> {
+        let key = self.full(key)?;
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| ObjectStoreError::Unsupported(e.to_string()))?;
+        let request = self
+            .presigner
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type(content_type)
+            .presigned(config)
+            .await
+            .map_err(|e| classify(&key, e))?;
+        Ok(presigned(request, ttl))
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError> {
+        let key = self.full(key)?;
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| ObjectStoreError::Unsupported(e.to_string()))?;
+        let request = self
+            .presigner
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .presigned(config)
+            .await
+            .map_err(|e| classify(&key, e))?;
+        Ok(presigned(request, ttl))
+    }
+
+    async fn ping(&self) -> Result<(), ObjectStoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| classify_http(&self.bucket, e))?;
+        Ok(())
+    }
+}
+
+fn presigned(request: aws_sdk_s3::presigning::PresignedRequest, ttl: Duration) -> PresignedRequest {
+    PresignedRequest {
+        method: request.method().to_owned(),
+        url: request.uri().to_owned(),
+        headers: request
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,174 @@
+//! What outlives a call: pending uploads, effect markers, expiry and deletion.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::harness::{HOUR, StateHarness, done, ms, new_batch, photos};
+use crate::codes::Effect;
+use crate::ports::state_store::{PendingUpload, StateError};
+
+/// Everything about a batch disappears at its `expires_at`.
+pub async fn batch_expires<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(Duration::from_secs(3));
+    store.create_batch(&batch).await.unwrap();
+    let ps = photos(2);
+    store.add_photos(batch.id, &ps, 10).await.unwrap();
+    store
+        .record_outcome(batch.id, ps[0].id, &done())
+        .await
+        .unwrap();
+    store.close_batch(batch.id).await.unwrap();
+    let upload = PendingUpload {
+        photo_id: Uuid::new_v4(),
+        filename: "late.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 10,
+        expires_at: batch.expires_at + chrono::Duration::hours(1),
+    };
+    store.put_pending_upload(batch.id, &upload).await.unwrap();
+    assert!(
+        store
+            .mark_effect_done(batch.id, Effect::Event)
+            .await
+            .unwrap()
+    );
+    h.assert_batch_expiry(&batch).await;
+    h.assert_everything_expires().await;
+
+    h.pass(Duration::from_millis(3300)).await;
+    assert_eq!(store.get_batch(batch.id).await.unwrap(), None);
+    assert_eq!(store.get_photo(batch.id, ps[0].id).await.unwrap(), None);
+    assert!(matches!(
+        store.list_photos(batch.id, None, 10).await,
+        Err(StateError::NotFound)
+    ));
+    assert!(!store.is_effect_done(batch.id, Effect::Event).await.unwrap());
+    assert_eq!(
+        store
+            .take_pending_upload(batch.id, upload.photo_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.record_outcome(batch.id, ps[1].id, &done()).await,
+        Err(StateError::NotFound)
+    ));
+}
+
+pub async fn pending_uploads<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(HOUR);
+    store.create_batch(&batch).await.unwrap();
+    let upload = PendingUpload {
+        photo_id: Uuid::new_v4(),
+        filename: "a.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 1234,
+        expires_at: ms(Utc::now()) + chrono::Duration::seconds(2),
+    };
+    store.put_pending_upload(batch.id, &upload).await.unwrap();
+    let short = PendingUpload {
+        photo_id: Uuid::new_v4(),
+        ..upload.clone()
+    };
+    store.put_pending_upload(batch.id, &short).await.unwrap();
+    h.assert_everything_expires().await;
+    assert_eq!(
+        store
+            .take_pending_upload(batch.id, upload.photo_id)
+            .await
+            .unwrap(),
+        Some(upload.clone())
+    );
+    assert_eq!(
+        store
+            .take_pending_upload(batch.id, upload.photo_id)
+            .await
+            .unwrap(),
+        None
+    );
+    h.pass(Duration::from_millis(2200)).await;
+    assert_eq!(
+        store
+            .take_pending_upload(batch.id, short.photo_id)
+            .await
+            .unwrap(),
+        None,
+        "an expired upload cannot be completed"
+    );
+}
+
+pub async fn effects_once<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(HOUR);
+    store.create_batch(&batch).await.unwrap();
+    assert!(!store.is_effect_done(batch.id, Effect::Event).await.unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .mark_effect_done(batch.id, Effect::Event)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut firsts = 0;
+    for t in tasks {
+        firsts += u32::from(t.await.unwrap());
+    }
+    assert_eq!(firsts, 1);
+    assert!(store.is_effect_done(batch.id, Effect::Event).await.unwrap());
+    assert!(
+        !store
+            .is_effect_done(batch.id, Effect::Callback)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_effect_done(batch.id, Effect::Callback)
+            .await
+            .unwrap()
+    );
+    // A claim is a marker of its own: once per effect, and it does not make it done.
+    let other = new_batch(HOUR);
+    store.create_batch(&other).await.unwrap();
+    assert!(store.claim_effect(other.id, Effect::Event).await.unwrap());
+    assert!(!store.claim_effect(other.id, Effect::Event).await.unwrap());
+    assert!(!store.is_effect_done(other.id, Effect::Event).await.unwrap());
+    assert!(
+        store
+            .claim_effect(other.id, Effect::Callback)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.claim_effect(Uuid::new_v4(), Effect::Event).await,
+        Err(StateError::NotFound)
+    ));
+    h.assert_batch_expiry(&batch).await;
+    h.assert_batch_expiry(&other).await;
+}
+
+pub async fn delete_batch<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(HOUR);
+    store.create_batch(&batch).await.unwrap();
+    let ps = photos(3);
+    store.add_photos(batch.id, &ps, 10).await.unwrap();
+    store
+        .mark_effect_done(batch.id, Effect::Event)
+        .await
+        .unwrap();
+    store.delete_batch(batch.id).await.unwrap();
+    assert_eq!(store.get_batch(batch.id).await.unwrap(), None);
+    assert_eq!(store.get_photo(batch.id, ps[0].id).await.unwrap(), None);
+    assert!(!store.is_effect_done(batch.id, Effect::Event).await.unwrap());
+    store.delete_batch(batch.id).await.unwrap();
+    assert!(store.ping().await.is_ok());
+}

@@ -1,0 +1,37 @@
+//! The [`StateStore`](crate::ports::StateStore) contract, written once and run against
+//! every adapter; the cases are grouped by concern.
+
+mod batches;
+mod harness;
+mod lifetime;
+mod sessions;
+
+pub use batches::{
+    add_photos_limit_and_closed, batch_lifecycle, closing_a_finished_batch_completes_it,
+    exactly_once_under_concurrent_duplicates, pagination,
+};
+pub use harness::{StateHarness, done, failed, new_batch, photos};
+pub use lifetime::{batch_expires, delete_batch, effects_once, pending_uploads};
+pub use sessions::{authorize_in_one_call, rate_limit_window, sessions_slide};
+
+/// Expands to one `#[tokio::test]` per contract case, each building its harness with
+/// `$harness` (an async expression).
+#[macro_export]
+macro_rules! state_store_contract {
+    ($harness:expr) => {
+        $crate::state_store_contract!(@cases $harness;
+            sessions_slide, batch_lifecycle, add_photos_limit_and_closed,
+            closing_a_finished_batch_completes_it, exactly_once_under_concurrent_duplicates,
+            pagination, batch_expires, pending_uploads, effects_once, rate_limit_window,
+            authorize_in_one_call, delete_batch);
+    };
+    (@cases $harness:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = $harness;
+                $crate::testing::contract_state::$case(&harness).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,160 @@
+//! The consume loop: take deliveries from the queue, run each in its own task, consume again
+//! with backoff whenever the stream ends or fails, and drain the tasks on shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tirage_shared::backoff::Backoff;
+use tirage_shared::ports::{Delivery, JobStream, WorkItem};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::context::Ctx;
+use crate::outcome::{self, Settle};
+use crate::{finalize, job};
+
+/// Consumes until `stop` is cancelled, then drains: in-flight jobs get the grace period,
+/// the rest go back to the queue.
+pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let tracker = TaskTracker::new();
+    let abandon = CancellationToken::new();
+    let prefetch = ctx.settings.prefetch();
+    let reconnect = Backoff::new(
+        Duration::from_millis(ctx.settings.reconnect_base_ms),
+        Duration::from_millis(ctx.settings.reconnect_cap_ms),
+    );
+    let mut failures = 0u32;
+    let mut current: Option<Box<dyn JobStream>> = None;
+    loop {
+        let Some(stream) = current.as_mut() else {
+            let consumed = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                r = tokio::time::timeout(ctx.settings.io_timeout(), ctx.ports.queue.consume(prefetch)) => r,
+            };
+            match consumed {
+                Ok(Ok(stream)) => {
+                    info!(prefetch, "consuming");
+                    current = Some(stream);
+                    continue;
+                }
+                Ok(Err(e)) => warn!(error = %e, "cannot consume; retrying"),
+                Err(_) => warn!("consume timed out; retrying"),
+            }
+            failures = failures.saturating_add(1);
+            if !pause(&stop, reconnect.delay(failures)).await {
+                break;
+            }
+            continue;
+        };
+        let next = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                failures = 0;
+                tracker.spawn(handle(ctx.clone(), delivery, abandon.clone()));
+                continue;
+            }
+            Some(Err(e)) => warn!(error = %e, "the job stream failed; consuming again"),
+            None => warn!("the job stream ended; consuming again"),
+        }
+        current = None;
+        ctx.metrics.consumer_restarts.inc();
+        failures = failures.saturating_add(1);
+        if !pause(&stop, reconnect.delay(failures)).await {
+            break;
+        }
+    }
+    // No more deliveries are taken from here on. The stream itself stays open while
+    // in-flight jobs drain, because closing it hands their messages back to the broker
+    // (and the jobs' own settlements would then fail).
+    tracker.close();
+    let in_flight = tracker.len();
+    info!(in_flight, "stopping: draining in-flight jobs");
+    if tokio::time::timeout(ctx.settings.shutdown_grace(), tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            left = tracker.len(),
+            "grace period over; requeueing the jobs still running"
+        );
+        abandon.cancel();
+        tracker.wait().await;
+    }
+    drop(current);
+    info!("stopped");
+}
+
+/// Waits `delay` unless stopped first; false when stopped.
+async fn pause(stop: &CancellationToken, delay: Duration) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Handles one delivery and settles it. `cancel` fires when the shutdown grace period ran
+/// out: the job is then abandoned and its message requeued for another worker.
+async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
+    let Delivery {
+        item,
+        attempt,
+        redelivered,
+        handle,
+    } = delivery;
+    let (kind, span) = match &item {
+        WorkItem::Resize(job) => (
+            "resize",
+            info_span!(
+                "job",
+                kind = "resize",
+                request_id = job.request_id.as_deref().unwrap_or(""),
+                batch_id = %job.batch_id,
+                photo_id = %job.photo_id,
+                attempt,
+                redelivered,
+            ),
+        ),
+        WorkItem::FinalizeBatch { batch_id } => (
+            "finalize",
+            info_span!("job", kind = "finalize", batch_id = %batch_id, attempt, redelivered),
+        ),
+    };
+    async move {
+        let started = Instant::now();
+        ctx.metrics.in_flight.inc();
+        let work = async {
+            match item {
+                WorkItem::Resize(job) => {
+                    let result = job::run(&ctx, &job, attempt, redelivered).await;
+                    outcome::resize_verdict(&ctx, &job, attempt, result).await
+                }
+                WorkItem::FinalizeBatch { batch_id } => {
+                    let maybe_ours = attempt > 1 || redelivered;
+                    let result = finalize::run(&ctx, batch_id, maybe_ours).await;
+                    outcome::finalize_verdict(&ctx, attempt, result)
+                }
+            }
+        };
+        let (settle, label) = tokio::select! {
+            biased;
+            r = work => r,
+            () = cancel.cancelled() => (Settle::Requeue, "requeued"),
+        };
+        outcome::settle_delivery(handle, &settle).await;
+        ctx.metrics.in_flight.dec();
+        ctx.metrics.job(kind, label);
+        ctx.metrics
+            .job_duration
+            .with_label_values(&[kind])
+            .observe(started.elapsed().as_secs_f64());
+        info!(outcome = label, settle = ?settle, elapsed_ms = started.elapsed().as_millis() as u64, "job settled");
+    }
+    .instrument(span)
+    .await
+}

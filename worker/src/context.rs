@@ -1,0 +1,46 @@
+//! What every job task shares: the settings, the ports, the engine, the metrics and the CPU
+//! pool; and the one way a task calls a dependency ([`Ctx::io`]).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tirage_engine::{EngineError, Limits, Resized};
+use tirage_shared::BatchOptions;
+pub use tirage_shared::runtime::Ports;
+use tokio::sync::Semaphore;
+
+use crate::failure::Failure;
+use crate::metrics::Metrics;
+use crate::settings::WorkerSettings;
+
+/// The function that turns one photo into renditions: [`tirage_engine::resize`], unless a
+/// test or benchmark substitutes another.
+pub type ResizeFn =
+    Arc<dyn Fn(&[u8], &BatchOptions, &Limits) -> Result<Resized, EngineError> + Send + Sync>;
+
+/// What every job task shares.
+pub(crate) struct Ctx {
+    pub settings: WorkerSettings,
+    pub ports: Ports,
+    pub resizer: ResizeFn,
+    pub metrics: Metrics,
+    /// Bounds the CPU work to `concurrency` engine runs at once.
+    pub cpu: Arc<Semaphore>,
+}
+
+impl Ctx {
+    /// Runs one dependency call under the configured timeout; a timeout is transient.
+    pub async fn io<T, E>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Failure>
+    where
+        Failure: From<E>,
+    {
+        match tokio::time::timeout(self.settings.io_timeout(), fut).await {
+            Ok(r) => r.map_err(Failure::from),
+            Err(_) => Err(Failure::Transient(format!("{what} timed out"))),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! What a job's result becomes: the photo's outcome recorded in the state store, the batch's
+//! finalisation handed off when it completed, and the delivery settled with the broker —
+//! acked, retried later after [`retry_delay`], or dead-lettered once retrying cannot help.
+
+use std::time::Duration;
+
+use tirage_shared::backoff::Backoff;
+use tirage_shared::codes::FailureCode;
+use tirage_shared::completion::hand_off;
+use tirage_shared::keys;
+use tirage_shared::ports::{DeliveryHandle, RecordResult};
+use tirage_shared::{PhotoOutcome, ResizeJob};
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+use crate::context::Ctx;
+use crate::failure::Failure;
+use crate::job::Resized;
+use crate::settings::WorkerSettings;
+
+/// How a delivery is settled with the broker. Decided first, carried out last, so that a
+/// job interrupted by shutdown can still be put back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Settle {
+    Ack,
+    Requeue,
+    RetryLater(Duration),
+    DeadLetter(String),
+}
+
+/// How a job ended: its settlement, and the outcome label the metrics count it under
+/// (`done`, `failed`, `duplicate`, `dropped`, `retried`, `dead_lettered`, `requeued`).
+pub(crate) type Verdict = (Settle, &'static str);
+
+/// The wait before attempt `attempt + 1` of a job that failed transiently: the one retry
+/// rule of every job kind.
+pub(crate) fn retry_delay(settings: &WorkerSettings, attempt: u32) -> Duration {
+    Backoff::new(
+        Duration::from_millis(settings.retry_base_ms),
+        Duration::from_millis(settings.retry_cap_ms),
+    )
+    .delay(attempt)
+}
+
+fn retry(ctx: &Ctx, attempt: u32) -> Verdict {
+    (
+        Settle::RetryLater(retry_delay(&ctx.settings, attempt)),
+        "retried",
+    )
+}
+
+/// Another attempt later for a transient failure, while the job has attempts left.
+fn retry_within_budget(ctx: &Ctx, attempt: u32, reason: &str) -> Option<Verdict> {
+    if attempt >= ctx.settings.max_attempts {
+        return None;
+    }
+    let verdict = retry(ctx, attempt);
+    if let (Settle::RetryLater(delay), _) = &verdict {
+        warn!(
+            reason,
+            delay_ms = delay.as_millis() as u64,
+            "transient failure; retrying later"
+        );
+    }
+    Some(verdict)
+}
+
+fn dead_letter(code: FailureCode) -> Verdict {
+    (Settle::DeadLetter(code.as_str().into()), "dead_lettered")
+}
+
+/// Carries out a settlement.
+pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Settle) {
+    let result = match settle {
+        Settle::Ack => handle.ack().await,
+        Settle::Requeue => handle.requeue().await,
+        Settle::RetryLater(delay) => handle.retry_later(*delay).await,
+        Settle::DeadLetter(reason) => handle.dead_letter(reason).await,
+    };
+    if let Err(e) = result {
+        // The broker is gone with our channel: it will deliver the message again, and the
+        // job is idempotent, so nothing is lost.
+        warn!(error = %e, "could not settle the delivery; the broker will redeliver it");
+    }
+}
+
+/// The verdict on a finalisation (its label when it ran).
+pub(crate) fn finalize_verdict(
+    ctx: &Ctx,
+    attempt: u32,
+    result: Result<&'static str, Failure>,
+) -> Verdict {
+    match result {
+        Ok(label) => (Settle::Ack, label),
+        Err(Failure::Gone) => (Settle::Ack, "dropped"),
+        Err(Failure::Transient(msg)) => retry_within_budget(ctx, attempt, &msg).unwrap_or_else(|| {
+            error!(reason = %msg, "finalisation exhausted its attempts");
+            dead_letter(FailureCode::RetriesExhausted)
+        }),
+        Err(Failure::Permanent(code, msg)) => {
+            error!(%code, reason = %msg, "finalisation failed");
+            dead_letter(code)
+        }
+    }
+}
+
+/// The verdict on a resize job, after recording what it produced: its renditions, or the
+/// failure that is final for the photo.
+pub(crate) async fn resize_verdict(
+    ctx: &Ctx,
+    job: &ResizeJob,
+    attempt: u32,
+    result: Result<Resized, Failure>,
+) -> Verdict {
+    let recorded = match result {
+        Ok(Resized::Rendered(outcome)) => record(ctx, job, outcome).await,
+        Ok(Resized::AlreadyRecorded(batch)) => {
+            Ok((RecordResult::AlreadyRecorded { batch }, "duplicate"))
+        }
+        Err(Failure::Permanent(code, msg)) => {
+            info!(%code, reason = %msg, "photo failed permanently");
+            record(ctx, job, PhotoOutcome::Failed { code }).await
+        }
+        Err(Failure::Transient(msg)) => {
+            if let Some(verdict) = retry_within_budget(ctx, attempt, &msg) {
+                return verdict;
+            }
+            error!(reason = %msg, "transient failures exhausted the attempts");
+            return exhausted(ctx, job, attempt).await;
+        }
+        Err(Failure::Gone) => Err(Failure::Gone),
+    };
+    after_record(ctx, attempt, recorded).await
+}
+
+/// The job ran out of attempts: the photo fails with `retries_exhausted`, and the message
+/// goes to the dead-letter queue for a human to look at.
+async fn exhausted(ctx: &Ctx, job: &ResizeJob, attempt: u32) -> Verdict {
+    let code = FailureCode::RetriesExhausted;
+    let recorded = record(ctx, job, PhotoOutcome::Failed { code }).await;
+    match after_record(ctx, attempt, recorded).await {
+        (Settle::Ack, _) => dead_letter(code),
+        other => other,
+    }
+}
+
+/// Records the photo's outcome; the label says what this attempt did (`done` or `failed`,
+/// whatever the store then answers).
+async fn record(
+    ctx: &Ctx,
+    job: &ResizeJob,
+    outcome: PhotoOutcome,
+) -> Result<(RecordResult, &'static str), Failure> {
+    let label = match &outcome {
+        PhotoOutcome::Done { .. } => "done",
+        PhotoOutcome::Failed { code } => {
+            ctx.metrics
+                .failures
+                .with_label_values(&[code.as_str()])
+                .inc();
+            "failed"
+        }
+    };
+    let state = &ctx.ports.state;
+    let recorded = ctx
+        .io(
+            "record outcome",
+            state.record_outcome(job.batch_id, job.photo_id, &outcome),
+        )
+        .await;
+    if let Err(Failure::Gone) = recorded {
+        forget_batch_objects(ctx, job.batch_id).await;
+    }
+    Ok((recorded?, label))
+}
+
+/// Settles a job once its outcome is recorded (or known recorded before): hands the batch's
+/// finalisation off when this recording completed it (or, on a duplicate, when its
+/// completion may not have been handed off), then acks.
+async fn after_record(
+    ctx: &Ctx,
+    attempt: u32,
+    recorded: Result<(RecordResult, &'static str), Failure>,
+) -> Verdict {
+    let (batch, label, completed_now) = match recorded {
+        Ok((RecordResult::Recorded { batch, completed_now }, label)) => {
+            (batch, label, completed_now)
+        }
+        Ok((RecordResult::AlreadyRecorded { batch }, _)) => (batch, "duplicate", false),
+        Err(failure) => return unrecorded(ctx, attempt, failure),
+    };
+    let (state, queue) = (&*ctx.ports.state, &*ctx.ports.queue);
+    match ctx
+        .io("hand off", hand_off(state, queue, &batch, completed_now))
+        .await
+    {
+        Ok(true) => info!(
+            total = batch.total,
+            done = batch.done,
+            failed = batch.failed,
+            "batch completed"
+        ),
+        Ok(false) => {}
+        Err(f) => {
+            warn!(reason = ?f, "could not hand off the batch finalisation; retrying later");
+            return retry(ctx, attempt);
+        }
+    }
+    (Settle::Ack, label)
+}
+
+/// Recording failed. A transient failure keeps the job circulating until the state store is
+/// back (the photo must not stay queued forever); anything else is a bug, kept in the
+/// dead-letter queue for a human.
+fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
+    match failure {
+        Failure::Gone => {
+            debug!("batch is gone");
+            (Settle::Ack, "dropped")
+        }
+        Failure::Transient(msg) => {
+            warn!(reason = %msg, "could not record the outcome; retrying later");
+            retry(ctx, attempt)
+        }
+        Failure::Permanent(code, msg) => {
+            error!(%code, reason = %msg, "could not record the outcome");
+            dead_letter(code)
+        }
+    }
+}
+
+/// The batch was deleted while we worked: renditions we wrote after its objects were
+/// removed would be orphans, so remove them again (best effort; they expire with the bucket
+/// lifecycle otherwise).
+async fn forget_batch_objects(ctx: &Ctx, batch_id: Uuid) {
+    let prefix = keys::batch_prefix(batch_id);
+    let deleted = ctx.ports.objects.delete_prefix(&prefix);
+    if let Err(e) = ctx.io("delete prefix", deleted).await {
+        warn!(reason = ?e, "could not remove the objects of a deleted batch");
+    }
+}
