@@ -24,6 +24,4 @@ pub mod usecases;
 pub use error::ApiError;
 pub use settings::Settings;
 pub use startup::{Application, PortNames, Ports, StartupError, Wiring};
-/// The former name of [`Ports`], kept while the tests move over.
-pub use startup::{PortNames as DependencyNames, Ports as Dependencies};
 pub use state::AppState;

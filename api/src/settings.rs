@@ -183,7 +183,11 @@ mod tests {
     fn a_file_overrides_the_defaults_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("extra.toml");
-        std::fs::write(&path, "[limits]\nmax_photos_per_batch = 7\n[redis]\nkey_prefix = \"x:\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[limits]\nmax_photos_per_batch = 7\n[redis]\nkey_prefix = \"x:\"\n",
+        )
+        .unwrap();
         let layers = Layers {
             extra_file: Some(path.clone()),
             ..Layers::defaults_only()

@@ -176,8 +176,8 @@ fn run(
                     .error_handler(|err, _| ApiError::MalformedQuery(err.to_string()).into()),
             )
             // A path segment that does not parse (a batch id that is no UUID) names
-            // nothing that exists.
-            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+            // nothing that exists, unless the path is another route's (`GET …/complete`).
+            .app_data(web::PathConfig::default().error_handler(|_, req| unrouted(req).into()))
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
             .service(openapi::openapi_json)
@@ -199,14 +199,18 @@ fn run(
     Ok(server.run())
 }
 
-/// No route took the request: a documented path asked with another method is `405` with
-/// the methods it has in `Allow`; anything else names nothing (`404`).
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     tracing::debug!(path = req.path(), method = %req.method(), "no route");
+    Err(unrouted(&req))
+}
+
+/// No route took the request: a documented path asked with another method is `405` with
+/// the methods it has in `Allow`; anything else names nothing (`404`).
+fn unrouted(req: &HttpRequest) -> ApiError {
     match openapi::allowed_methods(req.path()) {
         Some(allow) if !allow.split(", ").any(|m| m == req.method().as_str()) => {
-            Err(ApiError::MethodNotAllowed { allow })
+            ApiError::MethodNotAllowed { allow }
         }
-        _ => Err(ApiError::NotFound),
+        _ => ApiError::NotFound,
     }
 }

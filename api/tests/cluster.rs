@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tirage_api::{Dependencies, DependencyNames};
+use tirage_api::{PortNames, Ports};
 use tirage_shared::ports::StateStore;
 use tirage_shared::testing;
 
@@ -22,7 +22,7 @@ struct Cluster;
 
 #[async_trait]
 impl Backend for Cluster {
-    async fn deps(&self) -> TestDeps {
+    async fn ports(&self) -> TestDeps {
         let (state, queue, objects) = tokio::join!(
             testing::redis_state(),
             testing::amqp_queue(),
@@ -30,11 +30,11 @@ impl Backend for Cluster {
         );
         let redis_keys = testing::RedisCleanup::new(&testing::redis_url(), state.key_prefix());
         TestDeps {
-            deps: Dependencies {
+            ports: Ports {
                 state: Arc::new(state),
                 objects: Arc::new(objects),
                 queue: Arc::new(queue),
-                names: DependencyNames::production(),
+                names: PortNames::production(),
             },
             guard: Box::new(redis_keys),
         }
@@ -45,7 +45,7 @@ impl Backend for Cluster {
     }
 
     /// What a browser does: PUT the bytes to the presigned URL with the given headers.
-    async fn upload_ticket(&self, _deps: &Dependencies, ticket: &Value, body: Vec<u8>) {
+    async fn upload_ticket(&self, _ports: &Ports, ticket: &Value, body: Vec<u8>) {
         assert_eq!(ticket["method"], "PUT");
         let mut req = reqwest::Client::new().put(ticket["url"].as_str().unwrap());
         for (name, value) in ticket["headers"].as_object().unwrap() {
@@ -84,7 +84,10 @@ async fn binary_serves_and_stops_cleanly_on_sigterm() {
         ("TIRAGE__REDIS__KEY_PREFIX", redis.key_prefix.clone()),
         ("TIRAGE__AMQP__URL", secret(&amqp.url)),
         ("TIRAGE__AMQP__QUEUE_PREFIX", amqp.queue_prefix.clone()),
-        ("TIRAGE__AMQP__EVENTS_EXCHANGE", amqp.events_exchange.clone()),
+        (
+            "TIRAGE__AMQP__EVENTS_EXCHANGE",
+            amqp.events_exchange.clone(),
+        ),
         (
             "TIRAGE__AMQP__QUEUE_EXPIRES_MS",
             testing::TEST_QUEUE_EXPIRES_MS.to_string(),
@@ -93,7 +96,10 @@ async fn binary_serves_and_stops_cleanly_on_sigterm() {
         ("TIRAGE__S3__REGION", s3.region.clone()),
         ("TIRAGE__S3__BUCKET", s3.bucket.clone()),
         ("TIRAGE__S3__ACCESS_KEY_ID", s3.access_key_id.clone()),
-        ("TIRAGE__S3__SECRET_ACCESS_KEY", secret(&s3.secret_access_key)),
+        (
+            "TIRAGE__S3__SECRET_ACCESS_KEY",
+            secret(&s3.secret_access_key),
+        ),
         ("TIRAGE__S3__KEY_PREFIX", s3.key_prefix.clone()),
         ("TIRAGE__LOG__LEVEL", "warn".into()),
     ];

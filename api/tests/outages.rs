@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tirage_api::{Application, Dependencies, DependencyNames};
+use tirage_api::{Application, PortNames, Ports};
 use tirage_shared::adapters::amqp::AmqpSettings;
 use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
 use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
@@ -61,7 +61,7 @@ async fn spawn(links: &Links) -> TestApp {
         .await
         .expect("the API starts even with a service down");
     let s = &links.settings;
-    let deps = Dependencies {
+    let ports = Ports {
         state: Arc::new(
             RedisStateStore::connect(&RedisSettings {
                 url: testing::redis_url(),
@@ -80,9 +80,9 @@ async fn spawn(links: &Links) -> TestApp {
             })
             .await,
         ),
-        names: DependencyNames::production(),
+        names: PortNames::production(),
     };
-    TestApp::running(app, links.settings.clone(), deps, Box::new(()))
+    TestApp::running(app, links.settings.clone(), ports, Box::new(()))
 }
 
 /// Polls `attempt` until it returns `Some`, for at most 20 s.
@@ -199,8 +199,14 @@ async fn each_outage_is_503_with_its_code_and_heals_by_itself() {
 
     // RabbitMQ: uploads are refused before storing; reads still work.
     let batch = (token.as_str(), id.as_str());
-    uploads_refused_while_cut(&app, batch, &links.amqp, "rabbitmq", "job_queue_unavailable")
-        .await;
+    uploads_refused_while_cut(
+        &app,
+        batch,
+        &links.amqp,
+        "rabbitmq",
+        "job_queue_unavailable",
+    )
+    .await;
     expected_total += 1;
 
     // S3: uploads fail before the photo is counted.

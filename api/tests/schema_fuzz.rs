@@ -4,7 +4,7 @@
 //! headers, body), plus `405` with `Allow` for methods a path does not have.
 //!
 //! The app runs on the embedded adapters. schemathesis comes from PyPI, pinned, installed by
-//! `scripts/install-deps.sh` into `.venv-tools/` (`TIRAGE_SCHEMATHESIS` may name another
+//! `scripts/install-ports.sh` into `.venv-tools/` (`TIRAGE_SCHEMATHESIS` may name another
 //! binary); when it is missing the test fails and says so. `TIRAGE_FUZZ_SEED` replays a run.
 
 // Tests may unwrap (the workspace denies it in library code only).
@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::embedded::Embedded;
 use common::{Backend, TestApp, TestDeps};
 
-const INSTALL: &str = "scripts/install-deps.sh";
+const INSTALL: &str = "scripts/install-ports.sh";
 /// Generated cases per operation and phase: about 1000 requests in all, well under a minute
 /// on two cores.
 const MAX_EXAMPLES: &str = "25";
@@ -47,8 +47,8 @@ async fn the_api_answers_as_its_openapi_document_says() {
         "schemathesis is missing ({}): run `{INSTALL}`, which installs it into .venv-tools/",
         bin.display()
     );
-    let TestDeps { deps, guard } = Embedded.deps().await;
-    let app = TestApp::on(deps, guard, |s| {
+    let TestDeps { ports, guard } = Embedded.ports().await;
+    let app = TestApp::on(ports, guard, |s| {
         // Event streams end quickly, so the fuzzer reads them whole.
         s.api.events_max_secs = 1;
     });

@@ -8,7 +8,10 @@ use tirage_engine::{Limits, probe};
 use tirage_shared::{BatchOptions, OutputFormat};
 
 fn code(input: &[u8]) -> &'static str {
-    resize(input, &[1080, 720, 360]).unwrap_err().code().as_str()
+    resize(input, &[1080, 720, 360])
+        .unwrap_err()
+        .code()
+        .as_str()
 }
 
 #[test]
@@ -54,7 +57,10 @@ fn too_many_pixels_png_of_30000_squared_is_refused_from_the_header() {
     assert!(input.len() < 1_000_000);
     assert_eq!(code(&input), "too_many_pixels");
     assert_eq!(
-        probe(&input, &Limits::default()).unwrap_err().code().as_str(),
+        probe(&input, &Limits::default())
+            .unwrap_err()
+            .code()
+            .as_str(),
         "too_many_pixels"
     );
 }

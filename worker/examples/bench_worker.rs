@@ -19,8 +19,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use secrecy::SecretString;
 use tirage_shared::ports::WorkItem;
-use tirage_shared::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys, testing};
 use tirage_shared::runtime::{PortNames, config};
+use tirage_shared::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys, testing};
 use tirage_worker::{Ports, Worker, WorkerSettings};
 use uuid::Uuid;
 

@@ -35,7 +35,10 @@ pub(crate) async fn run(
     batch_id: Uuid,
     maybe_ours: bool,
 ) -> Result<&'static str, Failure> {
-    let Some(batch) = ctx.io("get batch", ctx.ports.state.get_batch(batch_id)).await? else {
+    let Some(batch) = ctx
+        .io("get batch", ctx.ports.state.get_batch(batch_id))
+        .await?
+    else {
         return Err(Failure::Gone);
     };
     if batch.state != BatchState::Completed {
@@ -43,24 +46,28 @@ pub(crate) async fn run(
         return Ok("dropped");
     }
     let body = completed_json(&batch)?;
-    let mut ran = false;
-    if claim(ctx, batch_id, Effect::Event, maybe_ours).await? {
+    // Both effects are claimed before either runs, so one handler runs both with the same
+    // body: a concurrent duplicate cannot slip in and send the callback a `completed_at`
+    // other than the event's.
+    let run_event = claim(ctx, batch_id, Effect::Event, maybe_ours).await?;
+    let callback = match batch.callback_url.as_deref() {
+        Some(url) if claim(ctx, batch_id, Effect::Callback, maybe_ours).await? => Some(url),
+        _ => None,
+    };
+    let ran = run_event || callback.is_some();
+    if run_event {
         let publish = ctx.ports.queue.publish_event(BatchCompleted::EVENT, &body);
         ctx.io("publish event", publish).await?;
         ctx.metrics.events_published.inc();
         mark_done(ctx, batch_id, Effect::Event).await?;
         info!("batch.completed event published");
-        ran = true;
     }
-    if let Some(url) = batch.callback_url.as_deref()
-        && claim(ctx, batch_id, Effect::Callback, maybe_ours).await?
-    {
+    if let Some(url) = callback {
         let outcome = deliver_callback(ctx, url, &body).await;
         ctx.metrics.callbacks.with_label_values(&[outcome]).inc();
         // Marked done even when given up: the retry budget is the bound the contract
         // promises, and a later redelivery must not start it over.
         mark_done(ctx, batch_id, Effect::Callback).await?;
-        ran = true;
     }
     Ok(if ran { "done" } else { "duplicate" })
 }

@@ -85,20 +85,28 @@ async fn download(ctx: &Ctx, job: &ResizeJob) -> Result<Bytes, Failure> {
         ));
     }
     let get = async {
-        ctx.ports.objects.get(&job.source_key).await.map_err(|e| match e {
-            // The API publishes only after the original is stored, so a missing original
-            // will not appear later.
-            ObjectStoreError::NotFound(_) => {
-                Failure::Permanent(FailureCode::SourceMissing, e.to_string())
-            }
-            e => e.into(),
-        })
+        ctx.ports
+            .objects
+            .get(&job.source_key)
+            .await
+            .map_err(|e| match e {
+                // The API publishes only after the original is stored, so a missing original
+                // will not appear later.
+                ObjectStoreError::NotFound(_) => {
+                    Failure::Permanent(FailureCode::SourceMissing, e.to_string())
+                }
+                e => e.into(),
+            })
     };
     ctx.io("get original", get).await
 }
 
 /// Stores the renditions, all at once, under their deterministic keys.
-async fn upload(ctx: &Ctx, job: &ResizeJob, resized: &tirage_engine::Resized) -> Result<(), Failure> {
+async fn upload(
+    ctx: &Ctx,
+    job: &ResizeJob,
+    resized: &tirage_engine::Resized,
+) -> Result<(), Failure> {
     let format = job.options.format;
     let puts = resized.renditions.iter().map(|r| {
         let key = keys::rendition_key(job.batch_id, job.photo_id, r.size, format);

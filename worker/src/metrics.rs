@@ -39,25 +39,23 @@ impl Metrics {
             &["kind", "outcome"],
         )?;
         let job_duration = HistogramVec::new(
-            HistogramOpts::new(
+            histogram(
                 "tirage_worker_job_duration_seconds",
                 "Time from a worker starting a job to settling it",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
+                &[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ],
+            ),
             &["kind"],
         )?;
         let in_flight = IntGauge::new("tirage_worker_jobs_in_flight", "Jobs being processed")?;
-        let publish_to_start = Histogram::with_opts(
-            HistogramOpts::new(
-                "tirage_worker_publish_to_start_seconds",
-                "Time from the API publishing a resize job to a worker starting it",
-            )
-            .buckets(vec![
+        let publish_to_start = Histogram::with_opts(histogram(
+            "tirage_worker_publish_to_start_seconds",
+            "Time from the API publishing a resize job to a worker starting it",
+            &[
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
-            ]),
-        )?;
+            ],
+        ))?;
         let failures = IntCounterVec::new(
             Opts::new(
                 "tirage_worker_photo_failures_total",
@@ -116,4 +114,9 @@ impl Metrics {
     pub fn job_count(&self, kind: &str, outcome: &str) -> u64 {
         self.jobs.with_label_values(&[kind, outcome]).get()
     }
+}
+
+/// A histogram of seconds with the given bucket bounds.
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(buckets.to_vec())
 }

@@ -54,15 +54,13 @@ fn retry_within_budget(ctx: &Ctx, attempt: u32, reason: &str) -> Option<Verdict>
     if attempt >= ctx.settings.max_attempts {
         return None;
     }
-    let verdict = retry(ctx, attempt);
-    if let (Settle::RetryLater(delay), _) = &verdict {
-        warn!(
-            reason,
-            delay_ms = delay.as_millis() as u64,
-            "transient failure; retrying later"
-        );
-    }
-    Some(verdict)
+    let delay = retry_delay(&ctx.settings, attempt);
+    warn!(
+        reason,
+        delay_ms = delay.as_millis() as u64,
+        "transient failure; retrying later"
+    );
+    Some((Settle::RetryLater(delay), "retried"))
 }
 
 fn dead_letter(code: FailureCode) -> Verdict {
@@ -93,10 +91,12 @@ pub(crate) fn finalize_verdict(
     match result {
         Ok(label) => (Settle::Ack, label),
         Err(Failure::Gone) => (Settle::Ack, "dropped"),
-        Err(Failure::Transient(msg)) => retry_within_budget(ctx, attempt, &msg).unwrap_or_else(|| {
-            error!(reason = %msg, "finalisation exhausted its attempts");
-            dead_letter(FailureCode::RetriesExhausted)
-        }),
+        Err(Failure::Transient(msg)) => {
+            retry_within_budget(ctx, attempt, &msg).unwrap_or_else(|| {
+                error!(reason = %msg, "finalisation exhausted its attempts");
+                dead_letter(FailureCode::RetriesExhausted)
+            })
+        }
         Err(Failure::Permanent(code, msg)) => {
             error!(%code, reason = %msg, "finalisation failed");
             dead_letter(code)
@@ -183,9 +183,13 @@ async fn after_record(
     recorded: Result<(RecordResult, &'static str), Failure>,
 ) -> Verdict {
     let (batch, label, completed_now) = match recorded {
-        Ok((RecordResult::Recorded { batch, completed_now }, label)) => {
-            (batch, label, completed_now)
-        }
+        Ok((
+            RecordResult::Recorded {
+                batch,
+                completed_now,
+            },
+            label,
+        )) => (batch, label, completed_now),
         Ok((RecordResult::AlreadyRecorded { batch }, _)) => (batch, "duplicate", false),
         Err(failure) => return unrecorded(ctx, attempt, failure),
     };

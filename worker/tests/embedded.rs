@@ -13,8 +13,8 @@ use secrecy::SecretString;
 use tirage_shared::adapters::inprocess::Event;
 use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_shared::ports::WorkItem;
-use tirage_shared::testing::InProcessTestExt;
 use tirage_shared::runtime::PortNames;
+use tirage_shared::testing::InProcessTestExt;
 use tirage_worker::Ports;
 use tokio::sync::broadcast;
 

@@ -17,9 +17,9 @@ use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
 use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
 use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
 use tirage_shared::ports::{ObjectStore, StateStore, WorkItem};
-use tirage_shared::{BatchOptions, OutputFormat, PhotoState, keys, testing};
-use tirage_shared::testing::amqp::{AmqpTestExt, EventSubscription};
 use tirage_shared::runtime::PortNames;
+use tirage_shared::testing::amqp::{AmqpTestExt, EventSubscription};
+use tirage_shared::{BatchOptions, OutputFormat, PhotoState, keys, testing};
 use tirage_worker::Ports;
 
 use common::{DeadLetter, EventSource, Harness};

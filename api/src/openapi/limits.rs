@@ -58,9 +58,10 @@ pub fn write(doc: &mut Value, limits: &LimitSettings) -> Vec<String> {
             json!({"minimum": 1, "maximum": limits.max_file_bytes}),
         ),
         (
-            // Other parts are ignored, as long as their names parse as plain header text.
+            // Other parts are ignored, as long as their names are valid header text (no
+            // control character but tab).
             format!("{SCHEMAS}/PhotoUploadForm"),
-            json!({"propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"}}),
+            json!({"propertyNames": {"pattern": "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$"}}),
         ),
         (
             format!("{SCHEMAS}/PhotoUploadForm/properties/file"),

@@ -116,7 +116,13 @@ mod tests {
     #[test]
     fn other_paths_are_not_documented() {
         let routes = routes();
-        for path in ["/", "/v1", "/v1/batches/", "/v1/batches//photos", "/v2/batches"] {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/batches/",
+            "/v1/batches//photos",
+            "/v2/batches",
+        ] {
             assert_eq!(routes.allowed(path), None, "{path}");
         }
     }

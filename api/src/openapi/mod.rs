@@ -183,8 +183,7 @@ mod tests {
         let ok = &doc["paths"]["/v1/batches/{batch_id}/events"]["get"]["responses"]["200"];
         let stream = &ok["content"]["text/event-stream"];
         assert_eq!(
-            stream["itemSchema"]["$ref"],
-            "#/components/schemas/BatchEvent",
+            stream["itemSchema"]["$ref"], "#/components/schemas/BatchEvent",
             "{ok}"
         );
     }
@@ -198,16 +197,5 @@ mod tests {
         );
         assert_eq!(allowed_methods("/healthz").as_deref(), Some("GET"));
         assert_eq!(allowed_methods("/nope"), None);
-    }
-}
-#[cfg(test)]
-mod scratch_dump {
-    #[test]
-    fn dump() {
-        let settings = crate::settings::Settings::load_from(
-            &tirage_shared::runtime::config::Layers::defaults_only(),
-        )
-        .unwrap();
-        std::fs::write("/tmp/openapi.json", serde_json::to_string_pretty(&super::document(&settings.limits).unwrap()).unwrap()).unwrap();
     }
 }

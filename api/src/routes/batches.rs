@@ -122,11 +122,14 @@ pub async fn create_batch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     // The body is optional, and so documented: none at all, or `null`, takes the defaults.
-    let body: CreateBatchRequest =
-        read_json::<Option<CreateBatchRequest>>(&req, payload, state.settings.limits.max_json_bytes)
-            .await?
-            .flatten()
-            .unwrap_or_default();
+    let body: CreateBatchRequest = read_json::<Option<CreateBatchRequest>>(
+        &req,
+        payload,
+        state.settings.limits.max_json_bytes,
+    )
+    .await?
+    .flatten()
+    .unwrap_or_default();
     let options = options_from(&body)?;
     let callback_url = body
         .callback_url

@@ -15,8 +15,8 @@ pub trait Sent {
 }
 
 impl Sent for RequestBuilder {
-    fn sent(self) -> impl Future<Output = Response> + Send {
-        async move { self.send().await.expect("the API answers") }
+    async fn sent(self) -> Response {
+        self.send().await.expect("the API answers")
     }
 }
 
@@ -75,7 +75,10 @@ impl TestApp {
     }
 
     pub async fn batch(&self, token: &str, batch_id: &str) -> Value {
-        let res = self.get(token, &format!("/v1/batches/{batch_id}")).sent().await;
+        let res = self
+            .get(token, &format!("/v1/batches/{batch_id}"))
+            .sent()
+            .await;
         assert_eq!(res.status(), 200);
         json_of(res).await
     }
@@ -84,6 +87,15 @@ impl TestApp {
     pub async fn photos(&self, token: &str, batch_id: &str) -> Value {
         let path = format!("/v1/batches/{batch_id}/photos");
         json_of(self.get(token, &path).sent().await).await
+    }
+
+    /// Asks for a presigned upload (`POST …/uploads`) of one small JPEG.
+    pub async fn request_upload(&self, token: &str, batch_id: &str) -> Response {
+        let one = serde_json::json!(
+            {"files": [{"filename": "a.jpg", "size": 10, "content_type": "image/jpeg"}]}
+        );
+        self.post_json(token, &format!("/v1/batches/{batch_id}/uploads"), &one)
+            .await
     }
 
     /// A multipart upload of `files` (one `file` part each), not sent yet.
@@ -150,11 +162,6 @@ pub async fn expect_error(res: Response, status: u16, code: &str) -> Value {
         "body {body}"
     );
     body
-}
-
-/// A presigned-upload request (`POST .../uploads`) for one small JPEG.
-pub fn one_file() -> Value {
-    serde_json::json!({"files": [{"filename": "a.jpg", "size": 10, "content_type": "image/jpeg"}]})
 }
 
 /// The photo ids of a `202 {"photos": [...]}` answer, in order.

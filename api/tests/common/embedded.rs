@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tirage_api::{Dependencies, DependencyNames};
+use tirage_api::{PortNames, Ports};
 use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_shared::ports::StateStore;
 
@@ -15,7 +15,7 @@ pub struct Embedded;
 
 #[async_trait]
 impl Backend for Embedded {
-    async fn deps(&self) -> TestDeps {
+    async fn ports(&self) -> TestDeps {
         let dir = tempfile::tempdir().expect("temp dir");
         let objects = FsObjectStore::connect(&FsSettings {
             root: dir.path().to_path_buf(),
@@ -25,11 +25,11 @@ impl Backend for Embedded {
         .await
         .expect("fs object store");
         TestDeps {
-            deps: Dependencies {
+            ports: Ports {
                 state: Arc::new(MemoryStateStore::new()),
                 objects: Arc::new(objects),
                 queue: Arc::new(InProcessQueue::new()),
-                names: DependencyNames::embedded(),
+                names: PortNames::embedded(),
             },
             guard: Box::new(dir),
         }
@@ -41,13 +41,14 @@ impl Backend for Embedded {
 
     /// The file-system store's presigned URLs point at `tirage standalone`, which is not
     /// running here: put the bytes where that PUT would have.
-    async fn upload_ticket(&self, deps: &Dependencies, ticket: &Value, body: Vec<u8>) {
+    async fn upload_ticket(&self, ports: &Ports, ticket: &Value, body: Vec<u8>) {
         let url = url::Url::parse(ticket["url"].as_str().unwrap()).unwrap();
         let key = url
             .path()
             .strip_prefix("/v1/objects/")
             .expect("fs presigned path");
-        deps.objects
+        ports
+            .objects
             .put(key, body.into(), "image/jpeg")
             .await
             .expect("store the upload");

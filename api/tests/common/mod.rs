@@ -16,9 +16,9 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use async_trait::async_trait;
 use serde_json::Value;
-use tirage_api::{Application, Dependencies, Settings};
-use tirage_shared::runtime::config::Layers;
+use tirage_api::{Application, Ports, Settings};
 use tirage_shared::ports::{JobQueue, JobStream, ObjectStore, QueueError, StateStore, WorkItem};
+use tirage_shared::runtime::config::Layers;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -27,25 +27,25 @@ pub use client::{Sent, expect_error, jpeg, json_of, photo_ids};
 /// Fresh, isolated dependencies for one test, plus whatever must live as long as they do
 /// (a temp directory, a queue to delete).
 pub struct TestDeps {
-    pub deps: Dependencies,
+    pub ports: Ports,
     pub guard: Box<dyn Any + Send + Sync>,
 }
 
 /// How a suite builds its dependencies.
 #[async_trait]
 pub trait Backend: Sync {
-    /// Dependencies no other test shares (own key prefix, object prefix, queue).
-    async fn deps(&self) -> TestDeps;
+    /// Ports no other test shares (own key prefix, object prefix, queue).
+    async fn ports(&self) -> TestDeps;
     /// A state store adapter pointed at a closed port.
     async fn dead_state(&self) -> Arc<dyn StateStore>;
     /// Does what a browser does with an upload ticket from `POST /uploads`.
-    async fn upload_ticket(&self, deps: &Dependencies, ticket: &Value, body: Vec<u8>);
+    async fn upload_ticket(&self, ports: &Ports, ticket: &Value, body: Vec<u8>);
 }
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub deps: Dependencies,
+    pub ports: Ports,
     pub settings: Settings,
     handle: ServerHandle,
     jobs: Mutex<Option<Box<dyn JobStream>>>,
@@ -68,27 +68,27 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: &impl Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        let TestDeps { deps, guard } = backend.deps().await;
-        Self::on(deps, guard, tweak)
+        let TestDeps { ports, guard } = backend.ports().await;
+        Self::on(ports, guard, tweak)
     }
 
     pub fn on(
-        deps: Dependencies,
+        ports: Ports,
         guard: Box<dyn Any + Send + Sync>,
         tweak: impl FnOnce(&mut Settings),
     ) -> TestApp {
         let mut settings = test_settings();
         tweak(&mut settings);
-        let app = Application::build_with(settings.clone(), deps.clone()).expect("app builds");
-        Self::running(app, settings, deps, guard)
+        let app = Application::build_with(settings.clone(), ports.clone()).expect("app builds");
+        Self::running(app, settings, ports, guard)
     }
 
-    /// Runs an application built elsewhere (`Application::build`); `deps` reach the same
+    /// Runs an application built elsewhere (`Application::build`); `ports` reach the same
     /// stores and queue, for the test's own checks.
     pub fn running(
         app: Application,
         settings: Settings,
-        deps: Dependencies,
+        ports: Ports,
         guard: Box<dyn Any + Send + Sync>,
     ) -> TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -100,7 +100,7 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            deps,
+            ports,
             settings,
             handle,
             jobs: Mutex::new(None),
@@ -143,6 +143,7 @@ macro_rules! api_suite {
         $crate::api_suite!(@each $backend;
             operations::operations_endpoints_answer,
             operations::unknown_routes_are_json_404,
+            operations::wrong_methods_are_405_with_allow,
             sessions::sessions_issue_tokens_and_cookies,
             sessions::missing_or_unknown_credentials_are_401,
             sessions::sessions_expire_and_slide,

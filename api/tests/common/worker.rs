@@ -15,7 +15,7 @@ impl TestApp {
         let mut guard = self.jobs.lock().await;
         if guard.is_none() {
             *guard = Some(
-                self.deps
+                self.ports
                     .queue
                     .consume(64)
                     .await
@@ -50,7 +50,7 @@ impl TestApp {
     /// Does a worker's job for real data: writes every rendition, then records the outcome.
     pub async fn finish(&self, job: &ResizeJob) -> RecordResult {
         let original = self
-            .deps
+            .ports
             .objects
             .get(&job.source_key)
             .await
@@ -63,7 +63,7 @@ impl TestApp {
             scaled.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
             let bytes = out.into_inner();
             let key = keys::rendition_key(job.batch_id, job.photo_id, size, job.options.format);
-            self.deps
+            self.ports
                 .objects
                 .put(
                     &key,
@@ -79,7 +79,7 @@ impl TestApp {
                 bytes: bytes.len() as u64,
             });
         }
-        self.deps
+        self.ports
             .state
             .record_outcome(
                 job.batch_id,

@@ -10,7 +10,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -19,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::ports::object_store::{
-    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
+    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, next_within_limit,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -280,18 +279,11 @@ impl ObjectStore for FsObjectStore {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), ObjectStoreError> {
-        validate_key(key)?;
-        let temp = self.temp_path();
-        let mut guard = TempGuard(Some(temp.clone()));
-        let mut file = tokio::fs::File::create(&temp)
+        // One chunk through the streamed path: same temp file, fsync and rename.
+        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(body) }));
+        self.put_stream(key, body, content_type, u64::MAX)
             .await
-            .map_err(|e| io_error(key, e))?;
-        file.write_all(&body).await.map_err(|e| io_error(key, e))?;
-        file.sync_all().await.map_err(|e| io_error(key, e))?;
-        drop(file);
-        self.install(&temp, key, content_type).await?;
-        guard.0 = None;
-        Ok(())
+            .map(|_| ())
     }
 
     async fn put_stream(
@@ -308,12 +300,7 @@ impl ObjectStore for FsObjectStore {
             .await
             .map_err(|e| io_error(key, e))?;
         let mut size: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ObjectStoreError::Body(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > max_bytes {
-                return Err(ObjectStoreError::TooLarge { limit: max_bytes });
-            }
+        while let Some(chunk) = next_within_limit(&mut body, &mut size, max_bytes).await? {
             file.write_all(&chunk).await.map_err(|e| io_error(key, e))?;
         }
         file.sync_all().await.map_err(|e| io_error(key, e))?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
 
-use super::DeadLetter;
+use super::records::DeadLetter;
 use crate::ports::job_queue::{
     Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem,
 };

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::clock::{Clock, SystemClock};
-use super::{apply_outcome, page_bounds};
+use super::records::{apply_outcome, page_bounds};
 use crate::codes::Effect;
 use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
 use crate::ports::state_store::{

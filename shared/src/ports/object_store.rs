@@ -6,10 +6,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 /// A request body arriving in chunks (an HTTP upload part), never buffered whole.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The next chunk of `body`, with `size` counting what was read so far: the one way every
+/// adapter reads an upload, refusing it as soon as it grows past `max_bytes`.
+pub async fn next_within_limit(
+    body: &mut ByteStream,
+    size: &mut u64,
+    max_bytes: u64,
+) -> Result<Option<Bytes>, ObjectStoreError> {
+    let Some(chunk) = body.next().await else {
+        return Ok(None);
+    };
+    let chunk = chunk.map_err(|e| ObjectStoreError::Body(e.to_string()))?;
+    *size += chunk.len() as u64;
+    if *size > max_bytes {
+        return Err(ObjectStoreError::TooLarge { limit: max_bytes });
+    }
+    Ok(Some(chunk))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectStoreError {

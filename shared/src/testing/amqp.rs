@@ -12,7 +12,8 @@ use lapin::options::QueueDeclareOptions;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 
-use super::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, contract_queue, unique};
+use super::contract_queue;
+use super::env::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, unique};
 use crate::adapters::DeadLetter;
 use crate::adapters::amqp::{AmqpQueue, AmqpSettings, message, unavailable};
 use crate::ports::QueueError;

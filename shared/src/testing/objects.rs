@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{contract_objects, unique};
+use super::contract_objects;
+use super::env::unique;
 
 /// A file-system store in a fresh temporary directory. `execute` plays the service's
 /// `/v1/objects/{key}` route: verify the signature, then read or write the store.
@@ -106,7 +107,7 @@ pub use s3::{S3Harness, s3_settings, s3_store};
 mod s3 {
     use super::*;
     use crate::adapters::s3::S3ObjectStore;
-    use crate::testing::{s3_env, unique};
+    use crate::testing::env::{s3_env, unique};
 
     /// S3 settings for Garage from `TIRAGE_TEST_S3_*`, under a fresh key prefix.
     pub fn s3_settings() -> crate::adapters::s3::S3Settings {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{contract_state, redis_url, unique};
+use super::contract_state;
+use super::env::{redis_url, unique};
 use crate::adapters::redis::{RedisSettings, RedisStateStore};
 use crate::model::Batch;
 use crate::ports::{StateError, StateStore};

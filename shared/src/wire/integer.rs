@@ -3,8 +3,8 @@
 //! integers read through these, so a value the document accepts is not refused for how its
 //! number was written. Anything else (`1.5`, `"7"`, out of range) is still an error.
 
-use serde::de::{Deserializer, Error};
 use serde::Deserialize;
+use serde::de::{Deserializer, Error};
 
 /// A JSON number, as serde reads it.
 #[derive(Deserialize)]
@@ -76,7 +76,10 @@ mod tests {
         assert_eq!((p.quality, p.size), (Some(85), 272));
         let p = probe(r#"{"sizes": null, "quality": null}"#).unwrap();
         assert_eq!((p.sizes, p.quality), (None, None));
-        assert_eq!(probe(r#"{"size": 18446744073709551615}"#).unwrap().size, u64::MAX);
+        assert_eq!(
+            probe(r#"{"size": 18446744073709551615}"#).unwrap().size,
+            u64::MAX
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@ use tirage_shared::keys;
 use tirage_shared::ports::WorkItem;
 use uuid::Uuid;
 
-use crate::common::client::one_file;
 use crate::common::{Backend, Sent, TestApp, expect_error, jpeg, json_of};
 
 pub async fn batch_options_are_validated(b: &impl Backend) {
@@ -59,7 +58,12 @@ pub async fn batch_options_are_validated(b: &impl Backend) {
     }
 
     for (content_type, body, status, code) in [
-        ("application/json", "{\"sizes\": [720,", 400, "malformed_json"),
+        (
+            "application/json",
+            "{\"sizes\": [720,",
+            400,
+            "malformed_json",
+        ),
         ("text/plain", "sizes=720", 415, "unsupported_media_type"),
     ] {
         let res = app
@@ -102,11 +106,12 @@ pub async fn other_sessions_get_404(b: &impl Backend) {
         let res = app.post(&other, &path).sent().await;
         expect_error(res, 404, "batch_not_found").await;
     }
-    let res = app
-        .post_json(&other, &format!("/v1/batches/{id}/uploads"), &one_file())
-        .await;
+    let res = app.request_upload(&other, id).await;
     expect_error(res, 404, "batch_not_found").await;
-    let res = app.delete(&other, &format!("/v1/batches/{id}")).sent().await;
+    let res = app
+        .delete(&other, &format!("/v1/batches/{id}"))
+        .sent()
+        .await;
     expect_error(res, 404, "batch_not_found").await;
     // Unknown ids look the same.
     let res = app
@@ -137,9 +142,7 @@ pub async fn uploads_after_close_are_409(b: &impl Backend) {
 
     let res = app.upload(&token, id, &[("late.jpg", jpeg(20, 20))]).await;
     expect_error(res, 409, "batch_closed").await;
-    let res = app
-        .post_json(&token, &format!("/v1/batches/{id}/uploads"), &one_file())
-        .await;
+    let res = app.request_upload(&token, id).await;
     expect_error(res, 409, "batch_closed").await;
     assert_eq!(app.batch(&token, id).await["total"], 0);
 }
@@ -154,13 +157,16 @@ pub async fn delete_removes_objects_and_state(b: &impl Backend) {
     let jobs = app.take_jobs(2).await;
     app.finish(&jobs[0]).await;
     let rendition = keys::rendition_key(batch_id, jobs[0].photo_id, 32, jobs[0].options.format);
-    assert!(app.deps.objects.head(&rendition).await.unwrap().is_some());
+    assert!(app.ports.objects.head(&rendition).await.unwrap().is_some());
 
-    let res = app.delete(&token, &format!("/v1/batches/{id}")).sent().await;
+    let res = app
+        .delete(&token, &format!("/v1/batches/{id}"))
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     for job in &jobs {
         assert!(
-            app.deps
+            app.ports
                 .objects
                 .head(&job.source_key)
                 .await
@@ -168,8 +174,8 @@ pub async fn delete_removes_objects_and_state(b: &impl Backend) {
                 .is_none()
         );
     }
-    assert!(app.deps.objects.head(&rendition).await.unwrap().is_none());
-    assert!(app.deps.state.get_batch(batch_id).await.unwrap().is_none());
+    assert!(app.ports.objects.head(&rendition).await.unwrap().is_none());
+    assert!(app.ports.state.get_batch(batch_id).await.unwrap().is_none());
     let res = app.get(&token, &format!("/v1/batches/{id}")).sent().await;
     expect_error(res, 404, "batch_not_found").await;
 }

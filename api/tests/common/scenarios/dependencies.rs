@@ -5,22 +5,20 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tirage_api::Dependencies;
+use tirage_api::Ports;
 use tirage_shared::model::BatchState;
 use uuid::Uuid;
 
-use crate::common::{
-    Backend, RefusingQueue, Sent, TestApp, dead_s3, expect_error, jpeg, json_of,
-};
+use crate::common::{Backend, RefusingQueue, Sent, TestApp, dead_s3, expect_error, jpeg, json_of};
 
 pub async fn unconfirmed_jobs_are_recorded_failed_and_503(b: &impl Backend) {
-    let test_deps = b.deps().await;
-    let real_queue = test_deps.deps.queue.clone();
-    let deps = Dependencies {
+    let test_deps = b.ports().await;
+    let real_queue = test_deps.ports.queue.clone();
+    let ports = Ports {
         queue: Arc::new(RefusingQueue(real_queue)),
-        ..test_deps.deps
+        ..test_deps.ports
     };
-    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let app = TestApp::on(ports, test_deps.guard, |_| {});
     let token = app.session().await;
     let batch = app.create_batch(&token, json!({})).await;
     let id = batch["id"].as_str().unwrap();
@@ -51,7 +49,7 @@ pub async fn unconfirmed_jobs_are_recorded_failed_and_503(b: &impl Backend) {
     expect_error(res, 503, "job_queue_unavailable").await;
     assert_eq!(app.batch(&token, id).await["state"], "completed");
     let stored = app
-        .deps
+        .ports
         .state
         .get_batch(Uuid::parse_str(id).unwrap())
         .await
@@ -62,14 +60,14 @@ pub async fn unconfirmed_jobs_are_recorded_failed_and_503(b: &impl Backend) {
 }
 
 pub async fn state_outage_is_503_and_readyz_names_it(b: &impl Backend) {
-    let test_deps = b.deps().await;
+    let test_deps = b.ports().await;
     let dead = b.dead_state().await;
-    let deps = Dependencies {
+    let ports = Ports {
         state: dead,
-        ..test_deps.deps
+        ..test_deps.ports
     };
-    let name = deps.names.state.clone();
-    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let name = ports.names.state.clone();
+    let app = TestApp::on(ports, test_deps.guard, |_| {});
     let res = app.anon(reqwest::Method::POST, "/v1/sessions").sent().await;
     expect_error(res, 503, "state_store_unavailable").await;
     let res = app.post("some-token", "/v1/batches").sent().await;
@@ -84,23 +82,23 @@ pub async fn state_outage_is_503_and_readyz_names_it(b: &impl Backend) {
         "{body}"
     );
     assert_ne!(body["checks"][&name], "ok", "{body}");
-    assert_eq!(body["checks"][&app.deps.names.queue], "ok", "{body}");
-    assert_eq!(body["checks"][&app.deps.names.objects], "ok", "{body}");
+    assert_eq!(body["checks"][&app.ports.names.queue], "ok", "{body}");
+    assert_eq!(body["checks"][&app.ports.names.objects], "ok", "{body}");
     // Liveness does not depend on it.
     assert_eq!(app.fetch("/healthz").await.status(), 200);
 }
 
 pub async fn object_store_outage_is_503_and_nothing_is_counted(b: &impl Backend) {
-    let test_deps = b.deps().await;
-    let deps = Dependencies {
+    let test_deps = b.ports().await;
+    let ports = Ports {
         objects: dead_s3().await,
-        names: tirage_api::DependencyNames {
+        names: tirage_api::PortNames {
             objects: "s3".into(),
-            ..test_deps.deps.names.clone()
+            ..test_deps.ports.names.clone()
         },
-        ..test_deps.deps
+        ..test_deps.ports
     };
-    let app = TestApp::on(deps, test_deps.guard, |_| {});
+    let app = TestApp::on(ports, test_deps.guard, |_| {});
     let token = app.session().await;
     let batch = app.create_batch(&token, json!({})).await;
     let id = batch["id"].as_str().unwrap();
@@ -115,5 +113,5 @@ pub async fn object_store_outage_is_503_and_nothing_is_counted(b: &impl Backend)
         body["error"]["message"].as_str().unwrap().contains("s3"),
         "{body}"
     );
-    assert_eq!(body["checks"][&app.deps.names.state], "ok", "{body}");
+    assert_eq!(body["checks"][&app.ports.names.state], "ok", "{body}");
 }

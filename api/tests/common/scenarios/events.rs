@@ -75,7 +75,7 @@ pub async fn upload_queue_complete_and_stream_events(b: &impl Backend) {
         assert_eq!(job.source_key, keys::original_key(batch_id, job.photo_id));
         assert_eq!(job.options.sizes, vec![48, 16]);
         assert!(
-            app.deps
+            app.ports
                 .objects
                 .head(&job.source_key)
                 .await

@@ -15,9 +15,9 @@ pub async fn operations_endpoints_answer(b: &impl Backend) {
     let body = json_of(res).await;
     assert_eq!(body["status"], "ready");
     for name in [
-        &app.deps.names.state,
-        &app.deps.names.queue,
-        &app.deps.names.objects,
+        &app.ports.names.state,
+        &app.ports.names.queue,
+        &app.ports.names.objects,
     ] {
         assert_eq!(body["checks"][name.as_str()], "ok", "{body}");
     }
@@ -99,5 +99,30 @@ pub async fn unknown_routes_are_json_404(b: &impl Backend) {
     // A batch id that is no UUID names nothing.
     let token = app.session().await;
     let res = app.get(&token, "/v1/batches/not-a-uuid").sent().await;
+    expect_error(res, 404, "not_found").await;
+}
+
+/// A documented path asked with a method it does not have: `405`, the common error body,
+/// and `Allow` naming the methods it has.
+pub async fn wrong_methods_are_405_with_allow(b: &impl Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.session().await;
+    let batch = format!("/v1/batches/{}", Uuid::new_v4());
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/v1/batches".to_owned(), "POST"),
+        (reqwest::Method::PUT, batch.clone(), "GET, DELETE"),
+        (reqwest::Method::DELETE, "/healthz".to_owned(), "GET"),
+        (
+            reqwest::Method::GET,
+            format!("{batch}/photos/{}/complete", Uuid::new_v4()),
+            "POST",
+        ),
+    ] {
+        let res = app.authed(method.clone(), &token, &path).sent().await;
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        expect_error(res, 405, "method_not_allowed").await;
+    }
+    // Paths that are not documented stay 404.
+    let res = app.anon(reqwest::Method::PUT, "/nope").sent().await;
     expect_error(res, 404, "not_found").await;
 }

@@ -35,7 +35,7 @@ pub async fn sessions_issue_tokens_and_cookies(b: &impl Backend) {
     assert_eq!(res.status(), 201);
     // The store holds the digest, never the token.
     let session = app
-        .deps
+        .ports
         .state
         .touch_session(token, Duration::from_secs(60))
         .await
@@ -54,7 +54,11 @@ pub async fn missing_or_unknown_credentials_are_401(b: &impl Backend) {
         ("Authorization", "Basic Zm9vOmJhcg=="),
         ("Cookie", "tirage_session=unknown"),
     ] {
-        let res = app.anon(Method::GET, &batch).header(header, value).sent().await;
+        let res = app
+            .anon(Method::GET, &batch)
+            .header(header, value)
+            .sent()
+            .await;
         expect_error(res, 401, "invalid_session").await;
     }
 }

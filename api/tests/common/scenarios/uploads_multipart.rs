@@ -6,13 +6,12 @@ use serde_json::json;
 use tirage_shared::keys;
 use uuid::Uuid;
 
-use crate::common::client::one_file;
 use crate::common::{Backend, Sent, TestApp, expect_error, jpeg, json_of, photo_ids};
 
 /// Originals left under a batch's prefix, removed as they are counted.
 async fn leftover_originals(app: &TestApp, batch_id: &str) -> u64 {
     let prefix = keys::batch_prefix(Uuid::parse_str(batch_id).unwrap());
-    app.deps.objects.delete_prefix(&prefix).await.unwrap()
+    app.ports.objects.delete_prefix(&prefix).await.unwrap()
 }
 
 pub async fn oversize_part_is_413_and_nothing_is_counted(b: &impl Backend) {
@@ -68,7 +67,7 @@ pub async fn idempotency_keys_make_upload_retries_safe(b: &impl Backend) {
         let mut sizes = Vec::new();
         for photo in photos {
             let key = keys::original_key(batch_id, Uuid::parse_str(&photo).unwrap());
-            let meta = app.deps.objects.head(&key).await.unwrap();
+            let meta = app.ports.objects.head(&key).await.unwrap();
             sizes.push(meta.expect("original").size);
         }
         sizes
@@ -109,9 +108,7 @@ pub async fn photo_limit_is_409_before_storing(b: &impl Backend) {
     app.upload_ok(&token, id, 2).await;
     let res = app.upload(&token, id, &[("x.jpg", jpeg(20, 20))]).await;
     expect_error(res, 409, "too_many_photos").await;
-    let res = app
-        .post_json(&token, &format!("/v1/batches/{id}/uploads"), &one_file())
-        .await;
+    let res = app.request_upload(&token, id).await;
     expect_error(res, 409, "too_many_photos").await;
     assert_eq!(app.batch(&token, id).await["total"], 2);
 }

@@ -12,9 +12,7 @@ pub async fn presigned_upload_then_complete(b: &impl Backend) {
     let batch = app.create_batch(&token, json!({})).await;
     let id = batch["id"].as_str().unwrap();
     let path = format!("/v1/batches/{id}/uploads");
-    let file = |size: Value, content_type: &str| {
-        json!({"files": [{"filename": "a.jpg", "size": size, "content_type": content_type}]})
-    };
+    let file = |size: Value, content_type: &str| json!({"files": [{"filename": "a.jpg", "size": size, "content_type": content_type}]});
 
     for (body, status, code) in [
         (json!({"files": []}), 422, "invalid_files"),
@@ -60,7 +58,8 @@ pub async fn presigned_upload_then_complete(b: &impl Backend) {
     expect_error(complete(first).await, 409, "upload_missing").await;
     assert_eq!(app.batch(&token, id).await["total"], 0);
 
-    b.upload_ticket(&app.deps, &tickets[0], photo.clone()).await;
+    b.upload_ticket(&app.ports, &tickets[0], photo.clone())
+        .await;
     let res = complete(first).await;
     assert_eq!(res.status(), 202);
     let body = json_of(res).await;
@@ -82,7 +81,7 @@ pub async fn presigned_upload_then_complete(b: &impl Backend) {
     let res = complete(&Uuid::new_v4().to_string()).await;
     expect_error(res, 404, "upload_not_found").await;
     let b_ticket = &tickets[1];
-    b.upload_ticket(&app.deps, b_ticket, photo.clone()).await;
+    b.upload_ticket(&app.ports, b_ticket, photo.clone()).await;
     let second = b_ticket["photo_id"].as_str().unwrap();
     assert_eq!(complete(second).await.status(), 202);
     let next = app.take_jobs(1).await;

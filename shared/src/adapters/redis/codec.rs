@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::adapters::apply_outcome;
+use crate::adapters::records::apply_outcome;
 use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord};
 use crate::ports::state_store::{RateDecision, Session, StateError};
 

@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::page_bounds;
+use super::records::page_bounds;
 use crate::codes::Effect;
 use crate::model::{Batch, PhotoOutcome, PhotoRecord};
 use crate::ports::state_store::{

@@ -11,7 +11,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use secrecy::ExposeSecret;
 
-use super::S3Settings;
+use super::settings::S3Settings;
 use crate::ports::object_store::ObjectStoreError;
 
 pub(super) fn client(settings: &S3Settings, endpoint: &str) -> Client {

@@ -5,7 +5,10 @@
 //! leaves nothing behind.
 
 mod client;
+mod settings;
 mod upload;
+
+pub use settings::S3Settings;
 
 use std::time::Duration;
 
@@ -16,8 +19,6 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bytes::Bytes;
 use chrono::Utc;
-use secrecy::SecretString;
-use serde::Deserialize;
 
 use self::client::{classify, classify_http, client};
 
@@ -31,27 +32,6 @@ use crate::ports::object_store::{
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// S3 deletes at most this many keys per request.
 const DELETE_BATCH: usize = 1000;
-
-fn default_region() -> String {
-    "garage".to_owned()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3Settings {
-    /// Where this process reaches S3, e.g. `http://127.0.0.1:3900`.
-    pub endpoint: String,
-    /// Where clients reach S3, for presigned URLs; defaults to `endpoint`.
-    #[serde(default)]
-    pub public_endpoint: Option<String>,
-    #[serde(default = "default_region")]
-    pub region: String,
-    pub bucket: String,
-    pub access_key_id: String,
-    pub secret_access_key: SecretString,
-    /// Prepended to every key (tests isolate under `tirage-test/{uuid}/`).
-    #[serde(default)]
-    pub key_prefix: String,
-}
 
 pub struct S3ObjectStore {
     client: Client,
@@ -244,8 +224,7 @@ impl ObjectStore for S3ObjectStore {
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError> {
         let key = self.full(key)?;
-        let config = PresigningConfig::expires_in(ttl)
-            .map_err(|e| ObjectStoreError::Unsupported(e.to_string()))?;
+        let config = presigning(ttl)?;
         let request = self
             .presigner
             .put_object()
@@ -264,8 +243,7 @@ impl ObjectStore for S3ObjectStore {
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError> {
         let key = self.full(key)?;
-        let config = PresigningConfig::expires_in(ttl)
-            .map_err(|e| ObjectStoreError::Unsupported(e.to_string()))?;
+        let config = presigning(ttl)?;
         let request = self
             .presigner
             .get_object()
@@ -286,6 +264,10 @@ impl ObjectStore for S3ObjectStore {
             .map_err(|e| classify_http(&self.bucket, e))?;
         Ok(())
     }
+}
+
+fn presigning(ttl: Duration) -> Result<PresigningConfig, ObjectStoreError> {
+    PresigningConfig::expires_in(ttl).map_err(|e| ObjectStoreError::Unsupported(e.to_string()))
 }
 
 fn presigned(request: aws_sdk_s3::presigning::PresignedRequest, ttl: Duration) -> PresignedRequest {

@@ -5,11 +5,10 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 
 use super::client::classify_http;
 use super::{PART_SIZE, S3ObjectStore};
-use crate::ports::object_store::{ByteStream, ObjectStoreError};
+use crate::ports::object_store::{ByteStream, ObjectStoreError, next_within_limit};
 
 pub(super) struct Multipart {
     key: String,
@@ -70,12 +69,7 @@ impl S3ObjectStore {
     ) -> Result<u64, ObjectStoreError> {
         let mut buffer = BytesMut::new();
         let mut size: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ObjectStoreError::Body(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > max_bytes {
-                return Err(ObjectStoreError::TooLarge { limit: max_bytes });
-            }
+        while let Some(chunk) = next_within_limit(&mut body, &mut size, max_bytes).await? {
             buffer.extend_from_slice(&chunk);
             while buffer.len() >= PART_SIZE {
                 let part = buffer.split_to(PART_SIZE).freeze();

@@ -1,0 +1,25 @@
+//! The `[s3]` section.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+fn default_region() -> String {
+    "garage".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Settings {
+    /// Where this process reaches S3, e.g. `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    /// Where clients reach S3, for presigned URLs; defaults to `endpoint`.
+    #[serde(default)]
+    pub public_endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    /// Prepended to every key (tests isolate under `tirage-test/{uuid}/`).
+    #[serde(default)]
+    pub key_prefix: String,
+}

@@ -1,0 +1,102 @@
+//! The suite's finalisation tests: the `batch.completed` event and the signed callback, each
+//! once per batch, and the SSRF guard on callbacks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tirage_shared::BatchCompleted;
+use tirage_shared::ports::WorkItem;
+use tirage_worker::{SIGNATURE_HEADER, signature};
+
+use crate::common::*;
+
+pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let mut events = h.subscribe_events().await;
+    // The first callback attempt gets a 500: it must be retried, then delivered once.
+    let hook = hook(1).await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        Some(hook.url.clone()),
+        vec![b"a".to_vec(), b"b".to_vec()],
+    )
+    .await;
+    let worker = start(ports.clone(), h.settings(), Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    wait_completed(&ports, f.batch.id, WAIT).await;
+    // Extra finalisations of the completed batch, as redelivered jobs would publish: harmless.
+    for _ in 0..2 {
+        ports
+            .queue
+            .publish(&WorkItem::FinalizeBatch {
+                batch_id: f.batch.id,
+            })
+            .await
+            .unwrap();
+    }
+    let m = worker.metrics.clone();
+    wait_for("3 finalisations", WAIT, || {
+        m.job_count("finalize", "done") + m.job_count("finalize", "duplicate") == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = hook.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests.len(),
+        2,
+        "one failed attempt, one delivery: {requests:?}"
+    );
+    for (headers, body) in &requests {
+        let sig = header(headers, SIGNATURE_HEADER).expect("signed");
+        assert_eq!(sig, signature(SECRET.as_bytes(), body));
+        assert_eq!(header(headers, "content-type"), Some("application/json"));
+        let ev: BatchCompleted = serde_json::from_slice(body).unwrap();
+        assert_eq!(ev.event, "batch.completed");
+        assert_eq!(
+            (ev.batch_id, ev.total, ev.done, ev.failed),
+            (f.batch.id, 2, 2, 0)
+        );
+    }
+    assert_eq!(m.callbacks.with_label_values(&["delivered"]).get(), 1);
+    let got = for_batch(
+        events_within(&mut *events, Duration::from_secs(2)).await,
+        f.batch.id,
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        serde_json::to_vec(&got[0]).unwrap(),
+        requests[1].1,
+        "same JSON to both"
+    );
+    worker.shutdown().await;
+}
+
+pub async fn callbacks_to_private_addresses_are_refused(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let hook = hook(0).await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        Some(hook.url.clone()),
+        vec![b"a".to_vec()],
+    )
+    .await;
+    let settings = tirage_worker::WorkerSettings {
+        allow_private_callbacks: false,
+        ..h.settings()
+    };
+    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    wait_completed(&ports, f.batch.id, WAIT).await;
+    let m = worker.metrics.clone();
+    wait_for("callback refused", WAIT, || {
+        m.callbacks.with_label_values(&["refused"]).get() == 1
+    })
+    .await;
+    assert!(
+        hook.requests.lock().unwrap().is_empty(),
+        "nothing reached 127.0.0.1"
+    );
+    worker.shutdown().await;
+}
