@@ -294,6 +294,21 @@ impl From<HandOffError> for ApiError {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_readme_lists_every_code_under_its_status() {
+        let readme = include_str!("../../README.md");
+        for (code, status) in ERROR_CODES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| {status} |")))
+                .unwrap_or_else(|| panic!("README has no row for status {status}"));
+            assert!(
+                row.contains(&format!("`{code}`")),
+                "README's {status} row lacks {code}"
+            );
+        }
+    }
+
     fn every_variant() -> Vec<ApiError> {
         vec![
             ApiError::MalformedJson(String::new()),

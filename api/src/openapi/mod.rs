@@ -11,6 +11,7 @@ mod stream;
 use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, get, web};
+use tirage_shared::codes::{Effect, FailureCode};
 use tirage_shared::wire::{self, ErrorBody, ErrorDetail};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -29,7 +30,7 @@ use stream::BatchEvent;
     version = "3.2.0",
     info(
         title = "Tirage API",
-        description = "Batch photo resizing. Every error answer is `{\"error\":{\"code\",\"message\"}}`; the codes and their statuses are listed under `x-error-codes`.",
+        description = "Batch photo resizing. Every error answer is `{\"error\":{\"code\",\"message\"}}`; the codes and their statuses are listed under `x-error-codes`, a failed photo's `error` codes under `x-photo-failure-codes`, a completed batch's effects under `x-batch-effects`.",
     ),
     paths(
         sessions::create_session,
@@ -95,17 +96,28 @@ impl Modify for Security {
     }
 }
 
-/// Publishes the code → status table, so clients can see every code without reading code.
+/// Publishes the code tables — error code → status, photo failure code → meaning, batch
+/// effect → meaning — so clients can see every code without reading code.
 struct ErrorCodes;
 
 impl Modify for ErrorCodes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let table: serde_json::Map<String, serde_json::Value> = ERROR_CODES
+        let errors: serde_json::Map<String, serde_json::Value> = ERROR_CODES
             .iter()
             .map(|(code, status)| ((*code).to_owned(), serde_json::Value::from(*status)))
             .collect();
+        let failures: serde_json::Map<String, serde_json::Value> = FailureCode::TABLE
+            .iter()
+            .map(|(code, meaning)| (code.as_str().to_owned(), (*meaning).into()))
+            .collect();
+        let effects: serde_json::Map<String, serde_json::Value> = Effect::TABLE
+            .iter()
+            .map(|(effect, meaning)| (effect.as_str().to_owned(), (*meaning).into()))
+            .collect();
         let mut extensions = utoipa::openapi::extensions::Extensions::default();
-        extensions.insert("x-error-codes".to_owned(), serde_json::Value::Object(table));
+        extensions.insert("x-error-codes".to_owned(), errors.into());
+        extensions.insert("x-photo-failure-codes".to_owned(), failures.into());
+        extensions.insert("x-batch-effects".to_owned(), effects.into());
         match openapi.extensions.as_mut() {
             Some(existing) => existing.merge(extensions),
             None => openapi.extensions = Some(extensions),
@@ -168,6 +180,28 @@ mod tests {
         assert_eq!(batch["quality"]["maximum"], 100);
         let upload = &doc["components"]["schemas"]["UploadFile"]["properties"];
         assert_eq!(upload["size"]["maximum"], 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn every_code_table_is_in_the_document() {
+        let doc = served();
+        for (code, status) in ERROR_CODES {
+            assert_eq!(doc["x-error-codes"][*code], *status, "{code}");
+        }
+        for (code, meaning) in FailureCode::TABLE {
+            assert_eq!(
+                doc["x-photo-failure-codes"][code.as_str()],
+                *meaning,
+                "{code}"
+            );
+        }
+        for (effect, meaning) in Effect::TABLE {
+            assert_eq!(
+                doc["x-batch-effects"][effect.as_str()],
+                *meaning,
+                "{effect}"
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct PhotoView {
     pub filename: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "done"))]
     pub state: PhotoState,
-    /// Stable code of the failure when `state` is `failed`.
+    /// Stable code of the failure when `state` is `failed`: one of the document's
+    /// `x-photo-failure-codes`.
     // A string rather than `FailureCode`, so a client reads codes newer than itself.
     pub error: Option<String>,
     pub width: Option<u32>,
