@@ -23,6 +23,9 @@ pub(crate) enum Resized {
     Rendered(PhotoOutcome),
     /// The photo had an outcome already (a duplicate delivery): nothing was done.
     AlreadyRecorded(Batch),
+    /// The batch never registered this photo (a stray, replayed or forged job): nothing was
+    /// done.
+    UnknownPhoto(Batch),
 }
 
 /// Does the work of one resize job. `Err(Failure::Gone)` when the batch no longer exists.
@@ -46,11 +49,13 @@ pub(crate) async fn run(
     let Some(batch) = batch? else {
         return Err(Failure::Gone);
     };
-    if let Some(photo) = photo?
-        && photo.state != PhotoState::Queued
-    {
+    match photo? {
+        None => return Ok(Resized::UnknownPhoto(batch)),
         // Already recorded: skip the CPU work, but still settle completion.
-        return Ok(Resized::AlreadyRecorded(batch));
+        Some(photo) if photo.state != PhotoState::Queued => {
+            return Ok(Resized::AlreadyRecorded(batch));
+        }
+        Some(_) => {}
     }
     let source = download(ctx, job).await?;
     let resized = run_engine(ctx, source, &job.options).await?;

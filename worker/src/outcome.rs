@@ -11,7 +11,6 @@ use tirage_shared::keys;
 use tirage_shared::ports::{DeliveryHandle, RecordResult};
 use tirage_shared::{PhotoOutcome, ResizeJob};
 use tracing::{debug, error, info, warn};
-use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
@@ -117,6 +116,9 @@ pub(crate) async fn resize_verdict(
         Ok(Resized::AlreadyRecorded(batch)) => {
             Ok((RecordResult::AlreadyRecorded { batch }, "duplicate"))
         }
+        Ok(Resized::UnknownPhoto(batch)) => {
+            Ok((RecordResult::UnknownPhoto { batch }, "unknown_photo"))
+        }
         Err(Failure::Permanent(code, msg)) => {
             info!(%code, reason = %msg, "photo failed permanently");
             record(ctx, job, PhotoOutcome::Failed { code }).await
@@ -168,8 +170,10 @@ async fn record(
             state.record_outcome(job.batch_id, job.photo_id, &outcome),
         )
         .await;
-    if let Err(Failure::Gone) = recorded {
-        forget_batch_objects(ctx, job.batch_id).await;
+    // Renditions written for a batch that is gone or a photo it never registered would be
+    // orphans: remove them, and only them.
+    if let Err(Failure::Gone) | Ok(RecordResult::UnknownPhoto { .. }) = &recorded {
+        remove_own_renditions(ctx, job).await;
     }
     Ok((recorded?, label))
 }
@@ -191,6 +195,10 @@ async fn after_record(
             label,
         )) => (batch, label, completed_now),
         Ok((RecordResult::AlreadyRecorded { batch }, _)) => (batch, "duplicate", false),
+        Ok((RecordResult::UnknownPhoto { batch }, _)) => {
+            warn!(batch_id = %batch.id, "the batch never registered this photo; job dropped");
+            return (Settle::Ack, "unknown_photo");
+        }
         Err(failure) => return unrecorded(ctx, attempt, failure),
     };
     let (state, queue) = (&*ctx.ports.state, &*ctx.ports.queue);
@@ -233,13 +241,17 @@ fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
     }
 }
 
-/// The batch was deleted while we worked: renditions we wrote after its objects were
-/// removed would be orphans, so remove them again (best effort; they expire with the bucket
-/// lifecycle otherwise).
-async fn forget_batch_objects(ctx: &Ctx, batch_id: Uuid) {
-    let prefix = keys::batch_prefix(batch_id);
-    let deleted = ctx.ports.objects.delete_prefix(&prefix);
-    if let Err(e) = ctx.io("delete prefix", deleted).await {
-        warn!(reason = ?e, "could not remove the objects of a deleted batch");
+/// Removes the renditions this job wrote — and never anything else of the batch's: a job
+/// whose batch is gone, or whose photo the batch never registered, must leave no orphans, but
+/// must not touch what the batch's real photos stored (best effort; objects also expire with
+/// the bucket's lifecycle).
+async fn remove_own_renditions(ctx: &Ctx, job: &ResizeJob) {
+    for &size in &job.options.sizes {
+        let key = keys::rendition_key(job.batch_id, job.photo_id, size, job.options.format);
+        // The key is a whole file name, so as a prefix it names that object alone.
+        let deleted = ctx.ports.objects.delete_prefix(&key);
+        if let Err(e) = ctx.io("delete rendition", deleted).await {
+            warn!(reason = ?e, key, "could not remove a rendition of a dropped job");
+        }
     }
 }

@@ -126,7 +126,9 @@ async fn record_enqueue_failure(state: &AppState, batch_id: Uuid, photo_id: Uuid
                 tracing::error!(batch_id = %batch_id, error = %e, "could not hand the completed batch to the workers; closing it again retries");
             }
         }
-        Ok(RecordResult::AlreadyRecorded { .. }) => {}
+        // Registered by this request just before: neither can happen, and neither moves a
+        // counter.
+        Ok(RecordResult::AlreadyRecorded { .. } | RecordResult::UnknownPhoto { .. }) => {}
         Err(e) => {
             // The photo stays queued with no job: the one case that needs an operator.
             tracing::error!(batch_id = %batch_id, photo_id = %photo_id, error = %e, "could not record the enqueue failure; the batch will not complete on its own");

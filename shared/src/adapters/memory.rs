@@ -216,10 +216,11 @@ impl StateStore for MemoryStateStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        let photo = entry
-            .photos
-            .get_mut(&photo_id)
-            .ok_or(StateError::NotFound)?;
+        let Some(photo) = entry.photos.get_mut(&photo_id) else {
+            return Ok(RecordResult::UnknownPhoto {
+                batch: entry.batch.clone(),
+            });
+        };
         if photo.state != PhotoState::Queued {
             return Ok(RecordResult::AlreadyRecorded {
                 batch: entry.batch.clone(),

@@ -71,6 +71,9 @@ pub enum RecordResult {
     Recorded { batch: Batch, completed_now: bool },
     /// The photo already had an outcome (a redelivered job); nothing moved.
     AlreadyRecorded { batch: Batch },
+    /// The batch exists but never registered this photo (a stray, replayed or forged job):
+    /// nothing moved, and nothing of the batch's may be touched on its behalf.
+    UnknownPhoto { batch: Batch },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,10 @@ use tirage_worker::Ports;
 use crate::common::*;
 
 mod finalize;
+mod strays;
 
 pub use finalize::*;
+pub use strays::*;
 
 /// Expected rendition dimensions: short side scaled to `size`, never upscaled.
 fn expected_dims(w: u32, h: u32, size: u32) -> (u32, u32) {
@@ -399,6 +401,7 @@ macro_rules! suite {
             completion_event_and_webhook_once,
             callbacks_to_private_addresses_are_refused,
             deleted_batch_is_dropped,
+            a_stray_job_never_touches_a_finished_batch,
             shutdown_finishes_in_flight_within_grace,
             shutdown_requeues_after_grace,
             http_port_serves_health_readiness_and_metrics

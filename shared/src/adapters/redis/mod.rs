@@ -223,6 +223,7 @@ impl StateStore for RedisStateStore {
                 completed_now,
             }),
             ("already", _, Some(batch)) => Ok(RecordResult::AlreadyRecorded { batch }),
+            ("unknown_photo", _, Some(batch)) => Ok(RecordResult::UnknownPhoto { batch }),
             ("not_found", ..) => Err(StateError::NotFound),
             (other, ..) => Err(StateError::Corrupt(format!("record reply {other:?}"))),
         }

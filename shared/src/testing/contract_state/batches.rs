@@ -105,12 +105,21 @@ pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
     );
     assert!(!store.close_batch(batch.id).await.unwrap().completed_now);
 
-    assert!(matches!(
-        store
-            .record_outcome(batch.id, Uuid::new_v4(), &done())
-            .await,
-        Err(StateError::NotFound)
-    ));
+    // A photo the batch never registered is told apart from a batch that is gone: the
+    // batch is named, and nothing moves.
+    match store
+        .record_outcome(batch.id, Uuid::new_v4(), &done())
+        .await
+        .unwrap()
+    {
+        RecordResult::UnknownPhoto { batch: b } => {
+            assert_eq!((b.id, b.total, b.done, b.failed), (batch.id, 3, 2, 1));
+            assert_eq!(b.state, BatchState::Completed);
+        }
+        other => panic!("{other:?}"),
+    }
+    let unchanged = store.get_batch(batch.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.done, unchanged.failed), (2, 1));
     assert!(matches!(
         store
             .record_outcome(Uuid::new_v4(), ps[0].id, &done())
@@ -217,6 +226,7 @@ pub async fn exactly_once_under_concurrent_duplicates<H: StateHarness>(h: &H) {
                         (1u32, u32::from(completed_now))
                     }
                     RecordResult::AlreadyRecorded { .. } => (0, 0),
+                    other => panic!("{other:?}"),
                 }
             }));
         }

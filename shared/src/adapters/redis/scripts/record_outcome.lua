@@ -2,10 +2,12 @@
 -- counter; completes a closed batch whose last photo this was.
 -- KEYS[1] batch hash, KEYS[2] photos, KEYS[3] outcomes.
 -- ARGV[1] photo id, ARGV[2] outcome JSON, ARGV[3] counter to move ('done' | 'failed').
--- Returns {'not_found'} | {'already', '0', batch fields...}
---   | {'recorded', completed_now '0'|'1', batch fields...}.
+-- Returns {'not_found'} (no such batch) | {'unknown_photo', '0', batch fields...}
+--   | {'already', '0', batch fields...} | {'recorded', completed_now '0'|'1', batch fields...}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {'not_found'} end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  return {'unknown_photo', '0', unpack(redis.call('HMGET', KEYS[1], 'meta', 'state', 'total', 'done', 'failed'))}
+end
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then
   return {'already', '0', unpack(redis.call('HMGET', KEYS[1], 'meta', 'state', 'total', 'done', 'failed'))}
 end
