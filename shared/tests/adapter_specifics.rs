@@ -27,7 +27,7 @@ mod specifics {
     use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
     use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
     use tirage_shared::keys;
-    use tirage_shared::ports::{ObjectStore, ObjectStoreError, StateStore};
+    use tirage_shared::ports::{ObjectStore, ObjectStoreError, QueueError, StateStore};
     use tirage_shared::testing::{self, contract_objects};
     use uuid::Uuid;
 
@@ -145,5 +145,42 @@ mod specifics {
             "{:?}",
             put.headers
         );
+    }
+
+    /// A delivery whose retry cannot be published (its delay queue is gone) is handed back
+    /// to the queue at once, not left unsettled holding the consumer's only prefetch slot.
+    #[tokio::test]
+    async fn a_failed_retry_publish_hands_the_delivery_back() {
+        use tirage_shared::ports::{JobQueue, WorkItem};
+        use tirage_shared::testing::AmqpTestExt;
+
+        let settings = testing::amqp_settings();
+        let queue = testing::amqp_queue_with(&settings).await;
+        let item = WorkItem::FinalizeBatch {
+            batch_id: Uuid::new_v4(),
+        };
+        queue.publish(&item).await.unwrap();
+        let mut stream = queue.consume(1).await.unwrap();
+        let first = tokio::time::timeout(QUICKLY, stream.next())
+            .await
+            .expect("a delivery")
+            .unwrap()
+            .unwrap();
+        assert!(!first.redelivered);
+        queue.delete_queue(&settings.delay_queue()).await.unwrap();
+
+        let err = first
+            .handle
+            .retry_later(Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QueueError::Rejected(_)), "{err:?}");
+        let again = tokio::time::timeout(QUICKLY, stream.next())
+            .await
+            .expect("the delivery comes back instead of holding the prefetch slot")
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.item, again.redelivered), (item, true));
+        again.handle.ack().await.unwrap();
     }
 }

@@ -53,6 +53,9 @@ pub trait AmqpTestExt {
     /// Closes the current connection as a broker restart would; the next publish or
     /// consume reconnects.
     async fn close_connection(&self);
+    /// Deletes one of this queue's own queues, as an operator or a broker that lost it
+    /// would; publishing to it then comes back unroutable.
+    async fn delete_queue(&self, name: &str) -> Result<(), QueueError>;
 }
 
 #[async_trait]
@@ -135,6 +138,15 @@ impl AmqpTestExt for AmqpQueue {
         if let Some(link) = self.connection().current().await {
             let _ = link.connection.close(320, "closed on purpose".into()).await;
         }
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<(), QueueError> {
+        let channel = self.connection().link().await?.channel().await?;
+        channel
+            .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

@@ -140,6 +140,22 @@ struct AmqpHandle {
 }
 
 impl AmqpHandle {
+    /// Acks the delivery once its message is safely published elsewhere (the delay or the
+    /// dead-letter queue). When that publish failed, hands the delivery straight back to
+    /// the queue instead: it must never stay unsettled, holding a prefetch slot until the
+    /// consumer restarts, and the job is idempotent, so another attempt is harmless.
+    async fn settle_after(&self, republished: Result<(), QueueError>) -> Result<(), QueueError> {
+        match republished {
+            Ok(()) => self.settle(None).await,
+            Err(e) => {
+                if let Err(requeue) = self.settle(Some(true)).await {
+                    tracing::warn!(error = %requeue, "could not hand the delivery back either");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Acks (`None`) or nacks the delivery.
     async fn settle(&self, requeue: Option<bool>) -> Result<(), QueueError> {
         let done = match requeue {
@@ -178,16 +194,18 @@ impl DeliveryHandle for AmqpHandle {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
         let props = message::persistent(self.attempt.saturating_add(1))
             .with_expiration(ms.to_string().into());
-        self.connection
+        let republished = self
+            .connection
             .publish_to_queue(&self.connection.settings.delay_queue(), &self.body, props)
-            .await?;
-        self.settle(None).await
+            .await;
+        self.settle_after(republished).await
     }
 
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {
-        self.connection
+        let parked = self
+            .connection
             .dead_letter(&self.body, self.attempt, reason)
-            .await?;
-        self.settle(None).await
+            .await;
+        self.settle_after(parked).await
     }
 }
