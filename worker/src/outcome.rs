@@ -248,8 +248,7 @@ fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
 async fn remove_own_renditions(ctx: &Ctx, job: &ResizeJob) {
     for &size in &job.options.sizes {
         let key = keys::rendition_key(job.batch_id, job.photo_id, size, job.options.format);
-        // The key is a whole file name, so as a prefix it names that object alone.
-        let deleted = ctx.ports.objects.delete_prefix(&key);
+        let deleted = ctx.ports.objects.delete(&key);
         if let Err(e) = ctx.io("delete rendition", deleted).await {
             warn!(reason = ?e, key, "could not remove a rendition of a dropped job");
         }

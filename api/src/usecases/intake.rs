@@ -157,8 +157,7 @@ pub async fn delete_unregistered_originals(
 /// Deletes originals nothing will use, logging (not failing on) what cannot be deleted.
 pub async fn delete_objects(state: &AppState, keys: &[String]) {
     for key in keys {
-        // Deleting by exact key through the prefix call: a key is a prefix of itself only.
-        if let Err(e) = state.ports.objects.delete_prefix(key).await {
+        if let Err(e) = state.ports.objects.delete(key).await {
             tracing::warn!(key, error = %e, "could not delete an orphaned original; it expires with its batch");
         }
     }

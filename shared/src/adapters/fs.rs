@@ -333,6 +333,27 @@ impl ObjectStore for FsObjectStore {
         }))
     }
 
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        validate_key(key)?;
+        let (objects, meta, key) = (self.objects.clone(), self.meta.clone(), key.to_owned());
+        tokio::task::spawn_blocking(move || {
+            match std::fs::remove_file(objects.join(&key)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error(&key, e)),
+            }
+            let _ = std::fs::remove_file(meta.join(&key));
+            for (root, path) in [(&objects, objects.join(&key)), (&meta, meta.join(&key))] {
+                if let Some(parent) = path.parent() {
+                    prune_empty(parent.to_path_buf(), root);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ObjectStoreError::Unavailable(format!("delete task failed: {e}")))?
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
         validate_prefix(prefix)?;
         let objects = self.objects.clone();

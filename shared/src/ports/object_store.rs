@@ -91,6 +91,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// `None` when there is no object at `key`.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError>;
 
+    /// Deletes the object at `key`, if there is one; deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError>;
+
     /// Deletes every object whose key starts with `prefix`; returns how many.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError>;
 

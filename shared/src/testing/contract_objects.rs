@@ -122,6 +122,33 @@ pub async fn put_get_head_delete<H: ObjectHarness>(h: &H) {
     );
 }
 
+pub async fn delete_removes_one_object_only<H: ObjectHarness>(h: &H) {
+    let store = h.store();
+    let (batch, photo) = (Uuid::new_v4(), Uuid::new_v4());
+    let small = keys::rendition_key(batch, photo, 108, OutputFormat::Jpeg);
+    let large = keys::rendition_key(batch, photo, 1080, OutputFormat::Jpeg);
+    let original = keys::original_key(batch, photo);
+    for key in [&small, &large, &original] {
+        store
+            .put(key, Bytes::from_static(b"x"), "image/jpeg")
+            .await
+            .unwrap();
+    }
+    store.delete(&small).await.unwrap();
+    assert_eq!(store.head(&small).await.unwrap(), None);
+    assert!(store.head(&large).await.unwrap().is_some());
+    assert!(store.head(&original).await.unwrap().is_some());
+    // Deleting what is not there is not an error.
+    store.delete(&small).await.unwrap();
+    assert_eq!(
+        store
+            .delete_prefix(&keys::batch_prefix(batch))
+            .await
+            .unwrap(),
+        2
+    );
+}
+
 pub async fn keys_outside_the_alphabet_are_refused<H: ObjectHarness>(h: &H) {
     let store = h.store();
     for bad in ["../escape", "/abs", "a//b", "a b"] {
@@ -317,7 +344,8 @@ pub async fn presigned_urls_expire<H: ObjectHarness>(h: &H) {
 macro_rules! object_store_contract {
     ($harness:expr) => {
         $crate::object_store_contract!(@cases $harness;
-            put_get_head_delete, keys_outside_the_alphabet_are_refused,
+            put_get_head_delete, delete_removes_one_object_only,
+            keys_outside_the_alphabet_are_refused,
             put_stream_stores_what_arrives, put_stream_over_the_limit_leaves_nothing,
             put_stream_body_failure_leaves_nothing, large_stream_round_trips,
             presigned_put_then_get, presigned_urls_expire);

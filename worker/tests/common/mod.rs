@@ -370,6 +370,9 @@ impl ObjectStore for FlakyStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
         self.inner.head(key).await
     }
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        self.inner.delete(key).await
+    }
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
         self.inner.delete_prefix(prefix).await
     }

@@ -181,6 +181,19 @@ impl ObjectStore for S3ObjectStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        let key = self.full(key)?;
+        // S3 answers a delete of a missing key with success too.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify_http(&key, e))?;
+        Ok(())
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
         if prefix.is_empty() {
             return Err(ObjectStoreError::Unsupported(
