@@ -21,6 +21,8 @@ export TIRAGE_TEST_AMQP_URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.
 # the dependency graph. Dependencies are optimised in every profile.
 export TIRAGE_BUILD_PROFILE="${TIRAGE_BUILD_PROFILE:-debug}"
 export TIRAGE_SKIP_BUILD="${TIRAGE_SKIP_BUILD:-1}"
+# A clean clone builds once: incremental artefacts would only double the target's size on CI.
+if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
 scripts/validate-deploy.sh   # deploy/, docker-compose.yml, k8s/: static checks (no Docker, no cluster)
 cargo fmt --all -- --check
