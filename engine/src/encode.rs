@@ -33,7 +33,14 @@ fn jpeg(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
         Pixels::Yuv { y, u, v } => {
             // 4:2:0 wants luma in whole 2×2 blocks and chroma at ceil(w/2)×ceil(h/2).
             let (w, h) = (y.width, y.height);
-            let y = y.padded(w.next_multiple_of(2), h.next_multiple_of(2));
+            // Padding copies the whole plane: only for odd sizes.
+            let padded;
+            let y = if w % 2 == 0 && h % 2 == 0 {
+                y
+            } else {
+                padded = y.padded(w.next_multiple_of(2), h.next_multiple_of(2));
+                &padded
+            };
             if (u.width, u.height) != (w.div_ceil(2), h.div_ceil(2)) || u.data.len() != v.data.len()
             {
                 return Err(enc("chroma planes are not 4:2:0"));

@@ -5,112 +5,16 @@
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp, YuvImage};
 
 use crate::EngineError;
-use crate::exif::orientation_from_tiff;
 use crate::icc;
+pub use crate::jpeg_markers::{JpegInfo, scan};
 use crate::planes::{Pixels, Plane};
 
 /// Most progressive scans we decode: a crafted progressive JPEG with thousands of tiny scans
 /// costs minutes of CPU for a few kilobytes (a known libjpeg denial of service).
 const SCAN_LIMIT: u32 = 500;
 
-/// What the header tells before any pixel is decoded.
-#[derive(Debug, Clone, Default)]
-pub struct JpegInfo {
-    pub width: u32,
-    pub height: u32,
-    pub components: u8,
-    pub orientation: u8,
-    pub icc: Option<Vec<u8>>,
-    /// An Adobe APP14 segment: CMYK samples are stored inverted.
-    pub adobe: bool,
-}
-
 fn corrupt(what: &str) -> EngineError {
     EngineError::CorruptImage(what.to_string())
-}
-
-/// Walks the markers up to the first scan. Reads the frame size, EXIF orientation, ICC chunks
-/// and the Adobe marker.
-pub fn scan(data: &[u8]) -> Result<JpegInfo, EngineError> {
-    let mut info = JpegInfo {
-        orientation: 1,
-        ..JpegInfo::default()
-    };
-    let mut icc_chunks: Vec<(u8, u8, &[u8])> = Vec::new();
-    let mut frame = false;
-    let mut pos = 2; // after SOI
-    loop {
-        // Markers may be preceded by any number of 0xFF fill bytes.
-        if data.get(pos) != Some(&0xFF) {
-            return Err(corrupt("expected a JPEG marker"));
-        }
-        while data.get(pos) == Some(&0xFF) {
-            pos += 1;
-        }
-        let marker = *data
-            .get(pos)
-            .ok_or_else(|| corrupt("truncated before the first scan"))?;
-        pos += 1;
-        match marker {
-            0xD0..=0xD7 | 0x01 => continue,
-            0xD9 => return Err(corrupt("no image data")),
-            _ => {}
-        }
-        let len_bytes = data
-            .get(pos..pos + 2)
-            .ok_or_else(|| corrupt("truncated marker segment"))?;
-        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        if len < 2 {
-            return Err(corrupt("bad marker segment length"));
-        }
-        let seg = data
-            .get(pos + 2..pos + len)
-            .ok_or_else(|| corrupt("truncated marker segment"))?;
-        pos += len;
-        match marker {
-            0xDA => break,
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                if seg.len() < 6 {
-                    return Err(corrupt("short frame header"));
-                }
-                info.height = u32::from(u16::from_be_bytes([seg[1], seg[2]]));
-                info.width = u32::from(u16::from_be_bytes([seg[3], seg[4]]));
-                info.components = seg[5];
-                frame = true;
-            }
-            0xE1 if seg.starts_with(b"Exif\0\0") => {
-                if let Some(o) = orientation_from_tiff(&seg[6..]) {
-                    info.orientation = o;
-                }
-            }
-            0xE2 if seg.starts_with(b"ICC_PROFILE\0") && seg.len() >= 14 => {
-                icc_chunks.push((seg[12], seg[13], &seg[14..]));
-            }
-            0xEE if seg.starts_with(b"Adobe") => info.adobe = true,
-            _ => {}
-        }
-    }
-    if !frame {
-        return Err(corrupt("no frame header before the first scan"));
-    }
-    if info.width == 0 || info.height == 0 {
-        return Err(corrupt("zero width or height"));
-    }
-    info.icc = assemble_icc(icc_chunks);
-    Ok(info)
-}
-
-/// Concatenates ICC chunks by sequence number; an incomplete set is ignored rather than
-/// failing the photo (browsers do the same).
-fn assemble_icc(mut chunks: Vec<(u8, u8, &[u8])>) -> Option<Vec<u8>> {
-    let total = chunks.first()?.1;
-    chunks.sort_by_key(|c| c.0);
-    let complete = chunks.len() == usize::from(total)
-        && chunks
-            .iter()
-            .enumerate()
-            .all(|(i, c)| usize::from(c.0) == i + 1 && c.1 == total);
-    complete.then(|| chunks.iter().flat_map(|c| c.2.iter().copied()).collect())
 }
 
 /// The smallest n/8 (n = 1..=8) at which a `width`×`height` frame still covers `min_w`×`min_h`,
@@ -137,6 +41,34 @@ fn tj(e: turbojpeg::Error) -> EngineError {
     EngineError::CorruptImage(e.to_string())
 }
 
+/// libjpeg's warnings (jerror.h's `JWRN_*` messages): the decode ran to its end and the
+/// buffer holds the image, with whatever could not be decoded left mid-grey. The `turbojpeg`
+/// crate reports them as errors, without TurboJPEG's error code, so they are told apart by
+/// message. A truncated scan is one of them ("Premature end of JPEG file"): like libvips
+/// (`fail_on` none, its default) and browsers, the photo is shown with its missing part grey
+/// rather than refused.
+const WARNINGS: &[&str] = &[
+    "Corrupt JPEG data",
+    "Premature end of JPEG file",
+    "Warning: unknown JFIF revision number",
+    "Unknown Adobe color transform code",
+    "Inconsistent progression sequence",
+    "Invalid SOS parameters for sequential JPEG",
+    "Application transferred too many scanlines",
+];
+
+/// A decode's result with libjpeg's warnings made what they are: not failures.
+fn tolerate(result: turbojpeg::Result<()>) -> Result<(), EngineError> {
+    match result {
+        Err(turbojpeg::Error::TurboJpegError(msg))
+            if WARNINGS.iter().any(|w| msg.starts_with(w)) =>
+        {
+            Ok(())
+        }
+        other => other.map_err(tj),
+    }
+}
+
 /// Decodes at the smallest DCT scale that still covers `min_w`×`min_h` (stored orientation).
 /// With `planar` and a YCbCr or grayscale source whose profile (if any) is sRGB, returns the
 /// planes as stored; otherwise RGB, converted to sRGB when it carries another profile.
@@ -147,6 +79,8 @@ pub fn decode(
     min_h: u32,
     planar: bool,
 ) -> Result<Pixels, EngineError> {
+    let cleaned = info.clean_stream(data);
+    let data = &cleaned[..];
     let mut d = Decompressor::new().map_err(tj)?;
     d.set_scan_limit(SCAN_LIMIT).map_err(tj)?;
     let header = d.read_header(data).map_err(tj)?;
@@ -173,7 +107,7 @@ pub fn decode(
                 height: h,
                 format: PixelFormat::CMYK,
             };
-            d.decompress(data, img).map_err(tj)?;
+            tolerate(d.decompress(data, img))?;
             let rgb = icc::cmyk_to_srgb(&px, profile.as_ref(), info.adobe)?;
             Ok(Pixels::Rgb(Plane::new(w as u32, h as u32, 3, rgb)))
         }
@@ -188,7 +122,7 @@ pub fn decode(
                 height: h,
                 format: PixelFormat::GRAY,
             };
-            d.decompress(data, img).map_err(tj)?;
+            tolerate(d.decompress(data, img))?;
             Ok(Pixels::Gray(Plane::new(w as u32, h as u32, 1, px)))
         }
         cs => {
@@ -208,7 +142,7 @@ pub fn decode(
                 height: h,
                 format: PixelFormat::RGB,
             };
-            d.decompress(data, img).map_err(tj)?;
+            tolerate(d.decompress(data, img))?;
             if let Some(p) = profile.as_ref().filter(|p| !p.is_srgb()) {
                 p.rgb_to_srgb(&mut px)?;
             }
@@ -232,7 +166,7 @@ fn decode_planar(
         height: h,
         subsamp,
     };
-    d.decompress_to_yuv(data, yuv.as_deref_mut()).map_err(tj)?;
+    tolerate(d.decompress_to_yuv(data, yuv.as_deref_mut()))?;
     // libjpeg-turbo pads every plane to whole MCUs: luma to a multiple of the chroma block.
     let (bw, bh) = (subsamp.width(), subsamp.height());
     let (yw, yh) = (w.next_multiple_of(bw), h.next_multiple_of(bh));
@@ -268,13 +202,5 @@ mod tests {
         assert_eq!((f.num(), f.denom()), (1, 1));
         let f = pick_scale(4000, 3000, 480, 360);
         assert_eq!((f.num(), f.denom()), (1, 8));
-    }
-
-    #[test]
-    fn scan_never_panics_on_truncation() {
-        let data = b"\xFF\xD8\xFF\xE1\x00\x10Exif\0\0II*\0\x08\0\0\0\xFF\xC0\x00\x11\x08\x00\x10\x00\x20\x03";
-        for cut in 0..data.len() {
-            assert!(scan(&data[..cut]).is_err());
-        }
     }
 }

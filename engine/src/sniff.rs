@@ -7,6 +7,36 @@ pub enum SourceFormat {
     Png,
     Webp,
     Gif,
+    /// HEIC, or HEIF with another codec libheif decodes.
+    Heic,
+    /// AVIF (AV1 in HEIF), also decoded by libheif.
+    Avif,
+}
+
+/// The brands of an ISO BMFF `ftyp` box at the start of `data`: major, then compatible ones.
+fn ftyp_brands(data: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+    if data.get(4..8)? != b"ftyp" {
+        return None;
+    }
+    let size = usize::try_from(u32::from_be_bytes(data.get(0..4)?.try_into().ok()?)).ok()?;
+    let body = data.get(8..size.min(data.len()))?;
+    let major = body.get(0..4)?;
+    let compatible = body.get(8..).unwrap_or_default().chunks_exact(4);
+    Some(std::iter::once(major).chain(compatible))
+}
+
+fn heif_kind(data: &[u8]) -> Option<SourceFormat> {
+    let brands: Vec<&[u8]> = ftyp_brands(data)?.collect();
+    let any = |names: &[&[u8]]| brands.iter().any(|b| names.contains(b));
+    if any(&[b"avif", b"avis"]) {
+        Some(SourceFormat::Avif)
+    } else if any(&[
+        b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
+    ]) {
+        Some(SourceFormat::Heic)
+    } else {
+        None
+    }
 }
 
 /// The format whose signature `data` starts with, if any.
@@ -20,7 +50,7 @@ pub fn sniff(data: &[u8]) -> Option<SourceFormat> {
     } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
         Some(SourceFormat::Gif)
     } else {
-        None
+        heif_kind(data)
     }
 }
 
@@ -37,5 +67,13 @@ mod tests {
         assert_eq!(sniff(b"RIFF\0\0\0\0WAVE"), None);
         assert_eq!(sniff(b""), None);
         assert_eq!(sniff(b"\xFF\xD8"), None);
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        assert_eq!(sniff(heic), Some(SourceFormat::Heic));
+        let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf";
+        assert_eq!(sniff(avif), Some(SourceFormat::Avif));
+        // A brand past the box's own size does not count; an MP4 is no image.
+        assert_eq!(sniff(b"\0\0\0\x10ftypisom\0\0\0\0heic"), None);
+        assert_eq!(sniff(b"\0\0\0\x18ftypisom\0\0\0\0isomiso2"), None);
+        assert_eq!(sniff(b"\0\0\0\x08ftyp"), None);
     }
 }

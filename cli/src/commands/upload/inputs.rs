@@ -84,6 +84,8 @@ fn content_type_of(path: &Path, head: &[u8]) -> &'static str {
         Some(SourceFormat::Png) => "image/png",
         Some(SourceFormat::Webp) => "image/webp",
         Some(SourceFormat::Gif) => "image/gif",
+        Some(SourceFormat::Heic) => "image/heic",
+        Some(SourceFormat::Avif) => "image/avif",
         // Not an image by its signature: sent anyway when named explicitly, so the server
         // reports it with its own code; the type is an image one because the presigned
         // path accepts nothing else.
@@ -96,6 +98,8 @@ fn content_type_of(path: &Path, head: &[u8]) -> &'static str {
             Some("png") => "image/png",
             Some("webp") => "image/webp",
             Some("gif") => "image/gif",
+            Some("heic" | "heif") => "image/heic",
+            Some("avif") => "image/avif",
             _ => "image/jpeg",
         },
     }
