@@ -3,6 +3,7 @@
     validate.py compose-nginx-env COMPOSE        NUL-separated NAME=value of the nginx service
     validate.py compose COMPOSE SCHEMA            schema + cross-checks + Dockerfiles
     validate.py k8s NAME RENDERED NGINX_TEMPLATE  policies on one rendered kustomization
+    validate.py compose-override COMPOSE OVERRIDE an override that only swaps images
 
 Schema validity says a file parses; these checks say it does what issue 5 asks (probes,
 limits, non-root read-only pods, grace periods covering the drain, autoscalers and
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import jsonschema
 import yaml
+from validate_security import check_compose_security, check_k8s_security
 
 REPO = Path(__file__).resolve().parent.parent
 errors: list[str] = []
@@ -182,6 +184,7 @@ def check_compose(compose_path: str, schema_path: str) -> None:
     for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.path)):
         err("compose schema", f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}")
     services = doc.get("services", {})
+    check_compose_security(services, err)
     for need in ("nginx", "api", "worker", "redis", "rabbitmq", "garage", "garage-init"):
         if need not in services:
             err("compose", f"no service '{need}'")
@@ -409,8 +412,18 @@ def check_k8s(name: str, rendered: str, nginx_template: str) -> None:
         n = hpa_targets.count(dep) + so_targets.count(dep)
         if n != 1:
             err(name, f"{dep} must have exactly one autoscaler (HPA or ScaledObject), has {n}")
+    # A Redis the overlay runs itself must persist, as every deploy does (docs/RELIABILITY.md).
+    redis = deployments.get("redis")
+    if redis:
+        spec = redis["spec"]["template"]["spec"]
+        args = " ".join(spec["containers"][0].get("args", []))
+        if "--appendonly yes" not in args or "--appendfsync everysec" not in args:
+            err(f"{name} Deployment redis", "needs AOF (--appendonly yes --appendfsync everysec)")
+        if not any("persistentVolumeClaim" in v for v in spec.get("volumes", [])):
+            err(f"{name} Deployment redis", "keeps its AOF on no PersistentVolumeClaim")
     check_keda(name, by_kind, deployments, secrets, secret_keys)
     check_ingress(name, by_kind.get("Ingress", {}), services, nginx_template)
+    check_k8s_security(name, by_kind, err)
     finish(f"k8s {name}")
 
 
@@ -494,12 +507,37 @@ def check_ingress(name: str, ingresses: dict, services: dict, nginx_template: st
                             f"template says {v!r}")
 
 
+def check_compose_override(compose_path: str, override_path: str) -> None:
+    """scripts/compose.sh runs docker-compose.yml with deploy/podman/compose.local.yml on top:
+    that override may give a service of the compose file another image, nothing else, so
+    what runs locally is the compose file's own topology and configuration."""
+    with open(compose_path) as f:
+        services = yaml.safe_load(f).get("services", {})
+    with open(override_path) as f:
+        override = yaml.safe_load(f) or {}
+    for key in override:
+        if key != "services":
+            err(override_path, f"top-level '{key}': the override may only name services' images")
+    for name, spec in (override.get("services") or {}).items():
+        if name not in services:
+            err(override_path, f"service '{name}' is not in {compose_path}")
+        for key in spec or {}:
+            if key != "image":
+                err(override_path, f"service '{name}' sets '{key}': only 'image' may be swapped")
+    for name in services:
+        if "image" not in ((override.get("services") or {}).get(name) or {}):
+            err(override_path, f"service '{name}' keeps a registry image this machine cannot pull")
+    finish(f"compose override ({override_path})")
+
+
 def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "compose-nginx-env":
         compose_nginx_env(sys.argv[2])
     elif cmd == "compose":
         check_compose(sys.argv[2], sys.argv[3])
+    elif cmd == "compose-override":
+        check_compose_override(sys.argv[2], sys.argv[3])
     elif cmd == "k8s":
         check_k8s(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -11,6 +11,9 @@
 #                       default ${HOME}/.local/share/tirage/garage
 #   TIRAGE_GARAGE_S3_PORT (3900), TIRAGE_GARAGE_RPC_PORT (3901), TIRAGE_GARAGE_ADMIN_PORT (3903)
 #   TIRAGE_GARAGE_BUCKET (tirage), TIRAGE_GARAGE_KEY_NAME (tirage-dev)
+#   TIRAGE_GARAGE_CORS_ORIGINS  origins whose pages may PUT/GET through presigned URLs
+#                       (the web page uploads straight to the bucket), comma-separated;
+#                       default * (a presigned URL is itself the credential)
 set -euo pipefail
 
 DIR="${TIRAGE_GARAGE_DIR:-$HOME/.local/share/tirage/garage}"
@@ -144,6 +147,34 @@ ensure_bucket() {
   g bucket allow --read --write --owner "$BUCKET" --key "$KEY_ID" >/dev/null
 }
 
+# The bucket's CORS rule (S3 PutBucketCors, signed by curl --aws-sigv4): browsers may PUT
+# originals and GET renditions through presigned URLs from the page's origin. Set every time,
+# so a changed TIRAGE_GARAGE_CORS_ORIGINS takes effect.
+ensure_cors() {
+  local origins rules="" origin body md5 sha
+  IFS=, read -ra origins <<<"${TIRAGE_GARAGE_CORS_ORIGINS:-*}"
+  for origin in "${origins[@]}"; do rules+="<AllowedOrigin>${origin// /}</AllowedOrigin>"; done
+  body="<CORSConfiguration><CORSRule>$rules<AllowedMethod>PUT</AllowedMethod>"
+  body+="<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>"
+  body+="<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>"
+  body+="<MaxAgeSeconds>3600</MaxAgeSeconds></CORSRule></CORSConfiguration>"
+  md5="$(printf '%s' "$body" | openssl dgst -md5 -binary | openssl base64)"
+  # curl signs the headers it is given but adds no payload hash, which Garage requires.
+  sha="$(printf '%s' "$body" | sha256sum | cut -d' ' -f1)"
+  # A key just allowed on a bucket may take a moment to be honoured: a few attempts.
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    # `?cors=`, not `?cors`: curl signs the query as written, S3 canonicalises it with `=`.
+    curl -sS -f -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$BUCKET?cors=" \
+      --aws-sigv4 "aws:amz:$REGION:s3" --user "$KEY_ID:$SECRET" \
+      -H "x-amz-content-sha256: $sha" -H "Content-MD5: $md5" \
+      -H "Content-Type: application/xml" --data-binary "$body" \
+      2>/dev/null && return 0
+    sleep "0.$attempt"
+  done
+  die "cannot set the CORS rule of bucket $BUCKET (S3 PutBucketCors through curl failed)"
+}
+
 cmd_up() {
   cmd_install
   GARAGE="$(find_garage)" || die "garage is not installed"
@@ -158,6 +189,7 @@ cmd_up() {
     if s3_answering; then break; fi
     sleep 0.2
   done
+  ensure_cors
   log "ready: S3 at http://127.0.0.1:$S3_PORT, bucket $BUCKET, key $KEY_NAME"
 }
 

@@ -16,7 +16,9 @@ up_redis() {
   port_open 6379 && return 0
   command -v redis-server >/dev/null || { echo "services: redis-server is not installed" >&2; return 1; }
   mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+  # Persistent as every deploy is: AOF fsynced every second (docs/RELIABILITY.md).
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    --appendonly yes --appendfsync everysec \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_port 6379 Redis 30
 }

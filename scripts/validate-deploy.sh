@@ -9,7 +9,9 @@
 # Then: shellcheck on the scripts, hadolint on the Dockerfiles, `nginx -t` on the shared
 # configuration as each way to run renders it, YAML + compose schema + cross-checks on
 # docker-compose.yml and the Dockerfiles, `kubectl kustomize` of the base and every overlay,
-# kubernetes-validate --strict on what it renders, and the policies of issue 5 (probes, resources, non-root read-only pods, grace
+# kubernetes-validate --strict on what it renders, the security policies of issue 12
+# (deploy/validate_security.py: no /metrics on the Ingress, TLS, NetworkPolicies, no usable
+# callback key), and the policies of issue 5 (probes, resources, non-root read-only pods, grace
 # periods, autoscalers, PDBs, ingress rules identical to the nginx configuration).
 #   scripts/validate-deploy.sh          exit 0 when everything holds
 set -euo pipefail
@@ -53,12 +55,15 @@ command -v nginx >/dev/null || fail "nginx is not installed (scripts/install-dep
 step "shellcheck"
 "$SHELLCHECK" -x deploy/local/cluster.sh deploy/nginx/render.sh deploy/docker/garage-init.sh \
   scripts/validate-deploy.sh
+# docker-compose.yml on podman (scripts/compose.sh) and its local images' entrypoints.
+"$SHELLCHECK" -x scripts/compose.sh deploy/podman/*.sh
 
 # --- Dockerfiles -----------------------------------------------------------------------------------
 step "hadolint"
 # DL3008 (pin apt versions) is off: Debian stable's point releases replace pinned versions,
 # which would break the build instead of bringing security fixes.
 "$VENV/bin/hadolint" --ignore DL3008 deploy/docker/Dockerfile deploy/docker/garage-init.Dockerfile
+"$VENV/bin/hadolint" --ignore DL3008 deploy/podman/*.Containerfile
 
 # --- nginx: the one configuration, as each way to run renders it ---------------------------------
 work="$(mktemp -d)"
@@ -90,6 +95,8 @@ nginx_test compose "$work/compose.conf"
 # --- docker-compose.yml, Dockerfiles, k8s ---------------------------------------------------------
 step "docker-compose.yml and Dockerfiles"
 "$VENV/bin/python" deploy/validate.py compose docker-compose.yml "$COMPOSE_SCHEMA"
+# The podman override may swap images only: the topology stays the compose file's.
+"$VENV/bin/python" deploy/validate.py compose-override docker-compose.yml deploy/podman/compose.local.yml
 
 step "kustomize + kubernetes-validate (Kubernetes $KUBERNETES_VERSION)"
 for k in k8s/base k8s/overlays/*/; do

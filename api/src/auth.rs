@@ -15,6 +15,7 @@ use tirage_shared::model::Batch;
 use tirage_shared::ports::{Authorize, RateDecision, RateLimit, Session};
 use uuid::Uuid;
 
+use crate::client_addr::client_address;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -72,7 +73,9 @@ fn checked(token: &str) -> Result<String, ApiError> {
 
 /// A request made with a live session. Extracting it slides the session's expiry, counts
 /// the request against the session's rate limit and, on routes under a batch, reads that
-/// batch: all in one state-store call ([`StateStore::authorize`]).
+/// batch: all in one state-store call ([`StateStore::authorize`]). A token the store does
+/// not know counts against its client address instead (`rate_limit.unknown_token_requests`):
+/// 401 while under that limit, 429 past it.
 ///
 /// [`StateStore::authorize`]: tirage_shared::ports::StateStore::authorize
 #[derive(Debug, Clone)]
@@ -95,6 +98,9 @@ impl FromRequest for Authenticated {
             .match_info()
             .get("batch_id")
             .and_then(|id| Uuid::parse_str(id).ok());
+        let address = state
+            .as_ref()
+            .map(|s| client_address(req, &s.settings.rate_limit.trusted_proxies));
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
@@ -114,8 +120,14 @@ impl FromRequest for Authenticated {
                     }),
                     batch: batch_id,
                 })
-                .await?
-                .ok_or(ApiError::InvalidSession)?;
+                .await?;
+            let Some(authorized) = authorized else {
+                if limits.enabled && limits.unknown_token_requests > 0 {
+                    let key = format!("unknown-token:{}", address.unwrap_or_default());
+                    check_rate(&state, &key, limits.unknown_token_requests).await?;
+                }
+                return Err(ApiError::InvalidSession);
+            };
             rate_verdict(authorized.rate)?;
             Ok(Authenticated {
                 session: authorized.session,

@@ -28,9 +28,11 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("rendition_not_found", 404),
     ("upload_not_found", 404),
     ("object_not_found", 404),
+    ("unknown_size", 404),
     ("method_not_allowed", 405),
     ("batch_closed", 409),
     ("too_many_photos", 409),
+    ("too_many_open_batches", 409),
     ("upload_missing", 409),
     ("file_too_large", 413),
     ("body_too_large", 413),
@@ -47,12 +49,15 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("no_files", 422),
     ("empty_file", 422),
     ("rate_limited", 429),
+    ("too_many_streams", 429),
+    ("too_many_sessions", 429),
     ("internal_error", 500),
     ("state_store_unavailable", 503),
     ("object_store_unavailable", 503),
     ("job_queue_unavailable", 503),
     ("job_queue_rejected", 503),
     ("dependency_unavailable", 503),
+    ("server_busy", 503),
 ];
 
 /// The HTTP status of an error code, from [`ERROR_CODES`]; 500 for a code missing from it
@@ -73,6 +78,9 @@ pub enum ApiError {
     MalformedQuery(String),
     #[error("malformed multipart body: {0}")]
     MalformedMultipart(String),
+    /// A size the batch did not ask for, named in a query (`?sizes=` of the archive).
+    #[error("{0}")]
+    UnknownSize(String),
 
     #[error("send `Authorization: Bearer <token>` or the tirage_session cookie")]
     MissingCredentials,
@@ -97,8 +105,10 @@ pub enum ApiError {
 
     #[error("the batch is closed and accepts no more photos")]
     BatchClosed,
-    #[error("the batch would exceed its limit of {limit} photos")]
+    #[error("the batch would exceed its limit of {limit} photos (uploads handed out count)")]
     TooManyPhotos { limit: u64 },
+    #[error("this session already has {limit} open batches; close or delete one first")]
+    TooManyOpenBatches { limit: u32 },
     #[error("nothing was uploaded for photo {0}")]
     UploadMissing(Uuid),
 
@@ -134,6 +144,12 @@ pub enum ApiError {
 
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("this session already holds {limit} event streams; close one first")]
+    TooManyStreams { limit: u32 },
+    #[error("this address created {limit} sessions within one session lifetime; reuse one")]
+    TooManySessions { limit: u32 },
+    #[error("this server is at its limit of concurrent uploads; retry in {retry_after_secs} s")]
+    ServerBusy { retry_after_secs: u64 },
 
     /// The detail is logged, never sent: it may name internal hosts.
     #[error("internal error")]
@@ -154,6 +170,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::MalformedQuery(_) => "malformed_query",
             ApiError::MalformedMultipart(_) => "malformed_multipart",
+            ApiError::UnknownSize(_) => "unknown_size",
             ApiError::MissingCredentials => "missing_credentials",
             ApiError::InvalidSession => "invalid_session",
             ApiError::InvalidApiKey => "invalid_api_key",
@@ -165,6 +182,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BatchClosed => "batch_closed",
             ApiError::TooManyPhotos { .. } => "too_many_photos",
+            ApiError::TooManyOpenBatches { .. } => "too_many_open_batches",
             ApiError::UploadMissing(_) => "upload_missing",
             ApiError::FileTooLarge { .. } => "file_too_large",
             ApiError::BodyTooLarge { .. } => "body_too_large",
@@ -181,6 +199,9 @@ impl ApiError {
             ApiError::NoFiles => "no_files",
             ApiError::EmptyFile(_) => "empty_file",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
+            ApiError::TooManySessions { .. } => "too_many_sessions",
+            ApiError::ServerBusy { .. } => "server_busy",
             ApiError::Internal(_) => "internal_error",
             ApiError::StateUnavailable(_) => "state_store_unavailable",
             ApiError::ObjectStoreUnavailable(_) => "object_store_unavailable",
@@ -234,7 +255,8 @@ impl ResponseError for ApiError {
             );
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::RateLimited { retry_after_secs } = self
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::ServerBusy { retry_after_secs } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.insert_header((header::RETRY_AFTER, value));
@@ -314,6 +336,7 @@ mod tests {
             ApiError::MalformedJson(String::new()),
             ApiError::MalformedQuery(String::new()),
             ApiError::MalformedMultipart(String::new()),
+            ApiError::UnknownSize(String::new()),
             ApiError::MissingCredentials,
             ApiError::InvalidSession,
             ApiError::InvalidApiKey,
@@ -327,6 +350,7 @@ mod tests {
             },
             ApiError::BatchClosed,
             ApiError::TooManyPhotos { limit: 1 },
+            ApiError::TooManyOpenBatches { limit: 1 },
             ApiError::UploadMissing(Uuid::nil()),
             ApiError::FileTooLarge { limit: 1 },
             ApiError::BodyTooLarge { limit: 1 },
@@ -343,6 +367,11 @@ mod tests {
             ApiError::NoFiles,
             ApiError::EmptyFile(String::new()),
             ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::TooManyStreams { limit: 1 },
+            ApiError::TooManySessions { limit: 1 },
+            ApiError::ServerBusy {
                 retry_after_secs: 1,
             },
             ApiError::Internal(String::new()),

@@ -8,12 +8,16 @@
 //! [`Application::build_with`] (ready-made ports, as `tirage standalone` and the tests do),
 //! then [`Application::run_until_stopped`].
 
+pub mod archive;
 pub mod auth;
+pub mod backpressure;
 pub mod body;
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod progress;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -10,6 +10,8 @@ use tirage_shared::runtime::ServiceSettings;
 use tirage_shared::runtime::config::{self, Layers};
 use tirage_shared::runtime::telemetry::LogSettings;
 
+use crate::client_addr::{self, Cidr};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("invalid configuration: {0}")]
@@ -43,16 +45,27 @@ pub struct ApiSettings {
     pub renditions: RenditionDelivery,
     /// Lifetime of presigned upload and download URLs.
     pub presign_ttl_secs: u64,
-    /// How often an event stream polls the batch state.
+    /// How often an event stream re-reads its batch when no progress announcement came (a
+    /// safety net: announcements wake streams at once).
     pub events_poll_ms: u64,
     /// How long one event stream lives before the client has to reconnect.
     pub events_max_secs: u64,
-    /// Comment lines sent this often keep idle proxies from cutting an event stream.
+    /// Comment lines sent this often keep idle proxies from cutting an event stream; each
+    /// also renews the stream's lease.
     pub events_keepalive_secs: u64,
+    /// Event streams one session may hold open at once, across every replica.
+    pub events_per_session: u32,
+    /// Multipart uploads this replica streams at once; more are refused with 503
+    /// `server_busy` (each holds up to one 8 MiB object-store part in memory).
+    pub max_concurrent_uploads: usize,
+    /// `Retry-After` of a `server_busy` answer.
+    pub busy_retry_after_secs: u64,
     /// `/readyz` gives each dependency this long to answer.
     pub readiness_timeout_ms: u64,
     /// Confirmed publishes awaited at once for one upload request.
     pub publish_concurrency: usize,
+    /// Object sizes read at once (`head`) to lay out one batch archive before it streams.
+    pub archive_head_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -66,7 +79,11 @@ pub enum RenditionDelivery {
 pub struct LimitSettings {
     /// Largest accepted photo (one multipart part, or one presigned upload), in bytes.
     pub max_file_bytes: u64,
+    /// Photos one batch may hold, counting presigned uploads handed out and not yet
+    /// completed (nor expired).
     pub max_photos_per_batch: u64,
+    /// Open batches one session may have at once (0 = unlimited).
+    pub max_open_batches_per_session: u32,
     /// Largest JSON request body.
     pub max_json_bytes: usize,
     /// Most presigned uploads one request may ask for.
@@ -89,6 +106,8 @@ pub struct SessionSettings {
     pub api_keys: Vec<SecretString>,
     /// Mark the cookie `Secure` (set it when nginx terminates TLS).
     pub cookie_secure: bool,
+    /// Sessions one client address may create within one session TTL (0 = unlimited).
+    pub max_per_address: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,9 +118,13 @@ pub struct RateLimitSettings {
     pub window_secs: u64,
     /// Sessions one client address may create per window (0 = unlimited).
     pub session_creations: u32,
-    /// Take the client address from `X-Forwarded-For`/`Forwarded` (only behind nginx,
-    /// which sets it); otherwise from the TCP peer.
-    pub trust_forwarded_for: bool,
+    /// Requests with an unknown or expired session token one client address may make per
+    /// window (0 = unlimited); past it they are answered 429 instead of 401.
+    pub unknown_token_requests: u32,
+    /// Peers whose `X-Real-IP` names the client (the reverse proxies); every other peer is
+    /// the client itself. `X-Forwarded-For` is never read ([`crate::client_addr`]).
+    #[serde(default = "client_addr::loopback")]
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Settings {
@@ -137,6 +160,12 @@ impl Settings {
         if self.api.events_poll_ms == 0 || self.api.publish_concurrency == 0 {
             return bad("api.events_poll_ms and api.publish_concurrency must be > 0");
         }
+        if self.api.archive_head_concurrency == 0 {
+            return bad("api.archive_head_concurrency must be > 0");
+        }
+        if self.api.events_per_session == 0 || self.api.max_concurrent_uploads == 0 {
+            return bad("api.events_per_session and api.max_concurrent_uploads must be > 0");
+        }
         Ok(())
     }
 }
@@ -147,6 +176,13 @@ impl ApiSettings {
     }
     pub fn events_poll(&self) -> Duration {
         Duration::from_millis(self.events_poll_ms)
+    }
+    pub fn events_keepalive(&self) -> Duration {
+        Duration::from_secs(self.events_keepalive_secs.max(1))
+    }
+    /// A stream's lease: three keep-alives, so one late renewal does not lose it.
+    pub fn events_lease(&self) -> Duration {
+        self.events_keepalive() * 3
     }
     pub fn readiness_timeout(&self) -> Duration {
         Duration::from_millis(self.readiness_timeout_ms)

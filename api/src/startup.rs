@@ -11,8 +11,10 @@ use tirage_shared::runtime::shutdown;
 use tirage_shared::runtime::{ConnectError, ServiceSettings, connect};
 
 use crate::auth::digest;
+use crate::backpressure::UploadSlots;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::progress::ProgressHub;
 use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -58,6 +60,8 @@ pub enum StartupError {
     },
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot start the progress hub: {0}")]
+    ProgressHub(std::io::Error),
     #[error(transparent)]
     Connect(#[from] ConnectError),
 }
@@ -161,6 +165,14 @@ fn run(
         .collect();
     let workers = settings.api.workers;
     let shutdown = settings.api.shutdown_timeout_secs;
+    // Per process, not per HTTP worker: the bound and the subscription are the replica's.
+    let uploads = UploadSlots::new(
+        settings.api.max_concurrent_uploads,
+        settings.api.busy_retry_after_secs,
+    );
+    let hub_wiring = wiring.clone();
+    let progress =
+        ProgressHub::start(move || hub_wiring.ports().state).map_err(StartupError::ProgressHub)?;
     // actix-web calls this once per worker, on the worker's own thread.
     let mut server = HttpServer::new(move || {
         let state = web::Data::new(AppState {
@@ -168,6 +180,8 @@ fn run(
             settings: settings.clone(),
             metrics: metrics.clone(),
             api_key_digests: api_key_digests.clone(),
+            uploads: uploads.clone(),
+            progress: progress.clone(),
         });
         App::new()
             .app_data(state)

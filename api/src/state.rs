@@ -4,7 +4,9 @@
 
 use tirage_shared::runtime::Ports;
 
+use crate::backpressure::UploadSlots;
 use crate::metrics::Metrics;
+use crate::progress::ProgressHub;
 use crate::settings::Settings;
 
 /// What the handlers of one HTTP worker share, as `web::Data`.
@@ -14,4 +16,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// SHA-256 of each configured API key (see [`crate::auth::digests_equal`]).
     pub api_key_digests: Vec<[u8; 32]>,
+    /// This process's multipart upload slots, shared by every HTTP worker.
+    pub uploads: UploadSlots,
+    /// This process's one progress subscription, fanned out to its event streams.
+    pub progress: ProgressHub,
 }

@@ -19,6 +19,16 @@
 #   TIRAGE_BUILD_PROFILE=release  or debug: which cargo profile to build and run
 #   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for /readyz through nginx
 #   TIRAGE__SECTION__KEY        any application setting; passed through to every process
+#   TIRAGE_SUPERVISE=1          restart every API replica and worker that exits, as Kubernetes
+#                               restarts a container: each runs under a small supervisor
+#                               (pid file supervise-NAME.pid) that starts it again
+#                               TIRAGE_RESTART_DELAY seconds (default 1; Kubernetes backs off
+#                               from 10 s) after it exits, however it exits, until `down`.
+#                               NAME.pid always names the current process, so `kill -9` of it
+#                               is a crash the cluster recovers from.
+#   TIRAGE_WORKER_DATA_LIMIT_MB  run each worker under this RLIMIT_DATA (heap and private
+#                               anonymous mappings, in MiB; prlimit): a worker that needs more
+#                               dies, as one over its memory limit would in Kubernetes.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -137,9 +147,58 @@ service_env() {
 start_process() { # start_process <name> <binary> <logfile> [VAR=value...]
   local name="$1" bin="$2" log="$3"
   shift 3
+  local -a run=("$bin")
+  if [[ "$name" == worker-* && -n "${TIRAGE_WORKER_DATA_LIMIT_MB:-}" ]]; then
+    # prlimit sets the limit and execs the worker: the pid and its name stay the worker's.
+    run=(prlimit "--data=$((TIRAGE_WORKER_DATA_LIMIT_MB * 1024 * 1024))" "$bin")
+  fi
+  if [[ "${TIRAGE_SUPERVISE:-0}" == 1 ]]; then
+    rm -f "$RUN/$name.pid"
+    # The supervisor only appends to the log it is given (its child's output), never reads it.
+    # shellcheck disable=SC2094
+    env "$@" setsid "$REPO/deploy/local/cluster.sh" supervise-run "$name" "$(basename "$bin")" \
+      "$log" "${run[@]}" </dev/null >>"$log" 2>&1 &
+    record "$RUN/supervise-$name.pid" "$!" "$(supervisor_comm "$name")"
+    # The supervisor writes NAME.pid once it has started the process.
+    local deadline=$((SECONDS + 10))
+    until [[ -s "$RUN/$name.pid" ]]; do
+      ((SECONDS < deadline)) || die "the supervisor of $name did not start it"
+      sleep 0.05
+    done
+    return 0
+  fi
   # setsid: the process outlives this script and ignores signals sent to the caller's group.
-  env "$@" setsid "$bin" >>"$log" 2>&1 </dev/null &
+  env "$@" setsid "${run[@]}" >>"$log" 2>&1 </dev/null &
   record "$RUN/$name.pid" "$!" "$(basename "$bin")"
+}
+
+# The supervisor of TIRAGE_SUPERVISE=1 (runs as `cluster.sh supervise-run`, started by
+# start_process): runs the command, and again whenever it exits, until SIGTERM, which it
+# passes on to the process before it waits for it and exits.
+supervisor_comm() { printf 'sv-%.12s' "$1"; }
+
+supervise_run() { # supervise_run <name> <process name> <logfile> <command...>
+  local name="$1" comm="$2" log="$3" child="" stopping=0 rc restarts=0
+  shift 3
+  # A name of its own (the kernel's 15-character comm), so that `ours` knows it from any
+  # other bash: the pid file names it.
+  supervisor_comm "$name" >"/proc/$$/comm"
+  trap 'stopping=1; [[ -n "$child" ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+  while ((!stopping)); do
+    "$@" >>"$log" 2>&1 </dev/null &
+    child=$!
+    record "$RUN/$name.pid" "$child" "$comm"
+    rc=0
+    wait "$child" || rc=$?
+    # `wait` returns early when a signal runs the trap: wait for the process itself.
+    while alive "$child"; do wait "$child" || rc=$?; done
+    ((stopping)) && break
+    restarts=$((restarts + 1))
+    echo "cluster: $name exited (status $rc); restart $restarts in ${TIRAGE_RESTART_DELAY:-1} s" >>"$log"
+    sleep "${TIRAGE_RESTART_DELAY:-1}" &
+    wait $! || true
+  done
+  rm -f "$RUN/$name.pid"
 }
 
 wait_port() { # wait_port <port> <pidfile> <what> <seconds>
@@ -166,7 +225,7 @@ up_failed() {
 up() {
   mkdir -p "$RUN" "$LOGS" "$RUN/nginx-tmp"
   local f running=0
-  for f in "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/nginx.pid.run; do
+  for f in "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/supervise-*.pid "$RUN"/nginx.pid.run; do
     [[ -e "$f" ]] && ours "$f" >/dev/null && running=1
   done
   if ((running)); then
@@ -210,10 +269,10 @@ up() {
 
   for ((i = 1; i <= API_REPLICAS; i++)); do
     p=$((API_BASE_PORT + i - 1))
-    # Behind nginx, the client address is the hop nginx appends to X-Forwarded-For.
+    # nginx runs on this host: its X-Real-IP names the client, as the default
+    # rate_limit.trusted_proxies (loopback) trusts it to.
     start_process "api-$i" "$BIN/tirage-api" "$LOGS/api-$i.log" \
-      TIRAGE__API__HOST=127.0.0.1 TIRAGE__API__PORT="$p" \
-      TIRAGE__RATE_LIMIT__TRUST_FORWARDED_FOR="${TIRAGE__RATE_LIMIT__TRUST_FORWARDED_FOR:-true}"
+      TIRAGE__API__HOST=127.0.0.1 TIRAGE__API__PORT="$p"
   done
   for ((i = 1; i <= WORKERS; i++)); do
     p=$((WORKER_BASE_PORT + i - 1))
@@ -314,7 +373,11 @@ down() {
   # Front to back: stop taking requests, let the replicas finish theirs, let the workers finish
   # their jobs (they need the services), then the services this cluster started, if any.
   stop_pidfiles 10 "$RUN/nginx.pid.run"
+  # A supervisor passes SIGTERM on to its process and exits once the process has; the
+  # process's own pid file then catches one whose supervisor is gone.
+  stop_pidfiles "$API_STOP_GRACE" "$RUN"/supervise-api-*.pid
   stop_pidfiles "$API_STOP_GRACE" "$RUN"/api-*.pid
+  stop_pidfiles "$WORKER_STOP_GRACE" "$RUN"/supervise-worker-*.pid
   stop_pidfiles "$WORKER_STOP_GRACE" "$RUN"/worker-*.pid
   stop_pidfiles 60 "$RUN"/service-*.pid
   shopt -u nullglob
@@ -327,7 +390,8 @@ down() {
 status() {
   shopt -s nullglob
   local f pid name n=0
-  for f in "$RUN"/nginx.pid.run "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/service-*.pid; do
+  for f in "$RUN"/nginx.pid.run "$RUN"/api-*.pid "$RUN"/worker-*.pid "$RUN"/supervise-*.pid \
+    "$RUN"/service-*.pid; do
     [[ -e "$f" ]] || continue
     name="$(basename "$f")"; name="${name%.pid.run}"; name="${name%.pid}"
     if pid="$(ours "$f")"; then
@@ -357,5 +421,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
+  supervise-run) shift; supervise_run "$@" ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

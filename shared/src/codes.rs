@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
-    /// The bytes are no JPEG, PNG, WebP or GIF.
+    /// The bytes are no JPEG, PNG, WebP, GIF, HEIC or AVIF.
     UnsupportedFormat,
     /// The decoder refused the bytes.
     CorruptImage,
@@ -31,6 +31,9 @@ pub enum FailureCode {
     RetriesExhausted,
     /// The API stored the original but could not hand its job to the broker.
     EnqueueFailed,
+    /// Workers died while resizing this photo, as many times as the crash limit allows (an
+    /// input that exhausts a worker's memory, or crashes a decoder).
+    WorkerCrashed,
 }
 
 impl FailureCode {
@@ -38,7 +41,7 @@ impl FailureCode {
     pub const TABLE: &'static [(FailureCode, &'static str)] = &[
         (
             FailureCode::UnsupportedFormat,
-            "the file is no JPEG, PNG, WebP or GIF",
+            "the file is no JPEG, PNG, WebP, GIF, HEIC or AVIF",
         ),
         (
             FailureCode::CorruptImage,
@@ -74,6 +77,10 @@ impl FailureCode {
             FailureCode::EnqueueFailed,
             "the photo was stored but its job could not be queued",
         ),
+        (
+            FailureCode::WorkerCrashed,
+            "workers died resizing this photo, every time it was tried",
+        ),
     ];
 
     /// The stable string, as stored and sent.
@@ -90,6 +97,7 @@ impl FailureCode {
             FailureCode::InternalError => "internal_error",
             FailureCode::RetriesExhausted => "retries_exhausted",
             FailureCode::EnqueueFailed => "enqueue_failed",
+            FailureCode::WorkerCrashed => "worker_crashed",
         }
     }
 

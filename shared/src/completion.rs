@@ -31,7 +31,10 @@ pub async fn hand_off(
             && !state.is_effect_done(batch.id, Effect::Event).await?);
     if must_publish {
         queue
-            .publish(&WorkItem::FinalizeBatch { batch_id: batch.id })
+            .publish(&WorkItem::FinalizeBatch {
+                batch_id: batch.id,
+                redrive: false,
+            })
             .await?;
     }
     Ok(must_publish)

@@ -1,6 +1,6 @@
 //! Behaviour specific to the production adapters, beyond the shared contracts: outages are
 //! reported as transient errors quickly (the API answers 503 from them), and an aborted
-//! multipart upload leaves nothing on S3.
+//! multipart upload leaves nothing on S3, and the bucket takes the lifecycle rule.
 
 #[cfg(not(all(
     feature = "testing",
@@ -78,6 +78,7 @@ mod specifics {
             access_key_id: "GK000000000000000000000000".into(),
             secret_access_key: "0".repeat(64).into(),
             key_prefix: String::new(),
+            expire_after_days: 0,
         });
         let started = Instant::now();
         let err = store.ping().await.unwrap_err();
@@ -119,13 +120,27 @@ mod specifics {
         assert_eq!(store.head(&key).await.unwrap(), None);
     }
 
+    /// The lifecycle backstop: Garage takes the rule and reports it back.
+    #[tokio::test]
+    async fn s3_sets_the_bucket_lifecycle() {
+        let store = testing::s3_store().await;
+        store.ensure_lifecycle(3).await.unwrap();
+        assert_eq!(store.lifecycle_days().await.unwrap(), Some(3));
+        store.ensure_lifecycle(5).await.unwrap();
+        assert_eq!(
+            store.lifecycle_days().await.unwrap(),
+            Some(5),
+            "setting it again replaces the rule"
+        );
+    }
+
     #[tokio::test]
     async fn s3_presigns_for_the_public_endpoint() {
         let mut settings = testing::s3_settings();
         settings.public_endpoint = Some("https://s3.example.com".into());
         let store = S3ObjectStore::new(&settings);
         let put = store
-            .presign_put("a/b", "image/jpeg", Duration::from_secs(60))
+            .presign_put("a/b", "image/jpeg", 10, Duration::from_secs(60))
             .await
             .unwrap();
         assert!(
@@ -145,6 +160,18 @@ mod specifics {
             "{:?}",
             put.headers
         );
+        assert!(
+            put.headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("content-length") && v == "10"),
+            "the length is a header the client must send: {:?}",
+            put.headers
+        );
+        assert!(
+            put.url.contains("content-length"),
+            "the length is signed: {}",
+            put.url
+        );
     }
 
     /// A delivery whose retry cannot be published (its delay queue is gone) is handed back
@@ -158,6 +185,7 @@ mod specifics {
         let queue = testing::amqp_queue_with(&settings).await;
         let item = WorkItem::FinalizeBatch {
             batch_id: Uuid::new_v4(),
+            redrive: false,
         };
         queue.publish(&item).await.unwrap();
         let mut stream = queue.consume(1).await.unwrap();

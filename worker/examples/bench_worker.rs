@@ -108,7 +108,7 @@ async fn through_worker(
         host: "127.0.0.1".into(),
         port: 0,
         concurrency,
-        callback_secret: SecretString::from("bench"),
+        callback_secret: SecretString::from("bench-callback-secret-not-published"),
         ..config::load_section_from(&config::Layers::defaults_only(), "worker").unwrap()
     };
     let worker = Worker::from_ports(settings, ports.clone()).await.unwrap();

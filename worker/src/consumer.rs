@@ -12,7 +12,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::Ctx;
 use crate::outcome::{self, Settle};
-use crate::{finalize, job};
+use crate::{finalize, gate, job};
 
 /// Consumes until `stop` is cancelled, then drains: in-flight jobs get the grace period,
 /// the rest go back to the queue.
@@ -48,6 +48,12 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
             continue;
         };
+        // A dependency is down: take nothing new until it answers (the deliveries the
+        // broker already pushed wait in the stream, unstarted).
+        if ctx.gate.is_closed() && !gate::wait_until_open(&ctx, &stop, |n| reconnect.delay(n)).await
+        {
+            break;
+        }
         let next = tokio::select! {
             biased;
             () = stop.cancelled() => break,
@@ -120,7 +126,7 @@ async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
                 redelivered,
             ),
         ),
-        WorkItem::FinalizeBatch { batch_id } => (
+        WorkItem::FinalizeBatch { batch_id, .. } => (
             "finalize",
             info_span!("job", kind = "finalize", batch_id = %batch_id, attempt, redelivered),
         ),
@@ -134,10 +140,10 @@ async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
                     let result = job::run(&ctx, &job, attempt, redelivered).await;
                     outcome::resize_verdict(&ctx, &job, attempt, result).await
                 }
-                WorkItem::FinalizeBatch { batch_id } => {
-                    let maybe_ours = attempt > 1 || redelivered;
+                WorkItem::FinalizeBatch { batch_id, redrive } => {
+                    let maybe_ours = attempt > 1 || redelivered || redrive;
                     let result = finalize::run(&ctx, batch_id, maybe_ours).await;
-                    outcome::finalize_verdict(&ctx, attempt, result)
+                    outcome::finalize_verdict(&ctx, attempt, result).await
                 }
             }
         };

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tirage_engine::{EngineError, Limits, Resized};
 use tirage_shared::BatchOptions;
 pub use tirage_shared::runtime::Ports;
-use tokio::sync::Semaphore;
 
+use crate::cpu::CpuPool;
 use crate::failure::Failure;
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
 
@@ -25,7 +26,9 @@ pub(crate) struct Ctx {
     pub resizer: ResizeFn,
     pub metrics: Metrics,
     /// Bounds the CPU work to `concurrency` engine runs at once.
-    pub cpu: Arc<Semaphore>,
+    pub cpu: CpuPool,
+    /// Closed while a dependency is down: intake pauses.
+    pub gate: Gate,
 }
 
 impl Ctx {

@@ -11,9 +11,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use sha2::Sha256;
 use tirage_shared::backoff::Backoff;
 use tirage_shared::codes::{Effect, FailureCode};
 use tirage_shared::{Batch, BatchCompleted, BatchState};
@@ -22,10 +20,8 @@ use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
+use crate::signature::{SIGNATURE_HEADER, sign};
 use crate::ssrf::resolve_callback;
-
-/// The header carrying the callback's signature: `sha256=<hex HMAC-SHA256(body)>`.
-pub const SIGNATURE_HEADER: &str = "X-Tirage-Signature";
 
 /// Runs the side effects of a completed batch that are not done yet. `maybe_ours` is true
 /// when this message was delivered before (see the module's doc). Returns the outcome label:
@@ -109,25 +105,12 @@ fn completed_json(batch: &Batch) -> Result<Vec<u8>, Failure> {
         .map_err(|e| Failure::Permanent(FailureCode::InternalError, e.to_string()))
 }
 
-/// `sha256=<hex HMAC-SHA256(body, secret)>`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this never fails; the fallback keeps it total.
-    match <Hmac<Sha256> as Mac>::new_from_slice(secret) {
-        Ok(mut mac) => {
-            mac.update(body);
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-        }
-        Err(_) => String::new(),
-    }
-}
-
 /// POSTs the event to the callback URL, retrying with backoff within the configured budget.
 /// Returns the outcome label: `delivered`, `refused` (SSRF guard, bad URL or a 4xx answer)
 /// or `gave_up`.
 async fn deliver_callback(ctx: &Ctx, url: &str, body: &[u8]) -> &'static str {
     let s = &ctx.settings;
     let deadline = Instant::now() + Duration::from_millis(s.callback_retry_for_ms);
-    let sig = signature(s.callback_secret.expose_secret().as_bytes(), body);
     // The job's retry rule, shortened: the whole budget is spent within one delivery.
     let policy = Backoff::new(
         Duration::from_millis(s.retry_base_ms.min(1_000)),
@@ -136,6 +119,13 @@ async fn deliver_callback(ctx: &Ctx, url: &str, body: &[u8]) -> &'static str {
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        // Signed per attempt: the timestamp is the sending time, so a retry minutes later
+        // still falls within the receiver's tolerance window.
+        let sig = sign(
+            s.callback_secret.expose_secret().as_bytes(),
+            Utc::now().timestamp(),
+            body,
+        );
         let retry_reason = match post_once(ctx, url, body, &sig).await {
             Ok(()) => {
                 info!(attempt, "callback delivered");
@@ -171,7 +161,7 @@ async fn post_once(ctx: &Ctx, url: &str, body: &[u8], sig: &str) -> Result<(), C
     let s = &ctx.settings;
     // Resolved and checked on every attempt, then pinned: the connection goes to the
     // address we checked, whatever the DNS says a moment later.
-    let target = match resolve_callback(url, s.allow_private_callbacks).await {
+    let target = match resolve_callback(url, &s.callback_policy()).await {
         Ok(t) => t,
         Err(e) if e.is_transient() => return Err(CallbackFailure::Retry(e.to_string())),
         Err(e) => return Err(CallbackFailure::Permanent(e.to_string())),
@@ -215,20 +205,5 @@ async fn post_once(ctx: &Ctx, url: &str, body: &[u8], sig: &str) -> Result<(), C
         )))
     } else {
         Err(CallbackFailure::Retry(format!("answered {status}")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_matches_a_known_vector() {
-        // RFC 4231 test case 2.
-        let sig = signature(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            sig,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 }

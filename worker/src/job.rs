@@ -12,7 +12,8 @@ use futures::future::try_join_all;
 use tirage_shared::codes::FailureCode;
 use tirage_shared::keys;
 use tirage_shared::ports::ObjectStoreError;
-use tirage_shared::{Batch, BatchOptions, PhotoOutcome, PhotoState, Rendition, ResizeJob};
+use tirage_shared::{Batch, PhotoOutcome, PhotoState, Rendition, ResizeJob};
+use tracing::warn;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
@@ -42,9 +43,13 @@ pub(crate) async fn run(
         ctx.metrics.publish_to_start.observe(lag.as_secs_f64());
     }
     let state = &ctx.ports.state;
-    let (batch, photo) = tokio::join!(
+    let (batch, photo, crashed) = tokio::join!(
         ctx.io("get batch", state.get_batch(job.batch_id)),
         ctx.io("get photo", state.get_photo(job.batch_id, job.photo_id)),
+        ctx.io(
+            "get runs",
+            state.runs_started(job.batch_id, job.photo_id, attempt)
+        ),
     );
     let Some(batch) = batch? else {
         return Err(Failure::Gone);
@@ -57,8 +62,12 @@ pub(crate) async fn run(
         }
         Some(_) => {}
     }
+    let crashed = crashed?;
+    if crashed >= ctx.settings.crash_limit {
+        return Err(crashed_too_often(crashed));
+    }
     let source = download(ctx, job).await?;
-    let resized = run_engine(ctx, source, &job.options).await?;
+    let resized = run_engine(ctx, job, attempt, crashed > 0, source).await?;
     upload(ctx, job, &resized).await?;
     Ok(Resized::Rendered(PhotoOutcome::Done {
         width: resized.width,
@@ -89,17 +98,32 @@ async fn download(ctx: &Ctx, job: &ResizeJob) -> Result<Bytes, Failure> {
             format!("source key {:?} is outside the batch", job.source_key),
         ));
     }
+    // The API publishes only after the original is stored, so a missing original will not
+    // appear later.
+    let missing = |what: String| Failure::Permanent(FailureCode::SourceMissing, what);
+    // Its size first: an original over the byte limit (replaced after `complete`, or stored
+    // some other way) fails the photo before a byte of it is read into memory.
+    let head = ctx.ports.objects.head(&job.source_key);
+    let Some(meta) = ctx.io("head original", head).await? else {
+        return Err(missing(format!("no object at {}", job.source_key)));
+    };
+    let limit = ctx.settings.max_source_bytes;
+    if meta.size > limit {
+        return Err(Failure::Permanent(
+            FailureCode::TooLarge,
+            format!(
+                "the original is {} bytes, over the limit of {limit}",
+                meta.size
+            ),
+        ));
+    }
     let get = async {
         ctx.ports
             .objects
             .get(&job.source_key)
             .await
             .map_err(|e| match e {
-                // The API publishes only after the original is stored, so a missing original
-                // will not appear later.
-                ObjectStoreError::NotFound(_) => {
-                    Failure::Permanent(FailureCode::SourceMissing, e.to_string())
-                }
+                ObjectStoreError::NotFound(_) => missing(e.to_string()),
                 e => e.into(),
             })
     };
@@ -125,21 +149,40 @@ async fn upload(
     Ok(())
 }
 
+fn crashed_too_often(runs: u32) -> Failure {
+    Failure::Permanent(
+        FailureCode::WorkerCrashed,
+        format!("{runs} runs of this photo ended with their worker dying"),
+    )
+}
+
 /// Runs the engine on the CPU pool: at most `concurrency` resizes at once, off the async
-/// runtime. A panic fails this job only.
+/// runtime; alone when this photo's earlier runs ended with their worker dying (`suspect`).
+/// The run is counted right before the engine starts, so that a worker dying from here on
+/// is held against this photo. A panic fails this job only.
 async fn run_engine(
     ctx: &Ctx,
+    job: &ResizeJob,
+    attempt: u32,
+    suspect: bool,
     source: Bytes,
-    options: &BatchOptions,
 ) -> Result<tirage_engine::Resized, Failure> {
+    if suspect {
+        warn!("this photo's earlier runs ended with their worker dying; running it alone");
+    }
     let permit = ctx
         .cpu
-        .clone()
-        .acquire_owned()
+        .acquire(suspect)
         .await
         .map_err(|e| Failure::Transient(format!("cpu pool closed: {e}")))?;
+    let state = &ctx.ports.state;
+    let started = state.start_run(job.batch_id, job.photo_id, attempt);
+    let crashed = ctx.io("count run", started).await?;
+    if crashed >= ctx.settings.crash_limit {
+        return Err(crashed_too_often(crashed));
+    }
     let resizer = ctx.resizer.clone();
-    let options = options.clone();
+    let options = job.options.clone();
     let limits = ctx.settings.limits();
     let delay = Duration::from_millis(ctx.settings.job_delay_ms);
     let joined = tokio::task::spawn_blocking(move || {

@@ -11,34 +11,42 @@
 //! deliveries and hands each to `job` (a resize: read, resize on the CPU pool, store) or
 //! `finalize` (a completed batch's event and callback); `outcome` records what they
 //! produced, hands completed batches off and settles the delivery (ack, retry later,
-//! dead-letter). All of them share a `context::Ctx`.
+//! dead-letter). `cpu` is the pool the engine runs on (a photo suspected of crashing workers
+//! runs alone); `reconcile` repairs what no job can (stalled batches, undone finalisations,
+//! expired batches' objects), one worker at a time. All of them share a `context::Ctx`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
+pub mod cidr;
 mod consumer;
 mod context;
+mod cpu;
 mod failure;
 mod finalize;
+mod gate;
 mod http;
 mod job;
 pub mod metrics;
 mod outcome;
+mod reconcile;
 #[cfg(feature = "services")]
 pub mod services;
 pub mod settings;
+pub mod signature;
 pub mod ssrf;
 
 pub use context::{Ports, ResizeFn};
-pub use finalize::{SIGNATURE_HEADER, signature};
 pub use metrics::Metrics;
 pub use settings::WorkerSettings;
+pub use signature::{SIGNATURE_HEADER, sign, verify};
 
 use context::Ctx;
+use cpu::CpuPool;
+use gate::Gate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -140,7 +148,8 @@ impl Worker {
     pub async fn run_until_stopped(self) -> Result<(), WorkerError> {
         let concurrency = self.settings.effective_concurrency();
         let ctx = Arc::new(Ctx {
-            cpu: Arc::new(Semaphore::new(concurrency)),
+            cpu: CpuPool::new(concurrency),
+            gate: Gate::default(),
             settings: self.settings,
             ports: self.ports,
             resizer: self.resizer,
@@ -151,8 +160,12 @@ impl Worker {
             .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         info!(port = self.addr.port(), concurrency, "worker started");
+        let reconciler = tokio::spawn(reconcile::run(ctx.clone(), self.stop.clone()));
         consumer::consume(ctx, self.stop).await;
         http_stop.cancel();
+        if let Err(e) = reconciler.await {
+            warn!(error = %e, "the reconciler task failed");
+        }
         match server.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(WorkerError::Http(e)),

@@ -22,6 +22,11 @@ pub struct Metrics {
     /// Callbacks by outcome (`delivered`, `refused`, `gave_up`).
     pub callbacks: IntCounterVec,
     pub consumer_restarts: IntCounter,
+    /// 1 while intake is paused because Redis or the object store does not answer.
+    pub paused: IntGauge,
+    /// What the reconciler did, by action (`republished` jobs of stalled photos,
+    /// `redriven` finalisations, `swept` expired batches).
+    pub reconciled: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,19 @@ impl Metrics {
             "tirage_worker_consumer_restarts_total",
             "Times the worker had to consume again after the broker stream ended or failed",
         )?;
+        let reconciled = IntCounterVec::new(
+            Opts::new(
+                "tirage_worker_reconciled_total",
+                "Repairs made by the reconciler, by action",
+            ),
+            &["action"],
+        )?;
+        let paused = IntGauge::new(
+            "tirage_worker_paused",
+            "1 while intake is paused because Redis or the object store does not answer",
+        )?;
+        registry.register(Box::new(paused.clone()))?;
+        registry.register(Box::new(reconciled.clone()))?;
         registry.register(Box::new(jobs.clone()))?;
         registry.register(Box::new(job_duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -96,6 +114,8 @@ impl Metrics {
             events_published,
             callbacks,
             consumer_restarts,
+            reconciled,
+            paused,
         })
     }
 
@@ -108,6 +128,11 @@ impl Metrics {
 
     pub fn job(&self, kind: &str, outcome: &str) {
         self.jobs.with_label_values(&[kind, outcome]).inc();
+    }
+
+    /// How many repairs of `action` the reconciler made so far (tests read it).
+    pub fn reconciled_count(&self, action: &str) -> u64 {
+        self.reconciled.with_label_values(&[action]).get()
     }
 
     /// How many jobs of `kind` ended with `outcome` so far (tests and benchmarks read it).

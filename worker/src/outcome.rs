@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::context::Ctx;
 use crate::failure::Failure;
+use crate::gate;
 use crate::job::Resized;
 use crate::settings::WorkerSettings;
 
@@ -48,12 +49,22 @@ fn retry(ctx: &Ctx, attempt: u32) -> Verdict {
     )
 }
 
-/// Another attempt later for a transient failure, while the job has attempts left.
-fn retry_within_budget(ctx: &Ctx, attempt: u32, reason: &str) -> Option<Verdict> {
+/// Another attempt later for a transient failure: always while a dependency is down (the
+/// outage is not the job's fault, and intake pauses meanwhile, see [`crate::gate`]),
+/// otherwise while the job has attempts left.
+async fn retry_within_budget(ctx: &Ctx, attempt: u32, reason: &str) -> Option<Verdict> {
+    let delay = retry_delay(&ctx.settings, attempt);
+    if gate::outage(ctx).await {
+        warn!(
+            reason,
+            delay_ms = delay.as_millis() as u64,
+            "dependency down; retrying later, outside the attempt budget"
+        );
+        return Some((Settle::RetryLater(delay), "retried"));
+    }
     if attempt >= ctx.settings.max_attempts {
         return None;
     }
-    let delay = retry_delay(&ctx.settings, attempt);
     warn!(
         reason,
         delay_ms = delay.as_millis() as u64,
@@ -82,7 +93,7 @@ pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Se
 }
 
 /// The verdict on a finalisation (its label when it ran).
-pub(crate) fn finalize_verdict(
+pub(crate) async fn finalize_verdict(
     ctx: &Ctx,
     attempt: u32,
     result: Result<&'static str, Failure>,
@@ -90,12 +101,12 @@ pub(crate) fn finalize_verdict(
     match result {
         Ok(label) => (Settle::Ack, label),
         Err(Failure::Gone) => (Settle::Ack, "dropped"),
-        Err(Failure::Transient(msg)) => {
-            retry_within_budget(ctx, attempt, &msg).unwrap_or_else(|| {
+        Err(Failure::Transient(msg)) => retry_within_budget(ctx, attempt, &msg)
+            .await
+            .unwrap_or_else(|| {
                 error!(reason = %msg, "finalisation exhausted its attempts");
                 dead_letter(FailureCode::RetriesExhausted)
-            })
-        }
+            }),
         Err(Failure::Permanent(code, msg)) => {
             error!(%code, reason = %msg, "finalisation failed");
             dead_letter(code)
@@ -124,7 +135,7 @@ pub(crate) async fn resize_verdict(
             record(ctx, job, PhotoOutcome::Failed { code }).await
         }
         Err(Failure::Transient(msg)) => {
-            if let Some(verdict) = retry_within_budget(ctx, attempt, &msg) {
+            if let Some(verdict) = retry_within_budget(ctx, attempt, &msg).await {
                 return verdict;
             }
             error!(reason = %msg, "transient failures exhausted the attempts");
@@ -199,7 +210,7 @@ async fn after_record(
             warn!(batch_id = %batch.id, "the batch never registered this photo; job dropped");
             return (Settle::Ack, "unknown_photo");
         }
-        Err(failure) => return unrecorded(ctx, attempt, failure),
+        Err(failure) => return unrecorded(ctx, attempt, failure).await,
     };
     let (state, queue) = (&*ctx.ports.state, &*ctx.ports.queue);
     match ctx
@@ -224,7 +235,7 @@ async fn after_record(
 /// Recording failed. A transient failure keeps the job circulating until the state store is
 /// back (the photo must not stay queued forever); anything else is a bug, kept in the
 /// dead-letter queue for a human.
-fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
+async fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
     match failure {
         Failure::Gone => {
             debug!("batch is gone");
@@ -232,6 +243,8 @@ fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
         }
         Failure::Transient(msg) => {
             warn!(reason = %msg, "could not record the outcome; retrying later");
+            // Closes the gate when the state store is down, so intake pauses.
+            gate::outage(ctx).await;
             retry(ctx, attempt)
         }
         Failure::Permanent(code, msg) => {

@@ -8,6 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tirage_engine::Limits;
 
+use crate::cidr::Cidr;
+use crate::ssrf::CallbackPolicy;
+
 /// Everything the worker itself needs; the connection settings of its dependencies live in
 /// their own sections.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +27,9 @@ pub struct WorkerSettings {
     /// Attempts of a job that keeps failing transiently before it is dead-lettered and the
     /// photo fails with `retries_exhausted`.
     pub max_attempts: u32,
+    /// Runs of a photo at one attempt that may end with their worker dying (killed, out of
+    /// memory, a crashing decoder) before the photo fails with `worker_crashed`.
+    pub crash_limit: u32,
     /// Delay before the second attempt; doubled on every further attempt, up to the cap.
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
@@ -38,19 +44,56 @@ pub struct WorkerSettings {
     /// Engine limits, checked before any pixel is decoded.
     pub max_pixels: u64,
     pub max_source_bytes: u64,
-    /// Key of the HMAC-SHA256 signature sent with every callback.
+    /// `production` (the default) or `dev`. Only `dev` accepts a well-known placeholder
+    /// or a short callback secret.
+    pub profile: Profile,
+    /// Key of the HMAC-SHA256 signature sent with every callback. No default: empty is
+    /// refused, and so are the placeholders in [`KNOWN_PLACEHOLDERS`] outside `dev`.
     pub callback_secret: SecretString,
     /// Lets callbacks reach loopback, private and link-local addresses. Tests and closed
     /// networks only: on a shared network it opens an SSRF hole.
     pub allow_private_callbacks: bool,
+    /// The only ports a callback URL may name; empty allows any.
+    pub callback_ports: Vec<u16>,
+    /// Networks callbacks may reach although the SSRF guard refuses their class (an
+    /// internal receiver), as CIDRs.
+    pub callback_allow_networks: Vec<Cidr>,
     /// One callback request's timeout.
     pub callback_timeout_ms: u64,
     /// How long a failing callback is retried (with backoff) before it is given up.
     pub callback_retry_for_ms: u64,
+    /// How often the reconciler runs (one at a time per deployment, through a lease).
+    pub reconcile_every_ms: u64,
+    /// A batch with queued photos and no progress this long gets their jobs published
+    /// again; a completed batch whose effects stayed undone this long, its finalisation.
+    pub stall_after_ms: u64,
     /// Sleeps this long inside every resize, on the CPU pool. A test and benchmark aid
     /// (it makes "kill the worker mid-job" deterministic); keep it 0 in production.
     pub job_delay_ms: u64,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Production,
+    Dev,
+}
+
+/// Callback secrets that were published (in this repository's history, its examples and
+/// its docs): anyone can forge a signature made with one, so outside the `dev` profile the
+/// worker refuses to start with it.
+pub const KNOWN_PLACEHOLDERS: &[&str] = &[
+    "dev-only-callback-secret-change-me",
+    "change-me-callback-signing-key",
+    "tirage-dev-callback-secret",
+    "change-me",
+    "changeme",
+    "secret",
+];
+
+/// Shortest callback secret accepted outside the `dev` profile (`openssl rand -hex 32`
+/// gives 64 characters).
+pub const MIN_SECRET_CHARS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid [worker] setting: {0}")]
@@ -84,8 +127,10 @@ impl WorkerSettings {
     }
 
     pub fn validate(&self) -> Result<(), InvalidSettings> {
-        if self.max_attempts == 0 {
-            return Err(InvalidSettings("max_attempts must be at least 1".into()));
+        if self.max_attempts == 0 || self.crash_limit == 0 {
+            return Err(InvalidSettings(
+                "max_attempts and crash_limit must be at least 1".into(),
+            ));
         }
         if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
             return Err(InvalidSettings(
@@ -97,18 +142,51 @@ impl WorkerSettings {
                 "reconnect_base_ms must be > 0 and reconnect_cap_ms >= reconnect_base_ms".into(),
             ));
         }
+        if self.reconcile_every_ms == 0 || self.stall_after_ms == 0 {
+            return Err(InvalidSettings(
+                "reconcile_every_ms and stall_after_ms must be > 0".into(),
+            ));
+        }
         if self.io_timeout_ms == 0 || self.callback_timeout_ms == 0 {
             return Err(InvalidSettings(
                 "io_timeout_ms and callback_timeout_ms must be > 0".into(),
             ));
         }
         // An empty key would make every signature forgeable by anyone.
-        if self.callback_secret.expose_secret().is_empty() {
+        let secret = self.callback_secret.expose_secret();
+        if secret.is_empty() {
             return Err(InvalidSettings(
-                "callback_secret must be set (TIRAGE__WORKER__CALLBACK_SECRET)".into(),
+                "callback_secret must be set (TIRAGE__WORKER__CALLBACK_SECRET; \
+                 generate one with `openssl rand -hex 32`)"
+                    .into(),
             ));
         }
+        if self.profile != Profile::Dev {
+            let placeholder = KNOWN_PLACEHOLDERS
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(secret.trim()));
+            if placeholder || secret.chars().count() < MIN_SECRET_CHARS {
+                return Err(InvalidSettings(format!(
+                    "callback_secret is a published placeholder or shorter than \
+                     {MIN_SECRET_CHARS} characters: anyone could forge callbacks. Set \
+                     TIRAGE__WORKER__CALLBACK_SECRET (`openssl rand -hex 32`), or \
+                     TIRAGE__WORKER__PROFILE=dev on a development machine"
+                )));
+            }
+        }
+        if self.callback_ports.contains(&0) {
+            return Err(InvalidSettings("callback_ports may not hold 0".into()));
+        }
         Ok(())
+    }
+
+    /// What callback URLs may reach.
+    pub fn callback_policy(&self) -> CallbackPolicy {
+        CallbackPolicy {
+            allow_private: self.allow_private_callbacks,
+            ports: self.callback_ports.clone(),
+            allowed_networks: self.callback_allow_networks.clone(),
+        }
     }
 
     pub fn io_timeout(&self) -> Duration {
@@ -124,16 +202,43 @@ impl WorkerSettings {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_defaults_are_valid_but_an_empty_secret_is_refused() {
+    fn defaults() -> WorkerSettings {
         let layers = tirage_shared::runtime::config::Layers::defaults_only();
-        let s: WorkerSettings =
-            tirage_shared::runtime::config::load_section_from(&layers, "worker").unwrap();
+        tirage_shared::runtime::config::load_section_from(&layers, "worker").unwrap()
+    }
+
+    #[test]
+    fn the_defaults_ship_no_usable_secret() {
+        let s = defaults();
+        assert_eq!(s.profile, Profile::Production);
+        assert_eq!(s.callback_ports, vec![80, 443]);
+        assert!(s.validate().is_err(), "no default secret may pass");
+        let s = WorkerSettings {
+            callback_secret: SecretString::from("3f1c0a9e6b2d4f8a7c5e1b0d9f2a4c6e"),
+            ..s
+        };
         s.validate().unwrap();
         assert_eq!(usize::from(s.prefetch()), 2 * s.effective_concurrency());
+    }
+
+    #[test]
+    fn placeholders_pass_only_in_the_dev_profile_and_empty_never() {
+        for placeholder in KNOWN_PLACEHOLDERS.iter().chain(&["short"]) {
+            let s = WorkerSettings {
+                callback_secret: SecretString::from(*placeholder),
+                ..defaults()
+            };
+            assert!(s.validate().is_err(), "{placeholder}");
+            let dev = WorkerSettings {
+                profile: Profile::Dev,
+                ..s
+            };
+            dev.validate().unwrap();
+        }
         let s = WorkerSettings {
+            profile: Profile::Dev,
             callback_secret: SecretString::from(""),
-            ..s
+            ..defaults()
         };
         assert!(s.validate().is_err());
     }

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiError, ERROR_CODES};
-use crate::routes::{batches, events, health, photos, sessions, uploads};
+use crate::routes::{archive, batches, events, health, photos, sessions, uploads};
 use crate::settings::LimitSettings;
 use crate::state::AppState;
 use methods::Routes;
@@ -38,6 +38,7 @@ use stream::BatchEvent;
         batches::get_batch,
         batches::close_batch,
         batches::delete_batch,
+        archive::get_archive,
         events::batch_events,
         uploads::upload_photos,
         uploads::create_uploads,

@@ -2,10 +2,12 @@
 //! ([`crate::usecases`]) and shape the answer; what they share to read a request is in
 //! [`crate::extract`].
 
+pub mod archive;
 pub mod batches;
 pub mod events;
 pub mod health;
 pub mod objects;
+pub mod page;
 pub mod photos;
 pub mod sessions;
 pub mod uploads;
@@ -29,5 +31,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Registered before the rendition route: `complete` would otherwise parse as a size.
         .service(uploads::complete_upload)
         .service(photos::list_photos)
-        .service(photos::get_rendition);
+        .service(photos::get_rendition)
+        .service(archive::get_archive)
+        // The uploader's web page and its assets (api/web/, built into the binary).
+        .service(page::index)
+        .service(page::asset);
 }

@@ -30,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, store: Option<Arc<FsObjectStore>>
 #[derive(Debug, Deserialize)]
 pub struct PresignQuery {
     pub expires: i64,
+    /// A PUT's signed body length.
+    pub length: Option<u64>,
     pub signature: String,
 }
 
@@ -69,7 +71,9 @@ impl ResponseError for ObjectRouteError {
     }
 }
 
-/// Upload an object to a URL the store presigned (`POST /uploads` hands them out).
+/// Upload an object to a URL the store presigned (`POST /uploads` hands them out). As S3
+/// does with a signed `Content-Length`, the body must be exactly the signed length: another
+/// `Content-Length` (or none) is a bad signature, and the body is cut off past it.
 #[put("/v1/objects/{key:.*}")]
 pub async fn put_object(
     state: web::Data<AppState>,
@@ -80,15 +84,19 @@ pub async fn put_object(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ObjectRouteError> {
     let key = key.into_inner();
-    store.verify_presigned("PUT", &key, query.expires, &query.signature)?;
-    let limit = state.settings.limits.max_file_bytes;
-    // A declared length over the limit is refused before a byte is stored.
+    store.verify_presigned("PUT", &key, query.expires, query.length, &query.signature)?;
+    let signed = query.length.ok_or(PresignError::BadSignature)?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared != Some(signed) {
+        return Err(PresignError::BadSignature.into());
+    }
+    // Refused before a byte is stored when the byte limit shrank since the URL was signed.
+    let limit = state.settings.limits.max_file_bytes;
+    if signed > limit {
         return Err(ApiError::FileTooLarge { limit }.into());
     }
     let content_type = req
@@ -99,7 +107,7 @@ pub async fn put_object(
         .filter(|v| v.starts_with("image/") && v.len() <= 100)
         .unwrap_or_else(|| "application/octet-stream".to_owned());
     let size = pump(&mut payload, |body| {
-        store.put_stream(&key, body, &content_type, limit)
+        store.put_stream(&key, body, &content_type, signed)
     })
     .await
     .map_err(ApiError::from)?;
@@ -116,7 +124,7 @@ pub async fn get_object(
     query: web::Query<PresignQuery>,
 ) -> Result<HttpResponse, ObjectRouteError> {
     let key = key.into_inner();
-    store.verify_presigned("GET", &key, query.expires, &query.signature)?;
+    store.verify_presigned("GET", &key, query.expires, None, &query.signature)?;
     let not_found = |e: ObjectStoreError| match e {
         ObjectStoreError::NotFound(_) => ObjectRouteError::NotFound,
         other => ApiError::from(other).into(),

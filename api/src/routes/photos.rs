@@ -135,17 +135,25 @@ pub async fn get_rendition(
                 .finish())
         }
         RenditionDelivery::Stream => {
-            let bytes = state.ports.objects.get(&key).await.map_err(|e| match e {
-                tirage_shared::ports::ObjectStoreError::NotFound(_) => {
-                    ApiError::RenditionNotFound("the rendition object is missing".into())
-                }
-                other => other.into(),
-            })?;
+            // Streamed from the store as it arrives: a replica serving many large
+            // renditions at once holds a few chunks of each, never whole images.
+            let object = state
+                .ports
+                .objects
+                .get_stream(&key)
+                .await
+                .map_err(|e| match e {
+                    tirage_shared::ports::ObjectStoreError::NotFound(_) => {
+                        ApiError::RenditionNotFound("the rendition object is missing".into())
+                    }
+                    other => other.into(),
+                })?;
             // Keys are deterministic and renditions immutable, but private to the session.
             Ok(HttpResponse::Ok()
                 .content_type(batch.options.format.content_type())
                 .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
-                .body(bytes))
+                .no_chunking(object.size)
+                .streaming(object.stream))
         }
     }
 }

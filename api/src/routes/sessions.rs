@@ -1,10 +1,11 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
-use tirage_shared::ports::Session;
+use tirage_shared::ports::{Session, SessionQuota};
 use tirage_shared::wire::{ErrorBody, SessionCreated};
 
 use crate::auth::{SESSION_COOKIE, check_rate, digest, digests_equal, new_token, session_id};
+use crate::client_addr::client_address;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -13,14 +14,16 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// Create a session.
 ///
 /// Returns a bearer token and sets it as the `tirage_session` cookie (HttpOnly,
-/// SameSite=Lax). When API keys are configured, `X-Api-Key` must hold one of them.
+/// SameSite=Lax). When API keys are configured, `X-Api-Key` must hold one of them. One
+/// client address may create `rate_limit.session_creations` sessions per window and hold
+/// `sessions.max_per_address` created within one session lifetime.
 #[utoipa::path(
     tag = "sessions",
     params(("X-Api-Key" = Option<String>, Header, description = "Required when the server has API keys configured")),
     responses(
         (status = 201, description = "Session created", body = SessionCreated),
         (status = 401, description = "Missing or wrong API key (`invalid_api_key`)", body = ErrorBody),
-        (status = 429, description = "Too many sessions from this address (`rate_limited`)", body = ErrorBody),
+        (status = 429, description = "Too many sessions from this address: created this window (`rate_limited`, with `Retry-After`) or within one session lifetime (`too_many_sessions`)", body = ErrorBody),
         (status = 503, description = "State store unavailable", body = ErrorBody),
     )
 )]
@@ -45,17 +48,8 @@ pub async fn create_session(
         }
     }
     let limits = &state.settings.rate_limit;
+    let addr = client_address(&req, &limits.trusted_proxies);
     if limits.enabled && limits.session_creations > 0 {
-        let addr = {
-            let info = req.connection_info();
-            if limits.trust_forwarded_for {
-                info.realip_remote_addr()
-            } else {
-                info.peer_addr()
-            }
-            .unwrap_or("unknown")
-            .to_owned()
-        };
         check_rate(
             &state,
             &format!("new-session:{addr}"),
@@ -75,7 +69,20 @@ pub async fn create_session(
         created_at: now,
         expires_at,
     };
-    state.ports.state.put_session(&session, ttl).await?;
+    let max = state.settings.sessions.max_per_address;
+    if max == 0 {
+        state.ports.state.put_session(&session, ttl).await?;
+    } else {
+        let quota = SessionQuota { owner: &addr, max };
+        if !state
+            .ports
+            .state
+            .put_session_capped(&session, ttl, quota)
+            .await?
+        {
+            return Err(ApiError::TooManySessions { limit: max });
+        }
+    }
     tracing::info!(session = %&session.id[..12], "session created");
 
     // No Max-Age: the server slides the expiry, a browser-side deadline would not follow.

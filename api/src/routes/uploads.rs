@@ -113,7 +113,10 @@ async fn read_parts(
 
 /// Ask for presigned upload URLs, so browsers upload straight to the object store.
 ///
-/// Each file gets a `PUT` URL; after uploading, call `complete` for it.
+/// Each file gets a `PUT` URL signed for exactly its announced `size` (send the ticket's
+/// headers, `Content-Length` among them: a body of another length is refused by the store);
+/// after uploading, call `complete` for it. Tickets not yet completed (nor expired) count
+/// against the batch's photo limit.
 #[utoipa::path(
     tag = "photos",
     params(("batch_id" = Uuid, Path, description = "Batch id")),
@@ -122,7 +125,7 @@ async fn read_parts(
         (status = 201, description = "Upload URLs", body = UploadsCreated),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
-        (status = 409, description = "Batch closed or photo limit reached", body = ErrorBody),
+        (status = 409, description = "Batch closed (`batch_closed`) or photo limit reached, counting tickets handed out and not completed (`too_many_photos`)", body = ErrorBody),
         (status = 413, description = "A declared size exceeds the byte limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Bad file list (`invalid_files`, `invalid_body`)", body = ErrorBody),
@@ -212,7 +215,7 @@ fn announced(body: &UploadsRequest, limits: &LimitSettings) -> Result<Vec<Announ
         (status = 202, description = "Photo queued", body = PhotosAccepted),
         (status = 404, description = "No such batch or pending upload (`upload_not_found`)", body = ErrorBody),
         (status = 409, description = "Nothing was uploaded (`upload_missing`), batch closed or full", body = ErrorBody),
-        (status = 413, description = "The uploaded object exceeds the byte limit", body = ErrorBody),
+        (status = 413, description = "The uploaded object is larger than announced or than the byte limit (`file_too_large`); it is deleted", body = ErrorBody),
         SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))

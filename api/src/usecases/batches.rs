@@ -11,7 +11,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Creates an open, empty batch owned by `owner` (a session id), expiring after the
-/// configured batch lifetime.
+/// configured batch lifetime; [`ApiError::TooManyOpenBatches`] when the session already
+/// has `limits.max_open_batches_per_session` open ones.
 pub async fn create(
     state: &AppState,
     owner: String,
@@ -35,7 +36,17 @@ pub async fn create(
         created_at: now,
         expires_at: now + ttl,
     };
-    state.ports.state.create_batch(&batch).await?;
+    let max_open = state.settings.limits.max_open_batches_per_session;
+    if max_open == 0 {
+        state.ports.state.create_batch(&batch).await?;
+    } else if !state
+        .ports
+        .state
+        .create_batch_capped(&batch, max_open)
+        .await?
+    {
+        return Err(ApiError::TooManyOpenBatches { limit: max_open });
+    }
     tracing::info!(batch_id = %batch.id, "batch created");
     Ok(batch)
 }

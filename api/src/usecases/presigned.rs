@@ -24,39 +24,45 @@ pub struct Ticket {
     pub upload: PresignedRequest,
 }
 
-/// A presigned upload per file, each remembered as pending until its `complete`.
+/// A presigned upload per file, each signed for exactly its announced size and remembered
+/// as pending until its `complete`. The pending uploads hold their place under the batch's
+/// photo limit (all of them or none, [`StateStore::put_pending_uploads`]), so tickets can
+/// never add up to more photos than a batch may hold.
+///
+/// [`StateStore::put_pending_uploads`]: tirage_shared::ports::StateStore::put_pending_uploads
 pub async fn issue_tickets(
     state: &AppState,
     batch: &Batch,
     files: Vec<Announced>,
 ) -> Result<Vec<Ticket>, ApiError> {
     let limit = state.settings.limits.max_photos_per_batch;
-    // Advisory here (pending uploads are not counted); `complete` enforces it atomically.
+    // A quick refusal from the batch as read; the store counts pending uploads atomically.
     ensure_accepting(batch, files.len() as u64, limit)?;
     let ttl = state.settings.api.presign_ttl();
     let mut tickets = Vec::with_capacity(files.len());
+    let mut pending = Vec::with_capacity(files.len());
     for file in files {
         let photo_id = Uuid::new_v4();
         let key = keys::original_key(batch.id, photo_id);
         let upload = state
             .ports
             .objects
-            .presign_put(&key, &file.content_type, ttl)
+            .presign_put(&key, &file.content_type, file.size, ttl)
             .await?;
-        let pending = PendingUpload {
+        pending.push(PendingUpload {
             photo_id,
             filename: file.filename,
             content_type: file.content_type,
             size: file.size,
             expires_at: upload.expires_at,
-        };
-        state
-            .ports
-            .state
-            .put_pending_upload(batch.id, &pending)
-            .await?;
+        });
         tickets.push(Ticket { photo_id, upload });
     }
+    state
+        .ports
+        .state
+        .put_pending_uploads(batch.id, &pending, limit)
+        .await?;
     Ok(tickets)
 }
 
@@ -119,9 +125,12 @@ async fn finish_pending(
         .head(&key)
         .await?
         .ok_or(ApiError::UploadMissing(pending.photo_id))?;
-    let limit = state.settings.limits.max_file_bytes;
+    // The store held the PUT to the announced size; checked again here, because the
+    // object may have come another way, and the byte limit may have shrunk meanwhile.
+    let limit = pending.size.min(state.settings.limits.max_file_bytes);
     if meta.size > limit {
         delete_objects(state, &[key]).await;
+        tracing::warn!(batch_id = %batch.id, photo_id = %pending.photo_id, size = meta.size, limit, "uploaded object over its announced size, refused");
         return Err(ApiError::FileTooLarge { limit });
     }
     let photo = PhotoRecord::queued(pending.photo_id, pending.filename.clone());

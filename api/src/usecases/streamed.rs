@@ -10,6 +10,7 @@ use tirage_shared::model::{Batch, PhotoRecord};
 use uuid::Uuid;
 
 use super::intake::{delete_unregistered_originals, ensure_accepting, register_and_publish};
+use crate::backpressure::UploadSlot;
 use crate::body::{discard, pump};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,17 +25,21 @@ pub struct StreamedUpload<'a> {
     fresh: u64,
     /// Bytes stored by this attempt.
     received: u64,
+    /// This upload's place among the replica's concurrent uploads, held to the end.
+    _slot: UploadSlot,
 }
 
 impl<'a> StreamedUpload<'a> {
     /// Starts an upload into `batch`; refused before anything is stored when the batch
     /// takes no more photos, or while the broker is known to be down: the client retries
-    /// the same request later, instead of getting photos recorded as failed.
+    /// the same request later, instead of getting photos recorded as failed. Refused first,
+    /// with 503 `server_busy`, when this replica streams its maximum of uploads already.
     pub async fn start(
         state: &'a AppState,
         batch: &'a Batch,
         idempotency_key: Option<String>,
     ) -> Result<Self, ApiError> {
+        let slot = state.uploads.try_take()?;
         ensure_accepting(batch, 1, state.settings.limits.max_photos_per_batch)?;
         state.ports.queue.ping().await?;
         Ok(StreamedUpload {
@@ -44,6 +49,7 @@ impl<'a> StreamedUpload<'a> {
             photos: Vec::new(),
             fresh: 0,
             received: 0,
+            _slot: slot,
         })
     }
 

@@ -157,8 +157,12 @@ impl Client {
                 .external(method.clone(), &ticket.url)
                 .header(header::CONTENT_LENGTH, len)
                 .body(body());
+            // The ticket's Content-Length (its signed length) is the one set above from the
+            // file: sent once, as the store checks it against the signature.
             for (name, value) in &ticket.headers {
-                request = request.header(name.as_str(), value.as_str());
+                if !name.eq_ignore_ascii_case("content-length") {
+                    request = request.header(name.as_str(), value.as_str());
+                }
             }
             request
         })
@@ -171,6 +175,13 @@ impl Client {
         let path = format!("/v1/batches/{batch}/photos/{photo}/complete");
         self.send(|| self.request(Method::POST, &path)).await?;
         Ok(())
+    }
+
+    /// `GET /v1/batches/{id}/archive`: the answer whose body is the batch's renditions as
+    /// one ZIP, not read yet (it may be large: the caller streams it).
+    pub async fn batch_archive(&self, id: Uuid) -> Result<reqwest::Response, ClientError> {
+        let path = format!("/v1/batches/{id}/archive");
+        self.send(|| self.request(Method::GET, &path)).await
     }
 
     /// `GET` of a rendition, by the API path its [`PhotoView`] lists.

@@ -113,8 +113,8 @@ fn public_url(host: &str, port: u16) -> String {
 }
 
 fn random_secret() -> String {
-    // Two v4 UUIDs: 244 random bits from the OS generator. Presigned URLs need not outlive
-    // the process, whose state is in memory anyway.
+    // Two v4 UUIDs: 244 random bits from the OS generator. Presigned URLs and callback
+    // signatures need not outlive the process, whose state is in memory anyway.
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -134,6 +134,15 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
     worker_settings.port = 0;
     if let Some(jobs) = args.jobs {
         worker_settings.concurrency = jobs;
+    }
+    // The repository ships no callback secret; without one of the user's, this run signs
+    // callbacks with a key of its own (no one else knows it, so nothing can forge them).
+    if secrecy::ExposeSecret::expose_secret(&worker_settings.callback_secret).is_empty() {
+        worker_settings.callback_secret = random_secret().into();
+        tracing::info!(
+            "callbacks are signed with a random per-run key; set \
+             TIRAGE__WORKER__CALLBACK_SECRET to verify them"
+        );
     }
 
     let addr = if args.host.contains(':') && !args.host.starts_with('[') {

@@ -8,20 +8,24 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::Sha256;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::ports::object_store::{
-    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, next_within_limit,
+    ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
+    next_within_limit,
 };
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Most bytes one read of [`ObjectStore::get_stream`] yields.
+const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct FsSettings {
@@ -143,27 +147,45 @@ impl FsObjectStore {
         self.tmp.join(Uuid::new_v4().simple().to_string())
     }
 
-    fn sign(&self, method: &str, key: &str, expires: i64) -> Result<String, ObjectStoreError> {
+    /// What a signature covers: the method, the key, the expiry and, for a PUT, the exact
+    /// body length the request must have.
+    fn signed_text(method: &str, key: &str, expires: i64, length: Option<u64>) -> String {
+        let method = method.to_ascii_uppercase();
+        match length {
+            Some(length) => format!("{method}\n{key}\n{expires}\n{length}"),
+            None => format!("{method}\n{key}\n{expires}"),
+        }
+    }
+
+    fn sign(
+        &self,
+        method: &str,
+        key: &str,
+        expires: i64,
+        length: Option<u64>,
+    ) -> Result<String, ObjectStoreError> {
         let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
             .map_err(|e| ObjectStoreError::Unsupported(format!("presign secret: {e}")))?;
-        mac.update(format!("{}\n{key}\n{expires}", method.to_ascii_uppercase()).as_bytes());
+        mac.update(Self::signed_text(method, key, expires, length).as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
 
     /// Checks a presigned request this store issued: `expires` is the URL's unix-seconds
-    /// `expires` parameter and `signature` its `signature` parameter.
+    /// `expires` parameter, `length` its `length` parameter (a PUT's signed body length) and
+    /// `signature` its `signature` parameter. The caller then holds a PUT to `length` bytes.
     pub fn verify_presigned(
         &self,
         method: &str,
         key: &str,
         expires: i64,
+        length: Option<u64>,
         signature: &str,
     ) -> Result<(), PresignError> {
         validate_key(key).map_err(|_| PresignError::InvalidKey)?;
         let given = hex::decode(signature).map_err(|_| PresignError::BadSignature)?;
         let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
             .map_err(|_| PresignError::BadSignature)?;
-        mac.update(format!("{}\n{key}\n{expires}", method.to_ascii_uppercase()).as_bytes());
+        mac.update(Self::signed_text(method, key, expires, length).as_bytes());
         // Constant-time comparison, so the signature cannot be guessed byte by byte.
         mac.verify_slice(&given)
             .map_err(|_| PresignError::BadSignature)?;
@@ -178,17 +200,19 @@ impl FsObjectStore {
         method: &str,
         key: &str,
         ttl: Duration,
+        length: Option<u64>,
         headers: Vec<(String, String)>,
     ) -> Result<PresignedRequest, ObjectStoreError> {
         validate_key(key)?;
         let expires_at: DateTime<Utc> =
             Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
         let expires = expires_at.timestamp();
-        let signature = self.sign(method, key, expires)?;
+        let signature = self.sign(method, key, expires, length)?;
+        let length = length.map(|n| format!("&length={n}")).unwrap_or_default();
         Ok(PresignedRequest {
             method: method.to_owned(),
             url: format!(
-                "{}/v1/objects/{key}?expires={expires}&signature={signature}",
+                "{}/v1/objects/{key}?expires={expires}{length}&signature={signature}",
                 self.public_base_url
             ),
             headers,
@@ -318,6 +342,25 @@ impl ObjectStore for FsObjectStore {
             .map_err(|e| io_error(key, e))
     }
 
+    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+        validate_key(key)?;
+        let file = tokio::fs::File::open(self.objects.join(key))
+            .await
+            .map_err(|e| io_error(key, e))?;
+        // The open file is the object as it was when opened: a rewrite renames another file
+        // into place and a delete unlinks the name, neither changes what this handle reads.
+        let size = file.metadata().await.map_err(|e| io_error(key, e))?.len();
+        let stream = futures::stream::try_unfold(file, |mut file| async move {
+            let mut chunk = BytesMut::with_capacity(READ_CHUNK);
+            let read = file.read_buf(&mut chunk).await?;
+            Ok::<_, std::io::Error>((read > 0).then(|| (chunk.freeze(), file)))
+        });
+        Ok(ObjectBody {
+            size,
+            stream: Box::pin(stream),
+        })
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
         validate_key(key)?;
         let metadata = match tokio::fs::metadata(self.objects.join(key)).await {
@@ -390,13 +433,18 @@ impl ObjectStore for FsObjectStore {
         &self,
         key: &str,
         content_type: &str,
+        content_length: u64,
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError> {
         self.presign(
             "PUT",
             key,
             ttl,
-            vec![("content-type".to_owned(), content_type.to_owned())],
+            Some(content_length),
+            vec![
+                ("content-type".to_owned(), content_type.to_owned()),
+                ("content-length".to_owned(), content_length.to_string()),
+            ],
         )
     }
 
@@ -405,7 +453,7 @@ impl ObjectStore for FsObjectStore {
         key: &str,
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError> {
-        self.presign("GET", key, ttl, Vec::new())
+        self.presign("GET", key, ttl, None, Vec::new())
     }
 
     async fn ping(&self) -> Result<(), ObjectStoreError> {

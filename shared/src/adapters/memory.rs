@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
 use uuid::Uuid;
+
+mod caps;
+mod upkeep;
 
 use super::clock::{Clock, SystemClock};
 use super::records::{apply_outcome, page_bounds};
 use crate::codes::Effect;
 use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
 use crate::ports::state_store::{
-    CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult, Session, StateError,
-    StateStore, claim_field,
+    CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision, RecordResult, Session,
+    SessionQuota, StateError, StateStore, claim_field,
 };
 
 /// Writes between two sweeps of expired entries.
@@ -28,6 +32,10 @@ struct BatchEntry {
     photos: HashMap<Uuid, PhotoRecord>,
     pending: HashMap<Uuid, PendingUpload>,
     effects: HashSet<String>,
+    /// Photo → (attempt, runs started at that attempt): see [`StateStore::start_run`].
+    runs: HashMap<Uuid, (u32, u32)>,
+    /// The reconciler's watch: the marker last seen and since when (`upkeep.rs`).
+    watch: Option<(String, DateTime<Utc>)>,
 }
 
 struct RateWindow {
@@ -38,8 +46,16 @@ struct RateWindow {
 #[derive(Default)]
 struct Inner {
     sessions: HashMap<String, Session>,
+    /// Session → its event streams' lease expiries (see [`StateStore::open_stream`]).
+    streams: HashMap<String, HashMap<Uuid, DateTime<Utc>>>,
     batches: HashMap<Uuid, BatchEntry>,
     rates: HashMap<String, RateWindow>,
+    /// Client address → until when each session it created counts against it (`caps.rs`).
+    creators: HashMap<String, Vec<DateTime<Utc>>>,
+    /// Every batch created and not yet forgotten, with its expiry (`upkeep.rs`).
+    index: HashMap<Uuid, DateTime<Utc>>,
+    /// Lease name → (holder, until when) (`upkeep.rs`).
+    leases: HashMap<String, (String, DateTime<Utc>)>,
     writes: u64,
 }
 
@@ -56,12 +72,35 @@ impl Inner {
         self.batches.get_mut(&id)
     }
 
+    fn insert_batch(&mut self, batch: &Batch, now: DateTime<Utc>) {
+        self.batches.insert(
+            batch.id,
+            BatchEntry {
+                batch: batch.clone(),
+                order: Vec::new(),
+                photos: HashMap::new(),
+                pending: HashMap::new(),
+                effects: HashSet::new(),
+                runs: HashMap::new(),
+                watch: None,
+            },
+        );
+        self.index.insert(batch.id, batch.expires_at);
+        self.wrote(now);
+    }
+
     fn wrote(&mut self, now: DateTime<Utc>) {
         self.writes += 1;
         if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.sessions.retain(|_, s| s.expires_at > now);
             self.batches.retain(|_, b| b.batch.expires_at > now);
             self.rates.retain(|_, r| r.ends_at > now);
+            self.creators.retain(|_, counted| {
+                counted.retain(|until| *until > now);
+                !counted.is_empty()
+            });
+            self.streams
+                .retain(|_, leases| leases.values().any(|until| *until > now));
         }
     }
 }
@@ -70,7 +109,13 @@ impl Inner {
 pub struct MemoryStateStore {
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
+    /// Progress announcements ([`StateStore::watch_progress`]), the in-process pub/sub.
+    progress: broadcast::Sender<Uuid>,
 }
+
+/// Announcements a slow feed reader may fall behind by before its feed ends (and it
+/// re-reads everything it watches).
+const PROGRESS_BACKLOG: usize = 4096;
 
 impl Default for MemoryStateStore {
     fn default() -> Self {
@@ -88,7 +133,13 @@ impl MemoryStateStore {
         MemoryStateStore {
             inner: Mutex::new(Inner::default()),
             clock,
+            progress: broadcast::channel(PROGRESS_BACKLOG).0,
         }
+    }
+
+    /// Announces that `batch_id` changed; without watchers there is no one to tell.
+    fn announce(&self, batch_id: Uuid) {
+        let _no_watchers = self.progress.send(batch_id);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -133,21 +184,28 @@ impl StateStore for MemoryStateStore {
         }
     }
 
-    async fn create_batch(&self, batch: &Batch) -> Result<(), StateError> {
+    async fn put_session_capped(
+        &self,
+        session: &Session,
+        ttl: Duration,
+        quota: SessionQuota<'_>,
+    ) -> Result<bool, StateError> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        inner.batches.insert(
-            batch.id,
-            BatchEntry {
-                batch: batch.clone(),
-                order: Vec::new(),
-                photos: HashMap::new(),
-                pending: HashMap::new(),
-                effects: HashSet::new(),
-            },
-        );
+        let stored = inner.put_session_capped(session, ttl, quota, now);
         inner.wrote(now);
+        Ok(stored)
+    }
+
+    async fn create_batch(&self, batch: &Batch) -> Result<(), StateError> {
+        let now = self.clock.now();
+        self.lock().insert_batch(batch, now);
         Ok(())
+    }
+
+    async fn create_batch_capped(&self, batch: &Batch, max_open: u32) -> Result<bool, StateError> {
+        let now = self.clock.now();
+        Ok(caps::create_capped(&mut self.lock(), batch, max_open, now))
     }
 
     async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
@@ -175,7 +233,10 @@ impl StateStore for MemoryStateStore {
                 fresh.push(photo);
             }
         }
-        if entry.batch.total + fresh.len() as u64 > limit {
+        // Live pending uploads hold their place too, except those of the photos at hand.
+        let at_hand: HashSet<Uuid> = fresh.iter().map(|p| p.id).collect();
+        let pending = entry.live_pending(now, &at_hand);
+        if entry.batch.total + pending + fresh.len() as u64 > limit {
             return Err(StateError::TooManyPhotos { limit });
         }
         for photo in fresh {
@@ -185,6 +246,7 @@ impl StateStore for MemoryStateStore {
         }
         let batch = entry.batch.clone();
         inner.wrote(now);
+        self.announce(batch_id);
         Ok(batch)
     }
 
@@ -201,8 +263,10 @@ impl StateStore for MemoryStateStore {
                 entry.batch.state = BatchState::Processing;
             }
         }
+        let batch = entry.batch.clone();
+        self.announce(batch_id);
         Ok(CloseResult {
-            batch: entry.batch.clone(),
+            batch,
             completed_now,
         })
     }
@@ -238,6 +302,7 @@ impl StateStore for MemoryStateStore {
         }
         let batch = b.clone();
         inner.wrote(now);
+        self.announce(batch_id);
         Ok(RecordResult::Recorded {
             batch,
             completed_now,
@@ -254,6 +319,39 @@ impl StateStore for MemoryStateStore {
         Ok(inner
             .batch(batch_id, now)
             .and_then(|e| e.photos.get(&photo_id).cloned()))
+    }
+
+    async fn runs_started(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .batch(batch_id, now)
+            .and_then(|e| e.runs.get(&photo_id))
+            .map_or(0, |&(at, runs)| if at == attempt { runs } else { 0 }))
+    }
+
+    async fn start_run(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
+        let runs = entry.runs.entry(photo_id).or_insert((attempt, 0));
+        if runs.0 != attempt {
+            *runs = (attempt, 0);
+        }
+        let before = runs.1;
+        runs.1 = before.saturating_add(1);
+        inner.wrote(now);
+        Ok(before)
     }
 
     async fn list_photos(
@@ -282,7 +380,19 @@ impl StateStore for MemoryStateStore {
 
     async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
         self.lock().batches.remove(&batch_id);
+        self.announce(batch_id);
         Ok(())
+    }
+
+    async fn put_pending_uploads(
+        &self,
+        batch_id: Uuid,
+        uploads: &[PendingUpload],
+        limit: u64,
+    ) -> Result<(), StateError> {
+        let now = self.clock.now();
+        self.lock()
+            .put_pending_capped(batch_id, uploads, Some(limit), now)
     }
 
     async fn put_pending_upload(
@@ -291,11 +401,8 @@ impl StateStore for MemoryStateStore {
         upload: &PendingUpload,
     ) -> Result<(), StateError> {
         let now = self.clock.now();
-        let mut inner = self.lock();
-        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        entry.pending.insert(upload.photo_id, upload.clone());
-        inner.wrote(now);
-        Ok(())
+        self.lock()
+            .put_pending_capped(batch_id, std::slice::from_ref(upload), None, now)
     }
 
     async fn take_pending_upload(
@@ -364,5 +471,45 @@ impl StateStore for MemoryStateStore {
         };
         inner.wrote(now);
         Ok(decision)
+    }
+
+    async fn watch_progress(&self) -> Result<ProgressFeed, StateError> {
+        let receiver = self.progress.subscribe();
+        // Ends when the reader lagged (announcements were dropped) or the store is gone.
+        let feed = futures::stream::unfold(receiver, |mut receiver| async move {
+            let batch_id = receiver.recv().await.ok()?;
+            Some((batch_id, receiver))
+        });
+        Ok(Box::pin(feed))
+    }
+
+    async fn open_stream(
+        &self,
+        session_id: &str,
+        stream_id: Uuid,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let leases = inner.streams.entry(session_id.to_owned()).or_default();
+        leases.retain(|_, until| *until > now);
+        if !leases.contains_key(&stream_id) && leases.len() >= limit as usize {
+            return Ok(false);
+        }
+        leases.insert(stream_id, after(now, lease));
+        inner.wrote(now);
+        Ok(true)
+    }
+
+    async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {
+        let mut inner = self.lock();
+        if let Some(leases) = inner.streams.get_mut(session_id) {
+            leases.remove(&stream_id);
+            if leases.is_empty() {
+                inner.streams.remove(session_id);
+            }
+        }
+        Ok(())
     }
 }

@@ -18,7 +18,13 @@ pub enum WorkItem {
     /// Run a completed batch's side effects (the `batch.completed` event, the callback).
     /// Published by whoever observes the batch completed; handled idempotently, so a
     /// duplicate is harmless.
-    FinalizeBatch { batch_id: Uuid },
+    FinalizeBatch {
+        batch_id: Uuid,
+        /// Published by the reconciler for a batch whose effects stayed undone: a handler
+        /// that claimed them died, so they run again even though claimed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redrive: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

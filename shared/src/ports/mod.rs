@@ -5,10 +5,14 @@
 pub mod job_queue;
 pub mod object_store;
 pub mod state_store;
+pub mod upkeep;
 
 pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem};
-pub use object_store::{ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
-pub use state_store::{
-    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, RateDecision, RateLimit,
-    RecordResult, Session, StateError, StateStore,
+pub use object_store::{
+    ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };
+pub use state_store::{
+    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
+    RateLimit, RecordResult, Session, SessionQuota, StateError, StateStore,
+};
+pub use upkeep::{IndexedBatch, Upkeep};

@@ -53,6 +53,23 @@ impl ObjectStoreError {
     }
 }
 
+/// An object being read: its size, known before the first byte arrives, and its bytes as
+/// the store sends them, never held whole in memory.
+pub struct ObjectBody {
+    pub size: u64,
+    /// Yields exactly `size` bytes, or fails; a failure mid-way (the store went away) is an
+    /// `Err` item, never a short read that ends cleanly.
+    pub stream: ByteStream,
+}
+
+impl std::fmt::Debug for ObjectBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectBody")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub size: u64,
@@ -88,6 +105,18 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError>;
 
+    /// Reads the object at `key` as a stream, with its size up front;
+    /// [`ObjectStoreError::NotFound`] when there is none. Both of Tirage's adapters stream;
+    /// this default reads the object whole through [`ObjectStore::get`], so a wrapper that
+    /// only decorates `get` (a test double injecting failures) behaves the same on both.
+    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+        let bytes = self.get(key).await?;
+        Ok(ObjectBody {
+            size: bytes.len() as u64,
+            stream: Box::pin(futures::stream::once(async move { Ok(bytes) })),
+        })
+    }
+
     /// `None` when there is no object at `key`.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError>;
 
@@ -97,11 +126,14 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Deletes every object whose key starts with `prefix`; returns how many.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError>;
 
-    /// A URL a client can PUT `content_type` bytes to, valid for `ttl`.
+    /// A URL a client can PUT exactly `content_length` bytes of `content_type` to, valid
+    /// for `ttl`. The length is part of the signature: the store refuses a body of any
+    /// other length, so a ticket never stores more than it announced.
     async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        content_length: u64,
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError>;
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::upkeep::Upkeep;
 use crate::codes::Effect;
 use crate::model::{Batch, PhotoOutcome, PhotoRecord};
 
@@ -118,27 +119,53 @@ pub struct Authorized {
     pub batch: Option<Batch>,
 }
 
+/// Whom a new session counts against: see [`StateStore::put_session_capped`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionQuota<'a> {
+    /// Who creates the session: the client address, as the API determined it.
+    pub owner: &'a str,
+    /// At most this many sessions created by `owner` within one session TTL; 0: no cap.
+    pub max: u32,
+}
+
+/// See [`StateStore::watch_progress`]: ids of batches that changed.
+pub type ProgressFeed = std::pin::Pin<Box<dyn futures::Stream<Item = Uuid> + Send>>;
+
 /// The stored name of `effect`'s claim marker, beside the effect's own ([`Effect::as_str`]).
 pub fn claim_field(effect: Effect) -> String {
     format!("{}_claimed", effect.as_str())
 }
 
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait StateStore: Upkeep + Send + Sync + 'static {
     /// Proves the store answers; used by `/readyz`.
     async fn ping(&self) -> Result<(), StateError>;
 
     /// Stores a new session for `ttl`.
     async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StateError>;
+    /// Stores a new session as [`StateStore::put_session`] does, unless `quota.owner`
+    /// already created `quota.max` sessions within the last `ttl`: then `false`, and nothing
+    /// is stored. Counting and storing are one atomic step.
+    async fn put_session_capped(
+        &self,
+        session: &Session,
+        ttl: Duration,
+        quota: SessionQuota<'_>,
+    ) -> Result<bool, StateError>;
     /// The session with this id, its expiry pushed to now + `ttl` (sliding); `None` when it
     /// is unknown or expired.
     async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError>;
 
     /// Stores a new batch; it and everything under it expire at `batch.expires_at`.
     async fn create_batch(&self, batch: &Batch) -> Result<(), StateError>;
+    /// Creates `batch` as [`StateStore::create_batch`] does, unless its owner already has
+    /// `max_open` batches that are open (neither closed, deleted nor expired): then `false`,
+    /// and nothing is stored. 0: no cap.
+    async fn create_batch_capped(&self, batch: &Batch, max_open: u32) -> Result<bool, StateError>;
     async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError>;
     /// Registers queued photos, all or none: [`StateError::BatchClosed`] when the batch is
-    /// not open, [`StateError::TooManyPhotos`] when `total` would pass `limit`.
+    /// not open, [`StateError::TooManyPhotos`] when `total` plus the batch's live pending
+    /// uploads (other than these photos') would pass `limit`.
     async fn add_photos(
         &self,
         batch_id: Uuid,
@@ -159,6 +186,25 @@ pub trait StateStore: Send + Sync + 'static {
         batch_id: Uuid,
         photo_id: Uuid,
     ) -> Result<Option<PhotoRecord>, StateError>;
+    /// How many runs of `photo_id` at delivery `attempt` were started before now. A run ends
+    /// by recording the photo's outcome or by moving the job to its next attempt, so every
+    /// earlier run at the same attempt is one that never ended: a worker died running it.
+    /// 0 when the batch or photo is unknown.
+    async fn runs_started(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError>;
+    /// Counts one more run of `photo_id` at `attempt`, taken right before the work that can
+    /// bring a worker down, and returns the runs of that attempt started before this one. A
+    /// run at a new attempt starts the count again.
+    async fn start_run(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError>;
     /// Photos in the order they were added, at most `limit` (clamped to 1..=1000) from
     /// `cursor`. [`StateError::NotFound`] when the batch does not exist or the cursor does
     /// not parse.
@@ -171,7 +217,18 @@ pub trait StateStore: Send + Sync + 'static {
     /// Removes the batch and everything recorded under it. Idempotent.
     async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
 
-    /// Remembers a presigned upload until it is completed or expires.
+    /// Remembers presigned uploads until they are completed or expire, all or none:
+    /// [`StateError::BatchClosed`] when the batch is not open, [`StateError::TooManyPhotos`]
+    /// when its photos plus its live (unexpired) pending uploads plus these would pass
+    /// `limit`, [`StateError::NotFound`] when it does not exist.
+    async fn put_pending_uploads(
+        &self,
+        batch_id: Uuid,
+        uploads: &[PendingUpload],
+        limit: u64,
+    ) -> Result<(), StateError>;
+    /// Remembers a presigned upload until it is completed or expires, counted against no
+    /// limit (a ticket handed back after a failed `complete`).
     async fn put_pending_upload(
         &self,
         batch_id: Uuid,
@@ -200,6 +257,29 @@ pub trait StateStore: Send + Sync + 'static {
         limit: u32,
         window: Duration,
     ) -> Result<RateDecision, StateError>;
+
+    /// Announcements of progress, from now on: the id of every batch whose counters or
+    /// state changed (photos added, an outcome recorded, closed, deleted), as each change
+    /// is stored. Every adapter announces its own writes, so callers of the writing methods
+    /// do nothing. One feed per process is enough (the API fans it out to its event
+    /// streams). The feed ends when the subscription is lost (a connection dropped, a
+    /// reader fell behind): announcements may have been missed, so the caller re-reads what
+    /// it watches and subscribes again.
+    async fn watch_progress(&self) -> Result<ProgressFeed, StateError>;
+
+    /// Opens (or renews) the lease of event stream `stream_id` of session `session_id`
+    /// until now + `lease`. False, with nothing stored, when the session already holds
+    /// `limit` live leases: the cap holds across every API replica. Leases of streams whose
+    /// replica died lapse by themselves.
+    async fn open_stream(
+        &self,
+        session_id: &str,
+        stream_id: Uuid,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<bool, StateError>;
+    /// Ends the lease of `stream_id`; ending an unknown lease succeeds.
+    async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError>;
 
     /// Everything a request needs before its handler runs, as one operation (one round trip
     /// in Redis, where every API request starts): the session slid by `ttl`, one hit

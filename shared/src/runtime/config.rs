@@ -28,7 +28,12 @@ pub const WORKING_DIR_FILE: &str = "config/default.toml";
 pub const CONFIG_FILE_VAR: &str = "TIRAGE_CONFIG";
 
 /// Settings that are lists, read comma-separated from the environment.
-const LIST_KEYS: &[&str] = &["sessions.api_keys"];
+const LIST_KEYS: &[&str] = &[
+    "sessions.api_keys",
+    "worker.callback_ports",
+    "worker.callback_allow_networks",
+    "rate_limit.trusted_proxies",
+];
 
 /// Which layers over the compiled defaults to read.
 #[derive(Debug, Clone, Default)]

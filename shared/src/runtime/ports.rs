@@ -99,9 +99,11 @@ mod production {
                 "RabbitMQ did not answer in time; starting without it and connecting when it is back"
             ),
         }
+        let objects = Arc::new(S3ObjectStore::new(&services.s3));
+        ensure_lifecycle_later(objects.clone(), services.s3.expire_after_days);
         Ok(Ports {
             state: Arc::new(state),
-            objects: Arc::new(S3ObjectStore::new(&services.s3)),
+            objects,
             queue: Arc::new(queue),
             names: PortNames::production(),
         })
@@ -126,6 +128,34 @@ mod production {
                 names: self.names.clone(),
             }
         }
+    }
+
+    /// Sets the bucket's lifecycle in the background: S3 may be down at start, and a
+    /// process must start anyway. Every process does it; the rule is the same, so the
+    /// writes are idempotent.
+    fn ensure_lifecycle_later(objects: Arc<S3ObjectStore>, days: u32) {
+        if days == 0 {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(1);
+            loop {
+                match objects.ensure_lifecycle(days).await {
+                    Ok(()) => {
+                        tracing::info!(days, "bucket lifecycle set");
+                        return;
+                    }
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(60));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot set the bucket lifecycle; expired objects rely on the reconciler alone");
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     fn redis_store(services: &ServiceSettings) -> Result<RedisStateStore, ConnectError> {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::keys;
@@ -264,13 +265,60 @@ pub async fn large_stream_round_trips<H: ObjectHarness>(h: &H) {
         .unwrap();
 }
 
+/// Reads what `body` yields, in order; the first error fails the test.
+async fn read_all(mut body: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk.expect("a chunk of the stored object"));
+    }
+    out
+}
+
+pub async fn get_stream_reads_what_was_stored<H: ObjectHarness>(h: &H) {
+    let store = h.store();
+    let (batch, photo) = ids();
+    let key = keys::rendition_key(batch, photo, 1080, OutputFormat::Jpeg);
+    // Bigger than one read of either adapter, so it arrives in several chunks.
+    let data = pattern(10 * 1024 * 1024 + 4321, 10);
+    store
+        .put_stream(&key, chunked(&data, 1024 * 1024), "image/jpeg", u64::MAX)
+        .await
+        .unwrap();
+    let body = store.get_stream(&key).await.unwrap();
+    assert_eq!(
+        body.size,
+        data.len() as u64,
+        "the size comes before the bytes"
+    );
+    let back = read_all(body.stream).await;
+    assert!(back == data, "the streamed object came back different");
+
+    // An empty object is a size of 0 and no bytes, not an error.
+    let empty = keys::rendition_key(batch, photo, 360, OutputFormat::Jpeg);
+    store.put(&empty, Bytes::new(), "image/jpeg").await.unwrap();
+    let body = store.get_stream(&empty).await.unwrap();
+    assert_eq!(body.size, 0);
+    assert!(read_all(body.stream).await.is_empty());
+
+    let missing = keys::rendition_key(batch, Uuid::new_v4(), 1080, OutputFormat::Jpeg);
+    assert!(matches!(
+        store.get_stream(&missing).await,
+        Err(ObjectStoreError::NotFound(_))
+    ));
+    assert!(store.get_stream("../escape").await.is_err());
+    store
+        .delete_prefix(&keys::batch_prefix(batch))
+        .await
+        .unwrap();
+}
+
 pub async fn presigned_put_then_get<H: ObjectHarness>(h: &H) {
     let store = h.store();
     let (batch, photo) = ids();
     let key = keys::original_key(batch, photo);
     let data = Bytes::from(pattern(50_000, 8));
     let put = store
-        .presign_put(&key, "image/jpeg", Duration::from_secs(300))
+        .presign_put(&key, "image/jpeg", 50_000, Duration::from_secs(300))
         .await
         .unwrap();
     assert_eq!(put.method, "PUT");
@@ -340,6 +388,61 @@ pub async fn presigned_urls_expire<H: ObjectHarness>(h: &H) {
         .unwrap();
 }
 
+/// A presigned PUT stores exactly the length it was signed for: a longer body (an upload
+/// bigger than announced) or a shorter one is refused and stores nothing, also after a
+/// successful upload through the same URL.
+pub async fn presigned_put_is_bound_to_its_length<H: ObjectHarness>(h: &H) {
+    let store = h.store();
+    let (batch, photo) = ids();
+    let key = keys::original_key(batch, photo);
+    let put = store
+        .presign_put(&key, "image/jpeg", 20_000, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert!(
+        put.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-length") && v == "20000"),
+        "the ticket names the length the client must send: {:?}",
+        put.headers
+    );
+    for wrong in [20_001, 2_000_000, 19_999] {
+        let body = Bytes::from(pattern(wrong, 3));
+        let (status, _) = h.execute(&put, &put.url, Some(body)).await;
+        assert!(
+            (400..500).contains(&status),
+            "a {wrong}-byte PUT to a 20000-byte ticket answered {status}"
+        );
+        assert_eq!(
+            store.head(&key).await.unwrap(),
+            None,
+            "{wrong} bytes stored"
+        );
+    }
+    let right = Bytes::from(pattern(20_000, 4));
+    let (status, _) = h.execute(&put, &put.url, Some(right.clone())).await;
+    assert!(
+        (200..300).contains(&status),
+        "the announced length: {status}"
+    );
+    let (status, _) = h
+        .execute(&put, &put.url, Some(Bytes::from(pattern(40_000, 5))))
+        .await;
+    assert!(
+        (400..500).contains(&status),
+        "a second, larger PUT: {status}"
+    );
+    assert_eq!(
+        store.head(&key).await.unwrap().map(|m| m.size),
+        Some(20_000)
+    );
+    assert!(store.get(&key).await.unwrap() == right);
+    store
+        .delete_prefix(&keys::batch_prefix(batch))
+        .await
+        .unwrap();
+}
+
 #[macro_export]
 macro_rules! object_store_contract {
     ($harness:expr) => {
@@ -348,7 +451,8 @@ macro_rules! object_store_contract {
             keys_outside_the_alphabet_are_refused,
             put_stream_stores_what_arrives, put_stream_over_the_limit_leaves_nothing,
             put_stream_body_failure_leaves_nothing, large_stream_round_trips,
-            presigned_put_then_get, presigned_urls_expire);
+            get_stream_reads_what_was_stored, presigned_put_then_get, presigned_urls_expire,
+            presigned_put_is_bound_to_its_length);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(

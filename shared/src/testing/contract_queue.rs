@@ -68,8 +68,10 @@ pub async fn publish_consume_ack<H: QueueHarness>(h: &H) {
     for item in &items {
         queue.publish(item).await.unwrap();
     }
+    // A redrive travels with its flag: the handler decides on it.
     let finalize = WorkItem::FinalizeBatch {
         batch_id: Uuid::new_v4(),
+        redrive: true,
     };
     queue.publish(&finalize).await.unwrap();
     let mut stream = queue.consume(10).await.unwrap();

@@ -27,7 +27,7 @@ pub use env::{
 };
 pub use inprocess::{InProcessHarness, InProcessTestExt};
 pub use memory::MemoryHarness;
-pub use objects::{FS_TEST_BASE_URL, FsHarness, parse_fs_presigned};
+pub use objects::{FS_TEST_BASE_URL, FsHarness, FsPresigned, parse_fs_presigned};
 #[cfg(feature = "s3")]
 pub use objects::{S3Harness, s3_settings, s3_store};
 #[cfg(feature = "redis")]

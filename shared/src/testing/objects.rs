@@ -36,22 +36,38 @@ impl FsHarness {
     }
 }
 
-/// Splits `{base}/v1/objects/{key}?expires=…&signature=…`.
-pub fn parse_fs_presigned(url: &str) -> Option<(String, i64, String)> {
+/// A presigned URL of the file-system store, taken apart.
+pub struct FsPresigned {
+    pub key: String,
+    pub expires: i64,
+    /// A PUT's signed body length.
+    pub length: Option<u64>,
+    pub signature: String,
+}
+
+/// Splits `{base}/v1/objects/{key}?expires=…[&length=…]&signature=…`.
+pub fn parse_fs_presigned(url: &str) -> Option<FsPresigned> {
     let rest = url
         .strip_prefix(FS_TEST_BASE_URL)?
         .strip_prefix("/v1/objects/")?;
     let (key, query) = rest.split_once('?')?;
     let mut expires = None;
+    let mut length = None;
     let mut signature = None;
     for pair in query.split('&') {
         match pair.split_once('=')? {
             ("expires", v) => expires = v.parse().ok(),
+            ("length", v) => length = Some(v.parse().ok()?),
             ("signature", v) => signature = Some(v.to_owned()),
             _ => {}
         }
     }
-    Some((key.to_owned(), expires?, signature?))
+    Some(FsPresigned {
+        key: key.to_owned(),
+        expires: expires?,
+        length,
+        signature: signature?,
+    })
 }
 
 #[async_trait]
@@ -67,14 +83,26 @@ impl contract_objects::ObjectHarness for FsHarness {
         body: Option<bytes::Bytes>,
     ) -> (u16, bytes::Bytes) {
         use crate::ports::ObjectStore;
-        let Some((key, expires, signature)) = parse_fs_presigned(url) else {
+        let Some(FsPresigned {
+            key,
+            expires,
+            length,
+            signature,
+        }) = parse_fs_presigned(url)
+        else {
             return (400, bytes::Bytes::new());
         };
         if self
             .store
-            .verify_presigned(&request.method, &key, expires, &signature)
+            .verify_presigned(&request.method, &key, expires, length, &signature)
             .is_err()
         {
+            return (403, bytes::Bytes::new());
+        }
+        // As the service's route does: a body of another length than the signed one is
+        // refused like a bad signature (S3 does the same).
+        let sent = body.as_ref().map_or(0, |b| b.len() as u64);
+        if request.method == "PUT" && length != Some(sent) {
             return (403, bytes::Bytes::new());
         }
         match request.method.as_str() {
@@ -120,6 +148,7 @@ mod s3 {
             access_key_id: env.access_key,
             secret_access_key: env.secret_key.into(),
             key_prefix: format!("tirage-test/{}/", unique()),
+            expire_after_days: 0,
         }
     }
 
@@ -166,8 +195,12 @@ mod s3 {
         ) -> (u16, bytes::Bytes) {
             let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
             let mut req = self.http.request(method, url);
+            // The client states the length of the body it really sends, as any HTTP client
+            // does: a ticket's signed length is then checked by the store, not trusted here.
             for (k, v) in &request.headers {
-                req = req.header(k, v);
+                if !k.eq_ignore_ascii_case("content-length") {
+                    req = req.header(k, v);
+                }
             }
             if let Some(body) = body {
                 req = req.body(body);

@@ -93,6 +93,8 @@ pub fn test_settings() -> WorkerSettings {
         reconnect_cap_ms: 500,
         callback_secret: SecretString::from(SECRET),
         allow_private_callbacks: true,
+        // Test receivers listen on ephemeral ports.
+        callback_ports: vec![],
         callback_timeout_ms: 2_000,
         callback_retry_for_ms: 5_000,
         ..default_settings()
@@ -380,9 +382,10 @@ impl ObjectStore for FlakyStore {
         &self,
         key: &str,
         ct: &str,
+        length: u64,
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError> {
-        self.inner.presign_put(key, ct, ttl).await
+        self.inner.presign_put(key, ct, length, ttl).await
     }
     async fn presign_get(
         &self,

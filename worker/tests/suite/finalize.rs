@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tirage_shared::BatchCompleted;
 use tirage_shared::ports::WorkItem;
-use tirage_worker::{SIGNATURE_HEADER, signature};
+use tirage_worker::signature::DEFAULT_TOLERANCE_SECS;
+use tirage_worker::{SIGNATURE_HEADER, verify};
 
 use crate::common::*;
 
@@ -31,6 +32,7 @@ pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
             .queue
             .publish(&WorkItem::FinalizeBatch {
                 batch_id: f.batch.id,
+                redrive: false,
             })
             .await
             .unwrap();
@@ -49,7 +51,10 @@ pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
     );
     for (headers, body) in &requests {
         let sig = header(headers, SIGNATURE_HEADER).expect("signed");
-        assert_eq!(sig, signature(SECRET.as_bytes(), body));
+        let now = chrono::Utc::now().timestamp();
+        verify(SECRET.as_bytes(), sig, body, now, DEFAULT_TOLERANCE_SECS)
+            .unwrap_or_else(|e| panic!("{sig}: {e}"));
+        assert!(sig.starts_with("t="), "{sig}");
         assert_eq!(header(headers, "content-type"), Some("application/json"));
         let ev: BatchCompleted = serde_json::from_slice(body).unwrap();
         assert_eq!(ev.event, "batch.completed");

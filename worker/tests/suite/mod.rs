@@ -13,10 +13,16 @@ use tirage_worker::Ports;
 
 use crate::common::*;
 
+mod crashes;
 mod finalize;
+mod reconcile;
+mod sizes;
 mod strays;
 
+pub use crashes::*;
 pub use finalize::*;
+pub use reconcile::*;
+pub use sizes::*;
 pub use strays::*;
 
 /// Expected rendition dimensions: short side scaled to `size`, never upscaled.
@@ -175,7 +181,7 @@ pub async fn poison_image_fails_without_retry(h: Arc<dyn Harness>) {
 fn mentions(d: &DeadLetter, batch_id: uuid::Uuid) -> bool {
     match &d.item {
         Some(WorkItem::Resize(j)) => j.batch_id == batch_id,
-        Some(WorkItem::FinalizeBatch { batch_id: b }) => *b == batch_id,
+        Some(WorkItem::FinalizeBatch { batch_id: b, .. }) => *b == batch_id,
         None => false,
     }
 }
@@ -402,6 +408,11 @@ macro_rules! suite {
             callbacks_to_private_addresses_are_refused,
             deleted_batch_is_dropped,
             a_stray_job_never_touches_a_finished_batch,
+            an_original_over_the_byte_limit_fails_too_large_unread,
+            a_photo_that_keeps_crashing_workers_fails_worker_crashed,
+            lost_jobs_are_published_again,
+            undone_effects_are_redriven,
+            expired_batches_leave_no_objects,
             shutdown_finishes_in_flight_within_grace,
             shutdown_requeues_after_grace,
             http_port_serves_health_readiness_and_metrics

@@ -135,7 +135,13 @@ pub async fn uploads_after_close_are_409(b: &impl Backend) {
     assert_eq!(res.status(), 200);
     assert_eq!(json_of(res).await["state"], "completed");
     let items = app.take_items(1).await;
-    assert_eq!(items, vec![WorkItem::FinalizeBatch { batch_id }]);
+    assert_eq!(
+        items,
+        vec![WorkItem::FinalizeBatch {
+            batch_id,
+            redrive: false
+        }]
+    );
     // Closing again is idempotent (and re-hands the completion while its event is not done).
     let res = app.post(&token, &close).sent().await;
     assert_eq!(res.status(), 200);

@@ -1,9 +1,11 @@
 //! `tirage upload <DIR|FILES>... [--server URL] [--sizes ...] [--format ...] [--out DIR]
-//! [--concurrency N]`: sends photos to a Tirage server and brings the renditions back.
+//! [--zip FILE] [--concurrency N]`: sends photos to a Tirage server and brings the
+//! renditions back.
 //!
 //! Creates a session and a batch; uploads with bounded concurrency ([`transfer`]); closes
 //! the batch; follows its event stream (or polls) until it completes ([`watch`]); downloads
-//! every rendition to `<out>/<stem>_<size>.<ext>` ([`download`]). Every request is retried
+//! every rendition to `<out>/<stem>_<size>.<ext>` ([`download`]) and, with `--zip`, the
+//! batch's archive of them all ([`archive`]; then `--out` only when given). Every request is retried
 //! on network errors, 5xx and 429 (`crate::client`). Each rendition is written to a temp
 //! file in `--out` and renamed into place, and Ctrl-C removes the temp files, so `--out`
 //! never holds half a file.
@@ -11,6 +13,7 @@
 //! Exit codes: 0 every photo done; 1 some photo failed (one line per file on stderr);
 //! 2 bad usage or options; 3 the server could not be used; 130 interrupted.
 
+mod archive;
 mod download;
 mod inputs;
 mod options;
@@ -51,23 +54,30 @@ pub fn run(args: UploadArgs) -> ExitCode {
     // Dropping the runtime waits for the file writes in flight: each either lands whole
     // under its final name or its temp file is removed.
     drop(runtime);
-    outcome::report(outcome, &args.out, started.elapsed().as_secs_f64())
+    outcome::report(
+        outcome,
+        &args.destination(),
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 async fn upload(args: &UploadArgs) -> Result<Summary, UploadError> {
     let request = args.batch_request()?;
     let retry = args.retry_policy()?;
-    std::fs::create_dir_all(&args.out).map_err(|e| UploadError::Io {
-        path: args.out.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let out_dir = args.out_dir();
+    if let Some(out) = &out_dir {
+        std::fs::create_dir_all(out).map_err(|e| UploadError::Io {
+            path: out.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
     let mut failures = Vec::new();
     let inputs = inputs::collect(&args.inputs, &mut failures);
     let mut summary = Summary::default();
     if inputs.is_empty() {
         if failures.is_empty() {
             return Err(UploadError::Options(
-                "no photos found in the inputs (directories are searched for JPEG, PNG, WebP and GIF files)".into(),
+                "no photos found in the inputs (directories are searched for JPEG, PNG, WebP, GIF, HEIC and AVIF files)".into(),
             ));
         }
         summary.failures = failures;
@@ -102,16 +112,25 @@ async fn upload(args: &UploadArgs) -> Result<Summary, UploadError> {
 
     let photos = client.list_photos(batch.id).await?;
     let jobs = download::renditions_to_fetch(&photos, &accepted, &inputs, &mut failures);
-    summary.renditions = download::download_all(
-        &client,
-        jobs,
-        &inputs,
-        &args.out,
-        completed.format.extension(),
-        args.concurrency(),
-        &mut failures,
-    )
-    .await;
+    let in_archive = jobs.len();
+    if let Some(out) = &out_dir {
+        summary.renditions = download::download_all(
+            &client,
+            jobs,
+            &inputs,
+            out,
+            completed.format.extension(),
+            args.concurrency(),
+            &mut failures,
+        )
+        .await;
+    }
+    if let Some(zip) = &args.zip {
+        archive::save(&client, batch.id, zip).await?;
+        if out_dir.is_none() {
+            summary.renditions = in_archive;
+        }
+    }
     let failed_paths: HashSet<&PathBuf> = failures.iter().map(|f| &f.path).collect();
     summary.photos = inputs
         .iter()

@@ -26,9 +26,13 @@ pub struct UploadArgs {
     /// Encoder quality, 1..=100 (default: the server's, 85).
     #[arg(long)]
     pub quality: Option<u8>,
-    /// Directory the renditions are written to (created if missing).
-    #[arg(long, default_value = "tirage-out")]
-    pub out: PathBuf,
+    /// Directory the renditions are written to, created if missing (default `tirage-out`;
+    /// with `--zip` and no `--out`, the renditions go to the ZIP only).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Once the batch completes, save all its renditions as one ZIP archive to this file.
+    #[arg(long, value_name = "FILE")]
+    pub zip: Option<PathBuf>,
     /// Files uploaded (and renditions downloaded) at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -80,7 +84,30 @@ impl UploadArgs {
     pub fn concurrency(&self) -> usize {
         self.concurrency.max(1)
     }
+
+    /// Where the renditions are written one file each: `--out`, else `tirage-out` unless
+    /// `--zip` takes them all.
+    pub fn out_dir(&self) -> Option<PathBuf> {
+        match (&self.out, &self.zip) {
+            (Some(out), _) => Some(out.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(PathBuf::from(DEFAULT_OUT)),
+        }
+    }
+
+    /// Where the renditions end up, as the closing line names it.
+    pub fn destination(&self) -> String {
+        let places: Vec<String> = [self.out_dir(), self.zip.clone()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        places.join(" and ")
+    }
 }
+
+/// The renditions' directory when neither `--out` nor `--zip` is given.
+const DEFAULT_OUT: &str = "tirage-out";
 
 /// The format as the API names it (its JSON form: `jpeg`, `webp`, `png`).
 fn format_name(format: OutputFormat) -> String {
@@ -105,7 +132,8 @@ mod tests {
             sizes,
             format,
             quality: None,
-            out: PathBuf::new(),
+            out: None,
+            zip: None,
             concurrency: 1,
             multipart: false,
             api_key: None,
@@ -139,6 +167,18 @@ mod tests {
                 json!({ "format": format })
             );
         }
+    }
+
+    #[test]
+    fn a_zip_alone_takes_the_renditions_out_of_the_directory() {
+        let mut a = args(None, None);
+        assert_eq!(a.out_dir(), Some(PathBuf::from("tirage-out")));
+        a.zip = Some(PathBuf::from("all.zip"));
+        assert_eq!(a.out_dir(), None);
+        assert_eq!(a.destination(), "all.zip");
+        a.out = Some(PathBuf::from("dir"));
+        assert_eq!(a.out_dir(), Some(PathBuf::from("dir")));
+        assert_eq!(a.destination(), "dir and all.zip");
     }
 
     #[test]

@@ -44,13 +44,10 @@ pub struct Summary {
 /// Prints how the run ended. Exit codes: 0 every photo done; 1 some photo failed (one line
 /// per file on stderr); 2 bad usage or options; 3 the server could not be used; 130
 /// interrupted.
-pub fn report(outcome: Option<Result<Summary, UploadError>>, out: &Path, seconds: f64) -> ExitCode {
+pub fn report(outcome: Option<Result<Summary, UploadError>>, out: &str, seconds: f64) -> ExitCode {
     match outcome {
         None => {
-            eprintln!(
-                "interrupted: nothing half-written was left in {}",
-                out.display()
-            );
+            eprintln!("interrupted: nothing half-written was left in {out}");
             ExitCode::from(130)
         }
         Some(Err(e)) => {
@@ -65,10 +62,9 @@ pub fn report(outcome: Option<Result<Summary, UploadError>>, out: &Path, seconds
                 f.report();
             }
             println!(
-                "{} photos, {} renditions in {}, {} failed, {seconds:.2} s",
+                "{} photos, {} renditions in {out}, {} failed, {seconds:.2} s",
                 summary.photos,
                 summary.renditions,
-                out.display(),
                 summary.failures.len()
             );
             if summary.failures.is_empty() {

@@ -6,8 +6,18 @@
 //! - `P batch:{id}:order` — list of photo ids in insertion order (pagination).
 //! - `P batch:{id}:outcomes` — hash photo id → outcome JSON; `HSETNX` is the exactly-once gate.
 //! - `P batch:{id}:pending` — hash photo id → pending upload JSON.
+//! - `P batch:{id}:pending_exp` — sorted set photo id → the pending upload's expiry (unix
+//!   ms): what counts live pending uploads against the photo limit.
 //! - `P batch:{id}:effects` — hash effect → `1`.
+//! - `P batch:{id}:runs` — hash photo id → `attempt:runs`, the runs of a resize started at
+//!   that attempt (`start_run.lua`).
 //! - `P rate:{key}` — fixed-window counter.
+//! - `P batches` — sorted set of every batch id by expiry (unix ms), for the reconciler.
+//! - `P lease:{name}` — the holder of a lease (one reconciler at a time).
+//! - `P addr:{address}:sessions` — sorted set session id → creation (unix ms): the sessions
+//!   one client address created within one session TTL.
+//! - `P owner:{session id}:batches` — sorted set batch id → expiry (unix ms): the batches a
+//!   session created that may still be open.
 
 use uuid::Uuid;
 
@@ -26,12 +36,14 @@ pub(crate) struct BatchKeys {
     pub order: String,
     pub outcomes: String,
     pub pending: String,
+    pub pending_exp: String,
     pub effects: String,
+    pub runs: String,
 }
 
 impl BatchKeys {
     /// Every key of the batch, to delete them together.
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.batch,
             &self.photos,
@@ -39,6 +51,8 @@ impl BatchKeys {
             &self.outcomes,
             &self.pending,
             &self.effects,
+            &self.runs,
+            &self.pending_exp,
         ]
     }
 }
@@ -66,7 +80,9 @@ impl KeySpace {
             order: format!("{batch}:order"),
             outcomes: format!("{batch}:outcomes"),
             pending: format!("{batch}:pending"),
+            pending_exp: format!("{batch}:pending_exp"),
             effects: format!("{batch}:effects"),
+            runs: format!("{batch}:runs"),
             batch,
         }
     }
@@ -75,8 +91,24 @@ impl KeySpace {
         format!("{}session:{id}", self.prefix)
     }
 
+    pub fn batch_index(&self) -> String {
+        format!("{}batches", self.prefix)
+    }
+
+    pub fn lease(&self, name: &str) -> String {
+        format!("{}lease:{name}", self.prefix)
+    }
+
     pub fn rate(&self, key: &str) -> String {
         format!("{}rate:{key}", self.prefix)
+    }
+
+    pub fn address_sessions(&self, address: &str) -> String {
+        format!("{}addr:{address}:sessions", self.prefix)
+    }
+
+    pub fn owner_batches(&self, owner: &str) -> String {
+        format!("{}owner:{owner}:batches", self.prefix)
     }
 }
 
@@ -100,6 +132,8 @@ mod tests {
                 &format!("{base}:outcomes"),
                 &format!("{base}:pending"),
                 &format!("{base}:effects"),
+                &format!("{base}:runs"),
+                &format!("{base}:pending_exp"),
             ]
         );
         assert_eq!(keys.session("s"), "p:session:s");

@@ -3,9 +3,13 @@
 //! expiry (batch keys expire at the batch's `expires_at`, sessions and rate windows after
 //! their TTL). The key layout is in [`keys`]; value and reply parsing in [`codec`].
 
+mod caps;
 mod codec;
 mod keys;
+mod runs;
 mod scripts;
+mod streams;
+mod upkeep;
 
 use std::time::Duration;
 
@@ -20,8 +24,8 @@ use super::records::page_bounds;
 use crate::codes::Effect;
 use crate::model::{Batch, PhotoOutcome, PhotoRecord};
 use crate::ports::state_store::{
-    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, RateDecision, RecordResult,
-    Session, StateError, StateStore, claim_field,
+    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
+    RecordResult, Session, SessionQuota, StateError, StateStore, claim_field,
 };
 use codec::{
     BATCH_FIELDS, batch_from, corrupt, millis, page_reply, parse, photo_from, rate_decision,
@@ -47,6 +51,8 @@ pub struct RedisStateStore {
     /// One multiplexed connection: concurrent calls are pipelined on it, and it reconnects
     /// by itself after a failure.
     connection: ConnectionManager,
+    /// For the progress subscription, which needs a connection of its own.
+    client: redis::Client,
     keys: KeySpace,
     scripts: Scripts,
 }
@@ -68,9 +74,10 @@ impl RedisStateStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(redis_error)?;
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(redis_error)?;
         Ok(RedisStateStore {
             connection,
+            client,
             keys: KeySpace::new(&settings.key_prefix),
             scripts: Scripts::new(),
         })
@@ -122,6 +129,15 @@ impl StateStore for RedisStateStore {
         Ok(())
     }
 
+    async fn put_session_capped(
+        &self,
+        session: &Session,
+        ttl: Duration,
+        quota: SessionQuota<'_>,
+    ) -> Result<bool, StateError> {
+        self.store_session_capped(session, ttl, quota).await
+    }
+
     async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
         // GETEX reads and slides the expiry in one atomic command.
         let json: Option<String> = redis::cmd("GETEX")
@@ -135,6 +151,7 @@ impl StateStore for RedisStateStore {
     }
 
     async fn create_batch(&self, batch: &Batch) -> Result<(), StateError> {
+        self.index_batch(batch).await?;
         let _: i64 = self
             .scripts
             .create_batch(&self.keys.batch(batch.id))
@@ -144,6 +161,11 @@ impl StateStore for RedisStateStore {
             .await
             .map_err(redis_error)?;
         Ok(())
+    }
+
+    async fn create_batch_capped(&self, batch: &Batch, max_open: u32) -> Result<bool, StateError> {
+        self.index_batch(batch).await?;
+        self.store_batch_capped(batch, max_open).await
     }
 
     async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
@@ -164,7 +186,7 @@ impl StateStore for RedisStateStore {
         limit: u64,
     ) -> Result<Batch, StateError> {
         let mut invocation = self.scripts.add_photos(&self.keys.batch(batch_id));
-        invocation.arg(limit);
+        invocation.arg(limit).arg(Utc::now().timestamp_millis());
         for photo in photos {
             invocation.arg(photo.id.to_string()).arg(to_json(photo)?);
         }
@@ -173,7 +195,10 @@ impl StateStore for RedisStateStore {
             .await
             .map_err(redis_error)?;
         match status_reply(&reply)? {
-            ("ok", _, Some(batch)) => Ok(batch),
+            ("ok", _, Some(batch)) => {
+                self.announce(batch_id).await;
+                Ok(batch)
+            }
             ("not_found", ..) => Err(StateError::NotFound),
             ("closed", ..) => Err(StateError::BatchClosed),
             ("too_many", ..) => Err(StateError::TooManyPhotos { limit }),
@@ -189,10 +214,13 @@ impl StateStore for RedisStateStore {
             .await
             .map_err(redis_error)?;
         match status_reply(&reply)? {
-            ("ok", completed_now, Some(batch)) => Ok(CloseResult {
-                batch,
-                completed_now,
-            }),
+            ("ok", completed_now, Some(batch)) => {
+                self.announce(batch_id).await;
+                Ok(CloseResult {
+                    batch,
+                    completed_now,
+                })
+            }
             ("not_found", ..) => Err(StateError::NotFound),
             (other, ..) => Err(StateError::Corrupt(format!("close reply {other:?}"))),
         }
@@ -218,10 +246,13 @@ impl StateStore for RedisStateStore {
             .await
             .map_err(redis_error)?;
         match status_reply(&reply)? {
-            ("recorded", completed_now, Some(batch)) => Ok(RecordResult::Recorded {
-                batch,
-                completed_now,
-            }),
+            ("recorded", completed_now, Some(batch)) => {
+                self.announce(batch_id).await;
+                Ok(RecordResult::Recorded {
+                    batch,
+                    completed_now,
+                })
+            }
             ("already", _, Some(batch)) => Ok(RecordResult::AlreadyRecorded { batch }),
             ("unknown_photo", _, Some(batch)) => Ok(RecordResult::UnknownPhoto { batch }),
             ("not_found", ..) => Err(StateError::NotFound),
@@ -246,6 +277,24 @@ impl StateStore for RedisStateStore {
             [record, outcome] => photo_from(record, outcome).map(Some),
             _ => Err(StateError::Corrupt("get_photo reply".into())),
         }
+    }
+
+    async fn runs_started(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        self.read_runs(batch_id, photo_id, attempt).await
+    }
+
+    async fn start_run(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        self.count_run(batch_id, photo_id, attempt).await
     }
 
     async fn list_photos(
@@ -277,7 +326,17 @@ impl StateStore for RedisStateStore {
             .del(&self.keys.batch(batch_id).all())
             .await
             .map_err(redis_error)?;
+        self.announce(batch_id).await;
         Ok(())
+    }
+
+    async fn put_pending_uploads(
+        &self,
+        batch_id: Uuid,
+        uploads: &[PendingUpload],
+        limit: u64,
+    ) -> Result<(), StateError> {
+        self.store_pending(batch_id, uploads, Some(limit)).await
     }
 
     async fn put_pending_upload(
@@ -285,19 +344,8 @@ impl StateStore for RedisStateStore {
         batch_id: Uuid,
         upload: &PendingUpload,
     ) -> Result<(), StateError> {
-        let stored: i64 = self
-            .scripts
-            .put_pending(&self.keys.batch(batch_id))
-            .arg(upload.photo_id.to_string())
-            .arg(to_json(upload)?)
-            .invoke_async(&mut self.conn())
+        self.store_pending(batch_id, std::slice::from_ref(upload), None)
             .await
-            .map_err(redis_error)?;
-        if stored == 1 {
-            Ok(())
-        } else {
-            Err(StateError::NotFound)
-        }
     }
 
     async fn take_pending_upload(
@@ -349,6 +397,24 @@ impl StateStore for RedisStateStore {
             .await
             .map_err(redis_error)?;
         Ok(rate_decision(count, ttl, limit))
+    }
+
+    async fn watch_progress(&self) -> Result<ProgressFeed, StateError> {
+        self.subscribe_progress().await
+    }
+
+    async fn open_stream(
+        &self,
+        session_id: &str,
+        stream_id: Uuid,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        self.lease_stream(session_id, stream_id, limit, lease).await
+    }
+
+    async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {
+        self.end_stream(session_id, stream_id).await
     }
 
     async fn authorize(&self, request: &Authorize<'_>) -> Result<Option<Authorized>, StateError> {

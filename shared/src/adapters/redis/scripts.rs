@@ -8,10 +8,15 @@ use super::keys::BatchKeys;
 
 pub(super) struct Scripts {
     create_batch: Script,
+    create_session: Script,
     add_photos: Script,
     close_batch: Script,
     record_outcome: Script,
     get_photo: Script,
+    start_run: Script,
+    take_lease: Script,
+    watch_batch: Script,
+    restore_lost: Script,
     list_photos: Script,
     put_pending: Script,
     take_pending: Script,
@@ -33,10 +38,15 @@ impl Scripts {
     pub fn new() -> Self {
         Scripts {
             create_batch: Script::new(include_str!("scripts/create_batch.lua")),
+            create_session: Script::new(include_str!("scripts/create_session.lua")),
             add_photos: Script::new(include_str!("scripts/add_photos.lua")),
             close_batch: Script::new(include_str!("scripts/close_batch.lua")),
             record_outcome: Script::new(include_str!("scripts/record_outcome.lua")),
             get_photo: Script::new(include_str!("scripts/get_photo.lua")),
+            start_run: Script::new(include_str!("scripts/start_run.lua")),
+            take_lease: Script::new(include_str!("scripts/take_lease.lua")),
+            watch_batch: Script::new(include_str!("scripts/watch_batch.lua")),
+            restore_lost: Script::new(include_str!("scripts/restore_lost.lua")),
             list_photos: Script::new(include_str!("scripts/list_photos.lua")),
             put_pending: Script::new(include_str!("scripts/put_pending.lua")),
             take_pending: Script::new(include_str!("scripts/take_pending.lua")),
@@ -56,12 +66,37 @@ impl Scripts {
                 &k.outcomes,
                 &k.pending,
                 &k.effects,
+                &k.runs,
+                &k.pending_exp,
             ],
         )
     }
 
+    /// `create_batch` with the cap on the owner's open batches: `owner_batches` is the
+    /// owner's set, `listed` the batch hashes of the members the caller read from it.
+    pub fn create_batch_capped(
+        &self,
+        k: &BatchKeys,
+        owner_batches: &str,
+        listed: &[String],
+    ) -> ScriptInvocation<'_> {
+        let mut invocation = self.create_batch(k);
+        invocation.key(owner_batches);
+        for key in listed {
+            invocation.key(key.as_str());
+        }
+        invocation
+    }
+
+    pub fn create_session(&self, session: &str, address_sessions: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.create_session, &[session, address_sessions])
+    }
+
     pub fn add_photos(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
-        with_keys(&self.add_photos, &[&k.batch, &k.photos, &k.order])
+        with_keys(
+            &self.add_photos,
+            &[&k.batch, &k.photos, &k.order, &k.pending, &k.pending_exp],
+        )
     }
 
     pub fn close_batch(&self, batch_hash: &str) -> ScriptInvocation<'_> {
@@ -76,6 +111,25 @@ impl Scripts {
         with_keys(&self.get_photo, &[&k.photos, &k.outcomes])
     }
 
+    pub fn start_run(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
+        with_keys(&self.start_run, &[&k.batch, &k.runs])
+    }
+
+    pub fn take_lease(&self, lease: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.take_lease, &[lease])
+    }
+
+    pub fn restore_lost(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
+        with_keys(
+            &self.restore_lost,
+            &[&k.batch, &k.order, &k.photos, &k.outcomes],
+        )
+    }
+
+    pub fn watch_batch(&self, batch_hash: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.watch_batch, &[batch_hash])
+    }
+
     pub fn list_photos(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
         with_keys(
             &self.list_photos,
@@ -84,11 +138,11 @@ impl Scripts {
     }
 
     pub fn put_pending(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
-        with_keys(&self.put_pending, &[&k.batch, &k.pending])
+        with_keys(&self.put_pending, &[&k.batch, &k.pending, &k.pending_exp])
     }
 
     pub fn take_pending(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
-        with_keys(&self.take_pending, &[&k.pending])
+        with_keys(&self.take_pending, &[&k.pending, &k.pending_exp])
     }
 
     pub fn mark_effect(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
@@ -143,10 +197,15 @@ mod tests {
     fn every_script_names_its_keys_and_args() {
         for script in [
             include_str!("scripts/create_batch.lua"),
+            include_str!("scripts/create_session.lua"),
             include_str!("scripts/add_photos.lua"),
             include_str!("scripts/close_batch.lua"),
             include_str!("scripts/record_outcome.lua"),
             include_str!("scripts/get_photo.lua"),
+            include_str!("scripts/start_run.lua"),
+            include_str!("scripts/take_lease.lua"),
+            include_str!("scripts/watch_batch.lua"),
+            include_str!("scripts/restore_lost.lua"),
             include_str!("scripts/list_photos.lua"),
             include_str!("scripts/put_pending.lua"),
             include_str!("scripts/take_pending.lua"),

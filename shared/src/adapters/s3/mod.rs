@@ -5,9 +5,11 @@
 //! leaves nothing behind.
 
 mod client;
+mod lifecycle;
 mod settings;
 mod upload;
 
+pub use lifecycle::RULE_ID as LIFECYCLE_RULE_ID;
 pub use settings::S3Settings;
 
 use std::time::Duration;
@@ -24,7 +26,7 @@ use self::client::{classify, classify_http, client};
 
 use super::fs::validate_key;
 use crate::ports::object_store::{
-    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
+    ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };
 
 /// Bodies up to this size go in one PUT; larger ones are uploaded in parts of this size
@@ -161,6 +163,32 @@ impl ObjectStore for S3ObjectStore {
         Ok(body.into_bytes())
     }
 
+    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+        let key = self.full(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| classify_http(&key, e))?;
+        let size = out
+            .content_length()
+            .and_then(|len| u64::try_from(len).ok())
+            .ok_or_else(|| {
+                ObjectStoreError::Unavailable(format!("{key}: GET answered without a length"))
+            })?;
+        let stream = futures::stream::unfold(out.body, |mut body| async move {
+            let chunk = body.next().await?;
+            Some((chunk.map_err(std::io::Error::other), body))
+        });
+        Ok(ObjectBody {
+            size,
+            stream: Box::pin(stream),
+        })
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
         let key = self.full(key)?;
         match self
@@ -234,16 +262,23 @@ impl ObjectStore for S3ObjectStore {
         &self,
         key: &str,
         content_type: &str,
+        content_length: u64,
         ttl: Duration,
     ) -> Result<PresignedRequest, ObjectStoreError> {
         let key = self.full(key)?;
         let config = presigning(ttl)?;
+        let length = i64::try_from(content_length).map_err(|_| {
+            ObjectStoreError::Unsupported(format!("{key}: length {content_length} out of range"))
+        })?;
+        // Content-Length is a signed header (X-Amz-SignedHeaders): a PUT of any other
+        // length fails the signature check, so the ticket cannot store more than announced.
         let request = self
             .presigner
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
             .content_type(content_type)
+            .content_length(length)
             .presigned(config)
             .await
             .map_err(|e| classify(&key, e))?;

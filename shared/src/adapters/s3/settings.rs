@@ -22,4 +22,10 @@ pub struct S3Settings {
     /// Prepended to every key (tests isolate under `tirage-test/{uuid}/`).
     #[serde(default)]
     pub key_prefix: String,
+    /// When > 0, processes set the bucket's lifecycle at start: objects under `key_prefix`
+    /// expire this many days after they were written (a backstop behind the reconciler's
+    /// sweep; keep it above the longest batch life), unfinished multipart uploads after a
+    /// day. 0 leaves the bucket's lifecycle alone (a bucket shared with other software).
+    #[serde(default)]
+    pub expire_after_days: u32,
 }

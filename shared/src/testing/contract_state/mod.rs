@@ -2,17 +2,31 @@
 //! every adapter; the cases are grouped by concern.
 
 mod batches;
+mod caps;
 mod harness;
 mod lifetime;
+mod runs;
 mod sessions;
+mod streams;
+mod upkeep;
 
 pub use batches::{
     add_photos_limit_and_closed, batch_lifecycle, closing_a_finished_batch_completes_it,
     exactly_once_under_concurrent_duplicates, pagination,
 };
+pub use caps::{
+    open_batches_capped_per_owner, pending_uploads_count_against_the_limit,
+    sessions_capped_per_creator,
+};
 pub use harness::{StateHarness, done, failed, new_batch, photos};
 pub use lifetime::{batch_expires, delete_batch, effects_once, pending_uploads};
+pub use runs::runs_count_per_attempt;
 pub use sessions::{authorize_in_one_call, rate_limit_window, sessions_slide};
+pub use streams::{progress_is_announced, stream_leases_cap_per_session};
+pub use upkeep::{
+    batches_are_indexed_by_expiry_until_forgotten, lease_has_one_holder_at_a_time,
+    watch_tells_since_when_a_batch_is_unchanged,
+};
 
 /// Expands to one `#[tokio::test]` per contract case, each building its harness with
 /// `$harness` (an async expression).
@@ -23,7 +37,12 @@ macro_rules! state_store_contract {
             sessions_slide, batch_lifecycle, add_photos_limit_and_closed,
             closing_a_finished_batch_completes_it, exactly_once_under_concurrent_duplicates,
             pagination, batch_expires, pending_uploads, effects_once, rate_limit_window,
-            authorize_in_one_call, delete_batch);
+            authorize_in_one_call, delete_batch, progress_is_announced,
+            stream_leases_cap_per_session, runs_count_per_attempt,
+            sessions_capped_per_creator, open_batches_capped_per_owner,
+            pending_uploads_count_against_the_limit, lease_has_one_holder_at_a_time,
+            batches_are_indexed_by_expiry_until_forgotten,
+            watch_tells_since_when_a_batch_is_unchanged);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(

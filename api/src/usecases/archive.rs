@@ -1,0 +1,186 @@
+//! One ZIP of a batch's renditions (`GET /v1/batches/{id}/archive`): every done photo's
+//! renditions of the chosen sizes, in upload order, named `<stem>_<size>.<ext>`.
+//!
+//! Before the answer starts, the size of every rendition is read from the object store
+//! (`head`, a bounded number at once: `api.archive_head_concurrency`), so the archive is laid
+//! out and its exact length known. Then the renditions stream from the store one after the
+//! other ([`crate::archive::write`]); nothing holds more than one chunk of one rendition.
+//!
+//! A rendition missing when the sizes are read is `404 rendition_not_found`. One that
+//! disappears, fails or changes size after the answer started cannot be reported in the
+//! answer: the stream ends with an error, the server cuts the connection, and the client
+//! receives fewer bytes than `Content-Length` announced — a failed download it can retry,
+//! never a complete-looking archive with a file missing or wrong. The cut is logged.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use tirage_shared::keys;
+use tirage_shared::model::{Batch, PhotoRecord, PhotoState};
+use tirage_shared::ports::ObjectStore;
+use uuid::Uuid;
+
+use crate::archive::{Layout, UniqueStems, WriteError, entry_name, safe_stem, write};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The archive as the route sends it.
+pub struct ArchiveDownload {
+    /// For `Content-Disposition`: `tirage-<batch id>.zip`.
+    pub filename: String,
+    /// The exact number of bytes `body` yields when nothing fails.
+    pub length: u64,
+    pub body: Pin<Box<dyn Stream<Item = Result<Bytes, WriteError>>>>,
+}
+
+/// One file of the archive before its size is known.
+struct Wanted {
+    name: String,
+    key: String,
+}
+
+/// Lays out the archive of `batch` (the caller's, already checked) and returns it ready to
+/// stream. `requested` narrows the sizes; each must be one of the batch's.
+pub async fn prepare(
+    state: &AppState,
+    batch: &Batch,
+    requested: Option<&[u32]>,
+) -> Result<ArchiveDownload, ApiError> {
+    let sizes = chosen_sizes(&batch.options.sizes, requested)?;
+    let photos = all_photos(state, batch.id).await?;
+    let wanted = entries(batch, &photos, &sizes);
+    let objects = state.ports.objects.clone();
+    let concurrency = state.settings.api.archive_head_concurrency.max(1);
+    let sized: Vec<(Wanted, u64)> = futures::stream::iter(wanted)
+        .map(|w| {
+            let objects = objects.clone();
+            async move {
+                match objects.head(&w.key).await {
+                    Ok(Some(meta)) => Ok((w, meta.size)),
+                    Ok(None) => Err(ApiError::RenditionNotFound(format!(
+                        "the rendition {} is missing from storage",
+                        w.name
+                    ))),
+                    Err(e) => Err(ApiError::from(e)),
+                }
+            }
+        })
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    let (names, keys): (Vec<(String, u64)>, Vec<String>) = sized
+        .into_iter()
+        .map(|(w, size)| ((w.name, size), w.key))
+        .unzip();
+    let layout = Layout::plan(names, batch.created_at)
+        .map_err(|e| ApiError::Internal(format!("archive layout: {e}")))?;
+    let length = layout.total_len();
+    Ok(ArchiveDownload {
+        filename: format!("tirage-{}.zip", batch.id),
+        length,
+        body: Box::pin(stream_from(objects, keys, layout, batch.id)),
+    })
+}
+
+/// The sizes to include, in the batch's order: all of the batch's, or those asked for
+/// (`unknown_size` for one the batch does not have).
+fn chosen_sizes(batch_sizes: &[u32], requested: Option<&[u32]>) -> Result<Vec<u32>, ApiError> {
+    let Some(requested) = requested else {
+        return Ok(batch_sizes.to_vec());
+    };
+    if let Some(unknown) = requested.iter().find(|s| !batch_sizes.contains(s)) {
+        let known: Vec<String> = batch_sizes.iter().map(u32::to_string).collect();
+        return Err(ApiError::UnknownSize(format!(
+            "size {unknown} is not one of this batch's sizes ({})",
+            known.join(", ")
+        )));
+    }
+    Ok(batch_sizes
+        .iter()
+        .copied()
+        .filter(|s| requested.contains(s))
+        .collect())
+}
+
+/// Every photo of the batch, in upload order, a page at a time.
+async fn all_photos(state: &AppState, batch_id: Uuid) -> Result<Vec<PhotoRecord>, ApiError> {
+    let page_size = state.settings.limits.page_max.max(1);
+    let mut photos = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = state
+            .ports
+            .state
+            .list_photos(batch_id, cursor.as_deref(), page_size)
+            .await?;
+        photos.extend(page.photos);
+        match page.next_cursor {
+            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+            _ => return Ok(photos),
+        }
+    }
+}
+
+/// The archive's files: for each done photo, in order, its renditions of `sizes`. Stems
+/// are claimed for every done photo whatever the sizes, so a photo's files are named the
+/// same in every archive of its batch.
+fn entries(batch: &Batch, photos: &[PhotoRecord], sizes: &[u32]) -> Vec<Wanted> {
+    let format = batch.options.format;
+    let mut stems = UniqueStems::default();
+    let mut wanted = Vec::new();
+    for photo in photos.iter().filter(|p| p.state == PhotoState::Done) {
+        let stem = stems.claim(safe_stem(&photo.filename));
+        for &size in sizes {
+            if photo.outputs.iter().any(|r| r.size == size) {
+                wanted.push(Wanted {
+                    name: entry_name(&stem, size, format.extension()),
+                    key: keys::rendition_key(batch.id, photo.id, size, format),
+                });
+            }
+        }
+    }
+    wanted
+}
+
+/// The archive's bytes, each rendition read from the store when its turn comes.
+fn stream_from(
+    objects: Arc<dyn ObjectStore>,
+    keys: Vec<String>,
+    layout: Layout,
+    batch_id: Uuid,
+) -> impl Stream<Item = Result<Bytes, WriteError>> {
+    let keys = Arc::new(keys);
+    write(layout, move |index| {
+        let objects = objects.clone();
+        let keys = keys.clone();
+        async move {
+            match keys.get(index) {
+                Some(key) => objects.get_stream(key).await.map_err(|e| e.to_string()),
+                None => Err("no object for this entry".to_owned()),
+            }
+        }
+    })
+    .inspect_err(move |e| {
+        tracing::warn!(%batch_id, error = %e, "archive cut short: the connection is closed");
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_default_to_the_batch_and_follow_its_order() {
+        let batch = [1080, 720, 360];
+        assert_eq!(chosen_sizes(&batch, None).unwrap(), batch);
+        assert_eq!(
+            chosen_sizes(&batch, Some(&[360, 1080, 360])).unwrap(),
+            [1080, 360]
+        );
+        let err = chosen_sizes(&batch, Some(&[720, 480])).unwrap_err();
+        assert_eq!(err.code(), "unknown_size");
+        assert!(err.to_string().contains("480"), "{err}");
+    }
+}

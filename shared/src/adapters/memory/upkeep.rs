@@ -1,0 +1,96 @@
+//! [`Upkeep`] in memory, under the store's one lock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{MemoryStateStore, after};
+use crate::model::PhotoRecord;
+use crate::ports::state_store::StateError;
+use crate::ports::upkeep::{IndexedBatch, Upkeep};
+
+#[async_trait]
+impl Upkeep for MemoryStateStore {
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let free = inner
+            .leases
+            .get(name)
+            .is_none_or(|(owner, until)| owner == holder || *until <= now);
+        if free {
+            inner
+                .leases
+                .insert(name.to_owned(), (holder.to_owned(), after(now, ttl)));
+        }
+        Ok(free)
+    }
+
+    async fn indexed_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError> {
+        let inner = self.lock();
+        let mut all: Vec<IndexedBatch> = inner
+            .index
+            .iter()
+            .map(|(&id, &expires_at)| IndexedBatch { id, expires_at })
+            .collect();
+        all.sort_by_key(|b| (b.expires_at, b.id));
+        Ok(all.into_iter().skip(offset).take(limit.max(1)).collect())
+    }
+
+    async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        self.lock().index.remove(&batch_id);
+        Ok(())
+    }
+
+    async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(entry) = inner.batch(batch_id, now) else {
+            return Ok(Vec::new());
+        };
+        let lost: Vec<Uuid> = entry
+            .order
+            .iter()
+            .filter(|id| !entry.photos.contains_key(id))
+            .copied()
+            .collect();
+        for id in &lost {
+            entry
+                .photos
+                .insert(*id, PhotoRecord::queued(*id, id.to_string()));
+        }
+        Ok(lost)
+    }
+
+    async fn unchanged_since(
+        &self,
+        batch_id: Uuid,
+        marker: &str,
+        now: DateTime<Utc>,
+        restart: bool,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        let clock_now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(entry) = inner.batch(batch_id, clock_now) else {
+            return Ok(None);
+        };
+        match &entry.watch {
+            Some((seen, since)) if seen == marker && !restart => Ok(Some(*since)),
+            _ => {
+                entry.watch = Some((marker.to_owned(), now));
+                Ok(Some(now))
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The run counter behind crash-loop detection ([`StateStore::start_run`]): hash
+//! `batch:{id}:runs`, photo id → `attempt:runs`.
+//!
+//! [`StateStore::start_run`]: crate::ports::StateStore::start_run
+
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::RedisStateStore;
+use super::codec::redis_error;
+use crate::ports::state_store::StateError;
+
+/// The runs a stored `attempt:runs` value counts for `attempt` (0 for another attempt).
+fn runs_at(stored: Option<&str>, attempt: u32) -> u32 {
+    stored
+        .and_then(|s| s.split_once(':'))
+        .filter(|(at, _)| at.parse() == Ok(attempt))
+        .and_then(|(_, runs)| runs.parse().ok())
+        .unwrap_or(0)
+}
+
+impl RedisStateStore {
+    pub(super) async fn read_runs(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        let stored: Option<String> = self
+            .conn()
+            .hget(self.keys.batch(batch_id).runs, photo_id.to_string())
+            .await
+            .map_err(redis_error)?;
+        Ok(runs_at(stored.as_deref(), attempt))
+    }
+
+    pub(super) async fn count_run(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        let before: i64 = self
+            .scripts
+            .start_run(&self.keys.batch(batch_id))
+            .arg(photo_id.to_string())
+            .arg(attempt)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        if before < 0 {
+            return Err(StateError::NotFound);
+        }
+        Ok(u32::try_from(before).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_at;
+
+    #[test]
+    fn runs_count_only_for_their_own_attempt() {
+        assert_eq!(runs_at(Some("2:3"), 2), 3);
+        assert_eq!(runs_at(Some("2:3"), 3), 0);
+        assert_eq!(runs_at(None, 1), 0);
+        assert_eq!(runs_at(Some("garbage"), 1), 0);
+    }
+}

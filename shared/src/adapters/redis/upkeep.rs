@@ -1,0 +1,128 @@
+//! [`Upkeep`] on Redis: the lease is a key set with `NX PX` (`take_lease.lua`); the index a
+//! sorted set `P batches` (batch id scored by expiry in unix ms) written before the batch
+//! itself, and expiring with the last batch it lists; the watch a field of the batch hash
+//! (`watch_batch.lua`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::RedisStateStore;
+use super::codec::{millis, redis_error};
+use crate::model::Batch;
+use crate::ports::state_store::StateError;
+use crate::ports::upkeep::{IndexedBatch, Upkeep};
+
+impl RedisStateStore {
+    /// Adds a batch to the index, before the batch is written: a batch is never live
+    /// without being indexed. The index lives as long as the last batch it lists.
+    pub(super) async fn index_batch(&self, batch: &Batch) -> Result<(), StateError> {
+        let expires = batch.expires_at.timestamp_millis();
+        let key = self.keys.batch_index();
+        let (): () = redis::pipe()
+            .zadd(&key, batch.id.to_string(), expires)
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(expires)
+            .arg("GT")
+            .ignore()
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(expires)
+            .arg("NX")
+            .ignore()
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Upkeep for RedisStateStore {
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let taken: i64 = self
+            .scripts
+            .take_lease(&self.keys.lease(name))
+            .arg(holder)
+            .arg(millis(ttl))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(taken == 1)
+    }
+
+    async fn indexed_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError> {
+        let stop = offset.saturating_add(limit.max(1)) - 1;
+        let entries: Vec<(String, f64)> = self
+            .conn()
+            .zrange_withscores(self.keys.batch_index(), offset as isize, stop as isize)
+            .await
+            .map_err(redis_error)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let id = Uuid::parse_str(&id).ok()?;
+                let expires_at = DateTime::<Utc>::from_timestamp_millis(score as i64)?;
+                Some(IndexedBatch { id, expires_at })
+            })
+            .collect())
+    }
+
+    async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        let _: i64 = self
+            .conn()
+            .zrem(self.keys.batch_index(), batch_id.to_string())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError> {
+        let ids: Vec<String> = self
+            .scripts
+            .restore_lost(&self.keys.batch(batch_id))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
+    }
+
+    async fn unchanged_since(
+        &self,
+        batch_id: Uuid,
+        marker: &str,
+        now: DateTime<Utc>,
+        restart: bool,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        let since: i64 = self
+            .scripts
+            .watch_batch(&self.keys.batch_hash(batch_id))
+            .arg(marker)
+            .arg(now.timestamp_millis())
+            .arg(if restart { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        if since < 0 {
+            return Ok(None);
+        }
+        Ok(DateTime::<Utc>::from_timestamp_millis(since))
+    }
+}

@@ -1,0 +1,58 @@
+//! What the reconciler needs from the state store, beside what requests and jobs use: a
+//! lease so that one reconciler runs at a time, an index of every batch by expiry (to find
+//! stalled batches, and to remove an expired batch's objects), and a per-batch watch that
+//! tells how long a batch has shown no progress. Every [`StateStore`] provides it.
+//!
+//! [`StateStore`]: super::StateStore
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::state_store::StateError;
+
+/// A batch as the index knows it: created once, listed until forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedBatch {
+    pub id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Upkeep: Send + Sync + 'static {
+    /// Takes the lease `name` for `holder`, or renews it when `holder` has it already, for
+    /// `ttl`. False while another holder has it.
+    async fn take_lease(&self, name: &str, holder: &str, ttl: Duration)
+    -> Result<bool, StateError>;
+
+    /// Batches created and not yet forgotten, soonest expiry first: at most `limit` from
+    /// `offset`. Creating a batch indexes it; deleting it does not (its objects are removed
+    /// once more when it expires, in case the deletion stopped halfway).
+    async fn indexed_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError>;
+
+    /// Drops a batch from the index. Idempotent.
+    async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
+
+    /// Gives a queued record back to every photo the batch counts that has neither a
+    /// record nor an outcome (its registration was lost), named by its id; returns them.
+    /// Their jobs are the caller's to publish again.
+    async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError>;
+
+    /// Since when the batch has shown `marker` (a digest of its progress that the caller
+    /// makes): when the stored marker differs, or `restart` is set, stores `marker` with
+    /// `now` and returns `now`. `None` when the batch does not exist; the watch goes with
+    /// the batch.
+    async fn unchanged_since(
+        &self,
+        batch_id: Uuid,
+        marker: &str,
+        now: DateTime<Utc>,
+        restart: bool,
+    ) -> Result<Option<DateTime<Utc>>, StateError>;
+}

@@ -1,0 +1,128 @@
+//! What the reconciler relies on: one lease holder at a time, every created batch indexed by
+//! expiry until forgotten, and a watch that tells since when a batch has shown no progress.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::harness::{HOUR, StateHarness, new_batch};
+
+pub async fn lease_has_one_holder_at_a_time<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let ttl = Duration::from_millis(1500);
+    let name = format!("reconciler-{}", Uuid::new_v4());
+    assert!(store.take_lease(&name, "a", ttl).await.unwrap());
+    assert!(!store.take_lease(&name, "b", ttl).await.unwrap());
+    assert!(
+        store.take_lease(&name, "a", ttl).await.unwrap(),
+        "the holder renews its lease"
+    );
+    h.pass(Duration::from_millis(1000)).await;
+    assert!(
+        !store.take_lease(&name, "b", ttl).await.unwrap(),
+        "the renewal pushed the expiry"
+    );
+    h.pass(Duration::from_millis(800)).await;
+    assert!(
+        store.take_lease(&name, "b", ttl).await.unwrap(),
+        "an expired lease goes to the next taker"
+    );
+    assert!(!store.take_lease(&name, "a", ttl).await.unwrap());
+    h.assert_everything_expires().await;
+}
+
+pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let later = new_batch(HOUR * 2);
+    let sooner = new_batch(HOUR);
+    store.create_batch(&later).await.unwrap();
+    store.create_batch(&sooner).await.unwrap();
+    let listed = store.indexed_batches(0, 100).await.unwrap();
+    let ids: Vec<Uuid> = listed.iter().map(|b| b.id).collect();
+    assert_eq!(ids, vec![sooner.id, later.id], "soonest expiry first");
+    assert_eq!(listed[0].expires_at, sooner.expires_at);
+    let page = store.indexed_batches(1, 1).await.unwrap();
+    assert_eq!(
+        page.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![later.id]
+    );
+
+    store.delete_batch(sooner.id).await.unwrap();
+    assert_eq!(
+        store.indexed_batches(0, 100).await.unwrap().len(),
+        2,
+        "a deleted batch stays indexed until it expires and its objects are swept"
+    );
+    store.forget_batch(sooner.id).await.unwrap();
+    store.forget_batch(sooner.id).await.unwrap();
+    let ids: Vec<Uuid> = store
+        .indexed_batches(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids, vec![later.id]);
+    h.assert_everything_expires().await;
+}
+
+pub async fn watch_tells_since_when_a_batch_is_unchanged<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(HOUR);
+    store.create_batch(&batch).await.unwrap();
+    let t0 = super::harness::ms(Utc::now());
+    let t1 = t0 + chrono::Duration::seconds(30);
+    let t2 = t1 + chrono::Duration::seconds(30);
+    assert_eq!(
+        store
+            .unchanged_since(batch.id, "3/10", t0, false)
+            .await
+            .unwrap(),
+        Some(t0)
+    );
+    assert_eq!(
+        store
+            .unchanged_since(batch.id, "3/10", t1, false)
+            .await
+            .unwrap(),
+        Some(t0),
+        "the same marker keeps its first sighting"
+    );
+    assert_eq!(
+        store
+            .unchanged_since(batch.id, "4/10", t1, false)
+            .await
+            .unwrap(),
+        Some(t1),
+        "progress restarts the watch"
+    );
+    assert_eq!(
+        store
+            .unchanged_since(batch.id, "4/10", t2, true)
+            .await
+            .unwrap(),
+        Some(t2),
+        "a restart restarts it"
+    );
+    assert_eq!(
+        store
+            .unchanged_since(Uuid::new_v4(), "0/0", t0, false)
+            .await
+            .unwrap(),
+        None
+    );
+    // The watch lives and expires with the batch.
+    h.assert_batch_expiry(&batch).await;
+    store.delete_batch(batch.id).await.unwrap();
+    assert_eq!(
+        store
+            .unchanged_since(batch.id, "4/10", t2, false)
+            .await
+            .unwrap(),
+        None,
+        "the watch never brings a deleted batch back"
+    );
+    assert_eq!(store.get_batch(batch.id).await.unwrap(), None);
+    h.assert_everything_expires().await;
+}

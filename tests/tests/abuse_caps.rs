@@ -1,0 +1,408 @@
+//! The caps one client may not pass, tried as an attacker would: through nginx on the local
+//! cluster (`deploy/local/cluster.sh`), with forged forwarding headers. Each flood must be
+//! refused with its documented code (docs/DEPLOY.md, "Client addresses and caps") while
+//! another session, polling its batch throughout, keeps getting 200:
+//! - a session flood, every request with a random `X-Forwarded-For`, `Forwarded` and
+//!   `X-Real-IP`: 429 once the address's budget is spent (nginx replaces `X-Real-IP`);
+//! - a flood of requests with made-up tokens: 429 instead of 401;
+//! - a batch flood from one session: 409 `too_many_open_batches`;
+//! - a pending-upload flood into one batch: 409 `too_many_photos` at the photo limit;
+//! - a presigned PUT larger than announced, straight to S3 (Garage): refused, nothing
+//!   stored, while the announced size goes through.
+//!
+//! Needs what `cluster.sh up` needs (nginx, Redis, RabbitMQ, Garage, cargo for the release
+//! binaries; TIRAGE_SKIP_BUILD=1 uses those already built) and fails naming the step.
+//! Environment: TIRAGE_ABUSE_CAPS_PORT (nginx's port, default 18780; the processes use the
+//! ports after it).
+
+// Test code: a failed step panics with its message, which is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+/// The caps this cluster runs with: small, so that a flood reaches them in seconds.
+const SESSIONS_PER_WINDOW: usize = 20;
+const UNKNOWN_TOKENS_PER_WINDOW: usize = 50;
+const OPEN_BATCHES: usize = 10;
+const PHOTOS_PER_BATCH: usize = 200;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+        .to_path_buf()
+}
+
+/// The running cluster; dropping it runs `cluster.sh down`.
+struct Cluster {
+    port: u16,
+    run_dir: PathBuf,
+}
+
+impl Cluster {
+    fn command(&self, action: &str) -> Command {
+        let mut cmd = Command::new(repo().join("deploy/local/cluster.sh"));
+        cmd.arg(action)
+            .env("TIRAGE_PORT", self.port.to_string())
+            .env("TIRAGE_RUN_DIR", &self.run_dir)
+            .env("TIRAGE_API_REPLICAS", "2")
+            .env("TIRAGE_WORKERS", "1");
+        cmd
+    }
+
+    fn up() -> Cluster {
+        let port = std::env::var("TIRAGE_ABUSE_CAPS_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(18780);
+        let run_dir =
+            std::env::temp_dir().join(format!("tirage-abuse-caps-{}", std::process::id()));
+        let cluster = Cluster { port, run_dir };
+        let status = cluster
+            .command("up")
+            // Its own keys: the counters this test fills must not limit any other run.
+            .env(
+                "TIRAGE__REDIS__KEY_PREFIX",
+                format!("tirage-abuse-caps:{}:", uuid::Uuid::new_v4().simple()),
+            )
+            .env(
+                "TIRAGE__RATE_LIMIT__SESSION_CREATIONS",
+                SESSIONS_PER_WINDOW.to_string(),
+            )
+            .env(
+                "TIRAGE__RATE_LIMIT__UNKNOWN_TOKEN_REQUESTS",
+                UNKNOWN_TOKENS_PER_WINDOW.to_string(),
+            )
+            .env("TIRAGE__RATE_LIMIT__WINDOW_SECS", "600")
+            .env(
+                "TIRAGE__LIMITS__MAX_OPEN_BATCHES_PER_SESSION",
+                OPEN_BATCHES.to_string(),
+            )
+            .env(
+                "TIRAGE__LIMITS__MAX_PHOTOS_PER_BATCH",
+                PHOTOS_PER_BATCH.to_string(),
+            )
+            .status()
+            .expect("run deploy/local/cluster.sh");
+        assert!(
+            status.success(),
+            "deploy/local/cluster.sh up failed ({status}); it printed why (nginx, Redis, \
+             RabbitMQ, Garage or the build); logs in {}/logs",
+            cluster.run_dir.display()
+        );
+        cluster
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        match self.command("down").status() {
+            Ok(s) if s.success() => {}
+            other => eprintln!("cluster.sh down: {other:?}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn session(&self) -> String {
+        let resp = self
+            .http
+            .post(self.url("/v1/sessions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "POST /v1/sessions");
+        let body: Value = resp.json().await.unwrap();
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    async fn post(&self, token: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn batch(&self, token: &str) -> String {
+        let (status, body) = self.post(token, "/v1/batches", &json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "POST /v1/batches: {body}");
+        body["id"].as_str().expect("batch id").to_owned()
+    }
+}
+
+/// Another session polling its own batch while a flood runs; `finish` says how it fared.
+struct Bystander {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<StatusCode>>,
+}
+
+impl Bystander {
+    fn start(client: &Client, token: &str, batch: &str) -> Bystander {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (client, token, path) = (
+            client.clone(),
+            token.to_owned(),
+            format!("/v1/batches/{batch}"),
+        );
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let resp = client
+                    .http
+                    .get(client.url(&path))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                seen.push(resp.status());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        });
+        Bystander { stop, task }
+    }
+
+    /// Every poll answered 200, and there were some.
+    async fn finish(self, during: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let seen = self.task.await.unwrap();
+        assert!(!seen.is_empty(), "{during}: the bystander made no request");
+        let bad: Vec<_> = seen.iter().filter(|s| **s != StatusCode::OK).collect();
+        assert!(
+            bad.is_empty(),
+            "{during}: the other session got {bad:?} in {} polls",
+            seen.len()
+        );
+        eprintln!("{during}: bystander served {} polls, all 200", seen.len());
+    }
+}
+
+/// Runs `n` requests made by `make`, at most 32 at once; their statuses in order.
+async fn flood<F, Fut>(n: usize, make: F) -> Vec<StatusCode>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = StatusCode> + Send + 'static,
+{
+    let mut statuses = vec![StatusCode::OK; n];
+    for start in (0..n).step_by(32) {
+        let mut set = JoinSet::new();
+        for i in start..(start + 32).min(n) {
+            let fut = make(i);
+            set.spawn(async move { (i, fut.await) });
+        }
+        while let Some(done) = set.join_next().await {
+            let (i, status) = done.unwrap();
+            statuses[i] = status;
+        }
+    }
+    statuses
+}
+
+fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn floods_are_refused_while_other_sessions_are_served() {
+    let cluster = Cluster::up();
+    let client = Client {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        base: cluster.base(),
+    };
+    // Every session this test needs, before the session flood spends the address's budget.
+    let bystander = client.session().await;
+    let bystander_batch = client.batch(&bystander).await;
+    let batcher = client.session().await;
+    let uploader = client.session().await;
+    let made_before = 3;
+
+    // 1. Sessions with forged forwarding headers: nginx replaces X-Real-IP, the API reads
+    //    nothing else, so all of them count against 127.0.0.1.
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    let statuses = flood(600, |i| {
+        let (http, url) = (client.http.clone(), client.url("/v1/sessions"));
+        async move {
+            let forged = format!(
+                "{}.{}.{}.{}",
+                11 + i % 200,
+                i % 251,
+                (i * 7) % 253,
+                1 + i % 250
+            );
+            http.post(url)
+                .header("X-Forwarded-For", &forged)
+                .header("Forwarded", format!("for={forged}"))
+                .header("X-Real-IP", &forged)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    })
+    .await;
+    watch.finish("session flood").await;
+    let created = count(&statuses, StatusCode::CREATED);
+    assert_eq!(
+        created,
+        SESSIONS_PER_WINDOW - made_before,
+        "sessions created despite forged headers"
+    );
+    assert_eq!(
+        count(&statuses, StatusCode::TOO_MANY_REQUESTS),
+        600 - created,
+        "every other attempt is 429: {statuses:?}"
+    );
+
+    // 2. Made-up tokens: counted per address, 429 past the budget.
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    let statuses = flood(300, |i| {
+        let (http, url) = (client.http.clone(), client.url("/v1/batches"));
+        async move {
+            http.post(url)
+                .bearer_auth(format!("guessed-token-{i}-{}", uuid::Uuid::new_v4()))
+                .header("X-Forwarded-For", format!("10.0.{}.{}", i % 200, i % 250))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    })
+    .await;
+    watch.finish("unknown-token flood").await;
+    assert_eq!(
+        count(&statuses, StatusCode::UNAUTHORIZED),
+        UNKNOWN_TOKENS_PER_WINDOW
+    );
+    assert_eq!(
+        count(&statuses, StatusCode::TOO_MANY_REQUESTS),
+        300 - UNKNOWN_TOKENS_PER_WINDOW
+    );
+
+    // 3. One session opening batches.
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    let statuses = flood(100, |_| {
+        let (client, token) = (client.clone(), batcher.clone());
+        async move { client.post(&token, "/v1/batches", &json!({})).await.0 }
+    })
+    .await;
+    watch.finish("batch flood").await;
+    assert_eq!(count(&statuses, StatusCode::CREATED), OPEN_BATCHES);
+    assert_eq!(
+        count(&statuses, StatusCode::CONFLICT),
+        100 - OPEN_BATCHES,
+        "{statuses:?}"
+    );
+    let (status, body) = client.post(&batcher, "/v1/batches", &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "too_many_open_batches");
+
+    // 4. Pending presigned uploads into one batch: 30 requests of 50 tickets each.
+    let target = client.batch(&uploader).await;
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    let files: Vec<Value> = (0..50)
+        .map(|i| json!({"filename": format!("f{i}.jpg"), "size": 1000, "content_type": "image/jpeg"}))
+        .collect();
+    let request = json!({ "files": files });
+    let statuses = flood(30, |_| {
+        let (client, token, body) = (client.clone(), uploader.clone(), request.clone());
+        let path = format!("/v1/batches/{target}/uploads");
+        async move { client.post(&token, &path, &body).await.0 }
+    })
+    .await;
+    watch.finish("pending-upload flood").await;
+    assert_eq!(
+        count(&statuses, StatusCode::CREATED),
+        PHOTOS_PER_BATCH / 50,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        count(&statuses, StatusCode::CONFLICT),
+        30 - PHOTOS_PER_BATCH / 50
+    );
+    let one = json!({"files": [{"filename": "x.jpg", "size": 10, "content_type": "image/jpeg"}]});
+    let (status, body) = client
+        .post(&uploader, &format!("/v1/batches/{target}/uploads"), &one)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "too_many_photos");
+
+    // 5. A presigned PUT larger than announced, straight to the object store.
+    let small = client.batch(&uploader).await;
+    let (status, body) = client
+        .post(
+            &uploader,
+            &format!("/v1/batches/{small}/uploads"),
+            &json!({"files": [
+                {"filename": "a.jpg", "size": 1000, "content_type": "image/jpeg"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ticket = body["uploads"][0].clone();
+    let photo = ticket["photo_id"].as_str().unwrap().to_owned();
+    let put = |len: usize| {
+        let mut req = client.http.put(ticket["url"].as_str().unwrap());
+        for (name, value) in ticket["headers"].as_object().unwrap() {
+            // The attacker states the length it really sends.
+            if !name.eq_ignore_ascii_case("content-length") {
+                req = req.header(name.as_str(), value.as_str().unwrap());
+            }
+        }
+        req.body(vec![0xA5u8; len]).send()
+    };
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    match put(256 * 1024).await {
+        Ok(resp) => assert!(
+            resp.status().is_client_error(),
+            "a 256 KiB PUT to a 1000-byte ticket answered {}",
+            resp.status()
+        ),
+        // The store may answer and close before taking the whole body.
+        Err(e) => eprintln!("oversize PUT cut off by the store: {e}"),
+    }
+    watch.finish("oversize presigned PUT").await;
+    let complete = format!("/v1/batches/{small}/photos/{photo}/complete");
+    let (status, body) = client.post(&uploader, &complete, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["error"]["code"], "upload_missing",
+        "nothing was stored"
+    );
+    // The announced size goes through the same URL.
+    let exact = put(1000).await.unwrap();
+    assert!(exact.status().is_success(), "{}", exact.status());
+    let (status, body) = client.post(&uploader, &complete, &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

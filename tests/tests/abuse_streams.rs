@@ -1,0 +1,409 @@
+//! Black-box abuse of the cluster's streams, through nginx, as `deploy/local/cluster.sh`
+//! runs it (two API replicas, two workers): an event-stream flood, replayed and forged
+//! webhooks at a local receiver that verifies the documented signature scheme, callbacks
+//! aimed at every reserved address range, odd ports and names resolving inside, and 64
+//! parallel 8 MB uploads with 64 parallel large downloads while the API's peak RSS is
+//! sampled. Each case also checks that another session keeps being served.
+//!
+//! One cluster for every case (starting one builds and launches seven processes); the cases
+//! run in order in one test and each names itself when it fails. Needs what `cluster.sh up`
+//! needs (nginx, Redis, RabbitMQ, Garage, cargo). Environment: TIRAGE_ABUSE_PORT (nginx's
+//! port, default 18680; the replicas and workers use ports after it).
+
+// Test code: a failed step panics with its message, which is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod abuse_support;
+
+use std::time::{Duration, Instant};
+
+use abuse_support::{Api, Cluster, Receiver, noise_jpeg, vm_hwm_kib};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The cluster's settings for these cases: small caps so that a flood reaches them, and a
+/// receiver network the SSRF guard lets through (everything else stays refused).
+const EVENTS_PER_SESSION: usize = 4;
+const UPLOADS_PER_REPLICA: usize = 8;
+const SECRET: &str = "abuse-suite-callback-key-4f1d9c0b7e2a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abuse_of_streams_is_refused_and_others_are_served() {
+    let receiver = Receiver::start("127.0.0.2", SECRET).await;
+    let canary = Receiver::start("127.0.0.2", SECRET).await;
+    let cluster = Cluster::up(&[
+        (
+            "TIRAGE__API__EVENTS_PER_SESSION",
+            EVENTS_PER_SESSION.to_string(),
+        ),
+        (
+            "TIRAGE__API__MAX_CONCURRENT_UPLOADS",
+            UPLOADS_PER_REPLICA.to_string(),
+        ),
+        ("TIRAGE__API__BUSY_RETRY_AFTER_SECS", "1".into()),
+        ("TIRAGE__WORKER__CALLBACK_SECRET", SECRET.into()),
+        (
+            "TIRAGE__WORKER__CALLBACK_PORTS",
+            format!("80,443,{}", receiver.port),
+        ),
+        (
+            "TIRAGE__WORKER__CALLBACK_ALLOW_NETWORKS",
+            "127.0.0.2/32".into(),
+        ),
+        ("TIRAGE__WORKER__CALLBACK_RETRY_FOR_MS", "2000".into()),
+    ]);
+    let base = cluster.base();
+    let bystander = Api::new(&base).await;
+    let bystander_batch = bystander.create_batch(json!({})).await;
+
+    sse_flood_is_capped(&base, &bystander, &bystander_batch).await;
+    webhooks_replayed_or_forged_are_refused(&base, &receiver, &bystander, &bystander_batch).await;
+    ssrf_targets_are_refused(&cluster, &base, &canary, &receiver).await;
+    parallel_uploads_and_downloads_keep_memory_bounded(
+        &cluster,
+        &base,
+        &bystander,
+        &bystander_batch,
+    )
+    .await;
+}
+
+/// The bystander's batch answers 200: the service keeps serving other sessions.
+async fn bystander_served(bystander: &Api, batch: &str, during: &str) {
+    let resp = bystander.get(&format!("/v1/batches/{batch}")).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "bystander refused during {during}"
+    );
+}
+
+async fn sse_flood_is_capped(base: &str, bystander: &Api, bystander_batch: &str) {
+    eprintln!("== case: SSE flood capped per session");
+    let flooder = Api::new(base).await;
+    let batch = flooder.create_batch(json!({})).await;
+    let path = format!("/v1/batches/{batch}/events");
+    let mut held = Vec::new();
+    for i in 0..EVENTS_PER_SESSION {
+        let mut resp = flooder.get(&path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "stream {i} within the cap");
+        let first = resp.chunk().await.unwrap().expect("a first event");
+        assert!(String::from_utf8_lossy(&first).contains("event: progress"));
+        held.push(resp);
+    }
+    // The flood: every stream past the cap is refused, on whichever replica it lands.
+    for i in 0..40 {
+        let resp = flooder.get(&path).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "stream {i} past the cap"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    }
+    // Another session streams and is served normally meanwhile.
+    let mut other = bystander
+        .get(&format!("/v1/batches/{bystander_batch}/events"))
+        .await;
+    assert_eq!(other.status(), StatusCode::OK, "bystander's stream");
+    let first = other
+        .chunk()
+        .await
+        .unwrap()
+        .expect("bystander's first event");
+    assert!(String::from_utf8_lossy(&first).contains("event: progress"));
+    bystander_served(bystander, bystander_batch, "the SSE flood").await;
+    // Progress reaches a held stream through the replica's one subscription: closing the
+    // batch changes its state, and the stream says so without the client polling.
+    flooder
+        .post_empty(&format!("/v1/batches/{batch}/close"))
+        .await;
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains("event: completed") {
+        assert!(Instant::now() < deadline, "no completed event: {seen}");
+        match tokio::time::timeout(Duration::from_secs(20), held[0].chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("stream ended before completed ({other:?}): {seen}"),
+        }
+    }
+    // A stream that ends gives its slot back.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = flooder.get(&path).await;
+        if resp.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slots never came back: {}",
+            resp.status()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn webhooks_replayed_or_forged_are_refused(
+    base: &str,
+    receiver: &Receiver,
+    bystander: &Api,
+    bystander_batch: &str,
+) {
+    eprintln!("== case: replayed and forged webhooks refused by a verifying receiver");
+    let api = Api::new(base).await;
+    let hook = format!("http://127.0.0.2:{}/hook", receiver.port);
+    let batch = api.create_batch(json!({ "callback_url": hook })).await;
+    // An empty batch completes when closed: its callback goes out at once.
+    api.post_empty(&format!("/v1/batches/{batch}/close")).await;
+    let genuine = receiver.wait_first_accepted(Duration::from_secs(60)).await;
+    assert!(
+        String::from_utf8_lossy(&genuine.body).contains(&batch),
+        "the callback names the batch"
+    );
+    let header = genuine.signature.clone().expect("signed");
+    let t: i64 = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("t=<unix>,v1=<hex>");
+    let now = abuse_support::unix_now();
+    assert!(
+        (now - t).abs() <= 300,
+        "timestamp {t} is the sending time (now {now})"
+    );
+
+    // The exact request again: a replay, refused (the receiver remembers signatures within
+    // its tolerance window, past it the timestamp is refused).
+    assert_eq!(
+        receiver.send(&genuine.body, Some(&header)).await,
+        409,
+        "replay"
+    );
+    assert_eq!(
+        receiver.verify_at(&genuine.body, &header, t + 301),
+        Err("outside tolerance"),
+        "the same request 301 s later"
+    );
+    // A fresh timestamp on the old MAC, a changed body, another key, no header: forged.
+    let v1 = header.split_once(",v1=").expect("v1").1;
+    let moved = format!("t={now},v1={v1}");
+    assert_eq!(
+        receiver.send(&genuine.body, Some(&moved)).await,
+        401,
+        "moved timestamp"
+    );
+    let tampered = String::from_utf8_lossy(&genuine.body).replace("\"total\":0", "\"total\":9");
+    assert_eq!(
+        receiver.send(tampered.as_bytes(), Some(&header)).await,
+        401,
+        "changed body"
+    );
+    let other_key = abuse_support::sign("not-the-key", now, &genuine.body);
+    assert_eq!(
+        receiver.send(&genuine.body, Some(&other_key)).await,
+        401,
+        "another key"
+    );
+    assert_eq!(
+        receiver.send(&genuine.body, None).await,
+        401,
+        "no signature"
+    );
+    let legacy = abuse_support::legacy_body_only(SECRET, &genuine.body);
+    assert_eq!(
+        receiver.send(&genuine.body, Some(&legacy)).await,
+        401,
+        "body-only scheme"
+    );
+    bystander_served(bystander, bystander_batch, "the webhook forgeries").await;
+}
+
+/// One callback target per reserved range of the IANA special-purpose registries, odd
+/// ports, and names that resolve inside.
+fn ssrf_targets(canary_port: u16) -> Vec<String> {
+    let mut targets: Vec<String> = [
+        "http://127.0.0.1/",
+        "http://127.1.2.3:443/",
+        "http://0.0.0.0/",
+        "http://10.0.0.1/",
+        "http://100.64.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://172.16.0.1/",
+        "http://192.0.0.9/",
+        "http://192.0.2.1/",
+        "http://192.31.196.1/",
+        "http://192.52.193.1/",
+        "http://192.88.99.1/",
+        "http://192.168.1.1/",
+        "http://192.175.48.1/",
+        "http://198.18.0.1/",
+        "http://198.51.100.1/",
+        "http://203.0.113.1/",
+        "http://224.0.0.1/",
+        "http://240.0.0.1/",
+        "http://255.255.255.255/",
+        "http://[::1]/",
+        "http://[::]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::a00:1]/",
+        "http://[64:ff9b::a00:1]/",
+        "http://[64:ff9b:1::808:808]/",
+        "http://[100::1]/",
+        "http://[2001::1]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://[2001:2::1]/",
+        "http://[2001:db8::1]/",
+        "http://[2002:7f00:1::1]/",
+        "http://[2620:4f:8000::1]/",
+        "http://[3fff::1]/",
+        "http://[5f00::1]/",
+        "http://[fc00::1]/",
+        "http://[fd00:ec2::254]/",
+        "http://[fe80::1]/",
+        "http://[fec0::1]/",
+        "http://[ff02::1]/",
+        // Odd ports, on public addresses: refused before any connection.
+        "http://8.8.8.8:22/",
+        "http://8.8.8.8:6379/",
+        "https://1.1.1.1:8443/",
+        // Names that resolve to loopback.
+        "http://localhost/",
+        "https://LOCALHOST:443/",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // The receivers' own network is allowed, but not on a port outside the allowed list.
+    targets.push(format!("http://127.0.0.2:{canary_port}/"));
+    // This machine's name resolves to its own (private) address through /etc/hosts.
+    if let Some(host) = abuse_support::private_hostname() {
+        targets.push(format!("http://{host}/"));
+    }
+    targets
+}
+
+async fn ssrf_targets_are_refused(
+    cluster: &Cluster,
+    base: &str,
+    canary: &Receiver,
+    receiver: &Receiver,
+) {
+    eprintln!("== case: callbacks to reserved ranges, odd ports and inside names refused");
+    let api = Api::new(base).await;
+    let bystander = Api::new(base).await;
+    let bystander_batch = bystander.create_batch(json!({})).await;
+    let refused_before = cluster.callbacks("refused").await;
+    let delivered_before = cluster.callbacks("delivered").await;
+    let targets = ssrf_targets(canary.port);
+    for target in &targets {
+        let batch = api.create_batch(json!({ "callback_url": target })).await;
+        api.post_empty(&format!("/v1/batches/{batch}/close")).await;
+    }
+    let want = refused_before + targets.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let refused = cluster.callbacks("refused").await;
+        if refused >= want {
+            assert_eq!(refused, want, "more refusals than targets");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} callbacks refused",
+            refused - refused_before,
+            targets.len()
+        );
+        bystander_served(&bystander, &bystander_batch, "the SSRF attempts").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        cluster.callbacks("delivered").await,
+        delivered_before,
+        "nothing delivered"
+    );
+    assert_eq!(canary.hits(), 0, "the canary on a refused port was reached");
+    assert_eq!(receiver.worker_hits(), 1, "the receiver was reached again");
+}
+
+async fn parallel_uploads_and_downloads_keep_memory_bounded(
+    cluster: &Cluster,
+    base: &str,
+    bystander: &Api,
+    bystander_batch: &str,
+) {
+    eprintln!("== case: 64 parallel 8 MB uploads + 64 parallel large downloads");
+    let api = Api::new(base).await;
+    // One large rendition: 3840x2160 noise as PNG is about 25 MB.
+    let big = api
+        .create_batch(json!({ "sizes": [2160], "format": "png" }))
+        .await;
+    let (photo, _) = api.upload(&big, "noise.jpg", &noise_jpeg(3840, 2160)).await;
+    api.post_empty(&format!("/v1/batches/{big}/close")).await;
+    api.wait_completed(&big, Duration::from_secs(180)).await;
+    let rendition = format!("/v1/batches/{big}/photos/{photo}/2160");
+    let expected = api.get(&rendition).await.bytes().await.unwrap().len();
+    assert!(
+        expected > 8 * 1024 * 1024,
+        "rendition of {expected} bytes is not large"
+    );
+
+    let uploads_batch = api.create_batch(json!({})).await;
+    let payload: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let before: Vec<u64> = cluster.api_pids().iter().map(|p| vm_hwm_kib(p)).collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (api, batch, bytes) = (api.clone(), uploads_batch.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            api.upload_retrying_busy(&batch, &format!("big-{i}.jpg"), &bytes)
+                .await
+        }));
+    }
+    let mut downloads = Vec::new();
+    for _ in 0..64 {
+        let (api, path) = (api.clone(), rendition.clone());
+        downloads.push(tokio::spawn(async move {
+            let resp = api.get(&path).await;
+            (
+                resp.status(),
+                resp.bytes().await.map(|b| b.len()).unwrap_or(0),
+            )
+        }));
+    }
+    let mut bystander_ok = 0;
+    while tasks.iter().any(|t| !t.is_finished()) || downloads.iter().any(|t| !t.is_finished()) {
+        bystander_served(bystander, bystander_batch, "the upload and download flood").await;
+        bystander_ok += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut busy = 0;
+    for t in tasks {
+        busy += t.await.unwrap();
+    }
+    for d in downloads {
+        let (status, len) = d.await.unwrap();
+        assert_eq!((status, len), (StatusCode::OK, expected), "a download");
+    }
+    let elapsed = started.elapsed();
+    let after: Vec<u64> = cluster.api_pids().iter().map(|p| vm_hwm_kib(p)).collect();
+    eprintln!(
+        "64 x 8 MB uploads + 64 x {expected} B downloads in {:.1} s; 503 server_busy \
+         answers: {busy}; bystander polls served: {bystander_ok}; API VmHWM before {before:?} \
+         KiB, after {after:?} KiB",
+        elapsed.as_secs_f64()
+    );
+    assert!(
+        busy > 0,
+        "64 parallel uploads never met the cap of {UPLOADS_PER_REPLICA} per replica"
+    );
+    // Held whole, 64 downloads alone would be 64 x the rendition (over 1.5 GB) and 64
+    // uploads 64 x 8 MiB; streamed and bounded, each replica stays far below that.
+    for (pid, kib) in cluster.api_pids().iter().zip(&after) {
+        assert!(*kib < 400 * 1024, "API pid {pid} peaked at {kib} KiB");
+    }
+}

@@ -1,0 +1,155 @@
+//! The reconciler, on states that failures really leave behind, arranged through the ports:
+//! photos registered whose jobs never reached the broker, a completed batch whose effects a
+//! dead handler claimed, an expired batch whose objects stayed in the object store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tirage_shared::codes::Effect;
+use tirage_shared::{PhotoOutcome, Rendition, keys};
+use tirage_worker::WorkerSettings;
+
+use crate::common::*;
+
+/// A worker whose reconciler runs every 100 ms and calls a batch stalled after 500 ms.
+fn reconciling(mut settings: WorkerSettings) -> WorkerSettings {
+    settings.reconcile_every_ms = 100;
+    settings.stall_after_ms = 500;
+    settings
+}
+
+fn done_outcome() -> PhotoOutcome {
+    PhotoOutcome::Done {
+        width: 640,
+        height: 480,
+        renditions: vec![Rendition {
+            size: 360,
+            width: 480,
+            height: 360,
+            bytes: 5,
+        }],
+    }
+}
+
+/// Photos registered and stored, but their jobs lost before the broker had them: the batch
+/// completes anyway.
+pub async fn lost_jobs_are_published_again(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(
+        &ports,
+        small_options(),
+        None,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+    )
+    .await;
+    // One job made it; two were lost.
+    ports.queue.publish(&job(&f, f.photos[0])).await.unwrap();
+    let worker = start(
+        ports.clone(),
+        reconciling(h.settings()),
+        Some(fake_engine()),
+    )
+    .await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!(
+        (batch.total, batch.done, batch.failed),
+        (3, 3, 0),
+        "{batch:?}"
+    );
+    assert!(worker.metrics.reconciled_count("republished") >= 2);
+    worker.shutdown().await;
+}
+
+/// A completed batch whose event and callback were claimed by a handler that died before
+/// running them: the reconciler redrives the finalisation, and each effect runs once.
+pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let hook = hook(0).await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        Some(hook.url.clone()),
+        vec![b"a".to_vec()],
+    )
+    .await;
+    let state = &ports.state;
+    state
+        .record_outcome(f.batch.id, f.photos[0], &done_outcome())
+        .await
+        .unwrap();
+    for effect in [Effect::Event, Effect::Callback] {
+        assert!(state.claim_effect(f.batch.id, effect).await.unwrap());
+    }
+    let worker = start(
+        ports.clone(),
+        reconciling(h.settings()),
+        Some(fake_engine()),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while !(state
+        .is_effect_done(f.batch.id, Effect::Event)
+        .await
+        .unwrap()
+        && state
+            .is_effect_done(f.batch.id, Effect::Callback)
+            .await
+            .unwrap())
+    {
+        assert!(Instant::now() < deadline, "effects never done");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A few more passes: a batch whose effects are done is left alone.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(hook.requests.lock().unwrap().len(), 1, "one callback");
+    assert_eq!(worker.metrics.reconciled_count("redriven"), 1);
+    worker.shutdown().await;
+}
+
+/// An expired batch's objects are removed; a live batch's stay.
+pub async fn expired_batches_leave_no_objects(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let live = batch_with(&ports, small_options(), None, vec![b"live".to_vec()]).await;
+    let mut expiring = new_batch(small_options(), None);
+    expiring.expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    ports.state.create_batch(&expiring).await.unwrap();
+    let photo = uuid::Uuid::new_v4();
+    let stored = [
+        keys::original_key(expiring.id, photo),
+        keys::rendition_key(expiring.id, photo, 360, expiring.options.format),
+        // An upload whose ticket was never completed.
+        keys::original_key(expiring.id, uuid::Uuid::new_v4()),
+    ];
+    for key in &stored {
+        let body = Bytes::from_static(b"bytes");
+        ports.objects.put(key, body, "image/jpeg").await.unwrap();
+    }
+    let worker = start(
+        ports.clone(),
+        reconciling(h.settings()),
+        Some(fake_engine()),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut left = 0;
+        for key in &stored {
+            if ports.objects.head(key).await.unwrap().is_some() {
+                left += 1;
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} objects left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live_original = keys::original_key(live.batch.id, live.photos[0]);
+    assert!(ports.objects.head(&live_original).await.unwrap().is_some());
+    let indexed = ports.state.indexed_batches(0, 100).await.unwrap();
+    assert!(indexed.iter().all(|b| b.id != expiring.id), "forgotten");
+    assert!(indexed.iter().any(|b| b.id == live.batch.id));
+    assert!(worker.metrics.reconciled_count("swept") >= 1);
+    worker.shutdown().await;
+}
