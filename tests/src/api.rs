@@ -254,13 +254,23 @@ impl Api {
         assert_eq!(outputs.len(), 3, "three renditions (1080, 720, 360): {p}");
         for o in outputs {
             let url = o["url"].as_str().unwrap();
-            let resp = self
-                .http
-                .get(format!("{}{url}", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap();
+            // A 503 says a dependency is still coming back (a replica reconnecting to Redis
+            // after its restart): a client retries it, as the API asks.
+            let mut tries = 0;
+            let resp = loop {
+                let resp = self
+                    .http
+                    .get(format!("{}{url}", self.base))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .unwrap();
+                tries += 1;
+                if resp.status() != StatusCode::SERVICE_UNAVAILABLE || tries == 30 {
+                    break resp;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            };
             assert_eq!(resp.status(), StatusCode::OK, "GET {url}");
             let ctype = resp
                 .headers()
