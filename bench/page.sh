@@ -9,7 +9,8 @@
 #
 # Needs what the browser tests need (node, /usr/bin/chromium, tests/browser/node_modules:
 # scripts/install-deps.sh) and ImageMagick for the 4K set, made from bench/corpus
-# (bench/build-corpus.sh) into bench/corpus-4k/. Writes bench/out/page/summary.txt.
+# (bench/build-corpus.sh) into bench/corpus-4k/. TIRAGE_SKIP_BUILD=1 uses the release
+# `tirage` already built. Writes bench/out/page/summary.txt.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,7 +38,8 @@ for src in "$REPO"/bench/corpus/*.jpg; do
 done
 
 cd "$REPO"
-cargo build --release -p tirage-cli --bin tirage
+[[ "${TIRAGE_SKIP_BUILD:-0}" == 1 ]] || cargo build --release -p tirage-cli --bin tirage
+[[ -x $BIN ]] || die "missing $BIN"
 [[ -d tests/browser/node_modules/playwright-core ]] || (cd tests/browser && npm ci --no-audit --no-fund)
 mkdir -p "$OUT"
 work="$(mktemp -d -t tirage-bench-page.XXXXXX)"

@@ -27,7 +27,7 @@ pub enum FailureCode {
     StorageError,
     /// A bug or an unexpected state in Tirage itself; logged with details.
     InternalError,
-    /// Transient failures (S3, Redis, broker) outlasted every attempt.
+    /// Transient failures (S3, Redis, broker) outlasted the retry budget.
     RetriesExhausted,
     /// The API stored the original but could not hand its job to the broker.
     EnqueueFailed,
@@ -71,7 +71,7 @@ impl FailureCode {
         (FailureCode::InternalError, "an unexpected error in Tirage"),
         (
             FailureCode::RetriesExhausted,
-            "transient failures outlasted every attempt",
+            "transient failures outlasted the retry budget (`[worker] retry_for_ms`)",
         ),
         (
             FailureCode::EnqueueFailed,

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::Ctx;
-use crate::outcome::{self, Settle};
+use crate::outcome::{self, Settle, Tries};
 use crate::{finalize, gate, job};
 
 /// Consumes until `stop` is cancelled, then drains: in-flight jobs get the grace period,
@@ -110,9 +110,14 @@ async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
     let Delivery {
         item,
         attempt,
+        retrying_since,
         redelivered,
         handle,
     } = delivery;
+    let tries = Tries {
+        attempt,
+        retrying_since,
+    };
     let (kind, span) = match &item {
         WorkItem::Resize(job) => (
             "resize",
@@ -138,12 +143,12 @@ async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
             match item {
                 WorkItem::Resize(job) => {
                     let result = job::run(&ctx, &job, attempt, redelivered).await;
-                    outcome::resize_verdict(&ctx, &job, attempt, result).await
+                    outcome::resize_verdict(&ctx, &job, tries, result).await
                 }
                 WorkItem::FinalizeBatch { batch_id, redrive } => {
                     let maybe_ours = attempt > 1 || redelivered || redrive;
                     let result = finalize::run(&ctx, batch_id, maybe_ours).await;
-                    outcome::finalize_verdict(&ctx, attempt, result).await
+                    outcome::finalize_verdict(&ctx, tries, result).await
                 }
             }
         };

@@ -2,7 +2,7 @@
 //! finalisation handed off when it completed, and the delivery settled with the broker —
 //! acked, retried later after [`retry_delay`], or dead-lettered once retrying cannot help.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tirage_shared::backoff::Backoff;
 use tirage_shared::codes::FailureCode;
@@ -32,6 +32,24 @@ pub(crate) enum Settle {
 /// (`done`, `failed`, `duplicate`, `dropped`, `retried`, `dead_lettered`, `requeued`).
 pub(crate) type Verdict = (Settle, &'static str);
 
+/// Where a job stands in its retries: the attempt it is at (the backoff's exponent) and when
+/// its retries began (the start of its budget, [`WorkerSettings::retry_for_ms`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tries {
+    pub attempt: u32,
+    pub retrying_since: Option<SystemTime>,
+}
+
+impl Tries {
+    /// Whether the job has been retrying for its whole budget. A start in the future (clocks
+    /// of two hosts apart) counts as just started.
+    fn budget_spent(&self, settings: &WorkerSettings) -> bool {
+        self.retrying_since.is_some_and(|since| {
+            since.elapsed().unwrap_or_default() >= Duration::from_millis(settings.retry_for_ms)
+        })
+    }
+}
+
 /// The wait before attempt `attempt + 1` of a job that failed transiently: the one retry
 /// rule of every job kind.
 pub(crate) fn retry_delay(settings: &WorkerSettings, attempt: u32) -> Duration {
@@ -42,27 +60,27 @@ pub(crate) fn retry_delay(settings: &WorkerSettings, attempt: u32) -> Duration {
     .delay(attempt)
 }
 
-fn retry(ctx: &Ctx, attempt: u32) -> Verdict {
+fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
     (
-        Settle::RetryLater(retry_delay(&ctx.settings, attempt)),
+        Settle::RetryLater(retry_delay(&ctx.settings, tries.attempt)),
         "retried",
     )
 }
 
 /// Another attempt later for a transient failure: always while a dependency is down (the
 /// outage is not the job's fault, and intake pauses meanwhile, see [`crate::gate`]),
-/// otherwise while the job has attempts left.
-async fn retry_within_budget(ctx: &Ctx, attempt: u32, reason: &str) -> Option<Verdict> {
-    let delay = retry_delay(&ctx.settings, attempt);
+/// otherwise while the job's retry budget lasts.
+async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Verdict> {
+    let delay = retry_delay(&ctx.settings, tries.attempt);
     if gate::outage(ctx).await {
         warn!(
             reason,
             delay_ms = delay.as_millis() as u64,
-            "dependency down; retrying later, outside the attempt budget"
+            "dependency down; retrying later, outside the retry budget"
         );
         return Some((Settle::RetryLater(delay), "retried"));
     }
-    if attempt >= ctx.settings.max_attempts {
+    if tries.budget_spent(&ctx.settings) {
         return None;
     }
     warn!(
@@ -95,18 +113,20 @@ pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Se
 /// The verdict on a finalisation (its label when it ran).
 pub(crate) async fn finalize_verdict(
     ctx: &Ctx,
-    attempt: u32,
+    tries: Tries,
     result: Result<&'static str, Failure>,
 ) -> Verdict {
     match result {
         Ok(label) => (Settle::Ack, label),
         Err(Failure::Gone) => (Settle::Ack, "dropped"),
-        Err(Failure::Transient(msg)) => retry_within_budget(ctx, attempt, &msg)
-            .await
-            .unwrap_or_else(|| {
-                error!(reason = %msg, "finalisation exhausted its attempts");
-                dead_letter(FailureCode::RetriesExhausted)
-            }),
+        Err(Failure::Transient(msg)) => {
+            retry_within_budget(ctx, tries, &msg)
+                .await
+                .unwrap_or_else(|| {
+                    error!(reason = %msg, "finalisation outlasted its retry budget");
+                    dead_letter(FailureCode::RetriesExhausted)
+                })
+        }
         Err(Failure::Permanent(code, msg)) => {
             error!(%code, reason = %msg, "finalisation failed");
             dead_letter(code)
@@ -119,7 +139,7 @@ pub(crate) async fn finalize_verdict(
 pub(crate) async fn resize_verdict(
     ctx: &Ctx,
     job: &ResizeJob,
-    attempt: u32,
+    tries: Tries,
     result: Result<Resized, Failure>,
 ) -> Verdict {
     let recorded = match result {
@@ -135,23 +155,23 @@ pub(crate) async fn resize_verdict(
             record(ctx, job, PhotoOutcome::Failed { code }).await
         }
         Err(Failure::Transient(msg)) => {
-            if let Some(verdict) = retry_within_budget(ctx, attempt, &msg).await {
+            if let Some(verdict) = retry_within_budget(ctx, tries, &msg).await {
                 return verdict;
             }
-            error!(reason = %msg, "transient failures exhausted the attempts");
-            return exhausted(ctx, job, attempt).await;
+            error!(reason = %msg, "transient failures outlasted the retry budget");
+            return exhausted(ctx, job, tries).await;
         }
         Err(Failure::Gone) => Err(Failure::Gone),
     };
-    after_record(ctx, attempt, recorded).await
+    after_record(ctx, tries, recorded).await
 }
 
-/// The job ran out of attempts: the photo fails with `retries_exhausted`, and the message
+/// The job outlasted its retry budget: the photo fails with `retries_exhausted`, and the message
 /// goes to the dead-letter queue for a human to look at.
-async fn exhausted(ctx: &Ctx, job: &ResizeJob, attempt: u32) -> Verdict {
+async fn exhausted(ctx: &Ctx, job: &ResizeJob, tries: Tries) -> Verdict {
     let code = FailureCode::RetriesExhausted;
     let recorded = record(ctx, job, PhotoOutcome::Failed { code }).await;
-    match after_record(ctx, attempt, recorded).await {
+    match after_record(ctx, tries, recorded).await {
         (Settle::Ack, _) => dead_letter(code),
         other => other,
     }
@@ -194,7 +214,7 @@ async fn record(
 /// completion may not have been handed off), then acks.
 async fn after_record(
     ctx: &Ctx,
-    attempt: u32,
+    tries: Tries,
     recorded: Result<(RecordResult, &'static str), Failure>,
 ) -> Verdict {
     let (batch, label, completed_now) = match recorded {
@@ -210,7 +230,7 @@ async fn after_record(
             warn!(batch_id = %batch.id, "the batch never registered this photo; job dropped");
             return (Settle::Ack, "unknown_photo");
         }
-        Err(failure) => return unrecorded(ctx, attempt, failure).await,
+        Err(failure) => return unrecorded(ctx, tries, failure).await,
     };
     let (state, queue) = (&*ctx.ports.state, &*ctx.ports.queue);
     match ctx
@@ -226,7 +246,7 @@ async fn after_record(
         Ok(false) => {}
         Err(f) => {
             warn!(reason = ?f, "could not hand off the batch finalisation; retrying later");
-            return retry(ctx, attempt);
+            return retry(ctx, tries);
         }
     }
     (Settle::Ack, label)
@@ -235,7 +255,7 @@ async fn after_record(
 /// Recording failed. A transient failure keeps the job circulating until the state store is
 /// back (the photo must not stay queued forever); anything else is a bug, kept in the
 /// dead-letter queue for a human.
-async fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
+async fn unrecorded(ctx: &Ctx, tries: Tries, failure: Failure) -> Verdict {
     match failure {
         Failure::Gone => {
             debug!("batch is gone");
@@ -245,7 +265,7 @@ async fn unrecorded(ctx: &Ctx, attempt: u32, failure: Failure) -> Verdict {
             warn!(reason = %msg, "could not record the outcome; retrying later");
             // Closes the gate when the state store is down, so intake pauses.
             gate::outage(ctx).await;
-            retry(ctx, attempt)
+            retry(ctx, tries)
         }
         Failure::Permanent(code, msg) => {
             error!(%code, reason = %msg, "could not record the outcome");

@@ -24,9 +24,11 @@ pub struct WorkerSettings {
     /// that one job's download, uploads and recording overlap another's resize. 0 means
     /// one per core.
     pub concurrency: usize,
-    /// Attempts of a job that keeps failing transiently before it is dead-lettered and the
-    /// photo fails with `retries_exhausted`.
-    pub max_attempts: u32,
+    /// How long a job that keeps failing transiently (while Redis and the object store both
+    /// answer) is retried, from its first retry, before it is dead-lettered and the photo
+    /// fails with `retries_exhausted`. Elapsed time, not a count of attempts: fast failures
+    /// and slow ones (timeouts) get the same chance to see their cause go away.
+    pub retry_for_ms: u64,
     /// Runs of a photo at one attempt that may end with their worker dying (killed, out of
     /// memory, a crashing decoder) before the photo fails with `worker_crashed`.
     pub crash_limit: u32,
@@ -127,10 +129,8 @@ impl WorkerSettings {
     }
 
     pub fn validate(&self) -> Result<(), InvalidSettings> {
-        if self.max_attempts == 0 || self.crash_limit == 0 {
-            return Err(InvalidSettings(
-                "max_attempts and crash_limit must be at least 1".into(),
-            ));
+        if self.crash_limit == 0 {
+            return Err(InvalidSettings("crash_limit must be at least 1".into()));
         }
         if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
             return Err(InvalidSettings(

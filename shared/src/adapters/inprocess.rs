@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
@@ -28,6 +28,7 @@ pub struct Event {
 struct Message {
     body: Vec<u8>,
     attempt: u32,
+    retrying_since: Option<SystemTime>,
     redelivered: bool,
 }
 
@@ -104,6 +105,7 @@ impl InProcessQueue {
         self.shared.push(Message {
             body,
             attempt: 1,
+            retrying_since: None,
             redelivered: false,
         });
     }
@@ -198,12 +200,14 @@ impl InProcessStream {
             };
             state.next_tag += 1;
             let tag = state.next_tag;
-            let (attempt, redelivered) = (message.attempt, message.redelivered);
+            let (attempt, retrying_since, redelivered) =
+                (message.attempt, message.retrying_since, message.redelivered);
             state.unacked.insert(tag, (self.id, message));
             *state.in_flight.entry(self.id).or_insert(0) += 1;
             return Some(Delivery {
                 item,
                 attempt,
+                retrying_since,
                 redelivered,
                 handle: Box::new(InProcessHandle {
                     shared: self.shared.clone(),
@@ -294,6 +298,7 @@ impl DeliveryHandle for InProcessHandle {
         let retry = Message {
             body: message.body,
             attempt: message.attempt.saturating_add(1),
+            retrying_since: Some(message.retrying_since.unwrap_or_else(SystemTime::now)),
             redelivered: false,
         };
         let shared = self.shared.clone();

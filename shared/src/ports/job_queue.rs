@@ -1,7 +1,7 @@
 //! How work travels from the API to the workers (RabbitMQ in production, an in-process
 //! queue when embedded). Delivery is at-least-once: every consumer must be idempotent.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,9 @@ pub struct Delivery {
     pub item: WorkItem,
     /// 1 on the first attempt; +1 each time the job went through [`DeliveryHandle::retry_later`].
     pub attempt: u32,
+    /// When the job first went through [`DeliveryHandle::retry_later`] (`None` before): the
+    /// start of its retry budget, which is counted in elapsed time, not attempts.
+    pub retrying_since: Option<SystemTime>,
     /// The broker says this exact message was delivered before (a crash or lost ack).
     pub redelivered: bool,
     pub handle: Box<dyn DeliveryHandle>,
@@ -79,6 +82,7 @@ impl std::fmt::Debug for Delivery {
         f.debug_struct("Delivery")
             .field("item", &self.item)
             .field("attempt", &self.attempt)
+            .field("retrying_since", &self.retrying_since)
             .field("redelivered", &self.redelivered)
             .finish_non_exhaustive()
     }
@@ -90,8 +94,9 @@ pub trait DeliveryHandle: Send + Sync {
     async fn ack(self: Box<Self>) -> Result<(), QueueError>;
     /// Puts the message back for any worker now (used when draining on shutdown).
     async fn requeue(self: Box<Self>) -> Result<(), QueueError>;
-    /// Publishes the message again, with `attempt + 1`, to come back after `delay`
-    /// (a delay queue dead-lettering into the work queue), then acks this delivery.
+    /// Publishes the message again, with `attempt + 1` and `retrying_since` kept (now, on
+    /// the first retry), to come back after `delay` (a delay queue dead-lettering into the
+    /// work queue), then acks this delivery.
     async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError>;
     /// Moves the message to the dead-letter queue with `reason`, then acks this delivery.
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError>;

@@ -1,7 +1,7 @@
 //! The [`JobQueue`] contract, written once and run against every adapter.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -79,6 +79,10 @@ pub async fn publish_consume_ack<H: QueueHarness>(h: &H) {
         let d = next(&mut stream).await;
         assert_eq!(&d.item, item, "messages arrive in publish order");
         assert_eq!(d.attempt, 1);
+        assert_eq!(
+            d.retrying_since, None,
+            "a first attempt has no retry budget running"
+        );
         assert!(!d.redelivered);
         d.handle.ack().await.unwrap();
     }
@@ -110,6 +114,7 @@ pub async fn retry_later_comes_back_after_the_delay<H: QueueHarness>(h: &H) {
     queue.publish(&item).await.unwrap();
     let mut stream = queue.consume(4).await.unwrap();
     let first = next(&mut stream).await;
+    let before = SystemTime::now();
     let started = Instant::now();
     first
         .handle
@@ -125,7 +130,16 @@ pub async fn retry_later_comes_back_after_the_delay<H: QueueHarness>(h: &H) {
     );
     assert_eq!(second.item, item);
     assert_eq!(second.attempt, 2);
-    // Retries chain: the attempt keeps counting.
+    // The retry budget starts with the first retry (to the millisecond, the header's unit).
+    let since = second
+        .retrying_since
+        .expect("a retried job carries its budget's start");
+    let millis = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    assert!(
+        millis(since) >= millis(before) && since <= SystemTime::now(),
+        "retrying since {since:?}, retried at {before:?}"
+    );
+    // Retries chain: the attempt keeps counting, the budget's start stays.
     second
         .handle
         .retry_later(Duration::from_millis(100))
@@ -133,6 +147,7 @@ pub async fn retry_later_comes_back_after_the_delay<H: QueueHarness>(h: &H) {
         .unwrap();
     let third = next(&mut stream).await;
     assert_eq!(third.attempt, 3);
+    assert_eq!(third.retrying_since, Some(since));
     third.handle.ack().await.unwrap();
     nothing(&mut stream).await;
 }

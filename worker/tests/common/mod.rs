@@ -84,7 +84,7 @@ pub fn test_settings() -> WorkerSettings {
         host: "127.0.0.1".into(),
         port: 0,
         concurrency: 2,
-        max_attempts: 5,
+        retry_for_ms: 2_000,
         retry_base_ms: 20,
         retry_cap_ms: 200,
         io_timeout_ms: 10_000,

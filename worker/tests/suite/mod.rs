@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tirage_shared::codes::FailureCode;
 use tirage_shared::ports::WorkItem;
@@ -213,7 +213,9 @@ pub async fn store_outage_is_retried_then_done(h: Arc<dyn Harness>) {
     worker.shutdown().await;
 }
 
-pub async fn max_attempts_dead_letters(h: Arc<dyn Harness>) {
+/// The retry budget is elapsed time from the first retry, not a count: a job failing fast
+/// is retried as often as its backoff allows within it, then the photo fails.
+pub async fn a_spent_retry_budget_dead_letters(h: Arc<dyn Harness>) {
     let base = h.ports();
     let f = batch_with(
         &base,
@@ -227,13 +229,21 @@ pub async fn max_attempts_dead_letters(h: Arc<dyn Harness>) {
         ..base.clone()
     };
     let settings = tirage_worker::WorkerSettings {
-        max_attempts: 3,
+        retry_base_ms: 50,
+        retry_cap_ms: 50,
+        retry_for_ms: 1_000,
         ..h.settings()
     };
     let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    let published = Instant::now();
     publish_all(&ports, &f).await;
     let batch = wait_completed(&ports, f.batch.id, WAIT).await;
     assert_eq!((batch.total, batch.done, batch.failed), (2, 0, 2));
+    let took = published.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_000),
+        "gave up after {took:?}"
+    );
     for p in &f.photos {
         let rec = base.state.get_photo(f.batch.id, *p).await.unwrap().unwrap();
         assert_eq!(rec.error, Some(FailureCode::RetriesExhausted));
@@ -243,7 +253,10 @@ pub async fn max_attempts_dead_letters(h: Arc<dyn Harness>) {
         m.job_count("resize", "dead_lettered") == 2
     })
     .await;
-    assert_eq!(m.job_count("resize", "retried"), 4, "two retries per job");
+    // 1 s of retries 50 ms apart: far more than a count-based budget's handful, and no
+    // more than the budget allows.
+    let retried = m.job_count("resize", "retried");
+    assert!((2 * 8..=2 * 23).contains(&retried), "{retried} retries");
     let mut dead = Vec::new();
     for _ in 0..100 {
         dead.extend(
@@ -402,7 +415,7 @@ macro_rules! suite {
             same_job_twice_counts_once,
             poison_image_fails_without_retry,
             store_outage_is_retried_then_done,
-            max_attempts_dead_letters,
+            a_spent_retry_budget_dead_letters,
             a_panic_fails_only_its_job,
             completion_event_and_webhook_once,
             callbacks_to_private_addresses_are_refused,

@@ -2,7 +2,7 @@
 //! parse is dead-lettered on the way), and the handle that settles each delivery.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -94,17 +94,20 @@ impl JobStream for AmqpStream {
                 Some(Ok(delivery)) => delivery,
             };
             let attempt = message::attempt_of(&delivery.properties);
+            let retrying_since = message::retrying_since_of(&delivery.properties);
             match serde_json::from_slice::<WorkItem>(&delivery.data) {
                 Ok(item) => {
                     return Some(Ok(Delivery {
                         item,
                         attempt,
+                        retrying_since,
                         redelivered: delivery.redelivered,
                         handle: Box::new(AmqpHandle {
                             connection: self.connection.clone(),
                             acker: delivery.acker,
                             body: delivery.data,
                             attempt,
+                            retrying_since,
                         }),
                     }));
                 }
@@ -137,6 +140,7 @@ struct AmqpHandle {
     acker: lapin::Acker,
     body: Vec<u8>,
     attempt: u32,
+    retrying_since: Option<SystemTime>,
 }
 
 impl AmqpHandle {
@@ -192,7 +196,8 @@ impl DeliveryHandle for AmqpHandle {
 
     async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
-        let props = message::persistent(self.attempt.saturating_add(1))
+        let since = self.retrying_since.unwrap_or_else(SystemTime::now);
+        let props = message::retried(self.attempt.saturating_add(1), since)
             .with_expiration(ms.to_string().into());
         let republished = self
             .connection
