@@ -234,7 +234,9 @@ pub enum SessionErrors {
     #[response(status = 429)]
     RateLimited(ErrorBody),
     /// A dependency is down (`state_store_unavailable`, `object_store_unavailable`,
-    /// `job_queue_unavailable`, `job_queue_rejected`); repeating the request later is safe.
+    /// `job_queue_unavailable`, `job_queue_rejected`), or, on a multipart upload, this
+    /// replica streams its maximum of uploads already (`server_busy`, with `Retry-After` in
+    /// seconds); repeating the request later is safe.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

@@ -92,8 +92,8 @@ pub struct LimitSettings {
     pub page_max: usize,
     /// How long a batch (state and objects) lives.
     pub batch_ttl_secs: u64,
-    /// After a refused part (413/409), how much more of the request body is read and
-    /// discarded so the client gets the answer instead of a reset connection.
+    /// After a refused upload (503, 409, 413, ...), how much more of the request body is
+    /// read and discarded so the client gets the answer instead of a reset connection.
     pub drain_max_bytes: u64,
 }
 

@@ -187,8 +187,9 @@ async fn webhooks_replayed_or_forged_are_refused(
         "the same request 301 s later"
     );
     // A fresh timestamp on the old MAC, a changed body, another key, no header: forged.
+    // (t + 1, not `now`: the callback may have been sent within this same second.)
     let v1 = header.split_once(",v1=").expect("v1").1;
-    let moved = format!("t={now},v1={v1}");
+    let moved = format!("t={},v1={v1}", t + 1);
     assert_eq!(
         receiver.send(&genuine.body, Some(&moved)).await,
         401,

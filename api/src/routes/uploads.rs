@@ -60,23 +60,44 @@ pub async fn upload_photos(
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    if !is_multipart(&req) {
+    let mut multipart = Multipart::new(req.headers(), payload);
+    let accepted = upload_into(
+        &state,
+        &auth,
+        path.into_inner(),
+        &req,
+        &mut multipart,
+        &request_id,
+    )
+    .await;
+    if accepted.is_err() {
+        // Whatever refused the upload (busy replica, closed batch, a part too large), read
+        // what is left of the body before answering: a server that answers mid-body and
+        // closes makes the client, or a proxy streaming the body (nginx here), see a reset
+        // or a 502 instead of the answer and its Retry-After.
+        drain(&mut multipart, state.settings.limits.drain_max_bytes).await;
+    }
+    accepted
+}
+
+async fn upload_into(
+    state: &AppState,
+    auth: &Authenticated,
+    batch_id: Uuid,
+    req: &HttpRequest,
+    multipart: &mut Multipart,
+    request_id: &RequestId,
+) -> Result<HttpResponse, ApiError> {
+    if !is_multipart(req) {
         return Err(ApiError::UnsupportedMediaType {
             expected: "multipart/form-data",
         });
     }
-    let idempotency_key = idempotency_key(&req)?;
-    let batch = owned_batch(&state, &auth, path.into_inner()).await?;
-    let mut upload = StreamedUpload::start(&state, &batch, idempotency_key).await?;
-    let mut multipart = Multipart::new(req.headers(), payload);
-    if let Err(e) = read_parts(&mut multipart, &mut upload).await {
+    let idempotency_key = idempotency_key(req)?;
+    let batch = owned_batch(state, auth, batch_id).await?;
+    let mut upload = StreamedUpload::start(state, &batch, idempotency_key).await?;
+    if let Err(e) = read_parts(multipart, &mut upload).await {
         upload.abandon().await;
-        if matches!(
-            e,
-            ApiError::FileTooLarge { .. } | ApiError::TooManyPhotos { .. } | ApiError::EmptyFile(_)
-        ) {
-            drain(&mut multipart, state.settings.limits.drain_max_bytes).await;
-        }
         return Err(e);
     }
     let photos = upload.finish(&request_id.0).await?;
