@@ -79,6 +79,7 @@ mod specifics {
             secret_access_key: "0".repeat(64).into(),
             key_prefix: String::new(),
             expire_after_days: 0,
+            cors_origins: Vec::new(),
         });
         let started = Instant::now();
         let err = store.ping().await.unwrap_err();
@@ -130,6 +131,24 @@ mod specifics {
         assert_eq!(
             store.lifecycle_days().await.unwrap(),
             Some(5),
+            "setting it again replaces the rule"
+        );
+    }
+
+    #[tokio::test]
+    async fn s3_sets_the_bucket_cors_rule() {
+        let store = testing::s3_store().await;
+        let page = "https://photos.example".to_owned();
+        store
+            .ensure_cors(std::slice::from_ref(&page))
+            .await
+            .unwrap();
+        assert_eq!(store.cors_put_origins().await.unwrap(), vec![page]);
+        // Back to the default every process sets (the browser tests rely on it).
+        store.ensure_cors(&["*".to_owned()]).await.unwrap();
+        assert_eq!(
+            store.cors_put_origins().await.unwrap(),
+            vec!["*".to_owned()],
             "setting it again replaces the rule"
         );
     }

@@ -213,6 +213,7 @@ pub async fn dead_s3() -> Arc<dyn ObjectStore> {
             secret_access_key: "dead".to_owned().into(),
             key_prefix: format!("tirage-test/{}/", Uuid::new_v4().simple()),
             expire_after_days: 0,
+            cors_origins: Vec::new(),
         });
     Arc::new(store)
 }

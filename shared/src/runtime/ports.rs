@@ -57,6 +57,7 @@ mod production {
     use crate::adapters::redis::{RedisSettings, RedisStateStore};
     use crate::adapters::s3::{S3ObjectStore, S3Settings};
     use crate::ports::JobQueue;
+    use crate::ports::object_store::ObjectStoreError;
 
     /// How long the start waits for a first broker connection before going on without it.
     const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
@@ -100,7 +101,7 @@ mod production {
             ),
         }
         let objects = Arc::new(S3ObjectStore::new(&services.s3));
-        ensure_lifecycle_later(objects.clone(), services.s3.expire_after_days);
+        configure_bucket_later(objects.clone(), &services.s3);
         Ok(Ports {
             state: Arc::new(state),
             objects,
@@ -130,32 +131,51 @@ mod production {
         }
     }
 
-    /// Sets the bucket's lifecycle in the background: S3 may be down at start, and a
-    /// process must start anyway. Every process does it; the rule is the same, so the
-    /// writes are idempotent.
-    fn ensure_lifecycle_later(objects: Arc<S3ObjectStore>, days: u32) {
-        if days == 0 {
-            return;
+    /// Sets the bucket's lifecycle and CORS rules in the background: S3 may be down at
+    /// start, and a process must start anyway. Every process does it; the rules are the
+    /// same, so the writes are idempotent.
+    fn configure_bucket_later(objects: Arc<S3ObjectStore>, s3: &S3Settings) {
+        let days = s3.expire_after_days;
+        if days > 0 {
+            let objects = objects.clone();
+            tokio::spawn(until_set("bucket lifecycle", move || {
+                let objects = objects.clone();
+                async move { objects.ensure_lifecycle(days).await }
+            }));
         }
-        tokio::spawn(async move {
-            let mut wait = Duration::from_secs(1);
-            loop {
-                match objects.ensure_lifecycle(days).await {
-                    Ok(()) => {
-                        tracing::info!(days, "bucket lifecycle set");
-                        return;
-                    }
-                    Err(e) if e.is_transient() => {
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(60));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot set the bucket lifecycle; expired objects rely on the reconciler alone");
-                        return;
-                    }
+        let origins = s3.cors_origins.clone();
+        if !origins.is_empty() {
+            tokio::spawn(until_set("bucket CORS rule", move || {
+                let (objects, origins) = (objects.clone(), origins.clone());
+                async move { objects.ensure_cors(&origins).await }
+            }));
+        }
+    }
+
+    /// Runs `set` until it succeeds, backing off while S3 is unreachable; gives up (with a
+    /// warning) on a refusal that retrying cannot change.
+    async fn until_set<F, Fut>(what: &'static str, set: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), ObjectStoreError>>,
+    {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match set().await {
+                Ok(()) => {
+                    tracing::info!("{what} set");
+                    return;
+                }
+                Err(e) if e.is_transient() => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot set the {what}; set it on the bucket by hand (docs/DEPLOY.md)");
+                    return;
                 }
             }
-        });
+        }
     }
 
     fn redis_store(services: &ServiceSettings) -> Result<RedisStateStore, ConnectError> {

@@ -149,6 +149,7 @@ mod s3 {
             secret_access_key: env.secret_key.into(),
             key_prefix: format!("tirage-test/{}/", unique()),
             expire_after_days: 0,
+            cors_origins: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! leaves nothing behind.
 
 mod client;
+mod cors;
 mod lifecycle;
 mod settings;
 mod upload;

@@ -7,6 +7,10 @@ fn default_region() -> String {
     "garage".to_owned()
 }
 
+fn any_origin() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct S3Settings {
     /// Where this process reaches S3, e.g. `http://127.0.0.1:3900`.
@@ -28,4 +32,10 @@ pub struct S3Settings {
     /// day. 0 leaves the bucket's lifecycle alone (a bucket shared with other software).
     #[serde(default)]
     pub expire_after_days: u32,
+    /// Origins whose pages may PUT and GET through presigned URLs: processes set the
+    /// bucket's CORS rule to them at start, so the web page uploads straight to S3. `*` by
+    /// default (a presigned URL is itself the credential: one key, one method, minutes);
+    /// empty leaves the bucket's CORS configuration alone (a shared bucket).
+    #[serde(default = "any_origin")]
+    pub cors_origins: Vec<String>,
 }
