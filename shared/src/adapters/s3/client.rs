@@ -75,6 +75,31 @@ where
 }
 
 /// Status-based classification where the SDK exposes the raw response.
+/// The answer to a read of a bucket configuration (lifecycle, CORS): `None` when S3 answers
+/// `absent_code`, that is the bucket has none.
+pub(super) fn unless_absent<T, E, R>(
+    bucket: &str,
+    answer: Result<T, SdkError<E, R>>,
+    absent_code: &str,
+) -> Result<Option<T>, ObjectStoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match answer {
+        Ok(a) => Ok(Some(a)),
+        Err(SdkError::ServiceError(se)) if se.err().code() == Some(absent_code) => Ok(None),
+        Err(e) => Err(classify(bucket, e)),
+    }
+}
+
+/// A bucket configuration that could not be built from our own settings.
+pub(super) fn unbuildable(
+    what: &'static str,
+) -> impl Fn(aws_sdk_s3::error::BuildError) -> ObjectStoreError {
+    move |e| ObjectStoreError::Unsupported(format!("{what}: {e}"))
+}
+
 pub(super) fn classify_http<E>(
     key: &str,
     err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,

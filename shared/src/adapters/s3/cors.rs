@@ -6,7 +6,7 @@
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 
 use super::S3ObjectStore;
-use super::client::classify;
+use super::client::{classify, unbuildable, unless_absent};
 use crate::ports::object_store::ObjectStoreError;
 
 /// The rule's id: the one CORS rule Tirage owns in the bucket's configuration.
@@ -21,9 +21,6 @@ impl S3ObjectStore {
     /// configuration, so a bucket shared with other applications should have its rules
     /// managed outside Tirage (`cors_origins = []`).
     pub async fn ensure_cors(&self, origins: &[String]) -> Result<(), ObjectStoreError> {
-        let build = |what: &str, e: aws_sdk_s3::error::BuildError| {
-            ObjectStoreError::Unsupported(format!("CORS {what}: {e}"))
-        };
         let rule = CorsRule::builder()
             .id(RULE_ID)
             .set_allowed_origins(Some(origins.to_vec()))
@@ -34,11 +31,11 @@ impl S3ObjectStore {
             .expose_headers("ETag")
             .max_age_seconds(MAX_AGE_SECS)
             .build()
-            .map_err(|e| build("rule", e))?;
+            .map_err(unbuildable("CORS rule"))?;
         let configuration = CorsConfiguration::builder()
             .cors_rules(rule)
             .build()
-            .map_err(|e| build("configuration", e))?;
+            .map_err(unbuildable("CORS configuration"))?;
         self.client
             .put_bucket_cors()
             .bucket(&self.bucket)
@@ -58,17 +55,8 @@ impl S3ObjectStore {
             .bucket(&self.bucket)
             .send()
             .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    aws_sdk_s3::error::ProvideErrorMetadata::code(s)
-                        == Some("NoSuchCORSConfiguration")
-                }) =>
-            {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(classify(&self.bucket, e)),
+        let Some(answer) = unless_absent(&self.bucket, answer, "NoSuchCORSConfiguration")? else {
+            return Ok(Vec::new());
         };
         Ok(answer
             .cors_rules()

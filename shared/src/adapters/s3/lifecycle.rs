@@ -9,7 +9,7 @@ use aws_sdk_s3::types::{
 };
 
 use super::S3ObjectStore;
-use super::client::classify;
+use super::client::{classify, unbuildable, unless_absent};
 use crate::ports::object_store::ObjectStoreError;
 
 /// The rule's id: the one rule Tirage owns in the bucket's configuration.
@@ -22,9 +22,6 @@ impl S3ObjectStore {
     /// should have its rules managed outside Tirage (`expire_after_days = 0`).
     pub async fn ensure_lifecycle(&self, days: u32) -> Result<(), ObjectStoreError> {
         let days = i32::try_from(days).unwrap_or(i32::MAX);
-        let build = |what: &str, e: aws_sdk_s3::error::BuildError| {
-            ObjectStoreError::Unsupported(format!("lifecycle {what}: {e}"))
-        };
         let rule = LifecycleRule::builder()
             .id(RULE_ID)
             .status(ExpirationStatus::Enabled)
@@ -36,11 +33,11 @@ impl S3ObjectStore {
                     .build(),
             )
             .build()
-            .map_err(|e| build("rule", e))?;
+            .map_err(unbuildable("lifecycle rule"))?;
         let configuration = BucketLifecycleConfiguration::builder()
             .rules(rule)
             .build()
-            .map_err(|e| build("configuration", e))?;
+            .map_err(unbuildable("lifecycle configuration"))?;
         self.client
             .put_bucket_lifecycle_configuration()
             .bucket(&self.bucket)
@@ -59,17 +56,9 @@ impl S3ObjectStore {
             .bucket(&self.bucket)
             .send()
             .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    aws_sdk_s3::error::ProvideErrorMetadata::code(s)
-                        == Some("NoSuchLifecycleConfiguration")
-                }) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(classify(&self.bucket, e)),
+        let Some(answer) = unless_absent(&self.bucket, answer, "NoSuchLifecycleConfiguration")?
+        else {
+            return Ok(None);
         };
         Ok(answer
             .rules()
