@@ -1,8 +1,9 @@
 //! Bounds the multipart uploads one API process streams at once. Each holds up to one
 //! object-store part (8 MiB) in memory plus the socket buffers; without a bound, enough
 //! parallel uploads exhaust the replica's memory. Past the bound an upload is refused at
-//! once, before any of its body is read, with 503 `server_busy` and `Retry-After`: the
-//! client (or the load balancer) tries again later, or another replica.
+//! once, before any of its body is stored or buffered, with 503 `server_busy` and
+//! `Retry-After` (the handler reads and discards the body first, so that the answer reaches
+//! the client): the client tries again later, or another replica.
 
 use std::sync::Arc;
 
