@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+#[derive(Clone)]
 pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
@@ -38,18 +39,47 @@ impl Api {
         }
     }
 
+    /// A batch with the default options.
     pub async fn create_batch(&self) -> String {
+        self.create_batch_with(json!({})).await
+    }
+
+    /// A batch with these options (`sizes`, `format`, `callback_url`, ...).
+    pub async fn create_batch_with(&self, options: Value) -> String {
         let resp = self
             .http
             .post(format!("{}/v1/batches", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({}))
+            .json(&options)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "POST /v1/batches");
-        let body: Value = resp.json().await.unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::CREATED, "POST /v1/batches: {body}");
         body["id"].as_str().expect("batch id").to_string()
+    }
+
+    /// `GET path` with this session, whatever it answers.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST path` without a body, which must answer 200 (`close`).
+    pub async fn post_empty(&self, path: &str) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "POST {path}");
     }
 
     /// Uploads one photo the way `tirage upload` does: one `Idempotency-Key` for the upload
@@ -124,14 +154,7 @@ impl Api {
     }
 
     pub async fn close(&self, batch: &str) {
-        let resp = self
-            .http
-            .post(format!("{}/v1/batches/{batch}/close", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "POST close");
+        self.post_empty(&format!("/v1/batches/{batch}/close")).await;
     }
 
     pub async fn batch(&self, batch: &str) -> Value {

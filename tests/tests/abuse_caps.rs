@@ -18,14 +18,13 @@
 // Test code: a failed step panics with its message, which is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tirage_e2e::cluster::Cluster;
 use tokio::task::JoinSet;
 
 /// The caps this cluster runs with: small, so that a flood reaches them in seconds.
@@ -34,85 +33,42 @@ const UNKNOWN_TOKENS_PER_WINDOW: usize = 50;
 const OPEN_BATCHES: usize = 10;
 const PHOTOS_PER_BATCH: usize = 200;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository")
-        .to_path_buf()
-}
-
-/// The running cluster; dropping it runs `cluster.sh down`.
-struct Cluster {
-    port: u16,
-    run_dir: PathBuf,
-}
-
-impl Cluster {
-    fn command(&self, action: &str) -> Command {
-        let mut cmd = Command::new(repo().join("deploy/local/cluster.sh"));
-        cmd.arg(action)
-            .env("TIRAGE_PORT", self.port.to_string())
-            .env("TIRAGE_RUN_DIR", &self.run_dir)
-            .env("TIRAGE_API_REPLICAS", "2")
-            .env("TIRAGE_WORKERS", "1");
-        cmd
-    }
-
-    fn up() -> Cluster {
-        let port = std::env::var("TIRAGE_ABUSE_CAPS_PORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(18780);
-        let run_dir =
-            std::env::temp_dir().join(format!("tirage-abuse-caps-{}", std::process::id()));
-        let cluster = Cluster { port, run_dir };
-        let status = cluster
-            .command("up")
+/// The cluster with small caps, so that a flood reaches them in seconds, on its own keys.
+fn cluster_up() -> Cluster {
+    let port = std::env::var("TIRAGE_ABUSE_CAPS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18780);
+    let run_dir = std::env::temp_dir().join(format!("tirage-abuse-caps-{}", std::process::id()));
+    Cluster::up(
+        port,
+        run_dir,
+        &[
+            ("TIRAGE_WORKERS", "1".to_string()),
             // Its own keys: the counters this test fills must not limit any other run.
-            .env(
+            (
                 "TIRAGE__REDIS__KEY_PREFIX",
                 format!("tirage-abuse-caps:{}:", uuid::Uuid::new_v4().simple()),
-            )
-            .env(
+            ),
+            (
                 "TIRAGE__RATE_LIMIT__SESSION_CREATIONS",
                 SESSIONS_PER_WINDOW.to_string(),
-            )
-            .env(
+            ),
+            (
                 "TIRAGE__RATE_LIMIT__UNKNOWN_TOKEN_REQUESTS",
                 UNKNOWN_TOKENS_PER_WINDOW.to_string(),
-            )
-            .env("TIRAGE__RATE_LIMIT__WINDOW_SECS", "600")
-            .env(
+            ),
+            ("TIRAGE__RATE_LIMIT__WINDOW_SECS", "600".to_string()),
+            (
                 "TIRAGE__LIMITS__MAX_OPEN_BATCHES_PER_SESSION",
                 OPEN_BATCHES.to_string(),
-            )
-            .env(
+            ),
+            (
                 "TIRAGE__LIMITS__MAX_PHOTOS_PER_BATCH",
                 PHOTOS_PER_BATCH.to_string(),
-            )
-            .status()
-            .expect("run deploy/local/cluster.sh");
-        assert!(
-            status.success(),
-            "deploy/local/cluster.sh up failed ({status}); it printed why (nginx, Redis, \
-             RabbitMQ, Garage or the build); logs in {}/logs",
-            cluster.run_dir.display()
-        );
-        cluster
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        match self.command("down").status() {
-            Ok(s) if s.success() => {}
-            other => eprintln!("cluster.sh down: {other:?}"),
-        }
-    }
+            ),
+        ],
+    )
 }
 
 #[derive(Clone)]
@@ -233,7 +189,7 @@ fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn floods_are_refused_while_other_sessions_are_served() {
-    let cluster = Cluster::up();
+    let cluster = cluster_up();
     let client = Client {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))

@@ -17,7 +17,10 @@ mod abuse_support;
 
 use std::time::{Duration, Instant};
 
-use abuse_support::{Api, Cluster, Receiver, noise_jpeg, vm_hwm_kib};
+use abuse_support::{
+    Api, Cluster, Receiver, api_pids, callbacks, cluster_up, noise_jpeg, upload_now,
+    upload_retrying_busy, vm_hwm_kib,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -31,7 +34,7 @@ const SECRET: &str = "abuse-suite-callback-key-4f1d9c0b7e2a";
 async fn abuse_of_streams_is_refused_and_others_are_served() {
     let receiver = Receiver::start("127.0.0.2", SECRET).await;
     let canary = Receiver::start("127.0.0.2", SECRET).await;
-    let cluster = Cluster::up(&[
+    let cluster = cluster_up(&[
         (
             "TIRAGE__API__EVENTS_PER_SESSION",
             EVENTS_PER_SESSION.to_string(),
@@ -53,8 +56,8 @@ async fn abuse_of_streams_is_refused_and_others_are_served() {
         ("TIRAGE__WORKER__CALLBACK_RETRY_FOR_MS", "2000".into()),
     ]);
     let base = cluster.base();
-    let bystander = Api::new(&base).await;
-    let bystander_batch = bystander.create_batch(json!({})).await;
+    let bystander = Api::new(base.clone()).await;
+    let bystander_batch = bystander.create_batch_with(json!({})).await;
 
     sse_flood_is_capped(&base, &bystander, &bystander_batch).await;
     webhooks_replayed_or_forged_are_refused(&base, &receiver, &bystander, &bystander_batch).await;
@@ -80,8 +83,8 @@ async fn bystander_served(bystander: &Api, batch: &str, during: &str) {
 
 async fn sse_flood_is_capped(base: &str, bystander: &Api, bystander_batch: &str) {
     eprintln!("== case: SSE flood capped per session");
-    let flooder = Api::new(base).await;
-    let batch = flooder.create_batch(json!({})).await;
+    let flooder = Api::new(base.to_string()).await;
+    let batch = flooder.create_batch_with(json!({})).await;
     let path = format!("/v1/batches/{batch}/events");
     let mut held = Vec::new();
     for i in 0..EVENTS_PER_SESSION {
@@ -152,9 +155,9 @@ async fn webhooks_replayed_or_forged_are_refused(
     bystander_batch: &str,
 ) {
     eprintln!("== case: replayed and forged webhooks refused by a verifying receiver");
-    let api = Api::new(base).await;
+    let api = Api::new(base.to_string()).await;
     let hook = format!("http://127.0.0.2:{}/hook", receiver.port);
-    let batch = api.create_batch(json!({ "callback_url": hook })).await;
+    let batch = api.create_batch_with(json!({ "callback_url": hook })).await;
     // An empty batch completes when closed: its callback goes out at once.
     api.post_empty(&format!("/v1/batches/{batch}/close")).await;
     let genuine = receiver.wait_first_accepted(Duration::from_secs(60)).await;
@@ -293,20 +296,22 @@ async fn ssrf_targets_are_refused(
     receiver: &Receiver,
 ) {
     eprintln!("== case: callbacks to reserved ranges, odd ports and inside names refused");
-    let api = Api::new(base).await;
-    let bystander = Api::new(base).await;
-    let bystander_batch = bystander.create_batch(json!({})).await;
-    let refused_before = cluster.callbacks("refused").await;
-    let delivered_before = cluster.callbacks("delivered").await;
+    let api = Api::new(base.to_string()).await;
+    let bystander = Api::new(base.to_string()).await;
+    let bystander_batch = bystander.create_batch_with(json!({})).await;
+    let refused_before = callbacks(cluster, "refused").await;
+    let delivered_before = callbacks(cluster, "delivered").await;
     let targets = ssrf_targets(canary.port);
     for target in &targets {
-        let batch = api.create_batch(json!({ "callback_url": target })).await;
+        let batch = api
+            .create_batch_with(json!({ "callback_url": target }))
+            .await;
         api.post_empty(&format!("/v1/batches/{batch}/close")).await;
     }
     let want = refused_before + targets.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let refused = cluster.callbacks("refused").await;
+        let refused = callbacks(cluster, "refused").await;
         if refused >= want {
             assert_eq!(refused, want, "more refusals than targets");
             break;
@@ -321,7 +326,7 @@ async fn ssrf_targets_are_refused(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(
-        cluster.callbacks("delivered").await,
+        callbacks(cluster, "delivered").await,
         delivered_before,
         "nothing delivered"
     );
@@ -336,12 +341,12 @@ async fn parallel_uploads_and_downloads_keep_memory_bounded(
     bystander_batch: &str,
 ) {
     eprintln!("== case: 64 parallel 8 MB uploads + 64 parallel large downloads");
-    let api = Api::new(base).await;
+    let api = Api::new(base.to_string()).await;
     // One large rendition: 3840x2160 noise as PNG is about 25 MB.
     let big = api
-        .create_batch(json!({ "sizes": [2160], "format": "png" }))
+        .create_batch_with(json!({ "sizes": [2160], "format": "png" }))
         .await;
-    let (photo, _) = api.upload(&big, "noise.jpg", &noise_jpeg(3840, 2160)).await;
+    let (photo, _) = upload_now(&api, &big, "noise.jpg", &noise_jpeg(3840, 2160)).await;
     api.post_empty(&format!("/v1/batches/{big}/close")).await;
     api.wait_completed(&big, Duration::from_secs(180)).await;
     let rendition = format!("/v1/batches/{big}/photos/{photo}/2160");
@@ -351,18 +356,17 @@ async fn parallel_uploads_and_downloads_keep_memory_bounded(
         "rendition of {expected} bytes is not large"
     );
 
-    let uploads_batch = api.create_batch(json!({})).await;
+    let uploads_batch = api.create_batch_with(json!({})).await;
     let payload: Vec<u8> = (0..8 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let before: Vec<u64> = cluster.api_pids().iter().map(|p| vm_hwm_kib(p)).collect();
+    let before: Vec<u64> = api_pids(cluster).into_iter().map(vm_hwm_kib).collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..64 {
         let (api, batch, bytes) = (api.clone(), uploads_batch.clone(), payload.clone());
         tasks.push(tokio::spawn(async move {
-            api.upload_retrying_busy(&batch, &format!("big-{i}.jpg"), &bytes)
-                .await
+            upload_retrying_busy(&api, &batch, &format!("big-{i}.jpg"), &bytes).await
         }));
     }
     let mut downloads = Vec::new();
@@ -391,7 +395,7 @@ async fn parallel_uploads_and_downloads_keep_memory_bounded(
         assert_eq!((status, len), (StatusCode::OK, expected), "a download");
     }
     let elapsed = started.elapsed();
-    let after: Vec<u64> = cluster.api_pids().iter().map(|p| vm_hwm_kib(p)).collect();
+    let after: Vec<u64> = api_pids(cluster).into_iter().map(vm_hwm_kib).collect();
     eprintln!(
         "64 x 8 MB uploads + 64 x {expected} B downloads in {:.1} s; 503 server_busy \
          answers: {busy}; bystander polls served: {bystander_ok}; API VmHWM before {before:?} \
@@ -404,7 +408,7 @@ async fn parallel_uploads_and_downloads_keep_memory_bounded(
     );
     // Held whole, 64 downloads alone would be 64 x the rendition (over 1.5 GB) and 64
     // uploads 64 x 8 MiB; streamed and bounded, each replica stays far below that.
-    for (pid, kib) in cluster.api_pids().iter().zip(&after) {
+    for (pid, kib) in api_pids(cluster).iter().zip(&after) {
         assert!(*kib < 400 * 1024, "API pid {pid} peaked at {kib} KiB");
     }
 }

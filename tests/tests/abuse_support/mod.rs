@@ -4,8 +4,6 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,12 +14,8 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository")
-        .to_path_buf()
-}
+pub use tirage_e2e::api::Api;
+pub use tirage_e2e::cluster::Cluster;
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -30,86 +24,41 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The running cluster; dropping it runs `cluster.sh down`.
-pub struct Cluster {
-    port: u16,
-    run_dir: PathBuf,
+/// `cluster.sh up` with two API replicas and two workers, on TIRAGE_ABUSE_PORT (18680).
+pub fn cluster_up(env: &[(&str, String)]) -> Cluster {
+    let port = std::env::var("TIRAGE_ABUSE_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18680);
+    let run_dir = std::env::temp_dir().join(format!("tirage-abuse-streams-{}", std::process::id()));
+    Cluster::up(port, run_dir, env)
 }
 
-impl Cluster {
-    fn command(&self, action: &str) -> Command {
-        let mut cmd = Command::new(repo().join("deploy/local/cluster.sh"));
-        cmd.arg(action)
-            .env("TIRAGE_PORT", self.port.to_string())
-            .env("TIRAGE_RUN_DIR", &self.run_dir)
-            .env("TIRAGE_API_REPLICAS", "2")
-            .env("TIRAGE_WORKERS", "2");
-        cmd
-    }
-
-    pub fn up(env: &[(&str, String)]) -> Cluster {
-        let port = std::env::var("TIRAGE_ABUSE_PORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(18680);
-        let run_dir =
-            std::env::temp_dir().join(format!("tirage-abuse-streams-{}", std::process::id()));
-        let cluster = Cluster { port, run_dir };
-        let mut up = cluster.command("up");
-        for (k, v) in env {
-            up.env(k, v);
-        }
-        let status = up.status().expect("run deploy/local/cluster.sh");
-        assert!(
-            status.success(),
-            "deploy/local/cluster.sh up failed ({status}); logs in {}/logs",
-            cluster.run_dir.display()
-        );
-        cluster
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn api_pids(&self) -> Vec<String> {
-        (1..=2)
-            .map(|i| {
-                let file = self.run_dir.join(format!("api-{i}.pid"));
-                let text = std::fs::read_to_string(&file)
-                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-                text.split_whitespace().next().expect("pid").to_string()
-            })
-            .collect()
-    }
-
-    /// `tirage_worker_callbacks_total{outcome}` summed over both workers.
-    pub async fn callbacks(&self, outcome: &str) -> u64 {
-        let mut total = 0;
-        for i in 0..2 {
-            let url = format!("http://127.0.0.1:{}/metrics", self.port + 101 + i);
-            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-            let line = format!("tirage_worker_callbacks_total{{outcome=\"{outcome}\"}} ");
-            total += text
-                .lines()
-                .find_map(|l| l.strip_prefix(&line))
-                .map_or(0, |n| n.trim().parse::<f64>().unwrap_or(0.0) as u64);
-        }
-        total
-    }
+/// The pids of the two API replicas.
+pub fn api_pids(cluster: &Cluster) -> Vec<u32> {
+    ["api-1", "api-2"]
+        .iter()
+        .map(|name| cluster.live_pid(name, Duration::from_secs(10)))
+        .collect()
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        match self.command("down").status() {
-            Ok(s) if s.success() => {}
-            other => eprintln!("cluster.sh down: {other:?}"),
-        }
+/// `tirage_worker_callbacks_total{outcome}` summed over both workers.
+pub async fn callbacks(cluster: &Cluster, outcome: &str) -> u64 {
+    let mut total = 0;
+    for i in 0..2 {
+        let url = format!("http://127.0.0.1:{}/metrics", cluster.port + 101 + i);
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let line = format!("tirage_worker_callbacks_total{{outcome=\"{outcome}\"}} ");
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .map_or(0, |n| n.trim().parse::<f64>().unwrap_or(0.0) as u64);
     }
+    total
 }
 
 /// Peak resident set of a process (`VmHWM` in /proc/<pid>/status), in KiB.
-pub fn vm_hwm_kib(pid: &str) -> u64 {
+pub fn vm_hwm_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
@@ -157,154 +106,70 @@ pub fn private_hostname() -> Option<String> {
     (!addrs.is_empty() && addrs.iter().all(inside)).then_some(name)
 }
 
-/// One session's client.
-#[derive(Clone)]
-pub struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// One multipart upload of `bytes` as `name`, whatever it answers.
+async fn upload_once(
+    api: &Api,
+    batch: &str,
+    name: &str,
+    bytes: &[u8],
+) -> reqwest::Result<reqwest::Response> {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_string())
+        .mime_str("image/jpeg")
+        .unwrap();
+    api.http
+        .post(format!("{}/v1/batches/{batch}/photos", api.base))
+        .bearer_auth(&api.token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
 }
 
-impl Api {
-    pub async fn new(base: &str) -> Api {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()
-            .unwrap();
-        let resp = http
-            .post(format!("{base}/v1/sessions"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "POST /v1/sessions");
-        let body: Value = resp.json().await.unwrap();
-        let token = body["token"].as_str().expect("token").to_string();
-        Api {
-            http,
-            base: base.to_string(),
-            token,
-        }
-    }
+/// One multipart upload that must be accepted at once, without an `Idempotency-Key`; the photo id and the response body.
+pub async fn upload_now(api: &Api, batch: &str, name: &str, bytes: &[u8]) -> (String, Value) {
+    let resp = upload_once(api, batch, name, bytes).await.unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "upload {name}: {body}");
+    (
+        body["photos"][0]["id"]
+            .as_str()
+            .expect("photo id")
+            .to_string(),
+        body,
+    )
+}
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn post_empty(&self, path: &str) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "POST {path}");
-    }
-
-    pub async fn create_batch(&self, body: Value) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/v1/batches", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "POST /v1/batches: {body}");
-        body["id"].as_str().expect("batch id").to_string()
-    }
-
-    async fn upload_once(
-        &self,
-        batch: &str,
-        name: &str,
-        bytes: &[u8],
-    ) -> reqwest::Result<reqwest::Response> {
-        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
-            .file_name(name.to_string())
-            .mime_str("image/jpeg")
-            .unwrap();
-        self.http
-            .post(format!("{}/v1/batches/{batch}/photos", self.base))
-            .bearer_auth(&self.token)
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-    }
-
-    /// One upload that must be accepted at once; the photo id and the response body.
-    pub async fn upload(&self, batch: &str, name: &str, bytes: &[u8]) -> (String, Value) {
-        let resp = self.upload_once(batch, name, bytes).await.unwrap();
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(status, StatusCode::ACCEPTED, "upload {name}: {body}");
-        (
-            body["photos"][0]["id"]
-                .as_str()
-                .expect("photo id")
-                .to_string(),
-            body,
-        )
-    }
-
-    /// Uploads as a well-behaved client under backpressure: on 503 `server_busy` waits
-    /// `Retry-After` and tries again. Returns how many `server_busy` answers it met.
-    pub async fn upload_retrying_busy(&self, batch: &str, name: &str, bytes: &[u8]) -> u32 {
-        let mut busy = 0;
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            assert!(Instant::now() < deadline, "{name} never accepted");
-            match self.upload_once(batch, name, bytes).await {
-                Ok(resp) if resp.status() == StatusCode::ACCEPTED => return busy,
-                Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .expect("503 carries Retry-After");
-                    let body: Value = resp.json().await.unwrap();
-                    assert_eq!(body["error"]["code"], "server_busy", "{body}");
-                    busy += 1;
-                    tokio::time::sleep(Duration::from_secs(retry_after)).await;
-                }
-                Ok(resp) => {
-                    let status = resp.status();
-                    panic!("{name}: {status} {}", resp.text().await.unwrap_or_default());
-                }
-                // A refusal that raced the body's sending can reach the client as a reset.
-                Err(e) => {
-                    eprintln!("{name}: transport error, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+/// Uploads as a well-behaved client under backpressure: on 503 `server_busy` waits
+/// `Retry-After` and tries again. Returns how many `server_busy` answers it met.
+pub async fn upload_retrying_busy(api: &Api, batch: &str, name: &str, bytes: &[u8]) -> u32 {
+    let mut busy = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        assert!(Instant::now() < deadline, "{name} never accepted");
+        match upload_once(api, batch, name, bytes).await {
+            Ok(resp) if resp.status() == StatusCode::ACCEPTED => return busy,
+            Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("503 carries Retry-After");
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "server_busy", "{body}");
+                busy += 1;
+                tokio::time::sleep(Duration::from_secs(retry_after)).await;
             }
-        }
-    }
-
-    pub async fn wait_completed(&self, batch: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let b: Value = self
-                .get(&format!("/v1/batches/{batch}"))
-                .await
-                .json()
-                .await
-                .unwrap();
-            if b["state"] == "completed" {
-                return b;
+            Ok(resp) => {
+                let status = resp.status();
+                panic!("{name}: {status} {}", resp.text().await.unwrap_or_default());
             }
-            assert!(
-                Instant::now() < deadline,
-                "batch {batch} not completed: {b}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // A refusal that raced the body's sending can reach the client as a reset.
+            Err(e) => {
+                eprintln!("{name}: transport error, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
 }
