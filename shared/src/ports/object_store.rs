@@ -29,6 +29,48 @@ pub async fn next_within_limit(
     Ok(Some(chunk))
 }
 
+/// The bytes `range` of a stream that starts at offset 0. A stream that ends before the
+/// range does is an error, never a short body.
+pub fn slice(stream: ByteStream, range: std::ops::Range<u64>) -> ObjectBody {
+    let size = range.end.saturating_sub(range.start);
+    let sliced = futures::stream::unfold(
+        (stream, 0u64, false),
+        move |(mut stream, mut offset, done)| {
+            let range = range.clone();
+            async move {
+                if done || offset >= range.end {
+                    return None;
+                }
+                loop {
+                    let Some(chunk) = stream.next().await else {
+                        let short = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("the object ended at byte {offset}, before {}", range.end),
+                        );
+                        return Some((Err(short), (stream, offset, true)));
+                    };
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => return Some((Err(e), (stream, offset, true))),
+                    };
+                    let start = offset;
+                    offset += chunk.len() as u64;
+                    if offset <= range.start {
+                        continue;
+                    }
+                    let from = usize::try_from(range.start.saturating_sub(start)).unwrap_or(0);
+                    let to = usize::try_from(range.end.min(offset) - start).unwrap_or(chunk.len());
+                    return Some((Ok(chunk.slice(from..to)), (stream, offset, false)));
+                }
+            }
+        },
+    );
+    ObjectBody {
+        size,
+        stream: Box::pin(sliced),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectStoreError {
     #[error("object {0} not found")]
@@ -117,6 +159,20 @@ pub trait ObjectStore: Send + Sync + 'static {
         })
     }
 
+    /// The bytes `range` (start inclusive, end exclusive; the caller keeps it within the
+    /// object and not empty) of the object at `key`, as a stream with the range's length up
+    /// front; [`ObjectStoreError::NotFound`] when there is none. Both of Tirage's adapters
+    /// read only the range; this default reads the object from its start through
+    /// [`ObjectStore::get_stream`] and keeps the range.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody, ObjectStoreError> {
+        let whole = self.get_stream(key).await?;
+        Ok(slice(whole.stream, range))
+    }
+
     /// `None` when there is no object at `key`.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError>;
 
@@ -146,4 +202,59 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Cheap round trip proving the store (and its bucket) answers; used by `/readyz`.
     async fn ping(&self) -> Result<(), ObjectStoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn chunks(data: &[u8], size: usize) -> ByteStream {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = data
+            .chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        Box::pin(futures::stream::iter(chunks))
+    }
+
+    async fn collect(body: ObjectBody) -> Result<Vec<u8>, std::io::Error> {
+        let mut out = Vec::new();
+        let mut stream = body.stream;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_slice_is_exactly_its_range_across_chunk_boundaries() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for range in [
+            0..1,
+            0..1000,
+            7..8,
+            7..77,
+            99..100,
+            100..101,
+            95..905,
+            999..1000,
+        ] {
+            let body = slice(chunks(&data, 100), range.clone());
+            assert_eq!(body.size, range.end - range.start);
+            let got = collect(body).await.unwrap();
+            assert_eq!(
+                got,
+                &data[range.start as usize..range.end as usize],
+                "{range:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_shorter_than_the_range_is_an_error() {
+        let data = vec![1u8; 50];
+        let err = collect(slice(chunks(&data, 20), 10..60)).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 }

@@ -104,6 +104,39 @@ impl S3ObjectStore {
         }
         Ok(())
     }
+
+    /// A GET of the whole object, or of `range` (an HTTP `Range`, end inclusive there), as
+    /// a stream with its length up front.
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<ObjectBody, ObjectStoreError> {
+        let key = self.full(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .set_range(range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1))))
+            .send()
+            .await
+            .map_err(|e| classify_http(&key, e))?;
+        let size = out
+            .content_length()
+            .and_then(|len| u64::try_from(len).ok())
+            .ok_or_else(|| {
+                ObjectStoreError::Unavailable(format!("{key}: GET answered without a length"))
+            })?;
+        let stream = futures::stream::unfold(out.body, |mut body| async move {
+            let chunk = body.next().await?;
+            Some((chunk.map_err(std::io::Error::other), body))
+        });
+        Ok(ObjectBody {
+            size,
+            stream: Box::pin(stream),
+        })
+    }
 }
 
 #[async_trait]
@@ -147,47 +180,25 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
-        let key = self.full(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| classify_http(&key, e))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| ObjectStoreError::Unavailable(format!("{key}: {e}")))?;
-        Ok(body.into_bytes())
+        let mut body = self.read(key, None).await?;
+        let mut whole = bytes::BytesMut::with_capacity(usize::try_from(body.size).unwrap_or(0));
+        while let Some(chunk) = futures::StreamExt::next(&mut body.stream).await {
+            let chunk = chunk.map_err(|e| ObjectStoreError::Unavailable(format!("{key}: {e}")))?;
+            whole.extend_from_slice(&chunk);
+        }
+        Ok(whole.freeze())
     }
 
     async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
-        let key = self.full(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| classify_http(&key, e))?;
-        let size = out
-            .content_length()
-            .and_then(|len| u64::try_from(len).ok())
-            .ok_or_else(|| {
-                ObjectStoreError::Unavailable(format!("{key}: GET answered without a length"))
-            })?;
-        let stream = futures::stream::unfold(out.body, |mut body| async move {
-            let chunk = body.next().await?;
-            Some((chunk.map_err(std::io::Error::other), body))
-        });
-        Ok(ObjectBody {
-            size,
-            stream: Box::pin(stream),
-        })
+        self.read(key, None).await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody, ObjectStoreError> {
+        self.read(key, Some(range)).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {

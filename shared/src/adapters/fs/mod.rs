@@ -1,20 +1,16 @@
 //! The embedded [`ObjectStore`]: objects as files under a root directory. Keys are checked
 //! against a strict alphabet and never climb out of the root; every write lands in a temp
 //! file first and is renamed into place, so readers never see half an object. Presigned URLs
-//! point back at the service (`/v1/objects/{key}`), signed with HMAC-SHA256, and the service
-//! checks them with [`FsObjectStore::verify_presigned`].
+//! point back at the service ([`presign`]); objects are read back as streams ([`read`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use bytes::Bytes;
+use secrecy::SecretString;
 use serde::Deserialize;
-use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::ports::object_store::{
@@ -22,10 +18,10 @@ use crate::ports::object_store::{
     next_within_limit,
 };
 
-type HmacSha256 = Hmac<Sha256>;
+mod presign;
+mod read;
 
-/// Most bytes one read of [`ObjectStore::get_stream`] yields.
-const READ_CHUNK: usize = 64 * 1024;
+pub use presign::PresignError;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct FsSettings {
@@ -35,27 +31,6 @@ pub struct FsSettings {
     pub public_base_url: String,
     /// Key signing presigned URLs.
     pub presign_secret: SecretString,
-}
-
-/// Why a presigned request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PresignError {
-    #[error("invalid object key")]
-    InvalidKey,
-    #[error("the presigned URL has expired")]
-    Expired,
-    #[error("the presigned URL's signature does not match")]
-    BadSignature,
-}
-
-impl PresignError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            PresignError::InvalidKey => "invalid_key",
-            PresignError::Expired => "presign_expired",
-            PresignError::BadSignature => "bad_signature",
-        }
-    }
 }
 
 pub struct FsObjectStore {
@@ -145,79 +120,6 @@ impl FsObjectStore {
 
     fn temp_path(&self) -> PathBuf {
         self.tmp.join(Uuid::new_v4().simple().to_string())
-    }
-
-    /// What a signature covers: the method, the key, the expiry and, for a PUT, the exact
-    /// body length the request must have.
-    fn signed_text(method: &str, key: &str, expires: i64, length: Option<u64>) -> String {
-        let method = method.to_ascii_uppercase();
-        match length {
-            Some(length) => format!("{method}\n{key}\n{expires}\n{length}"),
-            None => format!("{method}\n{key}\n{expires}"),
-        }
-    }
-
-    fn sign(
-        &self,
-        method: &str,
-        key: &str,
-        expires: i64,
-        length: Option<u64>,
-    ) -> Result<String, ObjectStoreError> {
-        let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
-            .map_err(|e| ObjectStoreError::Unsupported(format!("presign secret: {e}")))?;
-        mac.update(Self::signed_text(method, key, expires, length).as_bytes());
-        Ok(hex::encode(mac.finalize().into_bytes()))
-    }
-
-    /// Checks a presigned request this store issued: `expires` is the URL's unix-seconds
-    /// `expires` parameter, `length` its `length` parameter (a PUT's signed body length) and
-    /// `signature` its `signature` parameter. The caller then holds a PUT to `length` bytes.
-    pub fn verify_presigned(
-        &self,
-        method: &str,
-        key: &str,
-        expires: i64,
-        length: Option<u64>,
-        signature: &str,
-    ) -> Result<(), PresignError> {
-        validate_key(key).map_err(|_| PresignError::InvalidKey)?;
-        let given = hex::decode(signature).map_err(|_| PresignError::BadSignature)?;
-        let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
-            .map_err(|_| PresignError::BadSignature)?;
-        mac.update(Self::signed_text(method, key, expires, length).as_bytes());
-        // Constant-time comparison, so the signature cannot be guessed byte by byte.
-        mac.verify_slice(&given)
-            .map_err(|_| PresignError::BadSignature)?;
-        if Utc::now().timestamp() >= expires {
-            return Err(PresignError::Expired);
-        }
-        Ok(())
-    }
-
-    fn presign(
-        &self,
-        method: &str,
-        key: &str,
-        ttl: Duration,
-        length: Option<u64>,
-        headers: Vec<(String, String)>,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        validate_key(key)?;
-        let expires_at: DateTime<Utc> =
-            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
-        let expires = expires_at.timestamp();
-        let signature = self.sign(method, key, expires, length)?;
-        let length = length.map(|n| format!("&length={n}")).unwrap_or_default();
-        Ok(PresignedRequest {
-            method: method.to_owned(),
-            url: format!(
-                "{}/v1/objects/{key}?expires={expires}{length}&signature={signature}",
-                self.public_base_url
-            ),
-            headers,
-            expires_at,
-        })
     }
 
     /// Moves a finished temp file (and its content type) into place under `key`.
@@ -344,21 +246,16 @@ impl ObjectStore for FsObjectStore {
 
     async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
         validate_key(key)?;
-        let file = tokio::fs::File::open(self.objects.join(key))
-            .await
-            .map_err(|e| io_error(key, e))?;
-        // The open file is the object as it was when opened: a rewrite renames another file
-        // into place and a delete unlinks the name, neither changes what this handle reads.
-        let size = file.metadata().await.map_err(|e| io_error(key, e))?.len();
-        let stream = futures::stream::try_unfold(file, |mut file| async move {
-            let mut chunk = BytesMut::with_capacity(READ_CHUNK);
-            let read = file.read_buf(&mut chunk).await?;
-            Ok::<_, std::io::Error>((read > 0).then(|| (chunk.freeze(), file)))
-        });
-        Ok(ObjectBody {
-            size,
-            stream: Box::pin(stream),
-        })
+        read::open(&self.objects.join(key), key, None).await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody, ObjectStoreError> {
+        validate_key(key)?;
+        read::open(&self.objects.join(key), key, Some(range)).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {

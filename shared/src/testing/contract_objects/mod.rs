@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::keys;
@@ -40,6 +39,9 @@ pub fn chunked(data: &[u8], chunk: usize) -> ByteStream {
         .collect();
     Box::pin(futures::stream::iter(chunks))
 }
+
+mod reads;
+pub use reads::{get_range_reads_only_the_range, get_stream_reads_what_was_stored};
 
 fn ids() -> (Uuid, Uuid) {
     (Uuid::new_v4(), Uuid::new_v4())
@@ -265,53 +267,6 @@ pub async fn large_stream_round_trips<H: ObjectHarness>(h: &H) {
         .unwrap();
 }
 
-/// Reads what `body` yields, in order; the first error fails the test.
-async fn read_all(mut body: ByteStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        out.extend_from_slice(&chunk.expect("a chunk of the stored object"));
-    }
-    out
-}
-
-pub async fn get_stream_reads_what_was_stored<H: ObjectHarness>(h: &H) {
-    let store = h.store();
-    let (batch, photo) = ids();
-    let key = keys::rendition_key(batch, photo, 1080, OutputFormat::Jpeg);
-    // Bigger than one read of either adapter, so it arrives in several chunks.
-    let data = pattern(10 * 1024 * 1024 + 4321, 10);
-    store
-        .put_stream(&key, chunked(&data, 1024 * 1024), "image/jpeg", u64::MAX)
-        .await
-        .unwrap();
-    let body = store.get_stream(&key).await.unwrap();
-    assert_eq!(
-        body.size,
-        data.len() as u64,
-        "the size comes before the bytes"
-    );
-    let back = read_all(body.stream).await;
-    assert!(back == data, "the streamed object came back different");
-
-    // An empty object is a size of 0 and no bytes, not an error.
-    let empty = keys::rendition_key(batch, photo, 360, OutputFormat::Jpeg);
-    store.put(&empty, Bytes::new(), "image/jpeg").await.unwrap();
-    let body = store.get_stream(&empty).await.unwrap();
-    assert_eq!(body.size, 0);
-    assert!(read_all(body.stream).await.is_empty());
-
-    let missing = keys::rendition_key(batch, Uuid::new_v4(), 1080, OutputFormat::Jpeg);
-    assert!(matches!(
-        store.get_stream(&missing).await,
-        Err(ObjectStoreError::NotFound(_))
-    ));
-    assert!(store.get_stream("../escape").await.is_err());
-    store
-        .delete_prefix(&keys::batch_prefix(batch))
-        .await
-        .unwrap();
-}
-
 pub async fn presigned_put_then_get<H: ObjectHarness>(h: &H) {
     let store = h.store();
     let (batch, photo) = ids();
@@ -451,7 +406,8 @@ macro_rules! object_store_contract {
             keys_outside_the_alphabet_are_refused,
             put_stream_stores_what_arrives, put_stream_over_the_limit_leaves_nothing,
             put_stream_body_failure_leaves_nothing, large_stream_round_trips,
-            get_stream_reads_what_was_stored, presigned_put_then_get, presigned_urls_expire,
+            get_stream_reads_what_was_stored, get_range_reads_only_the_range,
+            presigned_put_then_get, presigned_urls_expire,
             presigned_put_is_bound_to_its_length);
     };
     (@cases $harness:expr; $($case:ident),*) => {
