@@ -37,6 +37,7 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("file_too_large", 413),
     ("body_too_large", 413),
     ("unsupported_media_type", 415),
+    ("range_not_satisfiable", 416),
     ("invalid_body", 422),
     ("invalid_sizes", 422),
     ("invalid_quality", 422),
@@ -142,6 +143,9 @@ pub enum ApiError {
     #[error("the part for {0:?} is empty")]
     EmptyFile(String),
 
+    #[error("the range starts past the end of the {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("this session already holds {limit} event streams; close one first")]
@@ -202,6 +206,7 @@ impl ApiError {
             ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::TooManySessions { .. } => "too_many_sessions",
             ApiError::ServerBusy { .. } => "server_busy",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::Internal(_) => "internal_error",
             ApiError::StateUnavailable(_) => "state_store_unavailable",
             ApiError::ObjectStoreUnavailable(_) => "object_store_unavailable",
@@ -262,6 +267,11 @@ impl ResponseError for ApiError {
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.insert_header((header::RETRY_AFTER, value));
+        }
+        if let ApiError::RangeNotSatisfiable { size } = self
+            && let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            response.insert_header((header::CONTENT_RANGE, value));
         }
         if let ApiError::MethodNotAllowed { allow } = self
             && let Ok(value) = HeaderValue::from_str(allow)

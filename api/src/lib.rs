@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backpressure;
 pub mod body;
 pub mod client_addr;
+pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -151,6 +151,18 @@ pub struct Rendition {
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
+    /// The first 128 bits of the SHA-256 of the rendition's bytes, in hex ([`Rendition::digest_of`]):
+    /// its strong `ETag`. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl Rendition {
+    /// The digest a rendition of these bytes carries.
+    pub fn digest_of(data: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(data)[..16])
+    }
 }
 
 /// The result a worker records for a photo, exactly once.

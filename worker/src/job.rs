@@ -80,6 +80,7 @@ pub(crate) async fn run(
                 width: r.width,
                 height: r.height,
                 bytes: r.data.len() as u64,
+                digest: Some(Rendition::digest_of(&r.data)),
             })
             .collect(),
     }))

@@ -1,5 +1,6 @@
-use actix_web::http::header;
-use actix_web::{HttpResponse, get, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use chrono::Utc;
 use tirage_shared::keys;
 use tirage_shared::model::PhotoState;
 use tirage_shared::ports::StateError;
@@ -7,6 +8,7 @@ use tirage_shared::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
+use crate::conditional;
 use crate::error::{ApiError, SessionErrors};
 use crate::extract::owned_batch;
 use crate::settings::RenditionDelivery;
@@ -77,17 +79,27 @@ pub async fn list_photos(
 }
 
 /// Get one rendition: its bytes, or a 307 to a short-lived presigned URL (per configuration).
+///
+/// Served as a static file is: a strong `ETag` (renditions never change once written),
+/// `304` when `If-None-Match` names it, and one byte range per request with `Range`
+/// (`206`, `If-Range` honoured; `416` past the end).
 #[utoipa::path(
     tag = "photos",
     params(
         ("batch_id" = Uuid, Path, description = "Batch id"),
         ("photo_id" = Uuid, Path, description = "Photo id"),
         ("size" = u32, Path, description = "One of the batch's sizes"),
+        ("Range" = Option<String>, Header, description = "One range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix`; several ranges get the whole body"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy the client holds: 304 when it is current"),
+        ("If-Range" = Option<String>, Header, description = "The `ETag` the range belongs to: the whole body when it is not current"),
     ),
     responses(
-        (status = 200, description = "The image", content_type = "image/*"),
+        (status = 200, description = "The image, with its strong `ETag` and `Accept-Ranges: bytes`", content_type = "image/*"),
+        (status = 206, description = "The requested bytes of the image, with `Content-Range`", content_type = "image/*"),
+        (status = 304, description = "The client's copy (its `If-None-Match`) is current"),
         (status = 307, description = "Redirect to a presigned URL"),
         (status = 404, description = "No such batch, photo or rendition (not done yet, failed, or size not in the batch)", body = ErrorBody),
+        (status = 416, description = "The range starts past the end (`range_not_satisfiable`, with `Content-Range: bytes */size`)", body = ErrorBody),
         SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -97,6 +109,7 @@ pub async fn get_rendition(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<(Uuid, Uuid, u32)>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (batch_id, photo_id, size) = path.into_inner();
     let batch = owned_batch(&state, &auth, batch_id).await?;
@@ -111,49 +124,86 @@ pub async fn get_rendition(
         .get_photo(batch_id, photo_id)
         .await?
         .ok_or(ApiError::PhotoNotFound)?;
-    if photo.state != PhotoState::Done || !photo.outputs.iter().any(|r| r.size == size) {
-        return Err(ApiError::RenditionNotFound(format!(
-            "photo is {}; no {size} rendition",
-            match photo.state {
-                PhotoState::Queued => "still queued",
-                PhotoState::Done => "done",
-                PhotoState::Failed => "failed",
-            }
-        )));
-    }
+    let rendition = photo
+        .outputs
+        .iter()
+        .find(|r| r.size == size)
+        .filter(|_| photo.state == PhotoState::Done)
+        .ok_or_else(|| {
+            ApiError::RenditionNotFound(format!(
+                "photo is {}; no {size} rendition",
+                match photo.state {
+                    PhotoState::Queued => "still queued",
+                    PhotoState::Done => "done",
+                    PhotoState::Failed => "failed",
+                }
+            ))
+        })?;
     let key = keys::rendition_key(batch_id, photo_id, size, batch.options.format);
-    match state.settings.api.renditions {
-        RenditionDelivery::Redirect => {
-            let presigned = state
-                .ports
-                .objects
-                .presign_get(&key, state.settings.api.presign_ttl())
-                .await?;
-            Ok(HttpResponse::TemporaryRedirect()
-                .insert_header((header::LOCATION, presigned.url))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish())
-        }
-        RenditionDelivery::Stream => {
-            // Streamed from the store as it arrives: a replica serving many large
-            // renditions at once holds a few chunks of each, never whole images.
-            let object = state
-                .ports
-                .objects
-                .get_stream(&key)
-                .await
-                .map_err(|e| match e {
-                    tirage_shared::ports::ObjectStoreError::NotFound(_) => {
-                        ApiError::RenditionNotFound("the rendition object is missing".into())
-                    }
-                    other => other.into(),
-                })?;
-            // Keys are deterministic and renditions immutable, but private to the session.
-            Ok(HttpResponse::Ok()
-                .content_type(batch.options.format.content_type())
-                .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
-                .no_chunking(object.size)
-                .streaming(object.stream))
-        }
+    if state.settings.api.renditions == RenditionDelivery::Redirect {
+        let presigned = state
+            .ports
+            .objects
+            .presign_get(&key, state.settings.api.presign_ttl())
+            .await?;
+        return Ok(HttpResponse::TemporaryRedirect()
+            .insert_header((header::LOCATION, presigned.url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish());
     }
+    let etag = rendition.digest.as_deref().map(conditional::entity_tag);
+    // Immutable for as long as the batch lives, and private to the session.
+    let max_age = (batch.expires_at - Utc::now()).num_seconds().max(0);
+    let response = |status: StatusCode| {
+        let mut r = HttpResponse::build(status);
+        r.insert_header((
+            header::CACHE_CONTROL,
+            format!("private, max-age={max_age}, immutable"),
+        ))
+        .insert_header((header::ACCEPT_RANGES, "bytes"));
+        if let Some(etag) = &etag {
+            r.insert_header((header::ETAG, etag.clone()));
+        }
+        r
+    };
+    let part = match conditional::wanted(&req, etag.as_deref(), rendition.bytes) {
+        conditional::Wanted::NotModified => {
+            return Ok(response(StatusCode::NOT_MODIFIED).finish());
+        }
+        conditional::Wanted::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable {
+                size: rendition.bytes,
+            });
+        }
+        conditional::Wanted::Whole => None,
+        conditional::Wanted::Part(range) => Some(range),
+    };
+    // Streamed from the store as it arrives: a replica serving many large renditions at
+    // once holds a few chunks of each, never whole images.
+    let objects = &state.ports.objects;
+    let object = match &part {
+        None => objects.get_stream(&key).await,
+        Some(range) => objects.get_range(&key, range.clone()).await,
+    }
+    .map_err(|e| match e {
+        tirage_shared::ports::ObjectStoreError::NotFound(_) => {
+            ApiError::RenditionNotFound("the rendition object is missing".into())
+        }
+        other => other.into(),
+    })?;
+    let mut answer = match &part {
+        None => response(StatusCode::OK),
+        Some(range) => {
+            let mut r = response(StatusCode::PARTIAL_CONTENT);
+            r.insert_header((
+                header::CONTENT_RANGE,
+                conditional::content_range(range, rendition.bytes),
+            ));
+            r
+        }
+    };
+    Ok(answer
+        .content_type(batch.options.format.content_type())
+        .no_chunking(object.size)
+        .streaming(object.stream))
 }

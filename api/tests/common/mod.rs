@@ -170,6 +170,7 @@ macro_rules! api_suite {
             caps::upload_larger_than_announced_is_refused_at_complete,
             photos::photos_are_paginated,
             photos::renditions_can_redirect,
+            photos::renditions_are_served_like_static_files,
             archive::archive_holds_every_done_rendition,
             archive::archive_is_cut_when_a_rendition_vanishes,
             dependencies::unconfirmed_jobs_are_recorded_failed_and_503,

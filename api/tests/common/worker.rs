@@ -77,6 +77,7 @@ impl TestApp {
                 width: scaled.width(),
                 height: scaled.height(),
                 bytes: bytes.len() as u64,
+                digest: Some(Rendition::digest_of(&bytes)),
             });
         }
         self.ports

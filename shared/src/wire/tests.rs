@@ -51,6 +51,7 @@ fn photo_view_links_renditions_and_keeps_nulls() {
         width: 480,
         height: 360,
         bytes: 1234,
+        digest: Some(Rendition::digest_of(b"360")),
     }];
     let view = PhotoView::new(batch_id, &record);
     let json = serde_json::to_string(&view).unwrap();

@@ -64,6 +64,9 @@ pub async fn happy_path(h: Arc<dyn Harness>) {
             let key = keys::rendition_key(f.batch.id, *photo, out.size, OutputFormat::Jpeg);
             let data = ports.objects.get(&key).await.expect("rendition stored");
             assert_eq!(data.len() as u64, out.bytes, "{key}");
+            // The digest (the rendition's ETag) is that of the stored bytes.
+            let digest = tirage_shared::model::Rendition::digest_of(&data);
+            assert_eq!(out.digest.as_deref(), Some(digest.as_str()), "{key}");
             let img = image::load_from_memory_with_format(&data, image::ImageFormat::Jpeg)
                 .expect("rendition is a JPEG");
             let (ew, eh) = expected_dims(w, hh, out.size);

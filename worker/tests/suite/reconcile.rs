@@ -28,6 +28,7 @@ fn done_outcome() -> PhotoOutcome {
             width: 480,
             height: 360,
             bytes: 5,
+            digest: None,
         }],
     }
 }

@@ -1,6 +1,8 @@
-//! Reading photos back: the paginated list and renditions served as redirects.
+//! Reading photos back: the paginated list, renditions served like static files (ETag,
+//! 304, byte ranges) or as redirects.
 
 use serde_json::json;
+use tirage_shared::model::Rendition;
 
 use crate::common::{Backend, Sent, TestApp, expect_error, json_of};
 
@@ -67,4 +69,90 @@ pub async fn renditions_can_redirect(b: &impl Backend) {
     assert_eq!(res.status(), 307);
     let location = res.headers()["location"].to_str().unwrap();
     assert!(location.starts_with("http"), "{location}");
+}
+
+pub async fn renditions_are_served_like_static_files(b: &impl Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({"sizes": [48]})).await;
+    let id = batch["id"].as_str().unwrap();
+    let photo = app.upload_ok(&token, id, 1).await.remove(0);
+    let jobs = app.take_jobs(1).await;
+    app.finish(&jobs[0]).await;
+    let path = format!("/v1/batches/{id}/photos/{photo}/48");
+
+    let res = app.get(&token, &path).sent().await;
+    assert_eq!(res.status(), 200);
+    let header = |res: &reqwest::Response, name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let etag = header(&res, "etag").expect("a rendition has an ETag");
+    assert_eq!(header(&res, "accept-ranges").as_deref(), Some("bytes"));
+    let cache = header(&res, "cache-control").unwrap();
+    assert!(
+        cache.starts_with("private, max-age=") && cache.ends_with(", immutable"),
+        "{cache}"
+    );
+    let whole = res.bytes().await.unwrap();
+    assert!(whole.len() > 20, "a JPEG rendition");
+    // Strong, and the digest of exactly these bytes.
+    assert_eq!(etag, format!("\"{}\"", Rendition::digest_of(&whole)));
+
+    // Revalidation: current → 304 without a body; anything else → the image again.
+    let res = app
+        .get(&token, &path)
+        .header("if-none-match", &etag)
+        .sent()
+        .await;
+    assert_eq!(res.status(), 304);
+    assert_eq!(header(&res, "etag").as_deref(), Some(etag.as_str()));
+    assert!(res.bytes().await.unwrap().is_empty());
+    let res = app
+        .get(&token, &path)
+        .header("if-none-match", "\"stale\"")
+        .sent()
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // Byte ranges.
+    let len = whole.len();
+    for (range, want) in [
+        ("bytes=0-9".to_owned(), 0..10),
+        ("bytes=-5".to_owned(), len - 5..len),
+        (format!("bytes=10-{}", len + 100), 10..len),
+    ] {
+        let res = app.get(&token, &path).header("range", &range).sent().await;
+        assert_eq!(res.status(), 206, "{range}");
+        assert_eq!(
+            header(&res, "content-range"),
+            Some(format!("bytes {}-{}/{len}", want.start, want.end - 1)),
+            "{range}"
+        );
+        assert_eq!(
+            &res.bytes().await.unwrap()[..],
+            &whole[want.clone()],
+            "{range}"
+        );
+    }
+    let res = app
+        .get(&token, &path)
+        .header("range", format!("bytes={len}-"))
+        .sent()
+        .await;
+    assert_eq!(
+        header(&res, "content-range"),
+        Some(format!("bytes */{len}"))
+    );
+    expect_error(res, 416, "range_not_satisfiable").await;
+    // A range of another representation is not applied.
+    let res = app
+        .get(&token, &path)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"another\"")
+        .sent()
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap(), whole);
 }

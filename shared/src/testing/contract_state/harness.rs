@@ -61,12 +61,15 @@ pub fn done() -> PhotoOutcome {
                 width: 1920,
                 height: 1080,
                 bytes: 512_000,
+                digest: Some(Rendition::digest_of(b"the 1080 rendition")),
             },
             Rendition {
                 size: 360,
                 width: 640,
                 height: 360,
                 bytes: 40_000,
+                // A record from before digests existed.
+                digest: None,
             },
         ],
     }
