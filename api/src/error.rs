@@ -143,6 +143,10 @@ pub enum ApiError {
     #[error("the part for {0:?} is empty")]
     EmptyFile(String),
 
+    #[error("the URL's signature does not match")]
+    UrlSignatureInvalid,
+    #[error("the signed URL has expired")]
+    UrlExpired,
     #[error("the range starts past the end of the {size} bytes")]
     RangeNotSatisfiable { size: u64 },
 
@@ -207,6 +211,8 @@ impl ApiError {
             ApiError::TooManySessions { .. } => "too_many_sessions",
             ApiError::ServerBusy { .. } => "server_busy",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            ApiError::UrlSignatureInvalid => "bad_signature",
+            ApiError::UrlExpired => "presign_expired",
             ApiError::Internal(_) => "internal_error",
             ApiError::StateUnavailable(_) => "state_store_unavailable",
             ApiError::ObjectStoreUnavailable(_) => "object_store_unavailable",

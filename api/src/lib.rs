@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod progress;
 pub mod routes;
 pub mod settings;
+pub mod signed_urls;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

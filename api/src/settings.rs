@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tirage_shared::runtime::ServiceSettings;
 use tirage_shared::runtime::config::{self, Layers};
 use tirage_shared::runtime::telemetry::LogSettings;
 
 use crate::client_addr::{self, Cidr};
+use crate::signed_urls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -66,6 +67,11 @@ pub struct ApiSettings {
     pub publish_concurrency: usize,
     /// Object sizes read at once (`head`) to lay out one batch archive before it streams.
     pub archive_head_concurrency: usize,
+    /// Whether photo listings carry, for each rendition, a signed URL that needs no session
+    /// and that a CDN may cache until the batch expires ([`crate::signed_urls`]).
+    pub signed_rendition_urls: bool,
+    /// The key signing those URLs, the same on every replica (at least 32 characters).
+    pub rendition_url_key: SecretString,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -166,6 +172,14 @@ impl Settings {
         if self.api.events_per_session == 0 || self.api.max_concurrent_uploads == 0 {
             return bad("api.events_per_session and api.max_concurrent_uploads must be > 0");
         }
+        if self.api.signed_rendition_urls
+            && self.api.rendition_url_key.expose_secret().len() < signed_urls::MIN_KEY_LEN
+        {
+            return bad(
+                "api.signed_rendition_urls needs api.rendition_url_key of at least 32 \
+                 characters (`openssl rand -hex 32`), the same on every replica",
+            );
+        }
         Ok(())
     }
 }
@@ -213,6 +227,18 @@ mod tests {
         assert_eq!(s.sessions.ttl_secs, 24 * 3600);
         assert!(s.sessions.api_keys.is_empty());
         assert_eq!(s.services.amqp.queue_prefix, "tirage");
+    }
+
+    #[test]
+    fn signed_rendition_urls_need_a_long_key() {
+        let mut s = Settings::load_from(&Layers::defaults_only()).unwrap();
+        assert!(!s.api.signed_rendition_urls, "off unless configured");
+        s.api.signed_rendition_urls = true;
+        assert!(s.check().is_err(), "no key ships");
+        s.api.rendition_url_key = "short".to_owned().into();
+        assert!(s.check().is_err());
+        s.api.rendition_url_key = "k".repeat(signed_urls::MIN_KEY_LEN).into();
+        assert!(s.check().is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::progress::ProgressHub;
 use crate::routes;
 use crate::settings::Settings;
+use crate::signed_urls::RenditionUrls;
 use crate::state::AppState;
 use crate::{openapi, telemetry};
 
@@ -182,6 +183,10 @@ fn run(
             api_key_digests: api_key_digests.clone(),
             uploads: uploads.clone(),
             progress: progress.clone(),
+            rendition_urls: settings
+                .api
+                .signed_rendition_urls
+                .then(|| RenditionUrls::new(settings.api.rendition_url_key.clone())),
         });
         App::new()
             .app_data(state)

@@ -8,6 +8,7 @@ use crate::backpressure::UploadSlots;
 use crate::metrics::Metrics;
 use crate::progress::ProgressHub;
 use crate::settings::Settings;
+use crate::signed_urls::RenditionUrls;
 
 /// What the handlers of one HTTP worker share, as `web::Data`.
 pub struct AppState {
@@ -20,4 +21,6 @@ pub struct AppState {
     pub uploads: UploadSlots,
     /// This process's one progress subscription, fanned out to its event streams.
     pub progress: ProgressHub,
+    /// Signs rendition URLs for CDNs, when `[api] signed_rendition_urls` is on.
+    pub rendition_urls: Option<RenditionUrls>,
 }

@@ -45,6 +45,7 @@ use stream::BatchEvent;
         uploads::complete_upload,
         photos::list_photos,
         photos::get_rendition,
+        photos::get_signed_rendition,
         health::healthz,
         health::readyz,
         health::metrics,

@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(uploads::complete_upload)
         .service(photos::list_photos)
         .service(photos::get_rendition)
+        .service(photos::get_signed_rendition)
         .service(archive::get_archive)
         // The uploader's web page and its assets (api/web/, built into the binary).
         .service(page::index)

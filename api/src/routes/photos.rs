@@ -1,8 +1,9 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::Utc;
+use serde::Deserialize;
 use tirage_shared::keys;
-use tirage_shared::model::PhotoState;
+use tirage_shared::model::{Batch, PhotoRecord, PhotoState};
 use tirage_shared::ports::StateError;
 use tirage_shared::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
 use uuid::Uuid;
@@ -68,12 +69,18 @@ pub async fn list_photos(
         }
         Err(e) => return Err(e.into()),
     };
+    let expires = batch.expires_at.timestamp();
+    let view = |p: &PhotoRecord| {
+        let mut view = PhotoView::new(batch.id, p);
+        if let Some(urls) = &state.rendition_urls {
+            for out in &mut view.outputs {
+                out.public_url = Some(urls.path(batch.id, p.id, out.size, expires));
+            }
+        }
+        view
+    };
     Ok(HttpResponse::Ok().json(PhotoList {
-        photos: page
-            .photos
-            .iter()
-            .map(|p| PhotoView::new(batch.id, p))
-            .collect(),
+        photos: page.photos.iter().map(view).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -113,6 +120,90 @@ pub async fn get_rendition(
 ) -> Result<HttpResponse, ApiError> {
     let (batch_id, photo_id, size) = path.into_inner();
     let batch = owned_batch(&state, &auth, batch_id).await?;
+    serve(&state, &req, &batch, photo_id, size, Audience::Session).await
+}
+
+/// The parts of a signed rendition URL's query.
+#[derive(Debug, Deserialize)]
+pub struct SignedQuery {
+    pub expires: i64,
+    pub signature: String,
+}
+
+/// Get one rendition through a signed URL: no session needed, cacheable by a CDN.
+///
+/// The `public_url` of each output in a photo listing, when the server signs rendition URLs
+/// (`[api] signed_rendition_urls`). Served like the session's URL, but `Cache-Control:
+/// public` until `expires` (the batch's expiry), and never redirected.
+#[utoipa::path(
+    tag = "photos",
+    params(
+        ("batch_id" = Uuid, Path, description = "Batch id"),
+        ("photo_id" = Uuid, Path, description = "Photo id"),
+        ("size" = u32, Path, description = "One of the batch's sizes"),
+        ("expires" = i64, Query, description = "Unix time the URL stops working (the batch's expiry)"),
+        ("signature" = String, Query, description = "HMAC-SHA256 of the other parts, hex"),
+        ("Range" = Option<String>, Header, description = "As for the session's rendition URL"),
+        ("If-None-Match" = Option<String>, Header, description = "As for the session's rendition URL"),
+    ),
+    responses(
+        (status = 200, description = "The image, `Cache-Control: public, immutable`", content_type = "image/*"),
+        (status = 206, description = "The requested bytes of the image", content_type = "image/*"),
+        (status = 304, description = "The client's copy is current"),
+        (status = 400, description = "`expires` or `signature` missing or malformed (`malformed_query`)", body = ErrorBody),
+        (status = 403, description = "A signature that does not match (`bad_signature`) or an expired URL (`presign_expired`)", body = ErrorBody),
+        (status = 404, description = "No such batch (expired or deleted), photo or rendition", body = ErrorBody),
+        (status = 416, description = "The range starts past the end (`range_not_satisfiable`)", body = ErrorBody),
+        (status = 503, description = "A dependency is down (`state_store_unavailable`, `object_store_unavailable`)", body = ErrorBody),
+    )
+)]
+#[get("/v1/renditions/{batch_id}/{photo_id}/{size}")]
+pub async fn get_signed_rendition(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid, u32)>,
+    query: web::Query<SignedQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (batch_id, photo_id, size) = path.into_inner();
+    // Without a key nothing is signed, so nothing can be verified.
+    let urls = state.rendition_urls.as_ref().ok_or(ApiError::NotFound)?;
+    let now = Utc::now().timestamp();
+    urls.verify(
+        batch_id,
+        photo_id,
+        size,
+        query.expires,
+        &query.signature,
+        now,
+    )?;
+    let batch = state
+        .ports
+        .state
+        .get_batch(batch_id)
+        .await?
+        .ok_or(ApiError::BatchNotFound)?;
+    serve(&state, &req, &batch, photo_id, size, Audience::Public).await
+}
+
+/// Who a rendition answer is for: the session that owns the batch (its browser may keep
+/// it), or anyone holding a signed URL (shared caches may keep it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Session,
+    Public,
+}
+
+/// Answers a GET of one rendition of `batch`: a redirect when configured (session URLs
+/// only), else the bytes, whole or one range, or 304.
+async fn serve(
+    state: &AppState,
+    req: &HttpRequest,
+    batch: &Batch,
+    photo_id: Uuid,
+    size: u32,
+    audience: Audience,
+) -> Result<HttpResponse, ApiError> {
+    let batch_id = batch.id;
     if !batch.options.sizes.contains(&size) {
         return Err(ApiError::RenditionNotFound(format!(
             "size {size} is not one of this batch's sizes"
@@ -140,7 +231,8 @@ pub async fn get_rendition(
             ))
         })?;
     let key = keys::rendition_key(batch_id, photo_id, size, batch.options.format);
-    if state.settings.api.renditions == RenditionDelivery::Redirect {
+    if audience == Audience::Session && state.settings.api.renditions == RenditionDelivery::Redirect
+    {
         let presigned = state
             .ports
             .objects
@@ -152,13 +244,17 @@ pub async fn get_rendition(
             .finish());
     }
     let etag = rendition.digest.as_deref().map(conditional::entity_tag);
-    // Immutable for as long as the batch lives, and private to the session.
+    // Immutable for as long as the batch lives.
     let max_age = (batch.expires_at - Utc::now()).num_seconds().max(0);
+    let scope = match audience {
+        Audience::Session => "private",
+        Audience::Public => "public",
+    };
     let response = |status: StatusCode| {
         let mut r = HttpResponse::build(status);
         r.insert_header((
             header::CACHE_CONTROL,
-            format!("private, max-age={max_age}, immutable"),
+            format!("{scope}, max-age={max_age}, immutable"),
         ))
         .insert_header((header::ACCEPT_RANGES, "bytes"));
         if let Some(etag) = &etag {
@@ -166,7 +262,7 @@ pub async fn get_rendition(
         }
         r
     };
-    let part = match conditional::wanted(&req, etag.as_deref(), rendition.bytes) {
+    let part = match conditional::wanted(req, etag.as_deref(), rendition.bytes) {
         conditional::Wanted::NotModified => {
             return Ok(response(StatusCode::NOT_MODIFIED).finish());
         }

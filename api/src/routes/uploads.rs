@@ -70,11 +70,17 @@ pub async fn upload_photos(
         &request_id,
     )
     .await;
-    if accepted.is_err() {
-        // Whatever refused the upload (busy replica, closed batch, a part too large), read
-        // what is left of the body before answering: a server that answers mid-body and
-        // closes makes the client, or a proxy streaming the body (nginx here), see a reset
-        // or a 502 instead of the answer and its Retry-After.
+    // Whatever refused the upload (busy replica, closed batch, a part too large), read what
+    // is left of the body before answering: a server that answers mid-body and closes makes
+    // the client, or a proxy streaming the body (nginx here), see a reset or a 502 instead
+    // of the answer and its Retry-After. Not a body that is no multipart or broke as one:
+    // it cannot be read on (and the multipart reader must not be polled past its error).
+    if let Err(e) = &accepted
+        && !matches!(
+            e,
+            ApiError::MalformedMultipart(_) | ApiError::UnsupportedMediaType { .. }
+        )
+    {
         drain(&mut multipart, state.settings.limits.drain_max_bytes).await;
     }
     accepted

@@ -171,6 +171,8 @@ macro_rules! api_suite {
             photos::photos_are_paginated,
             photos::renditions_can_redirect,
             photos::renditions_are_served_like_static_files,
+            photos::signed_rendition_urls_need_no_session_and_are_public,
+            photos::rendition_urls_are_unsigned_unless_configured,
             archive::archive_holds_every_done_rendition,
             archive::archive_is_cut_when_a_rendition_vanishes,
             dependencies::unconfirmed_jobs_are_recorded_failed_and_503,

@@ -12,8 +12,12 @@ pub struct OutputView {
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
-    /// API path of the rendition.
+    /// API path of the rendition (with the session).
     pub url: String,
+    /// A signed API path of the rendition that needs no session and that a CDN may cache
+    /// until the batch expires; present when the server signs rendition URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +54,7 @@ impl PhotoView {
                     height: r.height,
                     bytes: r.bytes,
                     url: format!("/v1/batches/{batch_id}/photos/{}/{}", p.id, r.size),
+                    public_url: None,
                 })
                 .collect(),
         }

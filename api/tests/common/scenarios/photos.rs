@@ -71,14 +71,21 @@ pub async fn renditions_can_redirect(b: &impl Backend) {
     assert!(location.starts_with("http"), "{location}");
 }
 
-pub async fn renditions_are_served_like_static_files(b: &impl Backend) {
-    let app = TestApp::spawn(b).await;
+/// A session, a batch of 48-px renditions and its one photo, resized: (token, batch, photo).
+async fn one_done_photo(app: &TestApp) -> (String, String, String) {
     let token = app.session().await;
     let batch = app.create_batch(&token, json!({"sizes": [48]})).await;
-    let id = batch["id"].as_str().unwrap();
-    let photo = app.upload_ok(&token, id, 1).await.remove(0);
+    let id = batch["id"].as_str().unwrap().to_owned();
+    let photo = app.upload_ok(&token, &id, 1).await.remove(0);
     let jobs = app.take_jobs(1).await;
     app.finish(&jobs[0]).await;
+    (token, id, photo)
+}
+
+pub async fn renditions_are_served_like_static_files(b: &impl Backend) {
+    let app = TestApp::spawn(b).await;
+    let (token, id, photo) = one_done_photo(&app).await;
+    let id = id.as_str();
     let path = format!("/v1/batches/{id}/photos/{photo}/48");
 
     let res = app.get(&token, &path).sent().await;
@@ -155,4 +162,84 @@ pub async fn renditions_are_served_like_static_files(b: &impl Backend) {
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.bytes().await.unwrap(), whole);
+}
+
+pub async fn signed_rendition_urls_need_no_session_and_are_public(b: &impl Backend) {
+    let app = TestApp::spawn_with(b, |s| {
+        s.api.signed_rendition_urls = true;
+        s.api.rendition_url_key = "a-test-key-of-32-characters-long".to_owned().into();
+    })
+    .await;
+    let (token, id, _) = one_done_photo(&app).await;
+    let res = app
+        .get(&token, &format!("/v1/batches/{id}/photos"))
+        .sent()
+        .await;
+    let list = json_of(res).await;
+    let output = &list["photos"][0]["outputs"][0];
+    let public = output["public_url"]
+        .as_str()
+        .expect("a signed URL per rendition");
+    assert!(public.starts_with("/v1/renditions/"), "{public}");
+
+    // The same bytes as the session's URL, without the session, for shared caches.
+    let private = app
+        .get(&token, output["url"].as_str().unwrap())
+        .sent()
+        .await;
+    let private = private.bytes().await.unwrap();
+    let res = app.fetch(public).await;
+    assert_eq!(res.status(), 200);
+    let cache = res.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(
+        cache.starts_with("public, max-age=") && cache.ends_with(", immutable"),
+        "{cache}"
+    );
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(res.bytes().await.unwrap(), private);
+    // A CDN revalidating gets 304.
+    let res = app
+        .anon(reqwest::Method::GET, public)
+        .header("if-none-match", &etag)
+        .sent()
+        .await;
+    assert_eq!(res.status(), 304);
+
+    // A signature opens exactly its rendition: another size, a later expiry, a changed
+    // signature are refused.
+    let (path, query) = public.split_once('?').unwrap();
+    let expires: i64 = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("expires="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let signature = query.split_once("&signature=").unwrap().1;
+    for forged in [
+        format!("{}/360?{query}", path.rsplit_once('/').unwrap().0),
+        format!("{path}?expires={}&signature={signature}", expires + 3600),
+        format!(
+            "{path}?expires={expires}&signature={}",
+            signature.replace('a', "b").replace('0', "1")
+        ),
+    ] {
+        expect_error(app.fetch(&forged).await, 403, "bad_signature").await;
+    }
+}
+
+pub async fn rendition_urls_are_unsigned_unless_configured(b: &impl Backend) {
+    let app = TestApp::spawn(b).await;
+    let (token, id, photo) = one_done_photo(&app).await;
+    let id = id.as_str();
+    let res = app
+        .get(&token, &format!("/v1/batches/{id}/photos"))
+        .sent()
+        .await;
+    let list = json_of(res).await;
+    assert!(
+        list["photos"][0]["outputs"][0].get("public_url").is_none(),
+        "{list}"
+    );
+    let guess = format!("/v1/renditions/{id}/{photo}/48?expires=9999999999&signature=00");
+    expect_error(app.fetch(&guess).await, 404, "not_found").await;
 }
