@@ -9,7 +9,8 @@
 #   scripts/compose.sh down   remove the project's containers, networks and volumes (images stay)
 #   scripts/compose.sh test   the end-to-end test (tests/tests/compose.rs): up, photos through
 #                         nginx, containers crashed and restarted, --scale worker=3, down
-#   scripts/compose.sh tools  install podman, runc, netavark, aardvark-dns, debootstrap (apt)
+#   scripts/compose.sh tools  install podman, runc, netavark, aardvark-dns, iptables (netavark's
+#                         firewall driver; only recommended, so not pulled in), debootstrap (apt)
 #                         and podman-compose (pinned, in a venv); only what is missing
 #   scripts/compose.sh images build the local images: the Debian base once (debootstrap, then
 #                         cached), the others with podman's layer cache
@@ -100,6 +101,7 @@ podman podman
 runc runc
 /usr/lib/podman/netavark netavark
 /usr/lib/podman/aardvark-dns aardvark-dns
+/usr/sbin/iptables iptables
 debootstrap debootstrap
 EOF
   if ((${#need[@]})); then

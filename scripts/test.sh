@@ -12,6 +12,12 @@ scripts/install-deps.sh
 garage_log="$(mktemp -t tirage-garage-install.XXXXXX.log)"
 scripts/garage.sh install >"$garage_log" 2>&1 &
 garage_install=$!
+# The compose test (tests/tests/compose.rs) runs docker-compose.yml in podman containers: the
+# podman tools, the Debian base image and the images that need no binary are made while the
+# workspace builds too (once; cached on the machine afterwards).
+compose_log="$(mktemp -t tirage-compose-prepare.XXXXXX.log)"
+scripts/compose.sh prepare >"$compose_log" 2>&1 &
+compose_prepare=$!
 export TIRAGE_TEST_REDIS_URL="${TIRAGE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export TIRAGE_TEST_AMQP_URL="${TIRAGE_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 # The end-to-end test (tests/) runs deploy/local/cluster.sh, which builds release binaries by
@@ -32,6 +38,11 @@ cargo test --workspace --all-features --no-run
 if ! wait "$garage_install"; then
   cat "$garage_log" >&2
   echo "test.sh: installing Garage failed (log above)" >&2
+  exit 1
+fi
+if ! wait "$compose_prepare"; then
+  cat "$compose_log" >&2
+  echo "test.sh: preparing the compose images failed (log above)" >&2
   exit 1
 fi
 scripts/services.sh up

@@ -319,10 +319,11 @@ async fn compose_end_to_end() {
         .await;
 
     // 2. Uploads in flight on four connections. Once the first job is done a worker
-    // container crashes; once four uploads are answered an API container crashes. Both
-    // come back by the restart policy; no upload may fail.
+    // container crashes (with jobs in flight: each takes JOB_DELAY_MS at least); once four
+    // uploads are answered an API container crashes. Both come back by the restart policy;
+    // no upload may fail.
     let batch = api.create_batch().await;
-    let uploads = photos.len() * 2;
+    let uploads = photos.len() * 4;
     let (tasks, answered) = upload_on_four_lanes(&api, &batch, &photos, uploads);
     let api_victim = project.running("api").remove(0);
     let worker_victim = project.running("worker").remove(0);
@@ -334,11 +335,12 @@ async fn compose_end_to_end() {
             project.crash(&api_victim);
             api_crashed = true;
         }
-        if !worker_crashed && api.batch(&batch).await["done"].as_u64().unwrap() >= 1 {
-            let uploaded = answered.load(Ordering::SeqCst);
+        let done = api.batch(&batch).await["done"].as_u64().unwrap() as usize;
+        if !worker_crashed && done >= 1 {
+            // Mid-batch: jobs are still queued or in flight, so the crash takes some down.
             assert!(
-                uploaded < uploads,
-                "the uploads finished before a worker could crash"
+                done < uploads,
+                "the batch finished before a worker could crash"
             );
             project.crash(&worker_victim);
             worker_crashed = true;
