@@ -138,19 +138,34 @@ pub async fn uploads_past_the_replica_cap_are_503_with_retry_after(b: &impl Back
         .body(reqwest::Body::wrap_stream(body))
         .send();
     let slow = tokio::spawn(slow);
-    // Once the slow upload holds the slot, the next one is refused before its body is read.
-    let mut refused = None;
+    // Wait until the slow upload holds the slot. The probe is an upload into a closed batch:
+    // it takes the free slot only for the instant of the batch check (then 409), so it does
+    // not race the slow upload for it as a whole upload would (a slow upload refused would
+    // sit draining its stalled body, and the test would wait for nothing).
+    let closed = app.create_batch(&token, json!({})).await;
+    let closed = closed["id"].as_str().unwrap().to_owned();
+    let res = app
+        .post(&token, &format!("/v1/batches/{closed}/close"))
+        .sent()
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut held = false;
     // A loaded machine may take seconds to get the slow request's first bytes to the server.
     for _ in 0..600 {
-        let res = app.upload(&token, &id, &[("fast.jpg", jpeg(32, 24))]).await;
+        let res = app
+            .upload(&token, &closed, &[("probe.jpg", jpeg(8, 8))])
+            .await;
         if res.status() == 503 {
-            refused = Some(res);
+            held = true;
             break;
         }
-        // The slow upload has not reached the server yet: this one took the slot.
-        assert_eq!(res.status(), 202);
+        assert_eq!(res.status(), 409, "the probe meets the closed batch");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(held, "the slow upload never held the slot");
+    // Held: the next upload is refused at once, before anything of it is stored.
+    let res = app.upload(&token, &id, &[("fast.jpg", jpeg(32, 24))]).await;
+    let refused = (res.status() == 503).then_some(res);
     let refused = refused.expect("an upload beyond the cap was accepted");
     assert_eq!(refused.headers()["retry-after"], "4");
     expect_error(refused, 503, "server_busy").await;
