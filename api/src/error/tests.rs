@@ -1,0 +1,128 @@
+//! The error table against the contract and the README.
+use super::*;
+
+#[test]
+fn the_readme_lists_every_code_under_its_status() {
+    let readme = include_str!("../../../README.md");
+    for (code, status) in ERROR_CODES {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| {status} |")))
+            .unwrap_or_else(|| panic!("README has no row for status {status}"));
+        assert!(
+            row.contains(&format!("`{code}`")),
+            "README's {status} row lacks {code}"
+        );
+    }
+}
+
+fn every_variant() -> Vec<ApiError> {
+    vec![
+        ApiError::MalformedJson(String::new()),
+        ApiError::MalformedQuery(String::new()),
+        ApiError::MalformedMultipart(String::new()),
+        ApiError::UnknownSize(String::new()),
+        ApiError::MissingCredentials,
+        ApiError::InvalidSession,
+        ApiError::InvalidApiKey,
+        ApiError::NotFound,
+        ApiError::BatchNotFound,
+        ApiError::PhotoNotFound,
+        ApiError::RenditionNotFound(String::new()),
+        ApiError::UploadNotFound,
+        ApiError::MethodNotAllowed {
+            allow: "GET".into(),
+        },
+        ApiError::BatchClosed,
+        ApiError::TooManyPhotos { limit: 1 },
+        ApiError::TooManyOpenBatches { limit: 1 },
+        ApiError::UploadMissing(Uuid::nil()),
+        ApiError::FileTooLarge { limit: 1 },
+        ApiError::BodyTooLarge { limit: 1 },
+        ApiError::UnsupportedMediaType { expected: "x" },
+        ApiError::InvalidBody(String::new()),
+        ApiError::InvalidSizes(String::new()),
+        ApiError::InvalidQuality(String::new()),
+        ApiError::InvalidFormat(String::new()),
+        ApiError::InvalidCallbackUrl(String::new()),
+        ApiError::InvalidFiles(String::new()),
+        ApiError::InvalidLimit(String::new()),
+        ApiError::InvalidCursor,
+        ApiError::InvalidIdempotencyKey,
+        ApiError::NoFiles,
+        ApiError::EmptyFile(String::new()),
+        ApiError::RateLimited {
+            retry_after_secs: 1,
+        },
+        ApiError::TooManyStreams { limit: 1 },
+        ApiError::TooManySessions { limit: 1 },
+        ApiError::ServerBusy {
+            retry_after_secs: 1,
+        },
+        ApiError::Internal(String::new()),
+        ApiError::StateUnavailable(String::new()),
+        ApiError::ObjectStoreUnavailable(String::new()),
+        ApiError::QueueUnavailable(String::new()),
+        ApiError::QueueRejected(String::new()),
+    ]
+}
+
+#[test]
+fn every_code_is_in_the_table_once() {
+    for err in every_variant() {
+        let hits = ERROR_CODES.iter().filter(|(c, _)| *c == err.code()).count();
+        assert_eq!(hits, 1, "{} must appear exactly once", err.code());
+    }
+    let mut codes: Vec<_> = ERROR_CODES.iter().map(|(c, _)| *c).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), ERROR_CODES.len());
+}
+
+#[test]
+fn statuses_follow_the_contract() {
+    assert_eq!(ApiError::InvalidSession.status_code(), 401);
+    assert_eq!(ApiError::BatchNotFound.status_code(), 404);
+    assert_eq!(ApiError::TooManyPhotos { limit: 1 }.status_code(), 409);
+    assert_eq!(ApiError::FileTooLarge { limit: 1 }.status_code(), 413);
+    assert_eq!(
+        ApiError::UnsupportedMediaType { expected: "x" }.status_code(),
+        415
+    );
+    assert_eq!(ApiError::InvalidSizes(String::new()).status_code(), 422);
+    assert_eq!(ApiError::MalformedJson(String::new()).status_code(), 400);
+    assert_eq!(
+        ApiError::from(StateError::Unavailable("down".into())).status_code(),
+        503
+    );
+    assert_eq!(
+        ApiError::from(QueueError::Unavailable("down".into())).code(),
+        "job_queue_unavailable"
+    );
+}
+
+#[test]
+fn rate_limited_answers_carry_retry_after() {
+    let response = ApiError::RateLimited {
+        retry_after_secs: 7,
+    }
+    .error_response();
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response.headers().get(header::RETRY_AFTER),
+        Some(&HeaderValue::from_static("7"))
+    );
+}
+
+#[test]
+fn method_not_allowed_answers_carry_allow() {
+    let response = ApiError::MethodNotAllowed {
+        allow: "GET, DELETE".into(),
+    }
+    .error_response();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers().get(header::ALLOW),
+        Some(&HeaderValue::from_static("GET, DELETE"))
+    );
+}
