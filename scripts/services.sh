@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the services Tirage's tests and local cluster need, when they are not answering:
-# Redis (127.0.0.1:6379), RabbitMQ (127.0.0.1:5672) and Garage (S3, via scripts/garage.sh).
+# Redis (127.0.0.1:6379), a Redis Cluster of six nodes (127.0.0.1:17001-17006, via
+# scripts/redis-cluster.sh), RabbitMQ (127.0.0.1:5672) and Garage (S3, via scripts/garage.sh).
 # Services that already run are left alone.
 #   scripts/services.sh up | status
 set -euo pipefail
@@ -33,6 +34,7 @@ up_rabbitmq() {
 case "${1:-up}" in
   up)
     up_redis
+    scripts/redis-cluster.sh up >/dev/null
     up_rabbitmq
     scripts/garage.sh up
     ;;
@@ -40,6 +42,8 @@ case "${1:-up}" in
     for s in "Redis 6379" "RabbitMQ 5672"; do
       set -- $s; if port_open "$2"; then echo "$1: up"; else echo "$1: down"; fi
     done
+    if scripts/redis-cluster.sh status 2>/dev/null | grep -q '^cluster_state:ok'; then
+      echo "Redis Cluster: up"; else echo "Redis Cluster: down"; fi
     scripts/garage.sh status
     ;;
   *) echo "usage: $0 up|status" >&2; exit 2 ;;

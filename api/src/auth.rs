@@ -12,7 +12,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use tirage_shared::model::Batch;
-use tirage_shared::ports::{Authorize, RateDecision, RateLimit, Session};
+use tirage_shared::ports::{Authorize, RateDecision, Session, SessionRate};
 use uuid::Uuid;
 
 use crate::client_addr::client_address;
@@ -106,15 +106,13 @@ impl FromRequest for Authenticated {
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let id = session_id(&token?);
             let limits = &state.settings.rate_limit;
-            let rate_key = format!("session:{id}");
             let authorized = state
                 .ports
                 .state
                 .authorize(&Authorize {
                     session_id: &id,
                     ttl: state.settings.sessions.ttl(),
-                    rate: limits.enabled.then(|| RateLimit {
-                        key: &rate_key,
+                    rate: limits.enabled.then(|| SessionRate {
                         limit: limits.requests,
                         window: limits.window(),
                     }),

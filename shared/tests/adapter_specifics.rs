@@ -35,10 +35,12 @@ mod specifics {
     const DEAD: &str = "127.0.0.1:1";
     const QUICKLY: Duration = Duration::from_secs(15);
 
-    #[tokio::test]
-    async fn redis_down_is_unavailable_and_quick() {
+    /// A store whose servers do not answer: it builds (it connects on first use), and every
+    /// call is a quick transient error.
+    async fn assert_down_is_unavailable_and_quick(url: String, cluster_urls: Vec<String>) {
         let store = RedisStateStore::connect(&RedisSettings {
-            url: format!("redis://{DEAD}"),
+            url,
+            cluster_urls,
             key_prefix: "x:".into(),
         })
         .unwrap();
@@ -48,6 +50,28 @@ mod specifics {
         let err = store.get_batch(Uuid::new_v4()).await.unwrap_err();
         assert!(err.is_transient(), "{err:?}");
         assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn redis_down_is_unavailable_and_quick() {
+        assert_down_is_unavailable_and_quick(format!("redis://{DEAD}"), Vec::new()).await;
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_down_is_unavailable_and_quick() {
+        let seeds = vec![format!("redis://{DEAD}"), "redis://127.0.0.1:2".into()];
+        assert_down_is_unavailable_and_quick(String::new(), seeds).await;
+    }
+
+    /// Braces in the prefix would move the hash tag, splitting a batch across slots.
+    #[tokio::test]
+    async fn a_key_prefix_with_braces_is_refused() {
+        let refused = RedisStateStore::connect(&RedisSettings {
+            url: format!("redis://{DEAD}"),
+            cluster_urls: Vec::new(),
+            key_prefix: "tirage:{x}:".into(),
+        });
+        assert!(refused.is_err());
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! The StateStore contract against the in-memory store and Redis.
+//! The StateStore contract against the in-memory store, Redis, and a Redis Cluster (three
+//! masters, three replicas: `scripts/redis-cluster.sh up`).
 
 #[cfg(not(all(feature = "testing", feature = "redis")))]
 #[test]
@@ -14,4 +15,9 @@ mod memory {
 #[cfg(all(feature = "testing", feature = "redis"))]
 mod redis {
     tirage_shared::state_store_contract!(tirage_shared::testing::RedisHarness::new().await);
+}
+
+#[cfg(all(feature = "testing", feature = "redis"))]
+mod redis_cluster {
+    tirage_shared::state_store_contract!(tirage_shared::testing::RedisHarness::cluster().await);
 }

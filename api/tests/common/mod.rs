@@ -8,6 +8,7 @@
 pub mod client;
 pub mod embedded;
 pub mod scenarios;
+pub mod services;
 pub mod worker;
 
 use std::any::Any;
@@ -196,6 +197,7 @@ pub async fn dead_redis() -> Arc<dyn StateStore> {
     let store = tirage_shared::adapters::redis::RedisStateStore::connect(
         &tirage_shared::adapters::redis::RedisSettings {
             url: format!("redis://127.0.0.1:{port}"),
+            cluster_urls: Vec::new(),
             key_prefix: format!("tirage-test:{}:", Uuid::new_v4().simple()),
         },
     )

@@ -13,6 +13,6 @@ pub use object_store::{
 };
 pub use state_store::{
     Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
-    RateLimit, RecordResult, Session, SessionQuota, StateError, StateStore,
+    RecordResult, Session, SessionQuota, SessionRate, StateError, StateStore, session_rate_key,
 };
 pub use upkeep::{IndexedBatch, Upkeep};

@@ -97,17 +97,25 @@ pub struct Authorize<'a> {
     pub session_id: &'a str,
     /// The session's sliding expiry, as for [`StateStore::touch_session`].
     pub ttl: Duration,
-    /// Counts one hit, as [`StateStore::rate_limit`] would; `None` counts nothing.
-    pub rate: Option<RateLimit<'a>>,
+    /// Counts one hit on the session's own request counter, as [`StateStore::rate_limit`]
+    /// would on [`session_rate_key`]; `None` counts nothing.
+    pub rate: Option<SessionRate>,
     /// A batch to read along, as [`StateStore::get_batch`] would (the route's batch).
     pub batch: Option<Uuid>,
 }
 
+/// A session's own request limit: at most `limit` requests per `window`.
 #[derive(Debug, Clone, Copy)]
-pub struct RateLimit<'a> {
-    pub key: &'a str,
+pub struct SessionRate {
     pub limit: u32,
     pub window: Duration,
+}
+
+/// The rate-limit key of a session's own request counter. A store may keep that counter
+/// beside the session instead (Redis does, in the session's cluster slot); either way no
+/// other caller counts on it.
+pub fn session_rate_key(session_id: &str) -> String {
+    format!("session:{session_id}")
 }
 
 /// A live session, what its rate limit decided, and the batch asked for (`None` when it
@@ -290,7 +298,10 @@ pub trait StateStore: Upkeep + Send + Sync + 'static {
             return Ok(None);
         };
         let rate = match request.rate {
-            Some(r) => self.rate_limit(r.key, r.limit, r.window).await?,
+            Some(r) => {
+                let key = session_rate_key(request.session_id);
+                self.rate_limit(&key, r.limit, r.window).await?
+            }
             None => RateDecision::Allowed {
                 remaining: u32::MAX,
             },

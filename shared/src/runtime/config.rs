@@ -33,6 +33,7 @@ const LIST_KEYS: &[&str] = &[
     "worker.callback_ports",
     "worker.callback_allow_networks",
     "rate_limit.trusted_proxies",
+    "redis.cluster_urls",
 ];
 
 /// Which layers over the compiled defaults to read.

@@ -36,6 +36,19 @@ pub fn redis_url() -> String {
     env_or("TIRAGE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 }
 
+/// The seed URLs of the test Redis Cluster (`TIRAGE_TEST_REDIS_CLUSTER_URLS`,
+/// comma-separated), by default the six nodes `scripts/redis-cluster.sh up` starts.
+pub fn redis_cluster_urls() -> Vec<String> {
+    match std::env::var("TIRAGE_TEST_REDIS_CLUSTER_URLS") {
+        Ok(urls) if !urls.trim().is_empty() => {
+            urls.split(',').map(|u| u.trim().to_owned()).collect()
+        }
+        _ => (17001..=17006)
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect(),
+    }
+}
+
 pub fn amqp_url() -> String {
     env_or("TIRAGE_TEST_AMQP_URL", DEFAULT_AMQP_URL)
 }

@@ -23,7 +23,7 @@ pub mod redis;
 pub use amqp::{AmqpHarness, AmqpTestExt, amqp_queue, amqp_queue_with, amqp_settings};
 pub use env::{
     DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, S3Env, TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS,
-    amqp_url, redis_url, s3_env, unique,
+    amqp_url, redis_cluster_urls, redis_url, s3_env, unique,
 };
 pub use inprocess::{InProcessHarness, InProcessTestExt};
 pub use memory::MemoryHarness;
@@ -31,4 +31,7 @@ pub use objects::{FS_TEST_BASE_URL, FsHarness, FsPresigned, parse_fs_presigned};
 #[cfg(feature = "s3")]
 pub use objects::{S3Harness, s3_settings, s3_store};
 #[cfg(feature = "redis")]
-pub use redis::{RedisCleanup, RedisHarness, redis_settings, redis_state};
+pub use redis::{
+    RedisCleanup, RedisHarness, redis_cluster_settings, redis_cluster_state, redis_settings,
+    redis_state, redis_state_on,
+};

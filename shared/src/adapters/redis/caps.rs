@@ -1,10 +1,19 @@
-//! The caps one client may not pass, each counted and enforced in one script: sessions per
-//! client address (`create_session.lua`), open batches per session (`create_batch.lua` with
-//! the owner's set) and pending uploads against the photo limit (`put_pending.lua`).
+//! The caps one client may not pass. Each is counted in one script on the counting key's
+//! own slot, then the thing counted is written in its own slot, in the order that errs on
+//! the safe side when a step fails between them:
+//! - sessions per client address: counted (`count_session.lua`), then stored; a session
+//!   counted but never stored only uses up one of the address's sessions until it ages out;
+//! - open batches per session: the batch is created first, then held in the owner's set
+//!   (`hold_open_batch.lua`) or, over the cap, deleted again. A member of the set is thus
+//!   either a batch that exists or one that is gone for good, never one about to be made,
+//!   so a member found gone or no longer open may safely leave the set;
+//! - pending uploads against the photo limit: one script on the batch's slot
+//!   (`put_pending.lua`).
 
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::future::try_join_all;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
@@ -20,13 +29,9 @@ impl RedisStateStore {
         ttl: Duration,
         quota: SessionQuota<'_>,
     ) -> Result<bool, StateError> {
-        let stored: i64 = self
+        let counted: i64 = self
             .scripts
-            .create_session(
-                &self.keys.session(&session.id),
-                &self.keys.address_sessions(quota.owner),
-            )
-            .arg(to_json(session)?)
+            .count_session(&self.keys.address_sessions(quota.owner))
             .arg(millis(ttl))
             .arg(Utc::now().timestamp_millis())
             .arg(quota.max)
@@ -34,7 +39,11 @@ impl RedisStateStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_error)?;
-        Ok(stored == 1)
+        if counted != 1 {
+            return Ok(false);
+        }
+        self.put_session_json(session, ttl).await?;
+        Ok(true)
     }
 
     pub(super) async fn store_batch_capped(
@@ -42,39 +51,60 @@ impl RedisStateStore {
         batch: &Batch,
         max_open: u32,
     ) -> Result<bool, StateError> {
+        self.write_batch(batch).await?;
         let owner_batches = self.keys.owner_batches(&batch.owner);
-        // The members read here are checked (and dropped when no longer open) inside the
-        // script; one added in between is not listed and counts as open there.
         let members: Vec<String> = self
             .conn()
             .zrange(&owner_batches, 0, -1)
             .await
             .map_err(redis_error)?;
-        let listed: Vec<(String, String)> = members
+        let others = members
+            .iter()
+            .filter(|m| **m != batch.id.to_string())
+            .map(|m| async move { Ok::<_, StateError>((m, self.is_open(m).await?)) });
+        let closed: Vec<&String> = try_join_all(others)
+            .await?
             .into_iter()
-            .filter_map(|m| {
-                let id = Uuid::parse_str(&m).ok()?;
-                Some((self.keys.batch_hash(id), m))
-            })
+            .filter_map(|(m, open)| (!open).then_some(m))
             .collect();
-        let hashes: Vec<String> = listed.iter().map(|(key, _)| key.clone()).collect();
-        let mut invocation =
-            self.scripts
-                .create_batch_capped(&self.keys.batch(batch.id), &owner_batches, &hashes);
-        invocation
-            .arg(to_json(batch)?)
-            .arg(batch.expires_at.timestamp_millis())
+        let held: i64 = self
+            .scripts
+            .hold_open_batch(&owner_batches)
             .arg(batch.id.to_string())
+            .arg(batch.expires_at.timestamp_millis())
             .arg(max_open)
-            .arg(Utc::now().timestamp_millis());
-        for (_, id) in &listed {
-            invocation.arg(id);
-        }
-        let created: i64 = invocation
+            .arg(Utc::now().timestamp_millis())
+            .arg(closed)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_error)?;
-        Ok(created == 1)
+        if held == 1 {
+            return Ok(true);
+        }
+        let _: i64 = self
+            .conn()
+            .del(&self.keys.batch(batch.id).all())
+            .await
+            .map_err(redis_error)?;
+        let _: i64 = self
+            .conn()
+            .zrem(self.keys.batch_index(), batch.id.to_string())
+            .await
+            .map_err(redis_error)?;
+        Ok(false)
+    }
+
+    /// Whether the set member `id` names a batch that exists and is open.
+    async fn is_open(&self, id: &str) -> Result<bool, StateError> {
+        let Ok(id) = Uuid::parse_str(id) else {
+            return Ok(false);
+        };
+        let state: Option<String> = self
+            .conn()
+            .hget(self.keys.batch_hash(id), "state")
+            .await
+            .map_err(redis_error)?;
+        Ok(state.as_deref() == Some("open"))
     }
 
     /// `limit`: `None` counts against nothing (a ticket handed back).

@@ -1,5 +1,10 @@
-//! Every Redis key the store writes, built in one place from the configured prefix `P`:
+//! Every Redis key the store writes, built in one place from the configured prefix `P`.
+//! Braces are literal: they are Redis Cluster hash tags, so every key of one batch (and a
+//! session with its request counter) hashes to one slot and one script can touch them all.
+//! No script touches keys of two owners: work that spans a batch and a session, or a
+//! session and a client address, is done in steps, each on one slot (`caps.rs`).
 //! - `P session:{id}` — session JSON, `PX` = TTL, slid by `GETEX`.
+//! - `P session:{id}:rate` — the session's fixed-window request counter (`authorize.lua`).
 //! - `P batch:{id}` — hash: `meta` (the batch JSON as created), `state`, `total`, `done`,
 //!   `failed`, `exp` (expiry in unix ms).
 //! - `P batch:{id}:photos` — hash photo id → queued record JSON.
@@ -11,12 +16,12 @@
 //! - `P batch:{id}:effects` — hash effect → `1`.
 //! - `P batch:{id}:runs` — hash photo id → `attempt:runs`, the runs of a resize started at
 //!   that attempt (`start_run.lua`).
-//! - `P rate:{key}` — fixed-window counter.
+//! - `P rate:key` — fixed-window counter (`rate_limit.lua`).
 //! - `P batches` — sorted set of every batch id by expiry (unix ms), for the reconciler.
-//! - `P lease:{name}` — the holder of a lease (one reconciler at a time).
-//! - `P addr:{address}:sessions` — sorted set session id → creation (unix ms): the sessions
+//! - `P lease:name` — the holder of a lease (one reconciler at a time).
+//! - `P addr:address:sessions` — sorted set session id → creation (unix ms): the sessions
 //!   one client address created within one session TTL.
-//! - `P owner:{session id}:batches` — sorted set batch id → expiry (unix ms): the batches a
+//! - `P owner:session-id:batches` — sorted set batch id → expiry (unix ms): the batches a
 //!   session created that may still be open.
 
 use uuid::Uuid;
@@ -58,10 +63,17 @@ impl BatchKeys {
 }
 
 impl KeySpace {
-    pub fn new(prefix: &str) -> Self {
-        KeySpace {
-            prefix: prefix.to_owned(),
+    /// A prefix holding a brace would change which part of a key Redis Cluster hashes, so
+    /// it is refused.
+    pub fn new(prefix: &str) -> Result<Self, String> {
+        if prefix.contains(['{', '}']) {
+            return Err(format!(
+                "redis.key_prefix {prefix:?} may not contain braces (Redis Cluster hash tags)"
+            ));
         }
+        Ok(KeySpace {
+            prefix: prefix.to_owned(),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -70,7 +82,7 @@ impl KeySpace {
 
     /// The batch hash alone, for calls that touch nothing else.
     pub fn batch_hash(&self, id: Uuid) -> String {
-        format!("{}batch:{id}", self.prefix)
+        format!("{}batch:{{{id}}}", self.prefix)
     }
 
     pub fn batch(&self, id: Uuid) -> BatchKeys {
@@ -88,7 +100,12 @@ impl KeySpace {
     }
 
     pub fn session(&self, id: &str) -> String {
-        format!("{}session:{id}", self.prefix)
+        format!("{}session:{{{id}}}", self.prefix)
+    }
+
+    /// The session's own request counter, in its session's slot.
+    pub fn session_rate(&self, id: &str) -> String {
+        format!("{}:rate", self.session(id))
     }
 
     pub fn batch_index(&self) -> String {
@@ -119,9 +136,9 @@ mod tests {
     #[test]
     fn keys_keep_their_stored_names() {
         let id = Uuid::nil();
-        let keys = KeySpace::new("p:");
+        let keys = KeySpace::new("p:").unwrap();
         let b = keys.batch(id);
-        let base = format!("p:batch:{id}");
+        let base = format!("p:batch:{{{id}}}");
         assert_eq!(b.batch, base);
         assert_eq!(
             b.all(),
@@ -136,7 +153,36 @@ mod tests {
                 &format!("{base}:pending_exp"),
             ]
         );
-        assert_eq!(keys.session("s"), "p:session:s");
+        assert_eq!(keys.session("s"), "p:session:{s}");
+        assert_eq!(keys.session_rate("s"), "p:session:{s}:rate");
         assert_eq!(keys.rate("r"), "p:rate:r");
+    }
+
+    /// What Redis Cluster hashes: the text inside the first `{...}` (when not empty).
+    fn hash_tag(key: &str) -> &str {
+        key.split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .map(|(tag, _)| tag)
+            .filter(|tag| !tag.is_empty())
+            .unwrap_or(key)
+    }
+
+    #[test]
+    fn each_owner_keys_share_one_hash_tag() {
+        let id = Uuid::new_v4();
+        let keys = KeySpace::new("tirage:").unwrap();
+        let tag = id.to_string();
+        for key in keys.batch(id).all() {
+            assert_eq!(hash_tag(key), tag, "{key}");
+        }
+        assert_eq!(hash_tag(&keys.session("abc")), "abc");
+        assert_eq!(hash_tag(&keys.session_rate("abc")), "abc");
+    }
+
+    #[test]
+    fn a_prefix_with_a_hash_tag_is_refused() {
+        assert!(KeySpace::new("tirage:").is_ok());
+        assert!(KeySpace::new("t{x}:").is_err());
+        assert!(KeySpace::new("t}").is_err());
     }
 }

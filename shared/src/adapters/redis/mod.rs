@@ -1,10 +1,12 @@
-//! The production [`StateStore`] on Redis. Every multi-key change is one Lua script
-//! ([`scripts`]), so it is atomic across API replicas and workers; every key carries an
-//! expiry (batch keys expire at the batch's `expires_at`, sessions and rate windows after
-//! their TTL). The key layout is in [`keys`]; value and reply parsing in [`codec`].
+//! The production [`StateStore`] on Redis, a single server or a Redis Cluster
+//! ([`connection`]). Every multi-key change is one Lua script ([`scripts`]) on the keys of
+//! one slot, so it is atomic across API replicas and workers; every key carries an expiry
+//! (batch keys expire at the batch's `expires_at`, sessions and rate windows after their
+//! TTL). The key layout is in [`keys`]; value and reply parsing in [`codec`].
 
 mod caps;
 mod codec;
+mod connection;
 mod keys;
 mod runs;
 mod scripts;
@@ -16,7 +18,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -29,8 +30,9 @@ use crate::ports::state_store::{
 };
 use codec::{
     BATCH_FIELDS, batch_from, corrupt, millis, page_reply, parse, photo_from, rate_decision,
-    redis_error, slid_session, status_reply, to_json, unavailable,
+    redis_error, slid_session, status_reply, to_json,
 };
+use connection::{Connection, Subscribers};
 use keys::KeySpace;
 use scripts::Scripts;
 
@@ -40,19 +42,23 @@ fn default_prefix() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
-    /// `redis://host:port[/db]`.
+    /// `redis://host:port[/db]`: the one server, when `cluster_urls` is empty.
     pub url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each; a few are enough, the rest
+    /// are discovered). Non-empty: the store runs on that cluster and `url` is not used.
+    #[serde(default)]
+    pub cluster_urls: Vec<String>,
     /// Prepended to every key, so deployments (and tests) can share one Redis.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
 }
 
 pub struct RedisStateStore {
-    /// One multiplexed connection: concurrent calls are pipelined on it, and it reconnects
-    /// by itself after a failure.
-    connection: ConnectionManager,
+    connection: Connection,
     /// For the progress subscription, which needs a connection of its own.
-    client: redis::Client,
+    subscribers: Subscribers,
+    /// The URLs of the settings (the server, or the cluster's seeds), for test helpers.
+    servers: Vec<String>,
     keys: KeySpace,
     scripts: Scripts,
 }
@@ -62,23 +68,19 @@ impl RedisStateStore {
     /// this succeeds while Redis is down (check with [`StateStore::ping`]). Call it within a
     /// tokio runtime: the connection lives on that runtime.
     ///
-    /// One multiplexed connection rather than a pool: every call is one round trip, where a
-    /// pooled connection costs a health-check round trip per checkout.
+    /// One multiplexed connection (per cluster node) rather than a pool: every call is one
+    /// round trip, where a pooled connection costs a health-check round trip per checkout.
     pub fn connect(settings: &RedisSettings) -> Result<Self, StateError> {
-        let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
-        // Bounded waits: a dead Redis must turn into a 503 within seconds, not a hung request.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let connection =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(redis_error)?;
+        let keys = KeySpace::new(&settings.key_prefix).map_err(StateError::Unavailable)?;
+        let (connection, subscribers) = connection::open(settings)?;
         Ok(RedisStateStore {
             connection,
-            client,
-            keys: KeySpace::new(&settings.key_prefix),
+            subscribers,
+            servers: connection::urls(settings)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            keys,
             scripts: Scripts::new(),
         })
     }
@@ -102,10 +104,42 @@ impl RedisStateStore {
         }
     }
 
-    /// A handle on the shared connection (cheap: it is a clone of the manager). The test
-    /// helpers (`testing::redis`) inspect keys through it.
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// A handle on the shared connection (cheap: a clone). The test helpers
+    /// (`testing::redis`) inspect keys through it.
+    pub(crate) fn conn(&self) -> Connection {
         self.connection.clone()
+    }
+
+    /// The servers named in the settings: the one server, or the cluster's seeds.
+    pub(crate) fn subscriber_clients(&self) -> &[redis::Client] {
+        self.subscribers.clients()
+    }
+
+    /// The URLs of those servers.
+    pub(crate) fn server_urls(&self) -> &[String] {
+        &self.servers
+    }
+
+    async fn put_session_json(&self, session: &Session, ttl: Duration) -> Result<(), StateError> {
+        let key = self.keys.session(&session.id);
+        let () = self
+            .conn()
+            .pset_ex(key, to_json(session)?, millis(ttl))
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), StateError> {
+        let _: i64 = self
+            .scripts
+            .create_batch(&self.keys.batch(batch.id))
+            .arg(to_json(batch)?)
+            .arg(batch.expires_at.timestamp_millis())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
     }
 }
 
@@ -120,13 +154,7 @@ impl StateStore for RedisStateStore {
     }
 
     async fn put_session(&self, session: &Session, ttl: Duration) -> Result<(), StateError> {
-        let key = self.keys.session(&session.id);
-        let () = self
-            .conn()
-            .pset_ex(key, to_json(session)?, millis(ttl))
-            .await
-            .map_err(redis_error)?;
-        Ok(())
+        self.put_session_json(session, ttl).await
     }
 
     async fn put_session_capped(
@@ -152,15 +180,7 @@ impl StateStore for RedisStateStore {
 
     async fn create_batch(&self, batch: &Batch) -> Result<(), StateError> {
         self.index_batch(batch).await?;
-        let _: i64 = self
-            .scripts
-            .create_batch(&self.keys.batch(batch.id))
-            .arg(to_json(batch)?)
-            .arg(batch.expires_at.timestamp_millis())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_error)?;
-        Ok(())
+        self.write_batch(batch).await
     }
 
     async fn create_batch_capped(&self, batch: &Batch, max_open: u32) -> Result<bool, StateError> {
@@ -417,23 +437,28 @@ impl StateStore for RedisStateStore {
         self.end_stream(session_id, stream_id).await
     }
 
+    /// The session and its counter are one slot, so one script; the route's batch lives in
+    /// another and is read alongside, on the same connection, so the request still waits
+    /// one round trip.
     async fn authorize(&self, request: &Authorize<'_>) -> Result<Option<Authorized>, StateError> {
-        let rate_key = request.rate.map(|r| self.keys.rate(r.key));
-        let batch_key = request.batch.map(|id| self.keys.batch_hash(id));
-        let reply: Vec<String> = self
-            .scripts
-            .authorize(
-                &self.keys.session(request.session_id),
-                rate_key.as_deref(),
-                batch_key.as_deref(),
-            )
+        let mut session_script = self.scripts.authorize(
+            &self.keys.session(request.session_id),
+            &self.keys.session_rate(request.session_id),
+        );
+        session_script
             .arg(millis(request.ttl))
-            .arg(request.rate.map_or(0, |r| millis(r.window)))
-            .arg(u8::from(request.batch.is_some()))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_error)?;
-        let [session, count, ttl, batch @ ..] = reply.as_slice() else {
+            .arg(request.rate.map_or(0, |r| millis(r.window)));
+        let mut conn = self.conn();
+        let session = session_script.invoke_async::<Vec<String>>(&mut conn);
+        let batch = async {
+            match request.batch {
+                Some(id) => self.get_batch(id).await,
+                None => Ok(None),
+            }
+        };
+        let (reply, batch) = tokio::join!(session, batch);
+        let reply = reply.map_err(redis_error)?;
+        let [session, count, ttl] = reply.as_slice() else {
             return Ok(None);
         };
         let session = slid_session(session, request.ttl)?;
@@ -447,16 +472,10 @@ impl StateStore for RedisStateStore {
                 remaining: u32::MAX,
             },
         };
-        // A batch that does not exist comes back as empty fields.
-        let batch = match batch {
-            [] => None,
-            fields if fields.iter().any(String::is_empty) => None,
-            fields => Some(batch_from(fields)?),
-        };
         Ok(Some(Authorized {
             session,
             rate,
-            batch,
+            batch: batch?,
         }))
     }
 }

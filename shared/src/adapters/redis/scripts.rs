@@ -1,6 +1,7 @@
 //! The Lua scripts behind every multi-key change (one file each under `scripts/`, its
 //! header naming its KEYS and ARGV), and one builder per script that passes the keys in the
-//! order that header names them. Callers add the ARGV.
+//! order that header names them. Callers add the ARGV. Every script's keys share one hash
+//! tag (one Redis Cluster slot).
 
 use redis::{Script, ScriptInvocation};
 
@@ -8,7 +9,8 @@ use super::keys::BatchKeys;
 
 pub(super) struct Scripts {
     create_batch: Script,
-    create_session: Script,
+    count_session: Script,
+    hold_open_batch: Script,
     add_photos: Script,
     close_batch: Script,
     record_outcome: Script,
@@ -38,7 +40,8 @@ impl Scripts {
     pub fn new() -> Self {
         Scripts {
             create_batch: Script::new(include_str!("scripts/create_batch.lua")),
-            create_session: Script::new(include_str!("scripts/create_session.lua")),
+            count_session: Script::new(include_str!("scripts/count_session.lua")),
+            hold_open_batch: Script::new(include_str!("scripts/hold_open_batch.lua")),
             add_photos: Script::new(include_str!("scripts/add_photos.lua")),
             close_batch: Script::new(include_str!("scripts/close_batch.lua")),
             record_outcome: Script::new(include_str!("scripts/record_outcome.lua")),
@@ -72,24 +75,12 @@ impl Scripts {
         )
     }
 
-    /// `create_batch` with the cap on the owner's open batches: `owner_batches` is the
-    /// owner's set, `listed` the batch hashes of the members the caller read from it.
-    pub fn create_batch_capped(
-        &self,
-        k: &BatchKeys,
-        owner_batches: &str,
-        listed: &[String],
-    ) -> ScriptInvocation<'_> {
-        let mut invocation = self.create_batch(k);
-        invocation.key(owner_batches);
-        for key in listed {
-            invocation.key(key.as_str());
-        }
-        invocation
+    pub fn hold_open_batch(&self, owner_batches: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.hold_open_batch, &[owner_batches])
     }
 
-    pub fn create_session(&self, session: &str, address_sessions: &str) -> ScriptInvocation<'_> {
-        with_keys(&self.create_session, &[session, address_sessions])
+    pub fn count_session(&self, address_sessions: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.count_session, &[address_sessions])
     }
 
     pub fn add_photos(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
@@ -153,22 +144,8 @@ impl Scripts {
         with_keys(&self.rate_limit, &[counter])
     }
 
-    /// `rate` and `batch` may be absent: their slot then repeats the session key, since a
-    /// script's keys are always declared.
-    pub fn authorize(
-        &self,
-        session: &str,
-        rate: Option<&str>,
-        batch_hash: Option<&str>,
-    ) -> ScriptInvocation<'_> {
-        with_keys(
-            &self.authorize,
-            &[
-                session,
-                rate.unwrap_or(session),
-                batch_hash.unwrap_or(session),
-            ],
-        )
+    pub fn authorize(&self, session: &str, session_rate: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.authorize, &[session, session_rate])
     }
 }
 
@@ -184,7 +161,6 @@ mod tests {
             include_str!("scripts/add_photos.lua"),
             include_str!("scripts/close_batch.lua"),
             include_str!("scripts/record_outcome.lua"),
-            include_str!("scripts/authorize.lua"),
         ] {
             let reads = script.matches("'meta'").count();
             assert!(reads > 0, "{script}");
@@ -197,7 +173,8 @@ mod tests {
     fn every_script_names_its_keys_and_args() {
         for script in [
             include_str!("scripts/create_batch.lua"),
-            include_str!("scripts/create_session.lua"),
+            include_str!("scripts/count_session.lua"),
+            include_str!("scripts/hold_open_batch.lua"),
             include_str!("scripts/add_photos.lua"),
             include_str!("scripts/close_batch.lua"),
             include_str!("scripts/record_outcome.lua"),

@@ -42,22 +42,37 @@ impl RedisStateStore {
         }
     }
 
+    /// Listens on the first server of the list that takes the subscription: in a cluster a
+    /// PUBLISH reaches every node, so any one will do, and when it dies the feed ends and
+    /// the caller subscribes again, on whichever answers then.
     pub(super) async fn subscribe_progress(&self) -> Result<ProgressFeed, StateError> {
-        let subscribe = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(self.progress_channel()).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribe)
-            .await
-            .map_err(|_| StateError::Unavailable("progress subscription timed out".into()))?
-            .map_err(redis_error)?;
-        // Ends when the connection does: the caller subscribes again.
-        let feed = pubsub.into_on_message().filter_map(|msg| async move {
-            let payload: String = msg.get_payload().ok()?;
-            Uuid::parse_str(&payload).ok()
-        });
-        Ok(Box::pin(feed))
+        let channel = self.progress_channel();
+        let mut last_error = StateError::Unavailable("no Redis server to subscribe on".into());
+        for client in self.subscriber_clients() {
+            let subscribe = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = match tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribe).await {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(e)) => {
+                    last_error = redis_error(e);
+                    continue;
+                }
+                Err(_) => {
+                    last_error = StateError::Unavailable("progress subscription timed out".into());
+                    continue;
+                }
+            };
+            // Ends when the connection does: the caller subscribes again.
+            let feed = pubsub.into_on_message().filter_map(|msg| async move {
+                let payload: String = msg.get_payload().ok()?;
+                Uuid::parse_str(&payload).ok()
+            });
+            return Ok(Box::pin(feed));
+        }
+        Err(last_error)
     }
 
     pub(super) async fn lease_stream(

@@ -1,11 +1,10 @@
 -- A request's authentication in one round trip: reads and slides the session, then counts
--- one hit as rate_limit.lua does and reads the batch as get_batch does. An unknown
--- session ends it with nothing counted.
--- KEYS[1] session, KEYS[2] rate counter, KEYS[3] batch hash (unused keys repeat KEYS[1]).
--- ARGV[1] session ttl in ms, ARGV[2] rate window in ms ('0': count nothing),
--- ARGV[3] '1' to read the batch.
--- Returns {} for an unknown session, else {session JSON, count, ms left in the window,
---   then batch fields ('' when absent) if asked}.
+-- one hit on the session's own request counter as rate_limit.lua does. An unknown session
+-- ends it with nothing counted. (The route's batch lives in another slot: the caller reads
+-- it alongside.)
+-- KEYS[1] session, KEYS[2] the session's request counter (same hash tag).
+-- ARGV[1] session ttl in ms, ARGV[2] rate window in ms ('0': count nothing).
+-- Returns {} for an unknown session, else {session JSON, count, ms left in the window}.
 local session = redis.call('GET', KEYS[1])
 if not session then return {} end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -18,9 +17,4 @@ if ARGV[2] ~= '0' then
     ttl = tonumber(ARGV[2])
   end
 end
-local out = {session, tostring(n), tostring(ttl)}
-if ARGV[3] == '1' then
-  local f = redis.call('HMGET', KEYS[3], 'meta', 'state', 'total', 'done', 'failed')
-  for i = 1, 5 do out[3 + i] = f[i] or '' end
-end
-return out
+return {session, tostring(n), tostring(ttl)}
