@@ -25,19 +25,28 @@ urls() {
   (IFS=,; echo "${out[*]}")
 }
 
+replicas_in_sync() {
+  local p n=0
+  for p in $(ports); do
+    cli "$p" info replication 2>/dev/null | grep -q '^master_link_status:up' && n=$((n + 1))
+  done
+  echo "$n"
+}
+
 cluster_ok() { cli "$BASE" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
 
 up() {
   command -v redis-server >/dev/null || { echo "redis-cluster: redis-server is not installed" >&2; exit 1; }
-  if cluster_ok; then return 0; fi
   local p
+  # Only nodes not answering are started: a node that was stopped restarts from its
+  # nodes.conf and rejoins (as a replica, when its replica took over meanwhile).
   for p in $(ports); do
     port_open "$p" && continue
     mkdir -p "$DIR/$p"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --dir "$DIR/$p" \
       --cluster-enabled yes --cluster-config-file nodes.conf \
       --cluster-node-timeout "$NODE_TIMEOUT_MS" \
-      --save "" --appendonly yes --appendfsync everysec \
+      --save "" --appendonly yes --appendfsync everysec --repl-diskless-sync-delay 0 \
       --pidfile "$DIR/$p/redis.pid" --logfile "$DIR/$p/redis.log"
   done
   for p in $(ports); do
@@ -50,8 +59,11 @@ up() {
     for p in $(ports); do addrs+=("127.0.0.1:$p"); done
     redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$DIR/create.log"
   fi
-  for _ in $(seq 1 100); do
-    if cluster_ok && [[ "$(cli "$BASE" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" == 6 ]]; then
+  # Ok only once every replica holds its master's data: a replica that never synced may
+  # not take over, so a failover right after `up` would leave its slots down.
+  for _ in $(seq 1 150); do
+    if cluster_ok && [[ "$(cli "$BASE" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" == 6 ]] \
+      && [[ "$(replicas_in_sync)" == 3 ]]; then
       return 0
     fi
     sleep 0.2
