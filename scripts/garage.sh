@@ -71,6 +71,8 @@ metadata_dir = "$DIR/meta"
 data_dir = "$DIR/data"
 db_engine = "lmdb"
 replication_factor = 1
+# Photos are compressed already: zstd on their blocks would spend CPU for no saving.
+compression_level = "none"
 rpc_bind_addr = "127.0.0.1:$RPC_PORT"
 rpc_public_addr = "127.0.0.1:$RPC_PORT"
 rpc_secret = "$(cat "$DIR/rpc_secret")"

@@ -57,6 +57,8 @@ step "shellcheck"
   scripts/validate-deploy.sh
 # docker-compose.yml on podman (scripts/compose.sh) and its local images' entrypoints.
 "$SHELLCHECK" -x scripts/compose.sh deploy/podman/*.sh
+# The separate-hosts topology (network namespaces) and the local Redis Cluster.
+"$SHELLCHECK" -x deploy/netns/*.sh scripts/redis-cluster.sh
 
 # --- Dockerfiles -----------------------------------------------------------------------------------
 step "hadolint"

@@ -6,12 +6,13 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::Utc;
+use futures::StreamExt;
 use futures::future::try_join_all;
 use tirage_shared::codes::FailureCode;
 use tirage_shared::keys;
-use tirage_shared::ports::ObjectStoreError;
+use tirage_shared::ports::{ObjectBody, ObjectStoreError};
 use tirage_shared::{Batch, PhotoOutcome, PhotoState, Rendition, ResizeJob};
 use tracing::warn;
 
@@ -68,8 +69,7 @@ pub(crate) async fn run(
     }
     let source = download(ctx, job).await?;
     let resized = run_engine(ctx, job, attempt, crashed > 0, source).await?;
-    upload(ctx, job, &resized).await?;
-    Ok(Resized::Rendered(PhotoOutcome::Done {
+    let outcome = PhotoOutcome::Done {
         width: resized.width,
         height: resized.height,
         renditions: resized
@@ -83,7 +83,9 @@ pub(crate) async fn run(
                 digest: Some(Rendition::digest_of(&r.data)),
             })
             .collect(),
-    }))
+    };
+    upload(ctx, job, resized.renditions).await?;
+    Ok(Resized::Rendered(outcome))
 }
 
 /// Reads the original the job names.
@@ -102,45 +104,66 @@ async fn download(ctx: &Ctx, job: &ResizeJob) -> Result<Bytes, Failure> {
     // The API publishes only after the original is stored, so a missing original will not
     // appear later.
     let missing = |what: String| Failure::Permanent(FailureCode::SourceMissing, what);
-    // Its size first: an original over the byte limit (replaced after `complete`, or stored
-    // some other way) fails the photo before a byte of it is read into memory.
-    let head = ctx.ports.objects.head(&job.source_key);
-    let Some(meta) = ctx.io("head original", head).await? else {
-        return Err(missing(format!("no object at {}", job.source_key)));
-    };
-    let limit = ctx.settings.max_source_bytes;
-    if meta.size > limit {
-        return Err(Failure::Permanent(
-            FailureCode::TooLarge,
-            format!(
-                "the original is {} bytes, over the limit of {limit}",
-                meta.size
-            ),
-        ));
-    }
+    // One GET, its size known before its body is read: an original over the byte limit
+    // (replaced after `complete`, or stored some other way) fails the photo before a byte of
+    // it is read into memory.
     let get = async {
         ctx.ports
             .objects
-            .get(&job.source_key)
+            .get_stream(&job.source_key)
             .await
             .map_err(|e| match e {
                 ObjectStoreError::NotFound(_) => missing(e.to_string()),
                 e => e.into(),
             })
     };
-    ctx.io("get original", get).await
+    let body = ctx.io("get original", get).await?;
+    let limit = ctx.settings.max_source_bytes;
+    if body.size > limit {
+        return Err(Failure::Permanent(
+            FailureCode::TooLarge,
+            format!(
+                "the original is {} bytes, over the limit of {limit}",
+                body.size
+            ),
+        ));
+    }
+    ctx.io("read original", read_whole(body)).await
+}
+
+/// The whole body in one buffer of its announced size (no regrowing copies); a stream that
+/// breaks off is transient, one longer than announced is refused.
+async fn read_whole(body: ObjectBody) -> Result<Bytes, Failure> {
+    let ObjectBody { size, mut stream } = body;
+    let mut buffer = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Failure::Transient(format!("reading the original: {e}")))?;
+        if (buffer.len() + chunk.len()) as u64 > size {
+            return Err(Failure::Transient(format!(
+                "the original grew past its announced {size} bytes while being read"
+            )));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    if (buffer.len() as u64) < size {
+        return Err(Failure::Transient(format!(
+            "the original ended after {} of {size} bytes",
+            buffer.len()
+        )));
+    }
+    Ok(buffer.freeze())
 }
 
 /// Stores the renditions, all at once, under their deterministic keys.
 async fn upload(
     ctx: &Ctx,
     job: &ResizeJob,
-    resized: &tirage_engine::Resized,
+    renditions: Vec<tirage_engine::Rendition>,
 ) -> Result<(), Failure> {
     let format = job.options.format;
-    let puts = resized.renditions.iter().map(|r| {
+    let puts = renditions.into_iter().map(|r| {
         let key = keys::rendition_key(job.batch_id, job.photo_id, r.size, format);
-        let body = Bytes::from(r.data.clone());
+        let body = Bytes::from(r.data);
         async move {
             let put = ctx.ports.objects.put(&key, body, format.content_type());
             ctx.io("put rendition", put).await

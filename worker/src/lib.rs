@@ -68,6 +68,8 @@ pub enum WorkerError {
     },
     #[error(transparent)]
     Config(#[from] tirage_shared::runtime::config::ConfigError),
+    #[error("the reconciler pass failed: {0}")]
+    Reconcile(String),
 }
 
 impl WorkerError {
@@ -78,6 +80,7 @@ impl WorkerError {
             WorkerError::Metrics(_) => "metrics_failed",
             WorkerError::Http(_) => "http_failed",
             WorkerError::Connect { .. } => "dependency_unavailable",
+            WorkerError::Reconcile(_) => "reconcile_failed",
         }
     }
 }
@@ -145,16 +148,36 @@ impl Worker {
 
     /// Consumes until the stop token is cancelled, then drains: in-flight jobs get the
     /// grace period, the rest go back to the queue. Returns once everything is settled.
+    fn context(
+        settings: WorkerSettings,
+        ports: Ports,
+        resizer: ResizeFn,
+        metrics: Metrics,
+    ) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            cpu: CpuPool::new(settings.effective_concurrency()),
+            gate: Gate::default(),
+            settings,
+            ports,
+            resizer,
+            metrics,
+        })
+    }
+
+    /// One reconciler pass, then return, consuming nothing (`tirage-worker reconcile`):
+    /// what a scheduled job runs where workers scale to zero, so stalled batches are still
+    /// repaired and expired ones swept while no worker runs. `Ok(false)` when a running
+    /// worker holds the reconciler's lease (it does the work).
+    pub async fn reconcile_once(self) -> Result<bool, WorkerError> {
+        let ctx = Self::context(self.settings, self.ports, self.resizer, self.metrics);
+        reconcile::once(&ctx)
+            .await
+            .map_err(|e| WorkerError::Reconcile(format!("{e:?}")))
+    }
+
     pub async fn run_until_stopped(self) -> Result<(), WorkerError> {
         let concurrency = self.settings.effective_concurrency();
-        let ctx = Arc::new(Ctx {
-            cpu: CpuPool::new(concurrency),
-            gate: Gate::default(),
-            settings: self.settings,
-            ports: self.ports,
-            resizer: self.resizer,
-            metrics: self.metrics,
-        });
+        let ctx = Self::context(self.settings, self.ports, self.resizer, self.metrics);
         let http_stop = CancellationToken::new();
         let server = axum::serve(self.listener, http::router(ctx.clone()))
             .with_graceful_shutdown(http_stop.clone().cancelled_owned());

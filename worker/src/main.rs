@@ -1,4 +1,6 @@
 //! `tirage-worker`: loads the configuration, connects, consumes until SIGTERM, exits 0.
+//! `tirage-worker reconcile`: one reconciler pass, then exits (a scheduled job's command
+//! where workers scale to zero; docs/DEPLOY.md).
 
 use std::process::ExitCode;
 
@@ -8,6 +10,14 @@ use tirage_worker::Worker;
 use tirage_worker::services::Settings;
 
 fn main() -> ExitCode {
+    let once = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("reconcile") => true,
+        Some(other) => {
+            eprintln!("tirage-worker: unknown command {other:?}; usage: tirage-worker [reconcile]");
+            return ExitCode::from(2);
+        }
+    };
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -29,6 +39,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if once {
+        return match runtime
+            .block_on(async { Worker::build(settings).await?.reconcile_once().await })
+        {
+            Ok(held) => {
+                tracing::info!(lease_held = held, "reconciler pass done");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(code = e.code(), error = %e, "reconciler pass failed");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
         let worker = Worker::build(settings).await?;
         let stop = worker.stop_token();

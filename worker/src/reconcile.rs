@@ -64,6 +64,27 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
     }
 }
 
+/// One pass now, under the lease, for a scheduled job (`tirage-worker reconcile`) where
+/// workers scale to zero and no worker loop is left to run passes. `Ok(false)` when another
+/// holder has the lease: a worker's loop is running, and does the work. The lease is then
+/// held for three `reconcile_every_ms`, as a worker's loop holds it.
+pub(crate) async fn once(ctx: &Ctx) -> Result<bool, Failure> {
+    if gate::outage(ctx).await {
+        return Err(Failure::Transient(
+            "a dependency does not answer; nothing can be repaired now".into(),
+        ));
+    }
+    let holder = Uuid::new_v4().to_string();
+    let ttl = Duration::from_millis(ctx.settings.reconcile_every_ms).saturating_mul(3);
+    let lease = ctx.ports.state.take_lease(LEASE, &holder, ttl);
+    if !ctx.io("take lease", lease).await? {
+        info!("reconciler: another holder has the lease; nothing to do");
+        return Ok(false);
+    }
+    pass(ctx, &CancellationToken::new()).await?;
+    Ok(true)
+}
+
 /// One walk over the batch index.
 pub(crate) async fn pass(ctx: &Ctx, stop: &CancellationToken) -> Result<(), Failure> {
     let mut offset = 0;

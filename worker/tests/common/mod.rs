@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
+use futures::StreamExt;
 use secrecy::SecretString;
 use tirage_engine::{EngineError, Limits, Rendition as EngineRendition, Resized};
 use tirage_shared::ports::{
-    ByteStream, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
+    ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
 };
 use tirage_shared::runtime::config;
 use tirage_shared::{
@@ -325,29 +326,32 @@ pub fn small_options() -> BatchOptions {
 /// `Unavailable`, as S3 does while it restarts, then behaves.
 pub struct FlakyStore {
     pub inner: Arc<dyn ObjectStore>,
-    pub remaining: AtomicU32,
-    pub failed: AtomicU32,
+    pub remaining: Arc<AtomicU32>,
+    pub failed: Arc<AtomicU32>,
 }
 
 impl FlakyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, failures: u32) -> Self {
         FlakyStore {
             inner,
-            remaining: AtomicU32::new(failures),
-            failed: AtomicU32::new(0),
+            remaining: Arc::new(AtomicU32::new(failures)),
+            failed: Arc::new(AtomicU32::new(0)),
         }
     }
 
     fn trip(&self) -> Result<(), ObjectStoreError> {
-        let left = self
-            .remaining
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if left.is_ok() {
-            self.failed.fetch_add(1, Ordering::SeqCst);
-            return Err(ObjectStoreError::Unavailable("injected outage".into()));
-        }
-        Ok(())
+        trip(&self.remaining, &self.failed)
     }
+}
+
+/// Fails (and counts the failure) while injected failures remain.
+fn trip(remaining: &AtomicU32, failed: &AtomicU32) -> Result<(), ObjectStoreError> {
+    let left = remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if left.is_ok() {
+        failed.fetch_add(1, Ordering::SeqCst);
+        return Err(ObjectStoreError::Unavailable("injected outage".into()));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -368,6 +372,21 @@ impl ObjectStore for FlakyStore {
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
         self.trip()?;
         self.inner.get(key).await
+    }
+    /// The size comes with the answer; an injected failure breaks the body's first read, so
+    /// a caller that never reads the body never trips one.
+    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+        let body = self.inner.get_stream(key).await?;
+        let (remaining, failed) = (self.remaining.clone(), self.failed.clone());
+        let first_read = futures::stream::once(async move {
+            trip(&remaining, &failed)
+                .map(|()| Bytes::new())
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        });
+        Ok(ObjectBody {
+            size: body.size,
+            stream: Box::pin(first_read.chain(body.stream)),
+        })
     }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
         self.inner.head(key).await

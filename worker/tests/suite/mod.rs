@@ -427,6 +427,7 @@ macro_rules! suite {
             an_original_over_the_byte_limit_fails_too_large_unread,
             a_photo_that_keeps_crashing_workers_fails_worker_crashed,
             lost_jobs_are_published_again,
+            a_scheduled_pass_repairs_with_no_worker_running,
             undone_effects_are_redriven,
             expired_batches_leave_no_objects,
             shutdown_finishes_in_flight_within_grace,

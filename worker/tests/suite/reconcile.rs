@@ -108,6 +108,46 @@ pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
     worker.shutdown().await;
 }
 
+/// `tirage-worker reconcile` with no worker running (workers scaled to zero): the first
+/// pass notes the batch's progress, a pass after `stall_after_ms` publishes the lost jobs
+/// again, and a worker that later starts (its own loop too slow to matter) finishes them.
+pub async fn a_scheduled_pass_repairs_with_no_worker_running(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let f = batch_with(
+        &ports,
+        small_options(),
+        None,
+        vec![b"a".to_vec(), b"b".to_vec()],
+    )
+    .await;
+    let pass = || async {
+        tirage_worker::Worker::from_ports(reconciling(h.settings()), ports.clone())
+            .await
+            .expect("worker builds")
+            .reconcile_once()
+            .await
+            .expect("the pass runs")
+    };
+    assert!(pass().await, "the lease was free");
+    // Within the lease another pass finds it held, and leaves the work to its holder.
+    assert!(
+        !pass().await,
+        "the lease is held for three reconcile periods"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(pass().await, "the lease lapsed");
+    let mut slow = h.settings();
+    slow.reconcile_every_ms = 600_000;
+    let worker = start(ports.clone(), slow, Some(fake_engine())).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!(
+        (batch.total, batch.done, batch.failed),
+        (2, 2, 0),
+        "{batch:?}"
+    );
+    worker.shutdown().await;
+}
+
 /// An expired batch's objects are removed; a live batch's stay.
 pub async fn expired_batches_leave_no_objects(h: Arc<dyn Harness>) {
     let ports = h.ports();
