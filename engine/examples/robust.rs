@@ -22,11 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let format = match std::env::var("ROBUST_FORMAT").as_deref() {
-        Ok("webp") => OutputFormat::Webp,
-        Ok("png") => OutputFormat::Png,
-        _ => OutputFormat::Jpeg,
-    };
+    let format: OutputFormat = std::env::var("ROBUST_FORMAT")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_default();
     let options = BatchOptions {
         sizes: vec![1080, 720, 360],
         format,

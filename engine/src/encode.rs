@@ -1,4 +1,5 @@
-//! Encoders: libjpeg-turbo (from YCbCr planes when we have them), libwebp, PNG.
+//! Encoders: libjpeg-turbo (from YCbCr planes when we have them), libwebp, PNG, and AVIF
+//! (libheif, in `avif`).
 
 use image::ImageEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -19,6 +20,7 @@ pub fn encode(pixels: &Pixels, format: OutputFormat, quality: u8) -> Result<Vec<
         OutputFormat::Jpeg => jpeg(pixels, quality),
         OutputFormat::Webp => webp(pixels, quality),
         OutputFormat::Png => png(pixels),
+        OutputFormat::Avif => crate::avif::encode(pixels, quality),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::planes::{Pixels, Plane};
 use crate::{EngineError, Limits};
 
 /// libheif's global state, initialised once (its `heif_init` and `heif_deinit`).
-static LIBHEIF: LazyLock<LibHeif> = LazyLock::new(LibHeif::new);
+pub(crate) static LIBHEIF: LazyLock<LibHeif> = LazyLock::new(LibHeif::new);
 
 fn map_err(e: HeifError) -> EngineError {
     match e.code {

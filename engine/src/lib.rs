@@ -12,7 +12,11 @@
 //! truncated scan — are not failures, see `jpeg_markers` and `jpeg::tolerate`), PNG, WebP and
 //! GIF (the `image` crate), HEIC/HEIF and AVIF (libheif, see `heif`). Only a decode that
 //! cannot produce an image is `corrupt_image`.
+//!
+//! Outputs: JPEG (libjpeg-turbo), WebP (libwebp), PNG (the `image` crate), AVIF (libheif with
+//! libaom, see `avif`).
 
+mod avif;
 mod encode;
 mod exif;
 mod heif;

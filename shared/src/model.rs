@@ -18,6 +18,8 @@ pub const DEFAULT_QUALITY: u8 = 85;
 pub const MIN_QUALITY: u8 = 1;
 pub const MAX_QUALITY: u8 = 100;
 
+/// The encoding of a batch's renditions. Its JSON name ([`OutputFormat::name`]) is what the
+/// API, the CLI and the page accept; [`OutputFormat::ALL`] is the one list of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
@@ -25,14 +27,35 @@ pub enum OutputFormat {
     Jpeg,
     Webp,
     Png,
+    /// AV1 in HEIF (libheif with libaom), 4:2:0.
+    Avif,
 }
 
 impl OutputFormat {
+    /// Every format, in the order documents list them.
+    pub const ALL: [OutputFormat; 4] = [
+        OutputFormat::Jpeg,
+        OutputFormat::Webp,
+        OutputFormat::Png,
+        OutputFormat::Avif,
+    ];
+
+    /// The name the API and the CLI read and write (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Webp => "webp",
+            OutputFormat::Png => "png",
+            OutputFormat::Avif => "avif",
+        }
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "jpg",
             OutputFormat::Webp => "webp",
             OutputFormat::Png => "png",
+            OutputFormat::Avif => "avif",
         }
     }
 
@@ -41,6 +64,7 @@ impl OutputFormat {
             OutputFormat::Jpeg => "image/jpeg",
             OutputFormat::Webp => "image/webp",
             OutputFormat::Png => "image/png",
+            OutputFormat::Avif => "image/avif",
         }
     }
 }
@@ -49,14 +73,20 @@ impl std::str::FromStr for OutputFormat {
     type Err = InvalidOptions;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "jpeg" | "jpg" => Ok(OutputFormat::Jpeg),
-            "webp" => Ok(OutputFormat::Webp),
-            "png" => Ok(OutputFormat::Png),
-            other => Err(InvalidOptions(format!(
-                "unknown format {other:?}: expected jpeg, webp or png"
-            ))),
+        let s = s.to_ascii_lowercase();
+        if s == "jpg" {
+            return Ok(OutputFormat::Jpeg);
         }
+        OutputFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.name()).collect();
+                InvalidOptions(format!(
+                    "unknown format {s:?}: expected one of {}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -282,8 +312,13 @@ mod tests {
 
     #[test]
     fn formats_round_trip_as_lowercase_json() {
-        let json = serde_json::to_string(&OutputFormat::Webp).unwrap();
-        assert_eq!(json, "\"webp\"");
+        for format in OutputFormat::ALL {
+            let json = serde_json::to_string(&format).unwrap();
+            assert_eq!(json, format!("\"{}\"", format.name()));
+            assert_eq!(format.name().parse::<OutputFormat>(), Ok(format));
+        }
+        assert_eq!("AVIF".parse::<OutputFormat>(), Ok(OutputFormat::Avif));
+        assert_eq!(OutputFormat::Avif.content_type(), "image/avif");
         assert_eq!("JPG".parse::<OutputFormat>(), Ok(OutputFormat::Jpeg));
         assert!("gif".parse::<OutputFormat>().is_err());
     }

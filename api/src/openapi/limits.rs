@@ -25,10 +25,7 @@ const PHOTOS: &str = "/paths/~1v1~1batches~1{batch_id}~1photos";
 /// Writes the limits into `doc`. Returns the places it did not find (a renamed type or
 /// parameter), which a unit test keeps empty.
 pub fn write(doc: &mut Value, limits: &LimitSettings) -> Vec<String> {
-    let formats: Vec<Value> = [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Png]
-        .iter()
-        .map(|f| json!(f))
-        .collect();
+    let formats: Vec<Value> = OutputFormat::ALL.iter().map(|f| json!(f)).collect();
     let batch = format!("{SCHEMAS}/CreateBatchRequest/properties");
     let upload = format!("{SCHEMAS}/UploadFile/properties");
     let constraints = [

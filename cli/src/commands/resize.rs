@@ -29,7 +29,7 @@ pub struct ResizeArgs {
     /// Encoder quality, 1..=100 (ignored for PNG).
     #[arg(long, default_value_t = 85)]
     pub quality: u8,
-    /// Output format: jpeg, webp or png.
+    /// Output format: jpeg, webp, png or avif.
     #[arg(long, default_value = "jpeg")]
     pub format: OutputFormat,
     /// Worker threads; defaults to the number of cores.

@@ -20,7 +20,7 @@ pub struct CreateBatchRequest {
         deserialize_with = "super::integer::option_vec_i64"
     )]
     pub sizes: Option<Vec<i64>>,
-    /// `jpeg`, `webp` or `png`. Default `jpeg`.
+    /// `jpeg`, `webp`, `png` or `avif`. Default `jpeg`.
     #[cfg_attr(feature = "openapi", schema(example = "jpeg"))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,

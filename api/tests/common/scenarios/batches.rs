@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use tirage_shared::keys;
+use tirage_shared::model::OutputFormat;
 use tirage_shared::ports::WorkItem;
 use uuid::Uuid;
 
@@ -31,6 +32,23 @@ pub async fn batch_options_are_validated(b: &impl Backend) {
         .await;
     assert_eq!(custom["sizes"], json!([512, 128]));
     assert_eq!(custom["format"], "webp");
+
+    // AVIF travels to the job, and its renditions are served and named as AVIF.
+    let avif = app
+        .create_batch(&token, json!({"sizes": [48], "format": "AVIF"}))
+        .await;
+    assert_eq!(avif["format"], "avif");
+    let id = avif["id"].as_str().unwrap();
+    let photo = app.upload_ok(&token, id, 1).await.remove(0);
+    let job = app.take_jobs(1).await.remove(0);
+    assert_eq!(job.options.format, OutputFormat::Avif);
+    app.finish(&job).await;
+    let res = app
+        .get(&token, &format!("/v1/batches/{id}/photos/{photo}/48"))
+        .sent()
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/avif");
 
     let cases = [
         (json!({"sizes": []}), "invalid_sizes"),

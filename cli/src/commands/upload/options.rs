@@ -20,7 +20,7 @@ pub struct UploadArgs {
     /// Short side of each rendition, in pixels (default: the server's, 1080,720,360).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<u32>>,
-    /// Output format: jpeg, webp or png (default: the server's, jpeg).
+    /// Output format: jpeg, webp, png or avif (default: the server's, jpeg).
     #[arg(long)]
     pub format: Option<OutputFormat>,
     /// Encoder quality, 1..=100 (default: the server's, 85).
@@ -64,7 +64,7 @@ impl UploadArgs {
                 .sizes
                 .as_ref()
                 .map(|s| s.iter().copied().map(i64::from).collect()),
-            format: self.format.map(format_name),
+            format: self.format.map(|f| f.name().to_owned()),
             quality: self.quality.map(i64::from),
             callback_url: None,
         })
@@ -109,16 +109,6 @@ impl UploadArgs {
 /// The renditions' directory when neither `--out` nor `--zip` is given.
 const DEFAULT_OUT: &str = "tirage-out";
 
-/// The format as the API names it (its JSON form: `jpeg`, `webp`, `png`).
-fn format_name(format: OutputFormat) -> String {
-    match format {
-        OutputFormat::Jpeg => "jpeg",
-        OutputFormat::Webp => "webp",
-        OutputFormat::Png => "png",
-    }
-    .to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -161,7 +151,7 @@ mod tests {
 
     #[test]
     fn formats_are_named_as_the_api_reads_them() {
-        for format in [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Png] {
+        for format in OutputFormat::ALL {
             assert_eq!(
                 body(&args(None, Some(format))).unwrap(),
                 json!({ "format": format })
