@@ -79,9 +79,7 @@ mod specifics {
         let started = Instant::now();
         let result = AmqpQueue::connect(&AmqpSettings {
             url: format!("amqp://guest:guest@{DEAD}/%2f").into(),
-            queue_prefix: format!("tirage-test.{}", testing::unique()),
-            events_exchange: testing::TEST_EVENTS_EXCHANGE.into(),
-            queue_expires_ms: Some(60_000),
+            ..testing::amqp_settings()
         })
         .await;
         match result {

@@ -1,4 +1,5 @@
-//! The JobQueue contract against the in-process queue and RabbitMQ.
+//! The JobQueue contract against the in-process queue and RabbitMQ (classic and quorum
+//! queues), then what only the AMQP adapter does.
 
 #[cfg(not(all(feature = "testing", feature = "amqp")))]
 #[test]
@@ -14,6 +15,11 @@ mod in_process {
 #[cfg(all(feature = "testing", feature = "amqp"))]
 mod rabbitmq {
     tirage_shared::job_queue_contract!(tirage_shared::testing::AmqpHarness::new().await);
+}
+
+#[cfg(all(feature = "testing", feature = "amqp"))]
+mod rabbitmq_quorum {
+    tirage_shared::job_queue_contract!(tirage_shared::testing::AmqpHarness::quorum().await);
 }
 
 /// Adapter-specific: a dead connection heals itself on the next publish or consume.
@@ -40,4 +46,125 @@ async fn rabbitmq_reconnects_after_the_connection_died() {
     let d = next(&mut stream).await;
     assert_eq!(d.item, item);
     d.handle.ack().await.unwrap();
+}
+
+/// Adapter-specific: with `urls`, a process whose node dies goes on with the next node
+/// that answers, and stays there. Two links to the one broker stand for two nodes of a
+/// cluster; cutting one is its node dying.
+#[cfg(all(feature = "testing", feature = "amqp"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
+    use tirage_shared::adapters::amqp::QueueType;
+    use tirage_shared::ports::{JobQueue, QueueError};
+    use tirage_shared::testing::contract_queue::{job, next};
+    use tirage_shared::testing::outage::{ServiceLink, url_addr, url_via};
+    use tirage_shared::testing::{amqp_queue_with, amqp_settings_of, amqp_url};
+
+    let url = amqp_url();
+    let (one, two) = (
+        ServiceLink::start(&url_addr(&url)).await,
+        ServiceLink::start(&url_addr(&url)).await,
+    );
+    let mut settings = amqp_settings_of(QueueType::Quorum);
+    settings.url = "amqp://guest:guest@127.0.0.1:1/%2f".into(); // not used when urls is set
+    settings.urls = vec![
+        url_via(&url, &one.addr()).into(),
+        url_via(&url, &two.addr()).into(),
+    ];
+    let queue = amqp_queue_with(&settings).await;
+    let items = [job(), job(), job()];
+    queue.publish(&items[0]).await.unwrap();
+
+    one.cut();
+    queue.publish(&items[1]).await.unwrap();
+
+    // Back on the first node, the process stays on the second until that one dies too.
+    one.restore().await;
+    two.cut();
+    queue.publish(&items[2]).await.unwrap();
+
+    one.cut();
+    let err = loop {
+        // A call may still find the connection alive for a moment after the cut.
+        match queue.ping().await {
+            Ok(()) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(e) => break e,
+        }
+    };
+    let QueueError::Unavailable(why) = err else {
+        panic!("expected unavailable, got {err:?}");
+    };
+    for link in [&one, &two] {
+        assert!(why.contains(&link.addr()), "names every node tried: {why}");
+    }
+    assert!(!why.contains("guest"), "no credentials in errors: {why}");
+
+    two.restore().await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await; // the reconnect cooldown
+    let mut stream = queue.consume(10).await.unwrap();
+    for item in &items {
+        let d = next(&mut stream).await;
+        assert_eq!(
+            &d.item, item,
+            "every publish reached the one queue, in order"
+        );
+        d.handle.ack().await.unwrap();
+    }
+}
+
+/// Adapter-specific: a node that accepts connections but never answers (a hung host) costs
+/// one caller its patience, not every caller: the next call starts with the next node.
+#[cfg(all(feature = "testing", feature = "amqp"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_skips_a_hanging_node_after_a_caller_gave_up() {
+    use std::time::{Duration, Instant};
+    use tirage_shared::adapters::amqp::{AmqpQueue, QueueType};
+    use tirage_shared::ports::JobQueue;
+    use tirage_shared::testing::outage::url_via;
+    use tirage_shared::testing::{amqp_settings_of, amqp_url};
+
+    // The kernel completes the TCP handshake into the backlog; the AMQP handshake hangs.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = amqp_url();
+    let mut settings = amqp_settings_of(QueueType::Classic);
+    settings.urls = vec![
+        url_via(&url, &hung.local_addr().unwrap().to_string()).into(),
+        url.into(),
+    ];
+    let queue = AmqpQueue::lazy(&settings);
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), queue.ping()).await;
+    assert!(gave_up.is_err(), "the hung node answered: {gave_up:?}");
+
+    let started = Instant::now();
+    queue.ping().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "tried the hung node first again ({:?})",
+        started.elapsed()
+    );
+}
+
+/// Adapter-specific: queues declared as one type cannot be declared as the other; the
+/// error says what to do about it.
+#[cfg(all(feature = "testing", feature = "amqp"))]
+#[tokio::test]
+async fn changing_the_queue_type_is_refused_with_what_to_do() {
+    use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings, QueueType};
+    use tirage_shared::ports::QueueError;
+    use tirage_shared::testing::{amqp_queue_with, amqp_settings_of};
+
+    let classic = amqp_settings_of(QueueType::Classic);
+    let _declared = amqp_queue_with(&classic).await;
+    let quorum = AmqpSettings {
+        queue_type: QueueType::Quorum,
+        ..classic.clone()
+    };
+    match AmqpQueue::connect(&quorum).await {
+        Err(QueueError::Unavailable(why)) => {
+            assert!(why.contains("x-queue-type"), "{why}");
+            assert!(why.contains("queue_prefix"), "{why}");
+        }
+        Err(other) => panic!("expected unavailable, got {other:?}"),
+        Ok(_) => panic!("classic queues were redeclared as quorum queues"),
+    }
 }

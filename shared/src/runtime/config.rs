@@ -34,6 +34,7 @@ const LIST_KEYS: &[&str] = &[
     "worker.callback_allow_networks",
     "rate_limit.trusted_proxies",
     "redis.cluster_urls",
+    "amqp.urls",
 ];
 
 /// Which layers over the compiled defaults to read.

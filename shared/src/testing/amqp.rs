@@ -15,16 +15,23 @@ use lapin::types::FieldTable;
 use super::contract_queue;
 use super::env::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, unique};
 use crate::adapters::DeadLetter;
-use crate::adapters::amqp::{AmqpQueue, AmqpSettings, message, unavailable};
+use crate::adapters::amqp::{AmqpQueue, AmqpSettings, QueueType, message, unavailable};
 use crate::ports::QueueError;
 
-/// AMQP settings with queues of their own that expire when unused.
+/// AMQP settings with classic queues of their own that expire when unused.
 pub fn amqp_settings() -> AmqpSettings {
+    amqp_settings_of(QueueType::Classic)
+}
+
+/// AMQP settings with queues of their own, of `queue_type`, that expire when unused.
+pub fn amqp_settings_of(queue_type: QueueType) -> AmqpSettings {
     AmqpSettings {
         url: amqp_url().into(),
+        urls: Vec::new(),
         queue_prefix: format!("tirage-test.{}", unique()),
         events_exchange: TEST_EVENTS_EXCHANGE.to_owned(),
         queue_expires_ms: Some(TEST_QUEUE_EXPIRES_MS),
+        queue_type,
     }
 }
 
@@ -179,9 +186,20 @@ pub struct AmqpHarness {
 }
 
 impl AmqpHarness {
+    /// On classic queues (the default queue type).
     pub async fn new() -> Self {
+        AmqpHarness::of(QueueType::Classic).await
+    }
+
+    /// On quorum queues: the same contract, as a replicated broker would run it (one
+    /// replica on a single node, which changes none of the queue's semantics).
+    pub async fn quorum() -> Self {
+        AmqpHarness::of(QueueType::Quorum).await
+    }
+
+    pub async fn of(queue_type: QueueType) -> Self {
         AmqpHarness {
-            queue: Arc::new(amqp_queue().await),
+            queue: Arc::new(amqp_queue_with(&amqp_settings_of(queue_type)).await),
         }
     }
 }

@@ -20,7 +20,9 @@ pub mod redis;
 
 // The helpers' historical paths (`testing::redis_state()`, `testing::AmqpHarness`, …).
 #[cfg(feature = "amqp")]
-pub use amqp::{AmqpHarness, AmqpTestExt, amqp_queue, amqp_queue_with, amqp_settings};
+pub use amqp::{
+    AmqpHarness, AmqpTestExt, amqp_queue, amqp_queue_with, amqp_settings, amqp_settings_of,
+};
 pub use env::{
     DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, S3Env, TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS,
     amqp_url, redis_cluster_urls, redis_url, s3_env, unique,

@@ -1,19 +1,22 @@
 //! The lazy connection: opened (and the topology declared) on first use, re-opened after
-//! it dies, and every publish confirmed by the broker.
+//! it dies — on another node of the cluster when `[amqp] urls` names several and its own is
+//! gone — and every publish confirmed by the broker.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::message;
-use super::topology::{self, AmqpSettings};
+use super::settings::{AmqpSettings, node_of};
+use super::topology;
 use crate::ports::job_queue::QueueError;
 
-/// Longest a (re)connection or a confirmed publish may take before the caller gets
-/// `Unavailable` instead of waiting on a dead broker.
+/// Longest a connection to one node or a confirmed publish may take before the caller gets
+/// `Unavailable` (or the next node is tried) instead of waiting on a dead broker.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed (re)connection, calls fail at once for this long instead of each trying
@@ -49,6 +52,10 @@ pub(crate) struct LazyConnection {
     link: tokio::sync::Mutex<Option<Link>>,
     /// When the last connection attempt failed, and why.
     last_failure: std::sync::Mutex<Option<(Instant, String)>>,
+    /// Which of the settings' URLs the next (re)connection tries first: the one that last
+    /// accepted a connection, so a process that moved to another node stays there instead
+    /// of moving back and forth.
+    preferred: AtomicUsize,
 }
 
 impl LazyConnection {
@@ -57,32 +64,71 @@ impl LazyConnection {
             settings: settings.clone(),
             link: tokio::sync::Mutex::new(None),
             last_failure: std::sync::Mutex::new(None),
+            preferred: AtomicUsize::new(0),
         }
     }
 
+    /// Connects to the preferred node, then to the others in their order, each within
+    /// [`CONNECT_TIMEOUT`]; fails with every node's reason when none answers.
     async fn open(&self) -> Result<Link, QueueError> {
-        let connection = Connection::connect(
-            self.settings.url.expose_secret(),
-            ConnectionProperties::default(),
-        )
-        .await
-        .map_err(unavailable)?;
-        let publisher = connection.create_channel().await.map_err(unavailable)?;
+        let endpoints = self.settings.endpoints();
+        let count = endpoints.len().max(1);
+        let first = self.preferred.load(Ordering::Relaxed) % count;
+        let mut failures = Vec::new();
+        for index in (0..count).map(|k| (first + k) % count) {
+            let Some(url) = endpoints.get(index) else {
+                continue;
+            };
+            // The next node is preferred until this one answers: a caller that gives up
+            // during a hanging attempt (a readiness probe allows 1 s) drops this future, and
+            // the next call then starts past the node that hung instead of on it again.
+            self.preferred.store((index + 1) % count, Ordering::Relaxed);
+            let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open_on(url))
+                .await
+                .unwrap_or_else(|_| Err("connect timed out".to_owned()));
+            match opened {
+                Ok(link) => {
+                    if index != first {
+                        tracing::warn!(node = %node_of(url), "AMQP connected to another node");
+                    }
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(link);
+                }
+                Err(why) => failures.push(format!("{}: {why}", node_of(url))),
+            }
+        }
+        Err(QueueError::Unavailable(format!(
+            "AMQP: {}",
+            failures.join("; ")
+        )))
+    }
+
+    /// A connection to one node, with its confirm-mode channel and the topology declared.
+    async fn open_on(&self, url: &SecretString) -> Result<Link, String> {
+        let connection = Connection::connect(url.expose_secret(), ConnectionProperties::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(|e| e.to_string())?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(unavailable)?;
-        topology::declare(&publisher, &self.settings)
-            .await
-            .map_err(unavailable)?;
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = topology::declare(&publisher, &self.settings).await {
+            // Not left open: a connection whose declaration failed is of no use.
+            let _ = connection.close(200, "declaration failed".into()).await;
+            return Err(topology::explain(&e, &self.settings));
+        }
         Ok(Link {
             connection: Arc::new(connection),
             publisher,
         })
     }
 
-    /// The current link, reconnecting when the last one died (at most one attempt per
-    /// [`RECONNECT_COOLDOWN`]).
+    /// The current link, reconnecting when the last one died (at most one round of the
+    /// nodes per [`RECONNECT_COOLDOWN`]).
     pub async fn link(&self) -> Result<Link, QueueError> {
         let mut slot = self.link.lock().await;
         if let Some(link) = slot.as_ref().filter(|l| l.alive()) {
@@ -95,11 +141,7 @@ impl LazyConnection {
         if let Some(why) = self.recent_failure() {
             return Err(QueueError::Unavailable(why));
         }
-        let opened = match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
-            Ok(opened) => opened,
-            Err(_) => Err(QueueError::Unavailable("AMQP connect timed out".into())),
-        };
-        match opened {
+        match self.open().await {
             Ok(link) => {
                 *slot = Some(link.clone());
                 self.set_failure(None);

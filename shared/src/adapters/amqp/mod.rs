@@ -1,12 +1,14 @@
 //! The production [`JobQueue`] on RabbitMQ (AMQP 0-9-1, lapin).
 //!
-//! The queues and exchange it declares are in [`topology`] (declared on every
-//! (re)connection); message headers in [`message`]; the connection, opened on first use and
-//! re-opened after it dies, in [`connection`]; consuming and settling in [`stream`]. Every
-//! publish waits for the broker's confirm.
+//! Its settings are in [`settings`]; the queues and exchange it declares in [`topology`]
+//! (declared on every (re)connection, as classic or quorum queues); message headers in
+//! [`message`]; the connection, opened on first use and re-opened after it dies (on the next
+//! node of a cluster when its own died), in [`connection`]; consuming and settling in
+//! [`stream`]. Every publish waits for the broker's confirm.
 
 mod connection;
 pub(crate) mod message;
+mod settings;
 mod stream;
 mod topology;
 
@@ -19,8 +21,8 @@ use crate::ports::job_queue::{JobQueue, JobStream, QueueError, WorkItem};
 use connection::LazyConnection;
 #[cfg(feature = "testing")]
 pub(crate) use connection::unavailable;
+pub use settings::{AmqpSettings, QueueType};
 use stream::AmqpStream;
-pub use topology::AmqpSettings;
 
 /// RabbitMQ job queue. Clones share the connection.
 #[derive(Clone)]

@@ -6,70 +6,52 @@
 //! - `{prefix}.resize.dead` — messages given up on (attempts exhausted, or unparsable), with
 //!   the reason in the `x-tirage-dead-reason` header.
 //! - the events topic exchange (default `tirage.events`).
+//!
+//! The three queues are classic or quorum queues (`[amqp] queue_type`). Nothing here needs
+//! what quorum queues lack (RabbitMQ 3.10): no priorities, no global QoS (prefetch is per
+//! consumer), no exclusive, auto-delete or non-durable queue among the three; per-message
+//! TTL and `x-expires` work on both since 3.10. The one difference: a quorum delay queue
+//! dead-letters *at least once* (the default, at most once, would drop a retry whose trip
+//! back to the work queue fails while a node is down); a duplicate is harmless, jobs are
+//! idempotent.
 
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
-use secrecy::SecretString;
-use serde::Deserialize;
 
-fn default_prefix() -> String {
-    "tirage".to_owned()
+use super::settings::{AmqpSettings, QueueType};
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(value.into())
 }
 
-fn default_exchange() -> String {
-    "tirage.events".to_owned()
+/// Arguments every queue is declared with (a redeclaration must repeat them exactly).
+fn queue_args(s: &AmqpSettings) -> FieldTable {
+    let mut args = FieldTable::default();
+    if let Some(ms) = s.queue_expires_ms {
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(i64::from(ms)));
+    }
+    // Classic queues are declared without the argument, exactly as before it existed, so
+    // queues declared by an earlier version are redeclared as they are.
+    if s.queue_type == QueueType::Quorum {
+        args.insert("x-queue-type".into(), text(QueueType::Quorum.as_str()));
+    }
+    args
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct AmqpSettings {
-    /// `amqp://user:password@host:5672/%2f` (a secret: it carries the password).
-    pub url: SecretString,
-    /// Queues are `{queue_prefix}.resize`, `.resize.delay` and `.resize.dead`.
-    #[serde(default = "default_prefix")]
-    pub queue_prefix: String,
-    #[serde(default = "default_exchange")]
-    pub events_exchange: String,
-    /// `x-expires` on the queues: they vanish after this long unused. For tests only.
-    #[serde(default)]
-    pub queue_expires_ms: Option<u32>,
-}
-
-impl AmqpSettings {
-    pub fn work_queue(&self) -> String {
-        format!("{}.resize", self.queue_prefix)
+/// The delay queue's arguments: expired messages go back to the work queue.
+fn delay_args(s: &AmqpSettings) -> FieldTable {
+    let mut args = queue_args(s);
+    args.insert("x-dead-letter-exchange".into(), text(""));
+    args.insert("x-dead-letter-routing-key".into(), text(&s.work_queue()));
+    if s.queue_type == QueueType::Quorum {
+        // At-least-once dead-lettering keeps an expired retry in the delay queue until the
+        // work queue has confirmed it. RabbitMQ requires `reject-publish` overflow for it;
+        // with no length limit set, that changes nothing else.
+        args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+        args.insert("x-overflow".into(), text("reject-publish"));
     }
-
-    pub fn delay_queue(&self) -> String {
-        format!("{}.resize.delay", self.queue_prefix)
-    }
-
-    pub fn dead_queue(&self) -> String {
-        format!("{}.resize.dead", self.queue_prefix)
-    }
-
-    /// Arguments every queue is declared with (a redeclaration must repeat them exactly).
-    fn queue_args(&self) -> FieldTable {
-        let mut args = FieldTable::default();
-        if let Some(ms) = self.queue_expires_ms {
-            args.insert("x-expires".into(), AMQPValue::LongLongInt(i64::from(ms)));
-        }
-        args
-    }
-
-    /// The delay queue's arguments: expired messages go back to the work queue.
-    fn delay_args(&self) -> FieldTable {
-        let mut args = self.queue_args();
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString("".into()),
-        );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(self.work_queue().into()),
-        );
-        args
-    }
+    args
 }
 
 /// Declares the exchange and the three queues (idempotent: run on every connection).
@@ -86,13 +68,30 @@ pub(super) async fn declare(channel: &Channel, s: &AmqpSettings) -> Result<(), l
         )
         .await?;
     for (name, args) in [
-        (s.work_queue(), s.queue_args()),
-        (s.delay_queue(), s.delay_args()),
-        (s.dead_queue(), s.queue_args()),
+        (s.work_queue(), queue_args(s)),
+        (s.delay_queue(), delay_args(s)),
+        (s.dead_queue(), queue_args(s)),
     ] {
         channel
             .queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), args)
             .await?;
     }
     Ok(())
+}
+
+/// Adds what to do to a declaration that failed because the queues exist with another type
+/// (`PRECONDITION_FAILED - inequivalent arg 'x-queue-type'`): the broker's message alone
+/// does not say that the fix is on our side.
+pub(super) fn explain(error: &lapin::Error, s: &AmqpSettings) -> String {
+    let message = error.to_string();
+    if message.contains("x-queue-type") {
+        format!(
+            "{message}: the queues {}.* exist with another type than queue_type = \"{}\"; \
+             use a new queue_prefix, or drain and delete the old queues (docs/DEPLOY.md)",
+            s.queue_prefix,
+            s.queue_type.as_str()
+        )
+    } else {
+        message
+    }
 }
