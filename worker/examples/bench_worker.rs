@@ -66,7 +66,7 @@ async fn through_worker(
     photos: &[Vec<u8>],
     options: &BatchOptions,
     concurrency: usize,
-) -> Duration {
+) -> (Duration, [f64; 4]) {
     let now = Utc::now();
     let batch = Batch {
         id: Uuid::new_v4(),
@@ -116,6 +116,7 @@ async fn through_worker(
     let task = tokio::spawn(worker.run_until_stopped());
     // Let the consumer attach before the clock starts.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
     for id in &ids {
         let job = WorkItem::Resize(ResizeJob {
@@ -141,6 +142,8 @@ async fn through_worker(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
+    let cpu_after = cpu_seconds();
+    let cpu = std::array::from_fn(|i| cpu_after[i] - cpu_before[i]);
     stop.cancel();
     task.await.unwrap().unwrap();
     ports
@@ -149,7 +152,42 @@ async fn through_worker(
         .await
         .unwrap();
     ports.state.delete_batch(batch.id).await.unwrap();
-    elapsed
+    (elapsed, cpu)
+}
+
+/// The services sharing the machine's cores, by process name, and this process.
+const ACCOUNTED: [&str; 4] = ["garage", "beam.smp", "redis-server", "this process"];
+
+/// CPU seconds (user + system) used so far by each of [`ACCOUNTED`]: every live process
+/// whose name is that, and this process itself; read from /proc.
+fn cpu_seconds() -> [f64; 4] {
+    let ticks = 100.0; // USER_HZ: 100 on every Linux this runs on.
+    let own = std::process::id().to_string();
+    let mut used = [0.0; 4];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let cpu = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
+        let slot = if pid == own {
+            Some(3)
+        } else {
+            ACCOUNTED[..3].iter().position(|k| name == *k)
+        };
+        if let Some(i) = slot {
+            used[i] += cpu;
+        }
+    }
+    used
 }
 
 #[tokio::main]
@@ -181,9 +219,18 @@ async fn main() {
     engine_alone(&photos, cores, &options);
     through_worker(&ports, &photos, &options, cores).await;
     let (mut engines, mut workers) = (Vec::new(), Vec::new());
+    // CPU each party used in the timed parts, summed over the rounds of each kind.
+    let (mut engine_cpu, mut worker_cpu) = ([0.0; 4], [0.0; 4]);
     for _ in 0..rounds {
+        let before = cpu_seconds();
         engines.push(engine_alone(&photos, cores, &options));
-        workers.push(through_worker(&ports, &photos, &options, cores).await);
+        let after = cpu_seconds();
+        let (elapsed, cpu) = through_worker(&ports, &photos, &options, cores).await;
+        workers.push(elapsed);
+        for i in 0..4 {
+            engine_cpu[i] += after[i] - before[i];
+            worker_cpu[i] += cpu[i];
+        }
     }
     engines.sort();
     workers.sort();
@@ -214,4 +261,13 @@ async fn main() {
     );
     println!("worker/engine: {:.3}", w / e);
     println!("overhead     : {per_photo_ms:.1} ms of worker time per photo for S3 + AMQP + Redis");
+    // Where the cores went, per photo: the same engine work in both; the rest is the price.
+    let per_photo = |cpu: f64| cpu * 1e3 / (n * rounds as f64);
+    for (i, name) in ACCOUNTED.iter().enumerate() {
+        println!(
+            "CPU ms/photo {name:<13}: engine rounds {:6.1}, worker rounds {:6.1}",
+            per_photo(engine_cpu[i]),
+            per_photo(worker_cpu[i])
+        );
+    }
 }
