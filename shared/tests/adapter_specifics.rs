@@ -37,6 +37,7 @@ mod specifics {
 
     /// A store whose servers do not answer: it builds (it connects on first use), and every
     /// call is a quick transient error.
+    #[allow(clippy::unwrap_used)]
     async fn assert_down_is_unavailable_and_quick(url: String, cluster_urls: Vec<String>) {
         let store = RedisStateStore::connect(&RedisSettings {
             url,
