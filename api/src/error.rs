@@ -42,6 +42,7 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("invalid_sizes", 422),
     ("invalid_quality", 422),
     ("invalid_format", 422),
+    ("invalid_metadata", 422),
     ("invalid_callback_url", 422),
     ("invalid_files", 422),
     ("invalid_limit", 422),
@@ -129,6 +130,8 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidFormat(String),
     #[error("{0}")]
+    InvalidMetadata(String),
+    #[error("{0}")]
     InvalidCallbackUrl(String),
     #[error("{0}")]
     InvalidFiles(String),
@@ -199,6 +202,7 @@ impl ApiError {
             ApiError::InvalidSizes(_) => "invalid_sizes",
             ApiError::InvalidQuality(_) => "invalid_quality",
             ApiError::InvalidFormat(_) => "invalid_format",
+            ApiError::InvalidMetadata(_) => "invalid_metadata",
             ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
             ApiError::InvalidFiles(_) => "invalid_files",
             ApiError::InvalidLimit(_) => "invalid_limit",

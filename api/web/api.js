@@ -113,7 +113,7 @@ export function call(method, path, { json, signal } = {}) {
 /** `POST /v1/sessions`: the answer sets the session cookie every later call sends. */
 export const createSession = () => call('POST', '/v1/sessions');
 
-/** @param {{ sizes: number[], format: string, quality: number }} options */
+/** @param {{ sizes: number[], format: string, quality: number, metadata: string }} options */
 export const createBatch = (options) => call('POST', '/v1/batches', { json: options });
 
 /** @param {string} id */

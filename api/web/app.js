@@ -14,6 +14,7 @@ const ui = {
   clear: $('clear'), form: /** @type {HTMLFormElement} */ ($('options')),
   sizes: /** @type {HTMLInputElement} */ ($('sizes')), format: /** @type {HTMLSelectElement} */ ($('format')),
   quality: /** @type {HTMLInputElement} */ ($('quality')), optionsError: $('options-error'),
+  metadata: /** @type {HTMLSelectElement} */ ($('metadata')),
   start: /** @type {HTMLButtonElement} */ ($('start')), progress: $('progress'),
   uploadMeter: /** @type {HTMLProgressElement} */ ($('upload-meter')), uploadText: $('upload-text'),
   processMeter: /** @type {HTMLProgressElement} */ ($('process-meter')), processText: $('process-text'),
@@ -71,7 +72,7 @@ function readOptions() {
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
     return { error: 'Quality: a whole number from 1 to 100.', field: ui.quality };
   }
-  return { options: { sizes, format: ui.format.value, quality } };
+  return { options: { sizes, format: ui.format.value, quality, metadata: ui.metadata.value } };
 }
 
 // --- progress -------------------------------------------------------------------------------

@@ -24,6 +24,21 @@ fn tirage(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `tirage resize <photo> --out <out> --sizes 32 <extra>...`, which must succeed.
+fn resize_to_32(photo: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "resize",
+        photo.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--sizes",
+        "32",
+    ];
+    args.extend_from_slice(extra);
+    let o = tirage(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn resizes_a_directory_reports_the_bad_file_and_exits_non_zero() {
     let tmp = tempfile::tempdir().unwrap();
@@ -94,17 +109,7 @@ fn all_good_exits_zero_with_other_formats() {
         ("jpeg", "jpg"),
         ("avif", "avif"),
     ] {
-        let o = tirage(&[
-            "resize",
-            photo.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--format",
-            format,
-            "--sizes",
-            "32",
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        resize_to_32(&photo, &out, &["--format", format]);
         let file = out.join(format!("p_32.{ext}"));
         let size = if ext == "avif" {
             // The `image` crate reads no AVIF: the engine's header reader (libheif) does.
@@ -118,6 +123,39 @@ fn all_good_exits_zero_with_other_formats() {
         };
         assert_eq!(size, (43, 32));
     }
+}
+
+#[test]
+fn metadata_copyright_keeps_the_artist_and_the_default_strips_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = tmp.path().join("p.jpg");
+    write_jpeg(&photo, 64, 48);
+    // An APP1 EXIF segment right after SOI: IFD0 with Artist "Ann" (ASCII, inline) and a GPS
+    // IFD pointer (to an empty IFD).
+    let mut app1 = b"\xFF\xE1\x00\x34Exif\0\0II*\0\x08\0\0\0\x02\0".to_vec();
+    app1.extend_from_slice(b"\x3B\x01\x02\0\x04\0\0\0Ann\0");
+    app1.extend_from_slice(b"\x25\x88\x04\0\x01\0\0\0\x26\0\0\0");
+    app1.extend_from_slice(&[0; 4 + 6]); // no IFD1; the GPS IFD: no entry, no next
+    assert_eq!(app1.len(), 4 + 0x34 - 2);
+    let jpeg = std::fs::read(&photo).unwrap();
+    std::fs::write(&photo, [&jpeg[..2], &app1, &jpeg[2..]].concat()).unwrap();
+    for (choice, kept) in [("copyright", true), ("strip", false)] {
+        let out = tmp.path().join(choice);
+        resize_to_32(&photo, &out, &["--metadata", choice]);
+        let bytes = std::fs::read(out.join("p_32.jpg")).unwrap();
+        let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
+        assert_eq!(find(b"ICC_PROFILE\0").is_some(), kept, "{choice}");
+        let exif = find(b"Exif\0\0II*\0");
+        assert_eq!(exif.is_some(), kept, "{choice}");
+        if let Some(at) = exif {
+            // IFD0 holds one entry, Artist "Ann": the GPS pointer is not copied.
+            let ifd0 = &bytes[at + 6 + 8..];
+            assert_eq!(&ifd0[..2], b"\x01\0");
+            assert_eq!(&ifd0[2..14], b"\x3B\x01\x02\0\x04\0\0\0Ann\0");
+        }
+    }
+    let o = tirage(&["resize", "x.jpg", "--out", "o", "--metadata", "gps"]);
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

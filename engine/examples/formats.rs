@@ -101,6 +101,7 @@ fn main() -> ExitCode {
                 sizes: SIZES.to_vec(),
                 format: formats[i],
                 quality,
+                ..BatchOptions::default()
             };
             let out = out_dir.as_deref().filter(|_| round + 1 == rounds);
             match pass(&files, &options, out) {

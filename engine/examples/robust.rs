@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         sizes: vec![1080, 720, 360],
         format,
         quality: 85,
+        ..BatchOptions::default()
     };
     let _ = tirage_engine::probe(&bytes, &Limits::default());
     match tirage_engine::resize(&bytes, &options, &Limits::default()) {

@@ -1,14 +1,15 @@
 //! AVIF output through libheif, whose AV1 encoder is libaom on Debian (libheif 1.15 links
 //! libaom 3). The rendition is sRGB already (decoders convert), so it is handed over as 8-bit
-//! RGB(A) and libheif converts it to full-range BT.601 YCbCr 4:2:0 with its default colour
-//! description (nclx: BT.709 primaries, sRGB transfer), the colour JPEG renditions have too.
+//! RGB(A) and libheif converts it to full-range BT.601 YCbCr 4:2:0, the colour JPEG renditions
+//! have too, described by the nclx `colr` box (see `encode`).
 
 use libheif_rs::{
-    Channel, ColorSpace, CompressionFormat, EncoderParameterValue, EncoderQuality, HeifContext,
-    HeifError, Image, RgbChroma,
+    Channel, ColorPrimaries, ColorProfileNCLX, ColorSpace, CompressionFormat,
+    EncoderParameterValue, EncoderQuality, HeifContext, HeifError, Image, RgbChroma,
 };
 
 use crate::EngineError;
+use crate::embed::Embed;
 use crate::heif::LIBHEIF;
 use crate::planes::{Pixels, Plane};
 
@@ -30,8 +31,12 @@ fn heif(e: HeifError) -> EngineError {
 
 /// Encodes one rendition. `quality` is the batch's 1..=100, given to libheif as is: its
 /// scale is libavif's (`cq-level = (100 - quality) × 63 / 100`), the one AVIF tools share.
-pub fn encode(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
-    let image = match pixels {
+/// With `embed`, the credits go into an `Exif` item. No ICC profile: libheif-rs 0.20 hands
+/// libheif the profile type without its terminating NUL, which libheif refuses ("Invalid
+/// color_profile_type"), and the nclx `colr` box every rendition has describes sRGB for AVIF
+/// readers (below).
+pub fn encode(pixels: &Pixels, quality: u8, embed: Option<&Embed>) -> Result<Vec<u8>, EngineError> {
+    let mut image = match pixels {
         Pixels::Rgb(p) => image(p, RgbChroma::Rgb)?,
         Pixels::Rgba(p) => image(p, RgbChroma::Rgba)?,
         Pixels::Gray(p) => {
@@ -40,6 +45,12 @@ pub fn encode(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
         }
         Pixels::Yuv { .. } => return Err(enc("planar YCbCr is only encoded as JPEG")),
     };
+    // The nclx box: BT.709 (sRGB's) primaries, which libheif 1.15 would leave "unspecified";
+    // BT.601 matrix and full range, its defaults. The transfer stays "unspecified" (libheif-rs
+    // 0.20 has no setter for it), which readers take as sRGB's.
+    let mut nclx = ColorProfileNCLX::new().ok_or_else(|| enc("no nclx profile"))?;
+    nclx.set_color_primaries(ColorPrimaries::ITU_R_BT_709_5);
+    image.set_color_profile_nclx(&nclx).map_err(heif)?;
     let mut encoder = LIBHEIF
         .encoder_for_format(CompressionFormat::Av1)
         .map_err(heif)?;
@@ -56,9 +67,13 @@ pub fn encode(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
     let mut context = HeifContext::new().map_err(heif)?;
     // libheif's default encoding options (alpha kept). Never `Some(EncodingOptions)`:
     // libheif-rs 0.20 frees them before libheif reads them, as it does decoding options.
-    context
+    let handle = context
         .encode_image(&image, &mut encoder, None)
         .map_err(heif)?;
+    if let Some(tiff) = embed.and_then(|e| e.exif.as_deref()) {
+        // libheif finds the TIFF header itself and writes the item's offset prefix.
+        context.add_exif_metadata(&handle, tiff).map_err(heif)?;
+    }
     context.write_to_bytes().map_err(heif)
 }
 

@@ -7,6 +7,7 @@ use tirage_shared::OutputFormat;
 use turbojpeg::{Compressor, PixelFormat, Subsamp, YuvPlanesImage};
 
 use crate::EngineError;
+use crate::embed::{self, Embed};
 use crate::planes::{Pixels, Plane};
 
 fn enc(e: impl std::fmt::Display) -> EngineError {
@@ -15,12 +16,26 @@ fn enc(e: impl std::fmt::Display) -> EngineError {
     EngineError::CorruptImage(format!("encode: {e}"))
 }
 
-pub fn encode(pixels: &Pixels, format: OutputFormat, quality: u8) -> Result<Vec<u8>, EngineError> {
-    match format {
-        OutputFormat::Jpeg => jpeg(pixels, quality),
-        OutputFormat::Webp => webp(pixels, quality),
-        OutputFormat::Png => png(pixels),
-        OutputFormat::Avif => crate::avif::encode(pixels, quality),
+/// Encodes one rendition, with the metadata of `embed` when the batch keeps it.
+pub fn encode(
+    pixels: &Pixels,
+    format: OutputFormat,
+    quality: u8,
+    embed: Option<&Embed>,
+) -> Result<Vec<u8>, EngineError> {
+    match (format, embed) {
+        (OutputFormat::Jpeg, None) => jpeg(pixels, quality),
+        (OutputFormat::Jpeg, Some(e)) => {
+            let grey = matches!(pixels, Pixels::Gray(_));
+            embed::into_jpeg(jpeg(pixels, quality)?, e, grey)
+        }
+        (OutputFormat::Webp, None) => webp(pixels, quality),
+        (OutputFormat::Webp, Some(e)) => {
+            let (w, h) = pixels.size();
+            embed::into_webp(&webp(pixels, quality)?, w, h, e)
+        }
+        (OutputFormat::Png, _) => png(pixels, embed),
+        (OutputFormat::Avif, _) => crate::avif::encode(pixels, quality, embed),
     }
 }
 
@@ -108,9 +123,19 @@ fn webp(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
     }
 }
 
-fn png(pixels: &Pixels) -> Result<Vec<u8>, EngineError> {
+fn png(pixels: &Pixels, embed: Option<&Embed>) -> Result<Vec<u8>, EngineError> {
     let mut out = Vec::new();
-    let e = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
+    let mut e = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
+    if let Some(embed) = embed {
+        // eXIf holds the bare TIFF structure; iCCP the profile (the crate compresses it),
+        // never on a grey image (see `embed::into_jpeg`).
+        if !matches!(pixels, Pixels::Gray(_)) {
+            e.set_icc_profile(embed.icc.to_vec()).map_err(enc)?;
+        }
+        if let Some(tiff) = &embed.exif {
+            e.set_exif_metadata(tiff.clone()).map_err(enc)?;
+        }
+    }
     let (p, color) = match pixels {
         Pixels::Rgb(p) => (p, image::ExtendedColorType::Rgb8),
         Pixels::Rgba(p) => (p, image::ExtendedColorType::Rgba8),

@@ -14,6 +14,7 @@ use libheif_rs::{
     RgbChroma, color_profile_types,
 };
 
+use crate::exif::Credits;
 use crate::icc;
 use crate::planes::{Pixels, Plane};
 use crate::{EngineError, Limits};
@@ -57,8 +58,30 @@ pub fn probe(data: &[u8], limits: &Limits) -> Result<(u32, u32, u8), EngineError
     Ok((handle.width(), handle.height(), 1))
 }
 
-/// The primary image, upright, converted to sRGB when it carries another ICC profile.
-pub fn decode(data: &[u8], limits: &Limits, keep_alpha: bool) -> Result<Pixels, EngineError> {
+/// The credits in the primary image's first `Exif` item: libheif gives the item as stored, a
+/// 4-byte big-endian offset to the TIFF header, then the EXIF block.
+fn credits(handle: &ImageHandle) -> Credits {
+    let mut ids = [0; 1];
+    if handle.metadata_block_ids(&mut ids, b"Exif") == 0 {
+        return Credits::default();
+    }
+    let Ok(item) = handle.metadata(ids[0]) else {
+        return Credits::default();
+    };
+    let tiff = item
+        .get(..4)
+        .and_then(|o| usize::try_from(u32::from_be_bytes([o[0], o[1], o[2], o[3]])).ok())
+        .and_then(|offset| item.get(offset.checked_add(4)?..));
+    tiff.map(Credits::from_tiff).unwrap_or_default()
+}
+
+/// The primary image, upright, converted to sRGB when it carries another ICC profile, and its
+/// EXIF credits.
+pub fn decode(
+    data: &[u8],
+    limits: &Limits,
+    keep_alpha: bool,
+) -> Result<(Pixels, Credits), EngineError> {
     let mut context = HeifContext::read_from_bytes(data).map_err(map_err)?;
     // One thread, like every other decoder here: callers run one photo per core, and libheif's
     // own tile threads would oversubscribe them.
@@ -116,10 +139,11 @@ pub fn decode(data: &[u8], limits: &Limits, keep_alpha: bool) -> Result<Pixels, 
             p.rgb_to_srgb(&mut packed)?;
         }
     }
-    Ok(if alpha {
+    let pixels = if alpha {
         let rgba = Pixels::Rgba(Plane::new(w, h, 4, packed));
         if keep_alpha { rgba } else { rgba.flattened() }
     } else {
         Pixels::Rgb(Plane::new(w, h, 3, packed))
-    })
+    };
+    Ok((pixels, credits(&handle)))
 }

@@ -10,7 +10,7 @@
 //! handled where the pixels are decoded (see `jpeg::tolerate`).
 
 use crate::EngineError;
-use crate::exif::orientation_from_tiff;
+use crate::exif::{Credits, orientation_from_tiff};
 
 /// What the header tells before any pixel is decoded.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,8 @@ pub struct JpegInfo {
     pub components: u8,
     pub orientation: u8,
     pub icc: Option<Vec<u8>>,
+    /// EXIF Artist and Copyright (the first EXIF segment that has any).
+    pub credits: Credits,
     /// An Adobe APP14 segment: CMYK samples are stored inverted.
     pub adobe: bool,
     /// The header as handed to libjpeg-turbo (see the module's comment), up to and with the
@@ -63,7 +65,7 @@ fn next_marker(data: &[u8], mut pos: usize) -> Option<usize> {
 /// A canonical JFIF 1.01 APP0 segment: libjpeg only uses its presence (the samples are YCbCr).
 const JFIF_APP0: &[u8] = b"\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00";
 
-/// Walks the markers up to the first scan. Reads the frame size, EXIF orientation, ICC chunks
+/// Walks the markers up to the first scan. Reads the frame size, EXIF orientation and credits, ICC chunks
 /// and the Adobe marker, and builds the cleaned stream.
 pub fn scan(data: &[u8]) -> Result<JpegInfo, EngineError> {
     let mut info = JpegInfo {
@@ -120,6 +122,9 @@ pub fn scan(data: &[u8]) -> Result<JpegInfo, EngineError> {
             0xE1 if seg.starts_with(b"Exif\0\0") => {
                 if let Some(o) = orientation_from_tiff(&seg[6..]) {
                     info.orientation = o;
+                }
+                if info.credits.is_empty() {
+                    info.credits = Credits::from_tiff(&seg[6..]);
                 }
             }
             0xE2 if seg.starts_with(b"ICC_PROFILE\0") && seg.len() >= 14 => {

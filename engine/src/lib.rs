@@ -6,7 +6,9 @@
 //! the smallest DCT scale that still covers the largest rendition, as YCbCr planes when the
 //! output is JPEG); resize the largest size first and cascade each smaller one from the previous
 //! result; apply the EXIF orientation to the small results; encode. Nothing of the source's
-//! metadata (EXIF, ICC, XMP, comments) is copied into the renditions.
+//! metadata (EXIF, ICC, XMP, comments) is copied into the renditions, except, when the batch
+//! asks for it (`MetadataChoice::Copyright`), its EXIF Artist and Copyright, with an sRGB
+//! profile (see `embed`).
 //!
 //! Inputs: JPEG (libjpeg-turbo; its warnings — junk between segments, broken ICC chunks, a
 //! truncated scan — are not failures, see `jpeg_markers` and `jpeg::tolerate`), PNG, WebP and
@@ -17,6 +19,7 @@
 //! libaom, see `avif`).
 
 mod avif;
+mod embed;
 mod encode;
 mod exif;
 mod heif;
@@ -172,29 +175,31 @@ pub fn resize(
         .map_err(|e| EngineError::InvalidOptions(e.0))?;
     let format = sniff(input).ok_or(EngineError::UnsupportedFormat)?;
     let largest = options.sizes.iter().copied().max().unwrap_or(0);
-    let (pixels, (w, h), orientation) = match format {
+    let keep_alpha = options.format != OutputFormat::Jpeg;
+    let (pixels, (w, h), orientation, credits) = match format {
         SourceFormat::Jpeg => {
             let info = jpeg::scan(input)?;
             check_pixels(info.width, info.height, limits)?;
             let (tw, th) = target_size(info.width, info.height, largest);
             let planar = options.format == OutputFormat::Jpeg;
             let pixels = jpeg::decode(input, &info, tw, th, planar)?;
-            (pixels, (info.width, info.height), info.orientation)
+            let size = (info.width, info.height);
+            (pixels, size, info.orientation, info.credits)
         }
         SourceFormat::Heic | SourceFormat::Avif => {
-            let keep_alpha = options.format != OutputFormat::Jpeg;
-            let pixels = heif::decode(input, limits, keep_alpha)?;
+            let (pixels, credits) = heif::decode(input, limits, keep_alpha)?;
             let size = pixels.size();
-            (pixels, size, 1)
+            (pixels, size, 1, credits)
         }
         other_format => {
-            let keep_alpha = options.format != OutputFormat::Jpeg;
-            let (pixels, orientation) = other::decode(input, other_format, limits, keep_alpha)?;
+            let (pixels, orientation, credits) =
+                other::decode(input, other_format, limits, keep_alpha)?;
             let size = pixels.size();
-            (pixels, size, orientation)
+            (pixels, size, orientation, credits)
         }
     };
-    let renditions = render(&pixels, (w, h), orientation, options)?;
+    let embed = embed::for_choice(options.metadata, &credits)?;
+    let renditions = render(&pixels, (w, h), orientation, options, embed.as_ref())?;
     let (width, height) = if orientation >= 5 { (h, w) } else { (w, h) };
     Ok(Resized {
         width,
@@ -210,6 +215,7 @@ fn render(
     (w, h): (u32, u32),
     orientation: u8,
     options: &BatchOptions,
+    embed: Option<&embed::Embed>,
 ) -> Result<Vec<Rendition>, EngineError> {
     let mut order: Vec<usize> = (0..options.sizes.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(options.sizes[i]));
@@ -228,7 +234,7 @@ fn render(
         };
         let shown = upright.as_ref().unwrap_or(&resized);
         let (rw, rh) = shown.size();
-        let data = encode::encode(shown, options.format, options.quality)?;
+        let data = encode::encode(shown, options.format, options.quality, embed)?;
         out[i] = Some(Rendition {
             size,
             width: rw,

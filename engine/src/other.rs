@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use crate::exif::orientation_from_tiff;
+use crate::exif::{Credits, orientation_from_tiff};
 use crate::icc;
 use crate::planes::{Pixels, Plane};
 use crate::sniff::SourceFormat;
@@ -70,20 +70,19 @@ fn reader<'a>(
     Ok(r)
 }
 
-/// The EXIF orientation of a PNG (`eXIf` before the image data) or WebP (`EXIF` chunk), 1 when
-/// absent or unreadable. Our own parser rather than the `image` crate's: writers disagree on
-/// whether the chunk starts with JPEG's "Exif\0\0" header (Pillow and exiftool write it into
-/// WebP), and the crate only reads a bare TIFF structure.
-fn exif_orientation(decoder: &mut impl ImageDecoder) -> u8 {
-    decoder
-        .exif_metadata()
-        .ok()
-        .flatten()
-        .and_then(|exif| {
-            let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(&exif);
-            orientation_from_tiff(tiff)
-        })
-        .unwrap_or(1)
+/// The EXIF orientation (1 when absent or unreadable) and credits of a PNG (`eXIf` before the
+/// image data) or WebP (`EXIF` chunk). Our own parser rather than the `image` crate's: writers
+/// disagree on whether the chunk starts with JPEG's "Exif\0\0" header (Pillow and exiftool
+/// write it into WebP), and the crate only reads a bare TIFF structure.
+fn exif(decoder: &mut impl ImageDecoder) -> (u8, Credits) {
+    let Some(exif) = decoder.exif_metadata().ok().flatten() else {
+        return (1, Credits::default());
+    };
+    let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(&exif);
+    (
+        orientation_from_tiff(tiff).unwrap_or(1),
+        Credits::from_tiff(tiff),
+    )
 }
 
 /// Header-only dimensions (stored orientation) and EXIF orientation.
@@ -97,17 +96,17 @@ pub fn probe(
         .into_decoder()
         .map_err(map_err)?;
     let (w, h) = decoder.dimensions();
-    let orientation = exif_orientation(&mut decoder);
+    let (orientation, _) = exif(&mut decoder);
     Ok((w, h, orientation))
 }
 
-/// Decoded source, its EXIF orientation.
+/// Decoded source, its EXIF orientation and credits.
 pub fn decode(
     data: &[u8],
     format: SourceFormat,
     limits: &Limits,
     keep_alpha: bool,
-) -> Result<(Pixels, u8), EngineError> {
+) -> Result<(Pixels, u8, Credits), EngineError> {
     let data = prepared(data, format);
     let mut decoder = reader(&data, format, limits)?
         .into_decoder()
@@ -115,7 +114,7 @@ pub fn decode(
     let (w, h) = decoder.dimensions();
     crate::check_pixels(w, h, limits)?;
     // Metadata problems never cost the photo: fall back to upright and untagged.
-    let orientation = exif_orientation(&mut decoder);
+    let (orientation, credits) = exif(&mut decoder);
     let profile = decoder
         .icc_profile()
         .ok()
@@ -146,5 +145,5 @@ pub fn decode(
         }
         Pixels::Rgb(Plane::new(w, h, 3, data))
     };
-    Ok((pixels, orientation))
+    Ok((pixels, orientation, credits))
 }

@@ -109,6 +109,7 @@ fn invalid_options() {
         sizes: vec![],
         format: OutputFormat::Jpeg,
         quality: 85,
+        ..BatchOptions::default()
     };
     let e = tirage_engine::resize(&input, &bad, &Limits::default()).unwrap_err();
     assert_eq!(e.code().as_str(), "invalid_options");

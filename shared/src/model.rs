@@ -73,20 +73,61 @@ impl std::str::FromStr for OutputFormat {
     type Err = InvalidOptions;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.to_ascii_lowercase();
-        if s == "jpg" {
+        if s.eq_ignore_ascii_case("jpg") {
             return Ok(OutputFormat::Jpeg);
         }
-        OutputFormat::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.name()).collect();
-                InvalidOptions(format!(
-                    "unknown format {s:?}: expected one of {}",
-                    names.join(", ")
-                ))
-            })
+        by_name(s, &OutputFormat::ALL, |f| f.name(), "format")
+    }
+}
+
+/// The one of `all` named `s` (any case), or a message listing every name.
+fn by_name<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, InvalidOptions> {
+    let s = s.to_ascii_lowercase();
+    all.iter().copied().find(|v| name(*v) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+        InvalidOptions(format!(
+            "unknown {what} {s:?}: expected one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// What of the original's metadata each rendition keeps. Its JSON name
+/// ([`MetadataChoice::name`]) is what the API, the CLI and the page accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataChoice {
+    /// Nothing: no EXIF, no ICC profile, no comment.
+    #[default]
+    Strip,
+    /// The original's EXIF Artist and Copyright (nothing else: never GPS) and an sRGB ICC
+    /// profile.
+    Copyright,
+}
+
+impl MetadataChoice {
+    /// Every choice, in the order documents list them.
+    pub const ALL: [MetadataChoice; 2] = [MetadataChoice::Strip, MetadataChoice::Copyright];
+
+    /// The name the API and the CLI read and write (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            MetadataChoice::Strip => "strip",
+            MetadataChoice::Copyright => "copyright",
+        }
+    }
+}
+
+impl std::str::FromStr for MetadataChoice {
+    type Err = InvalidOptions;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        by_name(s, &MetadataChoice::ALL, |m| m.name(), "metadata choice")
     }
 }
 
@@ -103,6 +144,9 @@ pub struct BatchOptions {
     pub format: OutputFormat,
     /// Encoder quality, 1..=100 (ignored for PNG).
     pub quality: u8,
+    /// Absent in jobs and batches stored before the choice existed: they strip.
+    #[serde(default)]
+    pub metadata: MetadataChoice,
 }
 
 impl Default for BatchOptions {
@@ -111,6 +155,7 @@ impl Default for BatchOptions {
             sizes: DEFAULT_SIZES.to_vec(),
             format: OutputFormat::Jpeg,
             quality: DEFAULT_QUALITY,
+            metadata: MetadataChoice::Strip,
         }
     }
 }
@@ -294,7 +339,7 @@ mod tests {
         let with = |sizes: Vec<u32>, quality| BatchOptions {
             sizes,
             quality,
-            format: OutputFormat::Jpeg,
+            ..BatchOptions::default()
         };
         assert!(with(vec![], 85).validate().is_err());
         assert!(with(vec![16; 1], 85).validate().is_ok());
@@ -321,6 +366,18 @@ mod tests {
         assert_eq!(OutputFormat::Avif.content_type(), "image/avif");
         assert_eq!("JPG".parse::<OutputFormat>(), Ok(OutputFormat::Jpeg));
         assert!("gif".parse::<OutputFormat>().is_err());
+    }
+
+    #[test]
+    fn metadata_choices_round_trip_and_older_options_strip() {
+        for m in MetadataChoice::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert_eq!(m.name().parse::<MetadataChoice>(), Ok(m));
+        }
+        assert!("gps".parse::<MetadataChoice>().is_err());
+        let older = serde_json::json!({"sizes": [720], "format": "jpeg", "quality": 85});
+        let options: BatchOptions = serde_json::from_value(older).unwrap();
+        assert_eq!(options.metadata, MetadataChoice::Strip);
     }
 
     #[test]

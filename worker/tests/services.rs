@@ -215,6 +215,7 @@ async fn a_worker_killed_mid_job_is_replaced_and_counts_stay_exact() {
         sizes: vec![720, 360],
         format: OutputFormat::Jpeg,
         quality: 80,
+        ..BatchOptions::default()
     };
     let f = common::batch_with(
         &ports,
@@ -327,6 +328,7 @@ async fn the_binary_reports_ready_and_logs_json_with_the_request_id() {
             sizes: vec![360],
             format: OutputFormat::Jpeg,
             quality: 80,
+            ..BatchOptions::default()
         },
         None,
         vec![common::jpeg(640, 480)],
@@ -413,6 +415,7 @@ async fn the_binary_waits_for_the_broker_and_reconnects_after_losing_it() {
         sizes: vec![360],
         format: OutputFormat::Jpeg,
         quality: 80,
+        ..BatchOptions::default()
     };
     let first = common::batch_with(&ports, options(), None, vec![common::jpeg(640, 480)]).await;
     common::publish_all(&ports, &first).await;

@@ -44,6 +44,7 @@ fn every_variant() -> Vec<ApiError> {
         ApiError::InvalidSizes(String::new()),
         ApiError::InvalidQuality(String::new()),
         ApiError::InvalidFormat(String::new()),
+        ApiError::InvalidMetadata(String::new()),
         ApiError::InvalidCallbackUrl(String::new()),
         ApiError::InvalidFiles(String::new()),
         ApiError::InvalidLimit(String::new()),

@@ -5,7 +5,9 @@
 //! document states the values this server runs with.
 
 use serde_json::{Value, json};
-use tirage_shared::model::{MAX_QUALITY, MAX_SIZE, MAX_SIZES, MIN_QUALITY, MIN_SIZE, OutputFormat};
+use tirage_shared::model::{
+    MAX_QUALITY, MAX_SIZE, MAX_SIZES, MIN_QUALITY, MIN_SIZE, MetadataChoice, OutputFormat,
+};
 
 use crate::routes::batches::MAX_CALLBACK_URL_LEN;
 use crate::routes::photos::MAX_CURSOR_DIGITS;
@@ -26,6 +28,7 @@ const PHOTOS: &str = "/paths/~1v1~1batches~1{batch_id}~1photos";
 /// parameter), which a unit test keeps empty.
 pub fn write(doc: &mut Value, limits: &LimitSettings) -> Vec<String> {
     let formats: Vec<Value> = OutputFormat::ALL.iter().map(|f| json!(f)).collect();
+    let metadata: Vec<Value> = MetadataChoice::ALL.iter().map(|m| json!(m)).collect();
     let batch = format!("{SCHEMAS}/CreateBatchRequest/properties");
     let upload = format!("{SCHEMAS}/UploadFile/properties");
     let constraints = [
@@ -42,6 +45,7 @@ pub fn write(doc: &mut Value, limits: &LimitSettings) -> Vec<String> {
             json!({"minimum": MIN_QUALITY, "maximum": MAX_QUALITY}),
         ),
         (format!("{batch}/format"), json!({"enum": formats})),
+        (format!("{batch}/metadata"), json!({"enum": metadata})),
         (
             format!("{batch}/callback_url"),
             json!({"maxLength": MAX_CALLBACK_URL_LEN, "pattern": CALLBACK_URL_PATTERN}),

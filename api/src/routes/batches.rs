@@ -2,7 +2,7 @@
 //! field with its own code; what happens to the batch is [`crate::usecases::batches`].
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use tirage_shared::model::{BatchOptions, OutputFormat};
+use tirage_shared::model::{BatchOptions, MetadataChoice, OutputFormat};
 use tirage_shared::wire::{BatchView, CreateBatchRequest, ErrorBody};
 use uuid::Uuid;
 
@@ -68,10 +68,17 @@ pub fn options_from(req: &CreateBatchRequest) -> Result<BatchOptions, ApiError> 
             q
         }
     };
+    let metadata = match &req.metadata {
+        None => defaults.metadata,
+        Some(m) => m
+            .parse::<MetadataChoice>()
+            .map_err(|e| ApiError::InvalidMetadata(e.0))?,
+    };
     let options = BatchOptions {
         sizes,
         format,
         quality,
+        metadata,
     };
     options.validate().map_err(|e| ApiError::InvalidBody(e.0))?;
     Ok(options)
@@ -110,7 +117,7 @@ pub fn check_callback_url(raw: &str) -> Result<String, ApiError> {
         (status = 413, description = "Body too large (`body_too_large`)", body = ErrorBody),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ErrorBody),
         (status = 409, description = "The session has as many open batches as it may (`too_many_open_batches`): close or delete one", body = ErrorBody),
-        (status = 422, description = "Invalid value (`invalid_sizes`, `invalid_quality`, `invalid_format`, `invalid_callback_url`, `invalid_body`)", body = ErrorBody),
+        (status = 422, description = "Invalid value (`invalid_sizes`, `invalid_quality`, `invalid_format`, `invalid_metadata`, `invalid_callback_url`, `invalid_body`)", body = ErrorBody),
         SessionErrors,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -231,12 +238,17 @@ mod tests {
         assert_eq!(code(serde_json::json!({"quality": 0})), "invalid_quality");
         assert_eq!(code(serde_json::json!({"quality": 300})), "invalid_quality");
         assert_eq!(code(serde_json::json!({"format": "gif"})), "invalid_format");
+        assert_eq!(
+            code(serde_json::json!({"metadata": "gps"})),
+            "invalid_metadata"
+        );
         let o = options_from(&req(
-            serde_json::json!({"sizes": [16, 8192], "format": "webp", "quality": 1}),
+            serde_json::json!({"sizes": [16, 8192], "format": "webp", "quality": 1, "metadata": "copyright"}),
         ))
         .unwrap();
         assert_eq!(o.sizes, vec![16, 8192]);
         assert_eq!(o.format, OutputFormat::Webp);
+        assert_eq!(o.metadata, MetadataChoice::Copyright);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use tirage_engine::Limits;
-use tirage_shared::{BatchOptions, OutputFormat};
+use tirage_shared::{BatchOptions, MetadataChoice, OutputFormat};
 
 use crate::inputs::{Failure, discover, stem_of};
 
@@ -32,6 +32,10 @@ pub struct ResizeArgs {
     /// Output format: jpeg, webp, png or avif.
     #[arg(long, default_value = "jpeg")]
     pub format: OutputFormat,
+    /// What of each original's metadata the renditions keep: strip (nothing) or copyright
+    /// (EXIF Artist and Copyright, never GPS, and an sRGB ICC profile).
+    #[arg(long, default_value = "strip")]
+    pub metadata: MetadataChoice,
     /// Worker threads; defaults to the number of cores.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -42,6 +46,7 @@ pub fn run(args: ResizeArgs) -> ExitCode {
         sizes: args.sizes.clone(),
         format: args.format,
         quality: args.quality,
+        metadata: args.metadata,
     };
     if let Err(e) = options.validate() {
         eprintln!("error: invalid_options: {}", e.0);

@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         sizes: vec![64, 32],
         format,
         quality: 80,
+        ..BatchOptions::default()
     };
     if let Ok(r) = resize(&input, &options, &limits) {
         for rend in &r.renditions {

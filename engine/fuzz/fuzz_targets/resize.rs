@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         sizes: vec![64, 32],
         format,
         quality: 80,
+        ..BatchOptions::default()
     };
     if let Ok(r) = resize(data, &options, &limits) {
         for rend in &r.renditions {

@@ -69,6 +69,7 @@ pub fn options(sizes: &[u32], format: OutputFormat) -> BatchOptions {
         sizes: sizes.to_vec(),
         format,
         quality: 90,
+        ..BatchOptions::default()
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{Batch, BatchState, OutputFormat};
+use crate::model::{Batch, BatchState, MetadataChoice, OutputFormat};
 
 /// Options of a new batch; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,12 @@ pub struct CreateBatchRequest {
     /// http(s) URL POSTed the `batch.completed` event when the batch completes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// What of each original's metadata its renditions keep: `strip` (nothing) or
+    /// `copyright` (its EXIF Artist and Copyright, never GPS or any other tag, and an sRGB
+    /// ICC profile). Default `strip`.
+    #[cfg_attr(feature = "openapi", schema(example = "strip"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +53,8 @@ pub struct BatchView {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "jpeg"))]
     pub format: OutputFormat,
     pub quality: u8,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "strip"))]
+    pub metadata: MetadataChoice,
     pub total: u64,
     pub done: u64,
     pub failed: u64,
@@ -69,6 +77,7 @@ impl From<&Batch> for BatchView {
             sizes: b.options.sizes.clone(),
             format: b.options.format,
             quality: b.options.quality,
+            metadata: b.options.metadata,
             total: b.total,
             done: b.done,
             failed: b.failed,

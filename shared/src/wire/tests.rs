@@ -32,7 +32,7 @@ fn batch_view_hides_owner_and_callback() {
     let json = serde_json::to_string(&view).unwrap();
     assert_eq!(
         json,
-        r#"{"id":"00000000-0000-0000-0000-000000000000","state":"processing","sizes":[1080,720,360],"format":"jpeg","quality":85,"total":3,"done":1,"failed":1,"created_at":"2024-01-02T03:04:05Z","expires_at":"2024-01-03T03:04:05Z"}"#
+        r#"{"id":"00000000-0000-0000-0000-000000000000","state":"processing","sizes":[1080,720,360],"format":"jpeg","quality":85,"metadata":"strip","total":3,"done":1,"failed":1,"created_at":"2024-01-02T03:04:05Z","expires_at":"2024-01-03T03:04:05Z"}"#
     );
     let back: BatchView = serde_json::from_str(&json).unwrap();
     assert_eq!(back, view);

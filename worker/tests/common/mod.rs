@@ -319,6 +319,7 @@ pub fn small_options() -> BatchOptions {
         sizes: vec![720, 360],
         format: OutputFormat::Jpeg,
         quality: 80,
+        ..BatchOptions::default()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use tirage_shared::keys;
-use tirage_shared::model::OutputFormat;
+use tirage_shared::model::{MetadataChoice, OutputFormat};
 use tirage_shared::ports::WorkItem;
 use uuid::Uuid;
 
@@ -19,6 +19,7 @@ pub async fn batch_options_are_validated(b: &impl Backend) {
     assert_eq!(batch["sizes"], json!([1080, 720, 360]));
     assert_eq!(batch["format"], "jpeg");
     assert_eq!(batch["quality"], 85);
+    assert_eq!(batch["metadata"], "strip");
     assert_eq!(batch["state"], "open");
     assert_eq!(batch["total"], 0);
     assert!(Uuid::parse_str(batch["id"].as_str().unwrap()).is_ok());
@@ -35,13 +36,18 @@ pub async fn batch_options_are_validated(b: &impl Backend) {
 
     // AVIF travels to the job, and its renditions are served and named as AVIF.
     let avif = app
-        .create_batch(&token, json!({"sizes": [48], "format": "AVIF"}))
+        .create_batch(
+            &token,
+            json!({"sizes": [48], "format": "AVIF", "metadata": "copyright"}),
+        )
         .await;
     assert_eq!(avif["format"], "avif");
+    assert_eq!(avif["metadata"], "copyright");
     let id = avif["id"].as_str().unwrap();
     let photo = app.upload_ok(&token, id, 1).await.remove(0);
     let job = app.take_jobs(1).await.remove(0);
     assert_eq!(job.options.format, OutputFormat::Avif);
+    assert_eq!(job.options.metadata, MetadataChoice::Copyright);
     app.finish(&job).await;
     let res = app
         .get(&token, &format!("/v1/batches/{id}/photos/{photo}/48"))
@@ -62,6 +68,7 @@ pub async fn batch_options_are_validated(b: &impl Backend) {
         (json!({"quality": 0}), "invalid_quality"),
         (json!({"quality": 101}), "invalid_quality"),
         (json!({"format": "gif"}), "invalid_format"),
+        (json!({"metadata": "gps"}), "invalid_metadata"),
         (
             json!({"callback_url": "ftp://example.com/x"}),
             "invalid_callback_url",

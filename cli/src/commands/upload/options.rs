@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tirage_shared::wire::CreateBatchRequest;
-use tirage_shared::{BatchOptions, OutputFormat};
+use tirage_shared::{BatchOptions, MetadataChoice, OutputFormat};
 
 use super::outcome::UploadError;
 use crate::client::RetryPolicy;
@@ -26,6 +26,10 @@ pub struct UploadArgs {
     /// Encoder quality, 1..=100 (default: the server's, 85).
     #[arg(long)]
     pub quality: Option<u8>,
+    /// What of each original's metadata the renditions keep: strip or copyright (EXIF Artist
+    /// and Copyright, never GPS, and an sRGB ICC profile) (default: the server's, strip).
+    #[arg(long)]
+    pub metadata: Option<MetadataChoice>,
     /// Directory the renditions are written to, created if missing (default `tirage-out`;
     /// with `--zip` and no `--out`, the renditions go to the ZIP only).
     #[arg(long)]
@@ -57,6 +61,7 @@ impl UploadArgs {
             sizes: self.sizes.clone().unwrap_or(defaults.sizes),
             format: self.format.unwrap_or(defaults.format),
             quality: self.quality.unwrap_or(defaults.quality),
+            metadata: self.metadata.unwrap_or(defaults.metadata),
         };
         options.validate().map_err(|e| UploadError::Options(e.0))?;
         Ok(CreateBatchRequest {
@@ -67,6 +72,7 @@ impl UploadArgs {
             format: self.format.map(|f| f.name().to_owned()),
             quality: self.quality.map(i64::from),
             callback_url: None,
+            metadata: self.metadata.map(|m| m.name().to_owned()),
         })
     }
 
@@ -122,6 +128,7 @@ mod tests {
             sizes,
             format,
             quality: None,
+            metadata: None,
             out: None,
             zip: None,
             concurrency: 1,
@@ -157,6 +164,13 @@ mod tests {
                 json!({ "format": format })
             );
         }
+    }
+
+    #[test]
+    fn metadata_is_sent_only_when_chosen() {
+        let mut a = args(None, None);
+        a.metadata = Some(MetadataChoice::Copyright);
+        assert_eq!(body(&a).unwrap(), json!({"metadata": "copyright"}));
     }
 
     #[test]
