@@ -58,6 +58,7 @@ pub struct RedisStateStore {
     /// For the progress subscription, which needs a connection of its own.
     subscribers: Subscribers,
     /// The URLs of the settings (the server, or the cluster's seeds), for test helpers.
+    #[cfg(feature = "testing")]
     servers: Vec<String>,
     keys: KeySpace,
     scripts: Scripts,
@@ -76,6 +77,7 @@ impl RedisStateStore {
         Ok(RedisStateStore {
             connection,
             subscribers,
+            #[cfg(feature = "testing")]
             servers: connection::urls(settings)
                 .into_iter()
                 .map(str::to_owned)
@@ -116,6 +118,7 @@ impl RedisStateStore {
     }
 
     /// The URLs of those servers.
+    #[cfg(feature = "testing")]
     pub(crate) fn server_urls(&self) -> &[String] {
         &self.servers
     }
