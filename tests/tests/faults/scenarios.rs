@@ -226,7 +226,7 @@ pub async fn registration_lost(s: &Suite) -> Figures {
         .find(|p| p["state"] == "queued")
         .unwrap_or_else(|| panic!("no queued photo left in batch {batch}"));
     let id = victim["id"].as_str().unwrap().to_string();
-    let key = format!("tirage:batch:{batch}:photos");
+    let key = format!("tirage:batch:{{{batch}}}:photos");
     let removed = blocking(|| s.redis.lock().unwrap().cli(&["HDEL", &key, &id]));
     assert_eq!(removed, "1", "HDEL {key} {id}");
     eprintln!(
@@ -364,8 +364,8 @@ async fn wait_ready(port: u16) {
 /// Waits until no unsettled photo of the batch has two runs that ended with their worker
 /// dying (`batch:{id}:runs` ≥ 2 without an outcome): the next kill cannot be its third.
 async fn wait_no_photo_near_crash_limit(s: &Suite, batch: &str) {
-    let runs_key = format!("tirage:batch:{batch}:runs");
-    let outcomes_key = format!("tirage:batch:{batch}:outcomes");
+    let runs_key = format!("tirage:batch:{{{batch}}}:runs");
+    let outcomes_key = format!("tirage:batch:{{{batch}}}:outcomes");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let runs = blocking(|| s.redis.lock().unwrap().cli(&["HGETALL", &runs_key]));

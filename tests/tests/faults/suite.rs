@@ -229,7 +229,7 @@ impl Suite {
         assert_eq!(left, 0, "{fault}: objects left under {prefix} after DELETE");
         let uploads = self.s3.incomplete_uploads(&prefix).await.unwrap();
         assert_eq!(uploads, 0, "{fault}: multipart uploads left under {prefix}");
-        let pattern = format!("tirage:batch:{batch}*");
+        let pattern = format!("tirage:batch:{{{batch}}}*");
         let keys = tokio::task::block_in_place(|| {
             self.redis
                 .lock()
