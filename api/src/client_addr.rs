@@ -7,85 +7,13 @@
 //! IPv6 clients are counted per /64, the block one subscriber line gets, so that rotating
 //! through one's own addresses gains nothing.
 
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::HttpRequest;
-use serde::Deserialize;
+pub use tirage_shared::cidr::Cidr;
+use tirage_shared::cidr::masked;
 
 pub const REAL_IP_HEADER: &str = "x-real-ip";
-
-/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is a /32 or /128).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                masked(u128::from(u32::from(ip)), self.prefix, 32)
-                    == masked(u128::from(u32::from(net)), self.prefix, 32)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked(u128::from(ip), self.prefix, 128)
-                    == masked(u128::from(net), self.prefix, 128)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// The top `prefix` bits of a `bits`-wide address.
-fn masked(addr: u128, prefix: u8, bits: u32) -> u128 {
-    let keep = u32::from(prefix).min(bits);
-    if keep == 0 {
-        return 0;
-    }
-    let shift = bits - keep;
-    (addr >> shift) << shift
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not a CIDR (like 10.0.0.0/8 or ::1/128)");
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s.trim(), None),
-        };
-        let network: IpAddr = addr.parse().map_err(|_| bad())?;
-        let network = network.to_canonical();
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().map_err(|_| bad())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Cidr { network, prefix })
-    }
-}
-
-impl TryFrom<String> for Cidr {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
 
 /// The address `req` counts against: the one a trusted proxy names in `X-Real-IP`, else
 /// the TCP peer's. `unknown` only when neither is known (never over TCP).
@@ -119,16 +47,7 @@ fn counted(ip: IpAddr) -> String {
 
 /// Loopback only: nginx on the same host. Anything else is set in the configuration.
 pub fn loopback() -> Vec<Cidr> {
-    vec![
-        Cidr {
-            network: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
-            prefix: 8,
-        },
-        Cidr {
-            network: IpAddr::V6(Ipv6Addr::LOCALHOST),
-            prefix: 128,
-        },
-    ]
+    Cidr::loopback().to_vec()
 }
 
 #[cfg(test)]
@@ -142,27 +61,10 @@ mod tests {
     }
 
     #[test]
-    fn cidrs_parse_and_match() {
-        let net: Cidr = "10.1.0.0/16".parse().unwrap();
-        assert!(net.contains("10.1.255.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        assert!(
-            net.contains("::ffff:10.1.0.9".parse().unwrap()),
-            "v4-mapped"
-        );
-        assert!(!net.contains("::1".parse().unwrap()));
-        let one: Cidr = "::1".parse().unwrap();
-        assert_eq!(one.to_string(), "::1/128");
-        assert!(
-            "0.0.0.0/0"
-                .parse::<Cidr>()
-                .unwrap()
-                .contains("8.8.8.8".parse().unwrap())
-        );
-        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129", ""] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad:?} accepted");
-        }
+    fn loopback_is_the_default_proxy_and_mapped_peers_match_it() {
         assert_eq!(loopback(), nets(&["127.0.0.0/8", "::1/128"]));
+        // A dual-stack listener reports an IPv4 peer as ::ffff:a.b.c.d.
+        assert!(loopback()[0].contains("::ffff:127.0.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod adapters;
 pub mod backoff;
+pub mod cidr;
 pub mod codes;
 pub mod completion;
 pub mod keys;

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub mod cidr;
 mod consumer;
 mod context;
 mod cpu;

@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tirage_engine::Limits;
 
-use crate::cidr::Cidr;
 use crate::ssrf::CallbackPolicy;
+use tirage_shared::cidr::Cidr;
 
 /// Everything the worker itself needs; the connection settings of its dependencies live in
 /// their own sections.

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use url::Url;
 
-use crate::cidr::Cidr;
+use tirage_shared::cidr::Cidr;
 
 mod ranges;
 

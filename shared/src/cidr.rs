@@ -1,8 +1,11 @@
-//! An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`, or one address), for settings
-//! that name networks.
+//! An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`; a bare address is a /32 or
+//! /128), for settings that name networks: the API's trusted proxies, the worker's callback
+//! allow list. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is its IPv4 address, both in a
+//! network written that way and in an address checked against one, so a dual-stack socket's
+//! peer address matches the IPv4 network that names it.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -19,25 +22,44 @@ pub struct Cidr {
 pub struct CidrError(pub String);
 
 impl Cidr {
-    /// Whether `ip` is inside the network. An IPv4 network never contains an IPv6 address
-    /// (a mapped `::ffff:a.b.c.d` is checked as its IPv4 address by the caller).
+    /// Loopback only, IPv4 and IPv6: a proxy on the same host.
+    pub fn loopback() -> [Cidr; 2] {
+        [
+            Cidr {
+                network: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+                prefix: 8,
+            },
+            Cidr {
+                network: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            },
+        ]
+    }
+
+    /// Whether `ip` is inside the network (an IPv4-mapped address as its IPv4 address).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
+        match (self.network, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
+                masked(u128::from(u32::from(ip)), self.prefix, 32)
+                    == masked(u128::from(u32::from(net)), self.prefix, 32)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
+                masked(u128::from(ip), self.prefix, 128)
+                    == masked(u128::from(net), self.prefix, 128)
             }
             _ => false,
         }
     }
+}
+
+/// The top `prefix` bits of a `bits`-wide address.
+pub fn masked(addr: u128, prefix: u8, bits: u32) -> u128 {
+    let keep = u32::from(prefix).min(bits);
+    if keep == 0 {
+        return 0;
+    }
+    let shift = bits - keep;
+    (addr >> shift) << shift
 }
 
 impl FromStr for Cidr {
@@ -50,6 +72,7 @@ impl FromStr for Cidr {
             None => (s.trim(), None),
         };
         let network: IpAddr = addr.parse().map_err(|_| bad())?;
+        let network = network.to_canonical();
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p.parse::<u8>().map_err(|_| bad())?,
@@ -64,6 +87,7 @@ impl FromStr for Cidr {
 
 impl TryFrom<String> for Cidr {
     type Error = CidrError;
+
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }
@@ -88,16 +112,37 @@ mod tests {
         let net: Cidr = "10.1.0.0/16".parse().unwrap();
         assert!(net.contains(ip("10.1.255.3")));
         assert!(!net.contains(ip("10.2.0.1")));
-        assert!(!net.contains(ip("::ffff:10.1.0.1")));
         let one: Cidr = "127.0.0.2".parse().unwrap();
         assert!(one.contains(ip("127.0.0.2")));
         assert!(!one.contains(ip("127.0.0.1")));
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("8.8.8.8")));
+        assert!(
+            !all.contains(ip("::1")),
+            "an IPv4 network holds no IPv6 address"
+        );
         let v6: Cidr = "fd00:1::/32".parse().unwrap();
         assert!(v6.contains(ip("fd00:1:ffff::1")));
         assert!(!v6.contains(ip("fd00:2::1")));
         assert_eq!(v6.to_string(), "fd00:1::/32");
+    }
+
+    #[test]
+    fn a_mapped_address_is_its_ipv4_address() {
+        let net: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains(ip("::ffff:10.1.0.1")));
+        assert!(!net.contains(ip("::ffff:10.2.0.1")));
+        let written_mapped: Cidr = "::ffff:192.168.0.0/16".parse().unwrap();
+        assert_eq!(written_mapped.to_string(), "192.168.0.0/16");
+        assert!(written_mapped.contains(ip("192.168.3.4")));
+    }
+
+    #[test]
+    fn loopback_is_both_families() {
+        let [v4, v6] = Cidr::loopback();
+        assert!(v4.contains(ip("127.0.0.53")));
+        assert!(v6.contains(ip("::1")));
+        assert!(!v4.contains(ip("10.0.0.1")));
     }
 
     #[test]
@@ -110,7 +155,7 @@ mod tests {
             "10.0.0.0/x",
             "10.0.0/8",
         ] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+            assert!(bad.parse::<Cidr>().is_err(), "{bad:?} accepted");
         }
     }
 }
