@@ -71,15 +71,6 @@ fn redis_error(e: ::redis::RedisError) -> StateError {
     StateError::Unavailable(e.to_string())
 }
 
-/// Every server the settings name (one, or each cluster seed).
-fn servers(settings: &RedisSettings) -> Vec<String> {
-    if settings.cluster_urls.is_empty() {
-        vec![settings.url.clone()]
-    } else {
-        settings.cluster_urls.clone()
-    }
-}
-
 /// Keys matching `pattern` on one server, when it is a master (a replica's copies are its
 /// master's), over a blocking connection: it also runs in `drop`.
 fn master_keys(url: &str, pattern: &str) -> ::redis::RedisResult<Vec<String>> {
@@ -155,7 +146,14 @@ impl RedisCleanup {
     }
 
     pub fn of(settings: &RedisSettings) -> Self {
-        Self::on(servers(settings), &settings.key_prefix)
+        Self::on(
+            settings
+                .server_urls()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            &settings.key_prefix,
+        )
     }
 
     fn on(urls: Vec<String>, prefix: &str) -> Self {

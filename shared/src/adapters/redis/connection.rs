@@ -67,19 +67,11 @@ impl Subscribers {
     }
 }
 
-/// The URLs the settings name: the cluster's seed nodes, or the one server.
-pub(crate) fn urls(settings: &RedisSettings) -> Vec<&str> {
-    if settings.cluster_urls.is_empty() {
-        vec![settings.url.as_str()]
-    } else {
-        settings.cluster_urls.iter().map(String::as_str).collect()
-    }
-}
-
 /// Builds the connection without opening it: it opens on first use and re-opens after
 /// failures, so this succeeds while Redis is down. Call it within a tokio runtime.
 pub(crate) fn open(settings: &RedisSettings) -> Result<(Connection, Subscribers), StateError> {
-    let clients = urls(settings)
+    let clients = settings
+        .server_urls()
         .into_iter()
         .map(redis::Client::open)
         .collect::<Result<Vec<_>, _>>()

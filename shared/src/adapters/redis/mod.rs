@@ -10,6 +10,7 @@ mod connection;
 mod keys;
 mod runs;
 mod scripts;
+mod sessions;
 mod streams;
 mod upkeep;
 
@@ -29,8 +30,8 @@ use crate::ports::state_store::{
     RecordResult, Session, SessionQuota, StateError, StateStore, claim_field,
 };
 use codec::{
-    BATCH_FIELDS, batch_from, corrupt, millis, page_reply, parse, photo_from, rate_decision,
-    redis_error, slid_session, status_reply, to_json,
+    BATCH_FIELDS, batch_from, millis, page_reply, parse, photo_from, rate_decision, redis_error,
+    slid_session, status_reply, to_json,
 };
 use connection::{Connection, Subscribers};
 use keys::KeySpace;
@@ -51,6 +52,17 @@ pub struct RedisSettings {
     /// Prepended to every key, so deployments (and tests) can share one Redis.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
+}
+
+impl RedisSettings {
+    /// The servers these settings name: the cluster's seeds, or the one server.
+    pub fn server_urls(&self) -> Vec<&str> {
+        if self.cluster_urls.is_empty() {
+            vec![self.url.as_str()]
+        } else {
+            self.cluster_urls.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 pub struct RedisStateStore {
@@ -78,7 +90,8 @@ impl RedisStateStore {
             connection,
             subscribers,
             #[cfg(feature = "testing")]
-            servers: connection::urls(settings)
+            servers: settings
+                .server_urls()
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
@@ -121,16 +134,6 @@ impl RedisStateStore {
     #[cfg(feature = "testing")]
     pub(crate) fn server_urls(&self) -> &[String] {
         &self.servers
-    }
-
-    async fn put_session_json(&self, session: &Session, ttl: Duration) -> Result<(), StateError> {
-        let key = self.keys.session(&session.id);
-        let () = self
-            .conn()
-            .pset_ex(key, to_json(session)?, millis(ttl))
-            .await
-            .map_err(redis_error)?;
-        Ok(())
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), StateError> {
@@ -440,45 +443,7 @@ impl StateStore for RedisStateStore {
         self.end_stream(session_id, stream_id).await
     }
 
-    /// The session and its counter are one slot, so one script; the route's batch lives in
-    /// another and is read alongside, on the same connection, so the request still waits
-    /// one round trip.
     async fn authorize(&self, request: &Authorize<'_>) -> Result<Option<Authorized>, StateError> {
-        let mut session_script = self.scripts.authorize(
-            &self.keys.session(request.session_id),
-            &self.keys.session_rate(request.session_id),
-        );
-        session_script
-            .arg(millis(request.ttl))
-            .arg(request.rate.map_or(0, |r| millis(r.window)));
-        let mut conn = self.conn();
-        let session = session_script.invoke_async::<Vec<String>>(&mut conn);
-        let batch = async {
-            match request.batch {
-                Some(id) => self.get_batch(id).await,
-                None => Ok(None),
-            }
-        };
-        let (reply, batch) = tokio::join!(session, batch);
-        let reply = reply.map_err(redis_error)?;
-        let [session, count, ttl] = reply.as_slice() else {
-            return Ok(None);
-        };
-        let session = slid_session(session, request.ttl)?;
-        let rate = match request.rate {
-            Some(r) => rate_decision(
-                count.parse().map_err(|e| corrupt("rate counter", e))?,
-                ttl.parse().map_err(|e| corrupt("rate ttl", e))?,
-                r.limit,
-            ),
-            None => RateDecision::Allowed {
-                remaining: u32::MAX,
-            },
-        };
-        Ok(Some(Authorized {
-            session,
-            rate,
-            batch: batch?,
-        }))
+        self.authorize_request(request).await
     }
 }
