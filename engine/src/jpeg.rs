@@ -174,10 +174,11 @@ fn decode_planar(
     if yw * yh + 2 * cw * ch > yuv.pixels.len() {
         return Err(corrupt("unexpected planar layout"));
     }
+    // Chroma copied out (half of luma's bytes at 4:2:0), luma kept in place.
     let mut y = yuv.pixels;
-    let mut u = y.split_off(yw * yh);
-    let mut v = u.split_off(cw * ch);
-    v.truncate(cw * ch);
+    let u = y[yw * yh..][..cw * ch].to_vec();
+    let v = y[yw * yh + cw * ch..][..cw * ch].to_vec();
+    y.truncate(yw * yh);
     let (fw, fh) = (w as f64, h as f64);
     Ok(Pixels::Yuv {
         y: Plane::new(yw as u32, yh as u32, 1, y).with_valid(fw, fh),
