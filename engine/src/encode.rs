@@ -16,18 +16,32 @@ fn enc(e: impl std::fmt::Display) -> EngineError {
     EngineError::CorruptImage(format!("encode: {e}"))
 }
 
+/// How a JPEG rendition's Huffman tables are chosen (lossless either way: the pixels are
+/// the same, only the entropy coding differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Huffman {
+    /// The standard tables of the JPEG specification (Annex K), as libvips writes by default.
+    Standard,
+    /// Tables fitted to the rendition: ~2.5 % fewer bytes, for libjpeg-turbo's extra pass
+    /// gathering statistics over every block. Measured on the tuning half (bench/engine.sh's
+    /// driver, CPU-s for 42 photos): +37 % of the whole pipeline's CPU at 1080, +11 % at 720,
+    /// ~+2 % at 360, for −2.6 %, −2.2 % and −2.4 % of those sizes' bytes.
+    Fitted,
+}
+
 /// Encodes one rendition, with the metadata of `embed` when the batch keeps it.
 pub fn encode(
     pixels: &Pixels,
     format: OutputFormat,
     quality: u8,
+    huffman: Huffman,
     embed: Option<&Embed>,
 ) -> Result<Vec<u8>, EngineError> {
     match (format, embed) {
-        (OutputFormat::Jpeg, None) => jpeg(pixels, quality),
+        (OutputFormat::Jpeg, None) => jpeg(pixels, quality, huffman),
         (OutputFormat::Jpeg, Some(e)) => {
             let grey = matches!(pixels, Pixels::Gray(_));
-            embed::into_jpeg(jpeg(pixels, quality)?, e, grey)
+            embed::into_jpeg(jpeg(pixels, quality, huffman)?, e, grey)
         }
         (OutputFormat::Webp, None) => webp(pixels, quality),
         (OutputFormat::Webp, Some(e)) => {
@@ -39,13 +53,10 @@ pub fn encode(
     }
 }
 
-fn jpeg(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
+fn jpeg(pixels: &Pixels, quality: u8, huffman: Huffman) -> Result<Vec<u8>, EngineError> {
     let mut c = Compressor::new().map_err(enc)?;
     c.set_quality(i32::from(quality)).map_err(enc)?;
-    // Huffman tables fitted to the image: ~5-8 % smaller files for a few % of encode time.
-    // Standard Huffman tables, as libvips: fitted tables would save ~3 % of bytes but cost
-    // ~15 % of the whole pipeline's CPU (an extra pass over every block).
-    c.set_optimize(false).map_err(enc)?;
+    c.set_optimize(huffman == Huffman::Fitted).map_err(enc)?;
     match pixels {
         Pixels::Yuv { y, u, v } => {
             // 4:2:0 wants luma in whole 2×2 blocks and chroma at ceil(w/2)×ceil(h/2).
@@ -85,7 +96,7 @@ fn jpeg(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, EngineError> {
         }
         Pixels::Rgba(p) => {
             // Callers flatten before JPEG; composite here too rather than drop alpha.
-            jpeg(&Pixels::Rgba(p.clone()).flattened(), quality)
+            jpeg(&Pixels::Rgba(p.clone()).flattened(), quality, huffman)
         }
     }
 }

@@ -226,7 +226,12 @@ fn render(
         let size = options.sizes[i];
         let (tw, th) = target_size(w, h, size);
         let from = previous.as_ref().unwrap_or(source);
-        let resized = from.resized(&mut resampler, tw, th, filters())?;
+        let step = if previous.is_none() {
+            first_step()
+        } else {
+            cascade()
+        };
+        let resized = from.resized(&mut resampler, tw, th, step)?;
         let upright = if orientation == 1 {
             None
         } else {
@@ -234,7 +239,13 @@ fn render(
         };
         let shown = upright.as_ref().unwrap_or(&resized);
         let (rw, rh) = shown.size();
-        let data = encode::encode(shown, options.format, options.quality, embed)?;
+        let huffman =
+            if u64::from(tw) * u64::from(th) <= FITTED_HUFFMAN_MAX_PIXELS || (tw, th) == (w, h) {
+                encode::Huffman::Fitted
+            } else {
+                encode::Huffman::Standard
+            };
+        let data = encode::encode(shown, options.format, options.quality, huffman, embed)?;
         out[i] = Some(Rendition {
             size,
             width: rw,
@@ -247,15 +258,30 @@ fn render(
     Ok(out.into_iter().flatten().collect())
 }
 
-/// Kernels of every step, the first (decoded source to the largest size) and the cascaded
-/// ones alike: Lanczos3 for luma (and gray/RGB), Catmull-Rom for 4:2:0 chroma. Measured on the
-/// tuning half of bench/photos against libvips (docs/BENCHMARKS.md): Catmull-Rom luma loses
-/// 0.0014-0.0023 of SSIM on Y, R, G and B at every size, Hamming in the cascade 0.004-0.005 at
-/// 720 and 360; Box chroma loses up to 0.0016 on Cb and 0.0065 on B at 360, Hamming chroma
-/// 0.0015 on Cb; Lanczos3 chroma gains nothing over Catmull-Rom but bytes (+0.5 % at 360).
-fn filters() -> planes::Filters {
+/// Kernels of the first step (the decoded source to the largest size): Lanczos3 for luma (and
+/// gray/RGB), Mitchell for 4:2:0 chroma. Measured on the tuning half of bench/photos against
+/// libvips (docs/BENCHMARKS.md): Catmull-Rom luma loses 0.0014-0.0023 of SSIM on Y, R, G and B
+/// at every size; Box chroma loses 0.0008 on B at 1080. Mitchell, Bilinear, Hamming and
+/// Catmull-Rom chroma are within 0.0004 of each other on every channel: Mitchell keeps Cb and
+/// Cr at libvips' level with 0.3 % fewer bytes than Catmull-Rom.
+fn first_step() -> planes::Filters {
+    planes::Filters {
+        luma: planes::lanczos3(),
+        chroma: fast_image_resize::FilterType::Mitchell,
+    }
+}
+
+/// Kernels of the cascaded steps (each smaller size from the previous one): Lanczos3 for luma,
+/// Catmull-Rom for chroma. A softer kernel compounds from step to step: Hamming luma loses
+/// 0.004-0.005 at 720 and 360, Box chroma 0.0065 on B at 360, Hamming chroma 0.0015 on Cb.
+fn cascade() -> planes::Filters {
     planes::Filters {
         luma: planes::lanczos3(),
         chroma: fast_image_resize::FilterType::CatmullRom,
     }
 }
+
+/// Renditions of at most this many pixels (360p of any aspect up to ~3:1) get fitted Huffman
+/// tables, as do re-encodes at the source's own size (no resize was paid for): ~2.5 % fewer
+/// bytes where the extra pass costs least (see `encode::Huffman`).
+const FITTED_HUFFMAN_MAX_PIXELS: u64 = 400_000;

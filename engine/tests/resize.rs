@@ -293,3 +293,50 @@ fn an_icc_profile_is_converted_to_srgb() {
         "{plain:?}"
     );
 }
+
+/// The code-length counts of a JPEG's luma DC Huffman table (class 0, id 0), from its DHT.
+fn luma_dc_counts(jpeg: &[u8]) -> Option<[u8; 16]> {
+    let mut at = 2;
+    while at + 4 <= jpeg.len() && jpeg[at] == 0xFF {
+        let (marker, len) = (
+            jpeg[at + 1],
+            usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]])),
+        );
+        if marker == 0xC4 {
+            let mut t = at + 4;
+            while t < at + 2 + len {
+                let counts: [u8; 16] = jpeg[t + 1..t + 17].try_into().ok()?;
+                if jpeg[t] == 0x00 {
+                    return Some(counts);
+                }
+                t += 17 + counts.iter().map(|&c| usize::from(c)).sum::<usize>();
+            }
+        }
+        at += 2 + len;
+    }
+    None
+}
+
+#[test]
+fn fitted_huffman_tables_where_they_are_cheap_standard_ones_elsewhere() {
+    // JPEG's Annex K luma DC table, which libjpeg writes unless asked to fit tables.
+    const STANDARD: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+    let r = resize(&jpeg_of(&gradient(3000, 2000), 90), &[1080, 360]).unwrap();
+    let tables: Vec<_> = r
+        .renditions
+        .iter()
+        .map(|r| luma_dc_counts(&r.data))
+        .collect();
+    assert_eq!(
+        tables[0],
+        Some(STANDARD),
+        "1620x1080 is resized: standard tables"
+    );
+    assert!(
+        tables[1].is_some_and(|t| t != STANDARD),
+        "540x360 is small: fitted tables"
+    );
+    // A source under the largest size is re-encoded at its own size: no resize was paid for.
+    let r = resize(&jpeg_of(&gradient(1001, 667), 90), &[1080]).unwrap();
+    assert!(luma_dc_counts(&r.renditions[0].data).is_some_and(|t| t != STANDARD));
+}
