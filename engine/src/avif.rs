@@ -31,10 +31,10 @@ fn heif(e: HeifError) -> EngineError {
 
 /// Encodes one rendition. `quality` is the batch's 1..=100, given to libheif as is: its
 /// scale is libavif's (`cq-level = (100 - quality) × 63 / 100`), the one AVIF tools share.
-/// With `embed`, the credits go into an `Exif` item. No ICC profile: libheif-rs 0.20 hands
-/// libheif the profile type without its terminating NUL, which libheif refuses ("Invalid
-/// color_profile_type"), and the nclx `colr` box every rendition has describes sRGB for AVIF
-/// readers (below).
+/// With `embed`, the credits go into an `Exif` item and the sRGB profile into a `colr` box of
+/// type `prof`, added after libheif wrote the file (`isobmff::with_icc`): libheif-rs 0.20
+/// hands libheif the profile type without its terminating NUL, which libheif refuses
+/// ("Invalid color_profile_type"). The nclx `colr` box every rendition has stays (below).
 pub fn encode(pixels: &Pixels, quality: u8, embed: Option<&Embed>) -> Result<Vec<u8>, EngineError> {
     let mut image = match pixels {
         Pixels::Rgb(p) => image(p, RgbChroma::Rgb)?,
@@ -74,7 +74,11 @@ pub fn encode(pixels: &Pixels, quality: u8, embed: Option<&Embed>) -> Result<Vec
         // libheif finds the TIFF header itself and writes the item's offset prefix.
         context.add_exif_metadata(&handle, tiff).map_err(heif)?;
     }
-    context.write_to_bytes().map_err(heif)
+    let avif = context.write_to_bytes().map_err(heif)?;
+    match embed {
+        Some(e) => crate::isobmff::with_icc(&avif, e.icc),
+        None => Ok(avif),
+    }
 }
 
 /// A libheif image holding `p` (packed RGB or RGBA, 8 bits).

@@ -3,8 +3,8 @@
 //! GPS or any other tag) and an sRGB ICC profile, which the renditions are in already. Each
 //! format gets them where its readers look: JPEG APP1 "Exif" and APP2 "ICC_PROFILE" segments
 //! (here), WebP `EXIF` and `ICCP` chunks in an extended (`VP8X`) file (here), PNG `eXIf` and
-//! `iCCP` (the `image` crate's encoder), AVIF an `Exif` item (libheif) and no ICC profile: its
-//! nclx `colr` box says sRGB already (see `avif::encode` for why no profile).
+//! `iCCP` (the `image` crate's encoder), AVIF an `Exif` item (libheif) and a `colr` box of type
+//! `prof` beside its nclx one (`isobmff`).
 
 use std::sync::LazyLock;
 

@@ -24,6 +24,7 @@ mod encode;
 mod exif;
 mod heif;
 mod icc;
+mod isobmff;
 mod jpeg;
 mod jpeg_markers;
 mod other;

@@ -1,11 +1,13 @@
 //! The batch's metadata choice, read back by readers independent of the engine: kamadak-exif
 //! for EXIF (JPEG, PNG, WebP and AVIF containers alike), the `image` crate's decoders for the
-//! ICC profile, libheif for AVIF's colour box. `copyright` keeps the source's Artist and
-//! Copyright and adds an sRGB profile (AVIF: its nclx box says sRGB, no profile); GPS and
-//! every other tag never reach a rendition; `strip` keeps nothing.
+//! ICC profile, libheif for AVIF's colour boxes and Pillow (pillow-heif) for its pixels.
+//! `copyright` keeps the source's Artist and Copyright and adds an sRGB profile (AVIF: an ICC
+//! `colr` box beside the nclx one that says sRGB); GPS and every other tag never reach a
+//! rendition; `strip` keeps nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
 mod common;
+mod independent;
 
 use std::io::Cursor;
 
@@ -149,6 +151,21 @@ fn avif_says_srgb(data: &[u8]) -> bool {
     })
 }
 
+/// The profile is added to the file libheif wrote (boxes grown, item offsets moved): Pillow
+/// decodes the same pixels as from the stripped rendition of the same source.
+fn assert_avif_pixels_untouched(with_profile: &[u8], source: &[u8]) {
+    let stripped = run(source, OutputFormat::Avif, MetadataChoice::Strip);
+    let (ours, plain) = (
+        independent::pillow(with_profile).unwrap(),
+        independent::pillow(&stripped).unwrap(),
+    );
+    assert_eq!((ours.width, ours.height), (plain.width, plain.height));
+    assert!(
+        ours.data == plain.data,
+        "the profile changed the AVIF's pixels"
+    );
+}
+
 fn is_srgb(profile: &[u8]) -> bool {
     let p = lcms2::Profile::new_icc(profile).unwrap();
     p.info(lcms2::InfoType::Description, lcms2::Locale::none())
@@ -182,12 +199,13 @@ fn copyright_keeps_artist_copyright_and_srgb_and_never_gps() {
         assert_eq!(tags, vec![Tag::Artist, Tag::Copyright], "{format:?}");
         if format == OutputFormat::Avif {
             assert!(avif_says_srgb(&out), "AVIF: no sRGB nclx box");
-        } else {
-            let profile = icc(&out, format).unwrap_or_else(|| panic!("{format:?}: no ICC"));
-            assert!(is_srgb(&profile), "{format:?}: the profile is not sRGB");
         }
+        let profile = icc(&out, format).unwrap_or_else(|| panic!("{format:?}: no ICC"));
+        assert!(is_srgb(&profile), "{format:?}: the profile is not sRGB");
         // Still an image its readers decode.
-        if format != OutputFormat::Avif {
+        if format == OutputFormat::Avif {
+            assert_avif_pixels_untouched(&out, &input);
+        } else {
             let img = image::load_from_memory(&out).unwrap();
             assert_eq!((img.width(), img.height()), (80, 60), "{format:?}");
         }
@@ -241,6 +259,15 @@ fn credits_come_from_png_webp_and_heif_exif_too_and_a_source_without_gets_the_pr
     let out = run(&plain, OutputFormat::Jpeg, MetadataChoice::Copyright);
     assert!(exif_fields(&out).is_none());
     assert!(icc(&out, OutputFormat::Jpeg).is_some_and(|p| is_srgb(&p)));
+
+    // An AVIF with alpha holds two items (colour and alpha): both still where they were.
+    let rgba = image::RgbaImage::from_fn(80, 60, |x, y| {
+        image::Rgba([x as u8 * 3, y as u8 * 4, 90, (x + y) as u8])
+    });
+    let rgba = png_of(&image::DynamicImage::ImageRgba8(rgba));
+    let avif = run(&rgba, OutputFormat::Avif, MetadataChoice::Copyright);
+    assert!(icc(&avif, OutputFormat::Avif).is_some_and(|p| is_srgb(&p)));
+    assert_avif_pixels_untouched(&avif, &rgba);
 
     // A grey rendition gets no RGB profile (invalid on a grey JPEG or PNG).
     let grey = image::GrayImage::from_fn(80, 60, |x, _| image::Luma([x as u8 * 3]));
