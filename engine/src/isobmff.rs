@@ -265,12 +265,21 @@ mod tests {
     #[test]
     fn what_is_not_a_well_formed_heif_is_an_error_not_a_panic() {
         let meta = bx(b"meta", &[0, 0, 0, 0]);
-        for data in [&b""[..], b"garbage!", &bx(b"ftyp", b"avif"), &meta, &meta[..10]] {
+        for data in [
+            &b""[..],
+            b"garbage!",
+            &bx(b"ftyp", b"avif"),
+            &meta,
+            &meta[..10],
+        ] {
             assert!(with_icc(data, b"icc").is_err());
         }
         // Every prefix of a file whose boxes claim more than they hold.
         let mut data = bx(b"ftyp", b"avif");
-        data.extend(bx(b"meta", &[0, 0, 0, 0, 0, 0, 0, 99, b'p', b'i', b't', b'm']));
+        data.extend(bx(
+            b"meta",
+            &[0, 0, 0, 0, 0, 0, 0, 99, b'p', b'i', b't', b'm'],
+        ));
         for end in 0..data.len() {
             assert!(with_icc(&data[..end], b"icc").is_err());
         }
