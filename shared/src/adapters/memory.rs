@@ -11,13 +11,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+mod batches;
 mod caps;
 mod upkeep;
 
 use super::clock::{Clock, SystemClock};
-use super::records::{apply_outcome, page_bounds};
+use super::records::page_bounds;
 use crate::codes::Effect;
-use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
+use crate::model::{Batch, PhotoOutcome, PhotoRecord};
 use crate::ports::state_store::{
     CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision, RecordResult, Session,
     SessionQuota, StateError, StateStore, claim_field,
@@ -222,29 +223,7 @@ impl StateStore for MemoryStateStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        if entry.batch.state != BatchState::Open {
-            return Err(StateError::BatchClosed);
-        }
-        // A photo already registered (a retried request) is neither added nor counted twice.
-        let mut fresh: Vec<&PhotoRecord> = Vec::with_capacity(photos.len());
-        let mut seen = HashSet::new();
-        for photo in photos {
-            if !entry.photos.contains_key(&photo.id) && seen.insert(photo.id) {
-                fresh.push(photo);
-            }
-        }
-        // Live pending uploads hold their place too, except those of the photos at hand.
-        let at_hand: HashSet<Uuid> = fresh.iter().map(|p| p.id).collect();
-        let pending = entry.live_pending(now, &at_hand);
-        if entry.batch.total + pending + fresh.len() as u64 > limit {
-            return Err(StateError::TooManyPhotos { limit });
-        }
-        for photo in fresh {
-            entry.order.push(photo.id);
-            entry.photos.insert(photo.id, photo.clone());
-            entry.batch.total += 1;
-        }
-        let batch = entry.batch.clone();
+        let batch = entry.add(photos, limit, now)?;
         inner.wrote(now);
         self.announce(batch_id);
         Ok(batch)
@@ -254,21 +233,9 @@ impl StateStore for MemoryStateStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        let mut completed_now = false;
-        if entry.batch.state == BatchState::Open {
-            if entry.batch.done + entry.batch.failed == entry.batch.total {
-                entry.batch.state = BatchState::Completed;
-                completed_now = true;
-            } else {
-                entry.batch.state = BatchState::Processing;
-            }
-        }
-        let batch = entry.batch.clone();
+        let closed = entry.close();
         self.announce(batch_id);
-        Ok(CloseResult {
-            batch,
-            completed_now,
-        })
+        Ok(closed)
     }
 
     async fn record_outcome(
@@ -280,33 +247,12 @@ impl StateStore for MemoryStateStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        let Some(photo) = entry.photos.get_mut(&photo_id) else {
-            return Ok(RecordResult::UnknownPhoto {
-                batch: entry.batch.clone(),
-            });
-        };
-        if photo.state != PhotoState::Queued {
-            return Ok(RecordResult::AlreadyRecorded {
-                batch: entry.batch.clone(),
-            });
+        let result = entry.record(photo_id, outcome);
+        if matches!(result, RecordResult::Recorded { .. }) {
+            inner.wrote(now);
+            self.announce(batch_id);
         }
-        apply_outcome(photo, outcome);
-        match outcome {
-            PhotoOutcome::Done { .. } => entry.batch.done += 1,
-            PhotoOutcome::Failed { .. } => entry.batch.failed += 1,
-        }
-        let b = &mut entry.batch;
-        let completed_now = b.state == BatchState::Processing && b.done + b.failed == b.total;
-        if completed_now {
-            b.state = BatchState::Completed;
-        }
-        let batch = b.clone();
-        inner.wrote(now);
-        self.announce(batch_id);
-        Ok(RecordResult::Recorded {
-            batch,
-            completed_now,
-        })
+        Ok(result)
     }
 
     async fn get_photo(
@@ -448,27 +394,7 @@ impl StateStore for MemoryStateStore {
     ) -> Result<RateDecision, StateError> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        let slot = inner
-            .rates
-            .entry(key.to_owned())
-            .or_insert_with(|| RateWindow {
-                count: 0,
-                ends_at: after(now, window),
-            });
-        if slot.ends_at <= now {
-            slot.count = 0;
-            slot.ends_at = after(now, window);
-        }
-        slot.count = slot.count.saturating_add(1);
-        let decision = if slot.count > limit {
-            RateDecision::Limited {
-                retry_after: (slot.ends_at - now).to_std().unwrap_or(Duration::ZERO),
-            }
-        } else {
-            RateDecision::Allowed {
-                remaining: limit - slot.count,
-            }
-        };
+        let decision = inner.count_request(key, limit, window, now);
         inner.wrote(now);
         Ok(decision)
     }
@@ -492,14 +418,11 @@ impl StateStore for MemoryStateStore {
     ) -> Result<bool, StateError> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        let leases = inner.streams.entry(session_id.to_owned()).or_default();
-        leases.retain(|_, until| *until > now);
-        if !leases.contains_key(&stream_id) && leases.len() >= limit as usize {
-            return Ok(false);
+        let opened = inner.open_stream(session_id, stream_id, limit, after(now, lease), now);
+        if opened {
+            inner.wrote(now);
         }
-        leases.insert(stream_id, after(now, lease));
-        inner.wrote(now);
-        Ok(true)
+        Ok(opened)
     }
 
     async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {

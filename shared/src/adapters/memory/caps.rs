@@ -1,7 +1,8 @@
 //! The caps one client may not pass, by the rules of the Redis scripts: sessions per client
-//! address (`create_session.lua`), open batches per session (`create_batch.lua` with the
-//! owner's set) and pending uploads against the photo limit (`put_pending.lua`,
-//! `add_photos.lua`). Each runs under the store's one lock, so it is atomic.
+//! address (`count_session.lua`), open batches per session (`create_batch.lua`,
+//! `hold_open_batch.lua`), pending uploads against the photo limit (`put_pending.lua`,
+//! `add_photos.lua`), requests per window (`rate_limit.lua`) and event streams per session
+//! (`stream_lease.lua`). Each runs under the store's one lock, so it is atomic.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{BatchEntry, Inner, after};
+use super::{BatchEntry, Inner, RateWindow, after};
 use crate::model::{Batch, BatchState};
-use crate::ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
+use crate::ports::state_store::{PendingUpload, RateDecision, Session, SessionQuota, StateError};
 
 impl Inner {
     /// Stores `session` unless its creator made `quota.max` sessions within the last `ttl`.
@@ -102,4 +103,56 @@ pub(super) fn create_capped(
     }
     inner.insert_batch(batch, now);
     true
+}
+
+impl Inner {
+    /// Counts one request against `key`'s fixed window (`rate_limit.lua`).
+    pub(super) fn count_request(
+        &mut self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> RateDecision {
+        let slot = self
+            .rates
+            .entry(key.to_owned())
+            .or_insert_with(|| RateWindow {
+                count: 0,
+                ends_at: after(now, window),
+            });
+        if slot.ends_at <= now {
+            slot.count = 0;
+            slot.ends_at = after(now, window);
+        }
+        slot.count = slot.count.saturating_add(1);
+        if slot.count > limit {
+            RateDecision::Limited {
+                retry_after: (slot.ends_at - now).to_std().unwrap_or(Duration::ZERO),
+            }
+        } else {
+            RateDecision::Allowed {
+                remaining: limit - slot.count,
+            }
+        }
+    }
+
+    /// Leases `stream_id` until `until` unless the session holds `limit` live leases of other
+    /// streams already (`stream_lease.lua`).
+    pub(super) fn open_stream(
+        &mut self,
+        session_id: &str,
+        stream_id: Uuid,
+        limit: u32,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let leases = self.streams.entry(session_id.to_owned()).or_default();
+        leases.retain(|_, lease| *lease > now);
+        if !leases.contains_key(&stream_id) && leases.len() >= limit as usize {
+            return false;
+        }
+        leases.insert(stream_id, until);
+        true
+    }
 }
