@@ -23,9 +23,10 @@ pub enum Huffman {
     /// The standard tables of the JPEG specification (Annex K), as libvips writes by default.
     Standard,
     /// Tables fitted to the rendition: ~2.5 % fewer bytes, for libjpeg-turbo's extra pass
-    /// gathering statistics over every block. Measured on the tuning half (bench/engine.sh's
-    /// driver, CPU-s for 42 photos): +37 % of the whole pipeline's CPU at 1080, +11 % at 720,
-    /// ~+2 % at 360, for −2.6 %, −2.2 % and −2.4 % of those sizes' bytes.
+    /// gathering statistics over every block. Measured on the tuning half (bench/engine-ab.sh,
+    /// CPU-s for 42 photos): 1.29 with standard tables, 1.25 fitted at 360 (noise), 1.39 at
+    /// 720 and 360, 1.86 at every size, for −2.4 %, −2.2 % and −2.6 % of the bytes at 360,
+    /// 720 and 1080 (docs/BENCHMARKS.md).
     Fitted,
 }
 

@@ -11,12 +11,11 @@ fn bad(what: &str) -> EngineError {
     EngineError::CorruptImage(format!("AVIF profile: {what}"))
 }
 
-/// One box: where it starts, where its header ends and where it ends (all file offsets), and
+/// One box: where its header ends and where it ends (file offsets), and
 /// where its size field is and how wide (4 bytes, or 8 for a `largesize`).
 #[derive(Debug, Clone, Copy)]
 struct Box {
     kind: [u8; 4],
-    start: usize,
     body: usize,
     end: usize,
     size_at: usize,
@@ -60,7 +59,6 @@ fn boxes(data: &[u8], from: usize, to: usize) -> Result<Vec<Box>, EngineError> {
             .ok_or_else(|| bad("a box overruns its parent"))?;
         out.push(Box {
             kind,
-            start: at,
             body,
             end,
             size_at,
@@ -121,7 +119,7 @@ pub fn with_icc(avif: &[u8], icc: &[u8]) -> Result<Vec<u8>, EngineError> {
     let grown = |b: &Box| -> u64 {
         inserts
             .iter()
-            .filter(|(at, _)| (b.body..=b.end).contains(at) && *at > b.start)
+            .filter(|(at, _)| (b.body..=b.end).contains(at))
             .map(|(_, bytes)| bytes.len() as u64)
             .sum()
     };

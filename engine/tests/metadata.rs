@@ -11,7 +11,7 @@ mod independent;
 
 use std::io::Cursor;
 
-use common::{gradient, insert_segment, jpeg_of, png_of};
+use common::{gradient, insert_segment, jpeg_of, png_of, rgba_png};
 use exif::{In, Tag, Value};
 use image::ImageDecoder;
 use tirage_engine::{Limits, resize};
@@ -261,10 +261,9 @@ fn credits_come_from_png_webp_and_heif_exif_too_and_a_source_without_gets_the_pr
     assert!(icc(&out, OutputFormat::Jpeg).is_some_and(|p| is_srgb(&p)));
 
     // An AVIF with alpha holds two items (colour and alpha): both still where they were.
-    let rgba = image::RgbaImage::from_fn(80, 60, |x, y| {
+    let rgba = rgba_png(80, 60, |x, y| {
         image::Rgba([x as u8 * 3, y as u8 * 4, 90, (x + y) as u8])
     });
-    let rgba = png_of(&image::DynamicImage::ImageRgba8(rgba));
     let avif = run(&rgba, OutputFormat::Avif, MetadataChoice::Copyright);
     assert!(icc(&avif, OutputFormat::Avif).is_some_and(|p| is_srgb(&p)));
     assert_avif_pixels_untouched(&avif, &rgba);
