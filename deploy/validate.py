@@ -450,10 +450,19 @@ def check_keda(name, by_kind, deployments, secrets, secret_keys) -> None:
                 err(where, f"rabbitmq trigger mode {md.get('mode')}")
             if not str(md.get("value", "")).isdigit():
                 err(where, "rabbitmq trigger needs a numeric value")
-            # The work queue is `{[amqp] queue_prefix}.resize` (shared/src/adapters/amqp/topology.rs).
-            queue = setting("amqp", "queue_prefix", "tirage") + ".resize"
-            if md.get("queueName") != queue:
-                err(where, f"queueName {md.get('queueName')} is not the work queue '{queue}'")
+            # The work queues are `{[amqp] queue_prefix}.resize` and `.effects`, one per lane
+            # (shared/src/adapters/amqp/topology.rs).
+            prefix = setting("amqp", "queue_prefix", "tirage")
+            queues = {f"{prefix}.resize", f"{prefix}.effects"}
+            if md.get("queueName") not in queues:
+                err(where, f"queueName {md.get('queueName')} is not a work queue {sorted(queues)}")
+        watched = {t.get("metadata", {}).get("queueName") for t in rabbit}
+        lanes = {f"{setting('amqp', 'queue_prefix', 'tirage')}.{lane}" for lane in ("resize", "effects")}
+        if spec.get("minReplicaCount", 0) == 0 and not lanes <= watched:
+            # Scaled to zero, a worker wakes only for what a trigger watches.
+            err(where, f"scales to zero but does not watch every lane: {sorted(lanes - watched)}")
+        for t in rabbit:
+            md = t.get("metadata", {})
             ref = t.get("authenticationRef", {}).get("name")
             if ref not in auths and "host" not in md and "hostFromEnv" not in md:
                 err(where, f"rabbitmq trigger has no broker address (authenticationRef {ref})")

@@ -220,7 +220,7 @@ mod specifics {
     /// to the queue at once, not left unsettled holding the consumer's only prefetch slot.
     #[tokio::test]
     async fn a_failed_retry_publish_hands_the_delivery_back() {
-        use tirage_shared::ports::{JobQueue, WorkItem};
+        use tirage_shared::ports::{JobQueue, Lane, WorkItem};
         use tirage_shared::testing::AmqpTestExt;
 
         let settings = testing::amqp_settings();
@@ -230,14 +230,17 @@ mod specifics {
             redrive: false,
         };
         queue.publish(&item).await.unwrap();
-        let mut stream = queue.consume(1).await.unwrap();
+        let mut stream = queue.consume(Lane::Effects, 1).await.unwrap();
         let first = tokio::time::timeout(QUICKLY, stream.next())
             .await
             .expect("a delivery")
             .unwrap()
             .unwrap();
         assert!(!first.redelivered);
-        queue.delete_queue(&settings.delay_queue()).await.unwrap();
+        queue
+            .delete_queue(&settings.delay_queue(Lane::Effects))
+            .await
+            .unwrap();
 
         let err = first
             .handle

@@ -26,12 +26,12 @@ mod rabbitmq_quorum {
 #[cfg(all(feature = "testing", feature = "amqp"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_reconnects_after_the_connection_died() {
-    use tirage_shared::ports::JobQueue;
+    use tirage_shared::ports::{JobQueue, Lane};
     use tirage_shared::testing::AmqpTestExt;
     use tirage_shared::testing::contract_queue::{job, next};
 
     let queue = tirage_shared::testing::amqp_queue().await;
-    let mut stream = queue.consume(4).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     queue.close_connection().await;
     // The consumer on the dead connection ends instead of hanging.
     let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await;
@@ -42,7 +42,7 @@ async fn rabbitmq_reconnects_after_the_connection_died() {
     let item = job();
     queue.publish(&item).await.unwrap();
     queue.ping().await.unwrap();
-    let mut stream = queue.consume(4).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     let d = next(&mut stream).await;
     assert_eq!(d.item, item);
     d.handle.ack().await.unwrap();
@@ -55,7 +55,7 @@ async fn rabbitmq_reconnects_after_the_connection_died() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
     use tirage_shared::adapters::amqp::QueueType;
-    use tirage_shared::ports::{JobQueue, QueueError};
+    use tirage_shared::ports::{JobQueue, Lane, QueueError};
     use tirage_shared::testing::contract_queue::{job, next};
     use tirage_shared::testing::outage::{ServiceLink, url_addr, url_via};
     use tirage_shared::testing::{amqp_queue_with, amqp_settings_of, amqp_url};
@@ -101,7 +101,7 @@ async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
 
     two.restore().await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await; // the reconnect cooldown
-    let mut stream = queue.consume(10).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 10).await.unwrap();
     for item in &items {
         let d = next(&mut stream).await;
         assert_eq!(

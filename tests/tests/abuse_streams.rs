@@ -18,8 +18,8 @@ mod abuse_support;
 use std::time::{Duration, Instant};
 
 use abuse_support::{
-    Api, Cluster, Receiver, api_pids, callbacks, cluster_up, noise_jpeg, upload_now,
-    upload_retrying_busy, vm_hwm_kib,
+    Api, Cluster, Receiver, SilentReceiver, api_pids, callbacks, cluster_up, noise_jpeg,
+    upload_now, upload_retrying_busy, vm_hwm_kib,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -34,6 +34,7 @@ const SECRET: &str = "abuse-suite-callback-key-4f1d9c0b7e2a";
 async fn abuse_of_streams_is_refused_and_others_are_served() {
     let receiver = Receiver::start("127.0.0.2", SECRET).await;
     let canary = Receiver::start("127.0.0.2", SECRET).await;
+    let silent = SilentReceiver::start("127.0.0.2").await;
     let cluster = cluster_up(&[
         (
             "TIRAGE__API__EVENTS_PER_SESSION",
@@ -47,7 +48,7 @@ async fn abuse_of_streams_is_refused_and_others_are_served() {
         ("TIRAGE__WORKER__CALLBACK_SECRET", SECRET.into()),
         (
             "TIRAGE__WORKER__CALLBACK_PORTS",
-            format!("80,443,{}", receiver.port),
+            format!("80,443,{},{}", receiver.port, silent.port),
         ),
         (
             "TIRAGE__WORKER__CALLBACK_ALLOW_NETWORKS",
@@ -59,6 +60,7 @@ async fn abuse_of_streams_is_refused_and_others_are_served() {
     let bystander = Api::new(base.clone()).await;
     let bystander_batch = bystander.create_batch_with(json!({})).await;
 
+    silent_callback_receivers_hold_no_resize_capacity(&cluster, &base, &silent).await;
     sse_flood_is_capped(&base, &bystander, &bystander_batch).await;
     webhooks_replayed_or_forged_are_refused(&base, &receiver, &bystander, &bystander_batch).await;
     ssrf_targets_are_refused(&cluster, &base, &canary, &receiver).await;
@@ -69,6 +71,70 @@ async fn abuse_of_streams_is_refused_and_others_are_served() {
         &bystander_batch,
     )
     .await;
+}
+
+/// One session closes 50 empty batches whose callback URL accepts connections and never
+/// answers; another session's batch of 16 photos then finishes about as fast as before
+/// them (with the callbacks inside the finalisation on the resize queue, 12 such batches
+/// left 16 photos at 0 done after 120 s). Prints the ratio docs/RELIABILITY.md quotes.
+async fn silent_callback_receivers_hold_no_resize_capacity(
+    cluster: &Cluster,
+    base: &str,
+    silent: &SilentReceiver,
+) {
+    eprintln!("== case: 50 batches calling a receiver that never answers");
+    let photos: Vec<Vec<u8>> = (0..16).map(|i| noise_jpeg(1280 + 8 * i, 960)).collect();
+    let bystander = Api::new(base.to_string()).await;
+    let batch_time = |api: &Api| {
+        let (api, photos) = (api.clone(), photos.clone());
+        async move {
+            let started = Instant::now();
+            let batch = api.create_batch().await;
+            for (i, bytes) in photos.iter().enumerate() {
+                upload_now(&api, &batch, &format!("p{i}.jpg"), bytes).await;
+            }
+            api.close(&batch).await;
+            let done = api.wait_completed(&batch, Duration::from_secs(300)).await;
+            assert_eq!(
+                (done["done"].as_u64(), done["failed"].as_u64()),
+                (Some(16), Some(0))
+            );
+            started.elapsed()
+        }
+    };
+    let baseline = batch_time(&bystander).await;
+    let attacker = Api::new(base.to_string()).await;
+    let given_up_before = callbacks(cluster, "gave_up").await;
+    for _ in 0..50 {
+        let batch = attacker
+            .create_batch_with(json!({ "callback_url": silent.url }))
+            .await;
+        attacker.close(&batch).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while silent.accepted() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no callback reached the silent receiver"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let loaded = batch_time(&bystander).await;
+    let ratio = loaded.as_secs_f64() / baseline.as_secs_f64();
+    eprintln!(
+        "silent receivers: 16 photos in {baseline:?} alone, {loaded:?} beside 50 silent \
+         callbacks: ratio {ratio:.2}; the receiver accepted {} connections",
+        silent.accepted()
+    );
+    eprintln!(
+        "silent receivers: {} callbacks given up so far",
+        callbacks(cluster, "gave_up").await - given_up_before
+    );
+    // Noise allowance on a shared 2-core machine; a held resize lane takes minutes.
+    assert!(
+        loaded <= baseline.mul_f64(1.5) + Duration::from_secs(2),
+        "the bystander's batch slowed from {baseline:?} to {loaded:?}"
+    );
 }
 
 /// The bystander's batch answers 200: the service keeps serving other sessions.

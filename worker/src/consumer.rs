@@ -1,25 +1,27 @@
-//! The consume loop: take deliveries from the queue, run each in its own task, consume again
-//! with backoff whenever the stream ends or fails, and drain the tasks on shutdown.
+//! The consume loop of one lane: take deliveries from the queue, run each in its own task,
+//! consume again with backoff whenever the stream ends or fails, and drain the tasks on
+//! shutdown. A worker runs one loop per lane, each with its own prefetch, so resizes and
+//! effects (finalisations, callbacks) never wait for each other's slots.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tirage_shared::backoff::Backoff;
-use tirage_shared::ports::{Delivery, JobStream, WorkItem};
+use tirage_shared::ports::{Delivery, JobStream, Lane, WorkItem};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::Ctx;
-use crate::outcome::{self, Settle, Tries};
-use crate::{finalize, gate, job};
+use crate::outcome::{self, EffectRun, Settle, Tries};
+use crate::{callback, finalize, gate, job};
 
-/// Consumes until `stop` is cancelled, then drains: in-flight jobs get the grace period,
-/// the rest go back to the queue.
-pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
+/// Consumes `lane` until `stop` is cancelled, then drains: in-flight jobs get the grace
+/// period, the rest go back to the queue.
+pub(crate) async fn consume(ctx: Arc<Ctx>, lane: Lane, stop: CancellationToken) {
     let tracker = TaskTracker::new();
     let abandon = CancellationToken::new();
-    let prefetch = ctx.settings.prefetch();
+    let prefetch = ctx.settings.prefetch(lane);
     let reconnect = Backoff::new(
         Duration::from_millis(ctx.settings.reconnect_base_ms),
         Duration::from_millis(ctx.settings.reconnect_cap_ms),
@@ -31,11 +33,11 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
             let consumed = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
-                r = tokio::time::timeout(ctx.settings.io_timeout(), ctx.ports.queue.consume(prefetch)) => r,
+                r = tokio::time::timeout(ctx.settings.io_timeout(), ctx.ports.queue.consume(lane, prefetch)) => r,
             };
             match consumed {
                 Ok(Ok(stream)) => {
-                    info!(prefetch, "consuming");
+                    info!(lane = lane.as_str(), prefetch, "consuming");
                     current = Some(stream);
                     continue;
                 }
@@ -62,7 +64,7 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
         match next {
             Some(Ok(delivery)) => {
                 failures = 0;
-                tracker.spawn(handle(ctx.clone(), delivery, abandon.clone()));
+                tracker.spawn(handle(ctx.clone(), lane, delivery, abandon.clone()));
                 continue;
             }
             Some(Err(e)) => warn!(error = %e, "the job stream failed; consuming again"),
@@ -80,7 +82,10 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
     // (and the jobs' own settlements would then fail).
     tracker.close();
     let in_flight = tracker.len();
-    info!(in_flight, "stopping: draining in-flight jobs");
+    info!(
+        lane = lane.as_str(),
+        in_flight, "stopping: draining in-flight jobs"
+    );
     if tokio::time::timeout(ctx.settings.shutdown_grace(), tracker.wait())
         .await
         .is_err()
@@ -93,7 +98,7 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, stop: CancellationToken) {
         tracker.wait().await;
     }
     drop(current);
-    info!("stopped");
+    info!(lane = lane.as_str(), "stopped");
 }
 
 /// Waits `delay` unless stopped first; false when stopped.
@@ -104,9 +109,9 @@ async fn pause(stop: &CancellationToken, delay: Duration) -> bool {
     }
 }
 
-/// Handles one delivery and settles it. `cancel` fires when the shutdown grace period ran
-/// out: the job is then abandoned and its message requeued for another worker.
-async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
+/// Handles one delivery of `lane` and settles it. `cancel` fires when the shutdown grace
+/// period ran out: the job is then abandoned and its message requeued for another worker.
+async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: CancellationToken) {
     let Delivery {
         item,
         attempt,
@@ -135,6 +140,10 @@ async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
             "finalize",
             info_span!("job", kind = "finalize", batch_id = %batch_id, attempt, redelivered),
         ),
+        WorkItem::Callback { batch_id, .. } => (
+            "callback",
+            info_span!("job", kind = "callback", batch_id = %batch_id, attempt, redelivered),
+        ),
     };
     async move {
         let started = Instant::now();
@@ -145,10 +154,25 @@ async fn handle(ctx: Arc<Ctx>, delivery: Delivery, cancel: CancellationToken) {
                     let result = job::run(&ctx, &job, attempt, redelivered).await;
                     outcome::resize_verdict(&ctx, &job, tries, result).await
                 }
+                // Effects published to the resize queue by a version before the lanes: moved
+                // to their own lane rather than run in a resize slot.
+                other if other.lane() != lane => {
+                    let moved = ctx.io("move to its lane", ctx.ports.queue.publish(&other));
+                    let result = moved.await.map(|()| EffectRun::Settled("moved"));
+                    outcome::effect_verdict(&ctx, tries, result).await
+                }
                 WorkItem::FinalizeBatch { batch_id, redrive } => {
                     let maybe_ours = attempt > 1 || redelivered || redrive;
                     let result = finalize::run(&ctx, batch_id, maybe_ours).await;
-                    outcome::finalize_verdict(&ctx, tries, result).await
+                    let result = result.map(EffectRun::Settled);
+                    outcome::effect_verdict(&ctx, tries, result).await
+                }
+                WorkItem::Callback {
+                    batch_id,
+                    completed_at,
+                } => {
+                    let result = callback::run(&ctx, batch_id, completed_at, tries).await;
+                    outcome::effect_verdict(&ctx, tries, result).await
                 }
             }
         };

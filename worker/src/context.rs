@@ -11,6 +11,7 @@ pub use tirage_shared::runtime::Ports;
 use crate::cpu::CpuPool;
 use crate::failure::Failure;
 use crate::gate::Gate;
+use crate::host_slots::HostSlots;
 use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
 
@@ -29,6 +30,8 @@ pub(crate) struct Ctx {
     pub cpu: CpuPool,
     /// Closed while a dependency is down: intake pauses.
     pub gate: Gate,
+    /// Callbacks in flight per receiving host.
+    pub callback_hosts: HostSlots,
 }
 
 impl Ctx {

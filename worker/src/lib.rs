@@ -8,8 +8,10 @@
 
 //!
 //! Inside, one module per step, none importing one that imports it back: `consumer` takes
-//! deliveries and hands each to `job` (a resize: read, resize on the CPU pool, store) or
-//! `finalize` (a completed batch's event and callback); `outcome` records what they
+//! deliveries, one loop per lane, and hands each to `job` (a resize: read, resize on the CPU
+//! pool, store), `finalize` (a completed batch's event; its callback handed to its own work
+//! item) or `callback` (one attempt per delivery, retried through the delay queue, bounded
+//! per receiving host); `outcome` records what they
 //! produced, hands completed batches off and settles the delivery (ack, retry later,
 //! dead-letter). `cpu` is the pool the engine runs on (a photo suspected of crashing workers
 //! runs alone); `reconcile` repairs what no job can (stalled batches, undone finalisations,
@@ -18,15 +20,18 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tirage_shared::ports::Lane;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+mod callback;
 mod consumer;
 mod context;
 mod cpu;
 mod failure;
 mod finalize;
 mod gate;
+mod host_slots;
 mod http;
 mod job;
 pub mod metrics;
@@ -46,6 +51,7 @@ pub use signature::{SIGNATURE_HEADER, sign, verify};
 use context::Ctx;
 use cpu::CpuPool;
 use gate::Gate;
+use host_slots::HostSlots;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -156,6 +162,7 @@ impl Worker {
         Arc::new(Ctx {
             cpu: CpuPool::new(settings.effective_concurrency()),
             gate: Gate::default(),
+            callback_hosts: HostSlots::new(settings.callback_per_host),
             settings,
             ports,
             resizer,
@@ -183,7 +190,17 @@ impl Worker {
         let server = tokio::spawn(async move { server.await });
         info!(port = self.addr.port(), concurrency, "worker started");
         let reconciler = tokio::spawn(reconcile::run(ctx.clone(), self.stop.clone()));
-        consumer::consume(ctx, self.stop).await;
+        // One consume loop per lane: effects wait on third parties, resizes on the CPU, and
+        // neither may hold the other's slots.
+        let effects = tokio::spawn(consumer::consume(
+            ctx.clone(),
+            Lane::Effects,
+            self.stop.clone(),
+        ));
+        consumer::consume(ctx, Lane::Resize, self.stop).await;
+        if let Err(e) = effects.await {
+            warn!(error = %e, "the effects consumer failed");
+        }
         http_stop.cancel();
         if let Err(e) = reconciler.await {
             warn!(error = %e, "the reconciler task failed");

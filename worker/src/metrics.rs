@@ -9,8 +9,9 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// Jobs by kind (`resize`, `finalize`) and outcome (`done`, `failed`, `retried`,
-    /// `dead_lettered`, `duplicate`, `dropped`, `requeued`).
+    /// Jobs by kind (`resize`, `finalize`, `callback`) and outcome (`done`, `failed`,
+    /// `retried`, `dead_lettered`, `duplicate`, `dropped`, `requeued`, `moved`: an effect
+    /// found on the resize queue, moved to its lane).
     pub jobs: IntCounterVec,
     pub job_duration: HistogramVec,
     pub in_flight: IntGauge,
@@ -19,7 +20,9 @@ pub struct Metrics {
     /// Photos that failed, by error code.
     pub failures: IntCounterVec,
     pub events_published: IntCounter,
-    /// Callbacks by outcome (`delivered`, `refused`, `gave_up`).
+    /// Callbacks by outcome: `delivered`, `refused`, `gave_up` (each once per callback),
+    /// `retried` (an attempt failed; another one waits in the delay queue), `deferred` (its
+    /// host had `callback_per_host` callbacks in flight: no attempt, tried later).
     pub callbacks: IntCounterVec,
     pub consumer_restarts: IntCounter,
     /// 1 while intake is paused because Redis or the object store does not answer.

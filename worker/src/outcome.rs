@@ -110,25 +110,34 @@ pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Se
     }
 }
 
-/// The verdict on a finalisation (its label when it ran).
-pub(crate) async fn finalize_verdict(
+/// What a delivery of the effects lane did: settled (its outcome label), or a callback to
+/// be tried again after a delay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum EffectRun {
+    Settled(&'static str),
+    Later(Duration),
+}
+
+/// The verdict on a finalisation or a callback attempt.
+pub(crate) async fn effect_verdict(
     ctx: &Ctx,
     tries: Tries,
-    result: Result<&'static str, Failure>,
+    result: Result<EffectRun, Failure>,
 ) -> Verdict {
     match result {
-        Ok(label) => (Settle::Ack, label),
+        Ok(EffectRun::Settled(label)) => (Settle::Ack, label),
+        Ok(EffectRun::Later(delay)) => (Settle::RetryLater(delay), "retried"),
         Err(Failure::Gone) => (Settle::Ack, "dropped"),
         Err(Failure::Transient(msg)) => {
             retry_within_budget(ctx, tries, &msg)
                 .await
                 .unwrap_or_else(|| {
-                    error!(reason = %msg, "finalisation outlasted its retry budget");
+                    error!(reason = %msg, "an effect outlasted its retry budget");
                     dead_letter(FailureCode::RetriesExhausted)
                 })
         }
         Err(Failure::Permanent(code, msg)) => {
-            error!(%code, reason = %msg, "finalisation failed");
+            error!(%code, reason = %msg, "an effect failed");
             dead_letter(code)
         }
     }

@@ -10,6 +10,7 @@ use tirage_engine::Limits;
 
 use crate::ssrf::CallbackPolicy;
 use tirage_shared::cidr::Cidr;
+use tirage_shared::ports::Lane;
 
 /// Everything the worker itself needs; the connection settings of its dependencies live in
 /// their own sections.
@@ -62,8 +63,15 @@ pub struct WorkerSettings {
     pub callback_allow_networks: Vec<Cidr>,
     /// One callback request's timeout.
     pub callback_timeout_ms: u64,
-    /// How long a failing callback is retried (with backoff) before it is given up.
+    /// How long a failing callback is retried (with backoff, through the delay queue)
+    /// before it is given up; waiting for a slot of its host counts too.
     pub callback_retry_for_ms: u64,
+    /// Finalisations and callbacks this worker runs at once (the effects lane's prefetch):
+    /// they wait on third parties, so they have their own bound, apart from the resizes'.
+    pub effects_concurrency: usize,
+    /// Callbacks this worker sends to one host at once; another callback for a host at its
+    /// limit waits in the delay queue instead of holding an effects slot.
+    pub callback_per_host: usize,
     /// How often the reconciler runs (one at a time per deployment, through a lease).
     pub reconcile_every_ms: u64,
     /// A batch with queued photos and no progress this long gets their jobs published
@@ -113,12 +121,16 @@ impl WorkerSettings {
         }
     }
 
-    /// The broker prefetch: two unacknowledged deliveries per CPU slot. With one, the CPU
-    /// idles while a job moves bytes to and from S3 and Redis (and while a finalisation
-    /// retries a callback); a second keeps it busy. Memory stays bounded: at most this
-    /// many originals are held at once.
-    pub fn prefetch(&self) -> u16 {
-        u16::try_from(self.effective_concurrency().saturating_mul(2)).unwrap_or(u16::MAX)
+    /// The broker prefetch of a lane. Resize: two unacknowledged deliveries per CPU slot
+    /// (with one, the CPU idles while a job moves bytes to and from S3 and Redis; a second
+    /// keeps it busy; memory stays bounded: at most this many originals are held at once).
+    /// Effects: `effects_concurrency`.
+    pub fn prefetch(&self, lane: Lane) -> u16 {
+        let slots = match lane {
+            Lane::Resize => self.effective_concurrency().saturating_mul(2),
+            Lane::Effects => self.effects_concurrency,
+        };
+        u16::try_from(slots).unwrap_or(u16::MAX)
     }
 
     pub fn limits(&self) -> Limits {
@@ -174,6 +186,11 @@ impl WorkerSettings {
                 )));
             }
         }
+        if self.effects_concurrency == 0 || self.callback_per_host == 0 {
+            return Err(InvalidSettings(
+                "effects_concurrency and callback_per_host must be at least 1".into(),
+            ));
+        }
         if self.callback_ports.contains(&0) {
             return Err(InvalidSettings("callback_ports may not hold 0".into()));
         }
@@ -218,7 +235,14 @@ mod tests {
             ..s
         };
         s.validate().unwrap();
-        assert_eq!(usize::from(s.prefetch()), 2 * s.effective_concurrency());
+        assert_eq!(
+            usize::from(s.prefetch(Lane::Resize)),
+            2 * s.effective_concurrency()
+        );
+        assert_eq!(
+            usize::from(s.prefetch(Lane::Effects)),
+            s.effects_concurrency
+        );
     }
 
     #[test]

@@ -12,13 +12,16 @@ pub mod services;
 pub mod worker;
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use async_trait::async_trait;
 use serde_json::Value;
 use tirage_api::{Application, Ports, Settings};
-use tirage_shared::ports::{JobQueue, JobStream, ObjectStore, QueueError, StateStore, WorkItem};
+use tirage_shared::ports::{
+    JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore, WorkItem,
+};
 use tirage_shared::runtime::config::Layers;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -49,7 +52,7 @@ pub struct TestApp {
     pub ports: Ports,
     pub settings: Settings,
     handle: ServerHandle,
-    jobs: Mutex<Option<Box<dyn JobStream>>>,
+    jobs: Mutex<HashMap<Lane, Box<dyn JobStream>>>,
     _guard: Box<dyn Any + Send + Sync>,
 }
 
@@ -104,7 +107,7 @@ impl TestApp {
             ports,
             settings,
             handle,
-            jobs: Mutex::new(None),
+            jobs: Mutex::new(HashMap::new()),
             _guard: guard,
         }
     }
@@ -125,8 +128,8 @@ impl JobQueue for RefusingQueue {
             "broker connection lost (test)".into(),
         ))
     }
-    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
-        self.0.consume(prefetch).await
+    async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
+        self.0.consume(lane, prefetch).await
     }
     async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {
         self.0.publish_event(routing_key, payload).await

@@ -1,28 +1,29 @@
 //! A stand-in for the worker: takes the jobs the API published and does their work on real
 //! data, so scenarios can follow a photo from upload to rendition without a worker process.
 
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use tirage_shared::keys;
 use tirage_shared::model::{PhotoOutcome, Rendition, ResizeJob};
-use tirage_shared::ports::{RecordResult, WorkItem};
+use tirage_shared::ports::{Lane, RecordResult, WorkItem};
 
 use super::TestApp;
 
 impl TestApp {
-    /// The next `n` work items from the queue, each acknowledged.
-    pub async fn take_items(&self, n: usize) -> Vec<WorkItem> {
-        let mut guard = self.jobs.lock().await;
-        if guard.is_none() {
-            *guard = Some(
+    /// The next `n` work items from one lane of the queue, each acknowledged.
+    pub async fn take_items(&self, lane: Lane, n: usize) -> Vec<WorkItem> {
+        let mut streams = self.jobs.lock().await;
+        let stream = match streams.entry(lane) {
+            Entry::Occupied(open) => open.into_mut(),
+            Entry::Vacant(slot) => slot.insert(
                 self.ports
                     .queue
-                    .consume(64)
+                    .consume(lane, 64)
                     .await
                     .expect("consume from the job queue"),
-            );
-        }
-        let stream = guard.as_mut().unwrap();
+            ),
+        };
         let mut items = Vec::new();
         while items.len() < n {
             let delivery = tokio::time::timeout(Duration::from_secs(15), stream.next())
@@ -37,7 +38,7 @@ impl TestApp {
     }
 
     pub async fn take_jobs(&self, n: usize) -> Vec<ResizeJob> {
-        self.take_items(n)
+        self.take_items(Lane::Resize, n)
             .await
             .into_iter()
             .map(|item| match item {

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, broadcast};
 
 use super::records::DeadLetter;
 use crate::ports::job_queue::{
-    Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem,
+    Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem,
 };
 
 /// Events kept for a slow subscriber before it starts missing some.
@@ -26,6 +26,8 @@ pub struct Event {
 }
 
 struct Message {
+    /// Where it waits, and where it comes back to after a retry or requeue.
+    lane: Lane,
     body: Vec<u8>,
     attempt: u32,
     retrying_since: Option<SystemTime>,
@@ -34,7 +36,8 @@ struct Message {
 
 #[derive(Default)]
 struct State {
-    ready: VecDeque<Message>,
+    /// Ready messages of each lane.
+    ready: HashMap<Lane, VecDeque<Message>>,
     /// Delivery tag → (consumer id, message).
     unacked: HashMap<u64, (u64, Message)>,
     /// Consumer id → deliveries it holds unsettled.
@@ -42,6 +45,12 @@ struct State {
     dead: VecDeque<DeadLetter>,
     next_tag: u64,
     next_consumer: u64,
+}
+
+impl State {
+    fn lane(&mut self, lane: Lane) -> &mut VecDeque<Message> {
+        self.ready.entry(lane).or_default()
+    }
 }
 
 struct Shared {
@@ -58,7 +67,7 @@ impl Shared {
     }
 
     fn push(&self, message: Message) {
-        self.lock().ready.push_back(message);
+        self.lock().lane(message.lane).push_back(message);
         self.changed.notify_waiters();
     }
 
@@ -100,9 +109,10 @@ impl InProcessQueue {
         }
     }
 
-    /// Enqueues a message's bytes as a first attempt.
-    fn enqueue(&self, body: Vec<u8>) {
+    /// Enqueues a message's bytes on `lane` as a first attempt.
+    fn enqueue(&self, lane: Lane, body: Vec<u8>) {
         self.shared.push(Message {
+            lane,
             body,
             attempt: 1,
             retrying_since: None,
@@ -113,8 +123,8 @@ impl InProcessQueue {
     /// What the test helpers (`testing::inprocess`) reach: enqueue unchecked bytes, the
     /// dead letters, the events, the ready count.
     #[cfg(feature = "testing")]
-    pub(crate) fn enqueue_raw(&self, body: &[u8]) {
-        self.enqueue(body.to_vec());
+    pub(crate) fn enqueue_raw(&self, lane: Lane, body: &[u8]) {
+        self.enqueue(lane, body.to_vec());
     }
 
     #[cfg(feature = "testing")]
@@ -129,7 +139,7 @@ impl InProcessQueue {
 
     #[cfg(feature = "testing")]
     pub(crate) fn ready_len(&self) -> usize {
-        self.shared.lock().ready.len()
+        self.shared.lock().ready.values().map(VecDeque::len).sum()
     }
 }
 
@@ -138,11 +148,11 @@ impl JobQueue for InProcessQueue {
     async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
         let body = serde_json::to_vec(item)
             .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
-        self.enqueue(body);
+        self.enqueue(item.lane(), body);
         Ok(())
     }
 
-    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
+    async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
         let id = {
             let mut state = self.shared.lock();
             state.next_consumer += 1;
@@ -152,6 +162,7 @@ impl JobQueue for InProcessQueue {
         };
         Ok(Box::new(InProcessStream {
             shared: self.shared.clone(),
+            lane,
             id,
             prefetch: usize::from(prefetch.max(1)),
         }))
@@ -173,6 +184,7 @@ impl JobQueue for InProcessQueue {
 
 struct InProcessStream {
     shared: Arc<Shared>,
+    lane: Lane,
     id: u64,
     prefetch: usize,
 }
@@ -185,7 +197,7 @@ impl InProcessStream {
             if state.in_flight.get(&self.id).copied().unwrap_or(0) >= self.prefetch {
                 return None;
             }
-            let message = state.ready.pop_front()?;
+            let message = state.lane(self.lane).pop_front()?;
             let item = match serde_json::from_slice::<WorkItem>(&message.body) {
                 Ok(item) => item,
                 Err(e) => {
@@ -253,7 +265,7 @@ impl Drop for InProcessStream {
         orphaned.sort_by_key(|(tag, _)| std::cmp::Reverse(*tag));
         for (_, mut message) in orphaned {
             message.redelivered = true;
-            state.ready.push_front(message);
+            state.lane(message.lane).push_front(message);
         }
         state.in_flight.remove(&self.id);
         drop(state);
@@ -282,7 +294,7 @@ impl DeliveryHandle for InProcessHandle {
             let mut state = self.shared.lock();
             self.shared.settle(&mut state, self.tag).map(|mut message| {
                 message.redelivered = true;
-                state.ready.push_front(message);
+                state.lane(message.lane).push_front(message);
             })
         };
         self.shared.changed.notify_waiters();
@@ -296,6 +308,7 @@ impl DeliveryHandle for InProcessHandle {
         };
         self.shared.changed.notify_waiters();
         let retry = Message {
+            lane: message.lane,
             body: message.body,
             attempt: message.attempt.saturating_add(1),
             retrying_since: Some(message.retrying_since.unwrap_or_else(SystemTime::now)),

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -25,6 +26,47 @@ pub enum WorkItem {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         redrive: bool,
     },
+    /// POST a completed batch's `batch.completed` body to its callback URL: one attempt per
+    /// delivery, retried through the delay queue (never by waiting in a held delivery).
+    /// Published by the finalisation that claimed the callback; `completed_at` is the one
+    /// its event carried, so every attempt sends the same body.
+    Callback {
+        batch_id: Uuid,
+        completed_at: DateTime<Utc>,
+    },
+}
+
+impl WorkItem {
+    /// The lane this item travels on.
+    pub fn lane(&self) -> Lane {
+        match self {
+            WorkItem::Resize(_) => Lane::Resize,
+            WorkItem::FinalizeBatch { .. } | WorkItem::Callback { .. } => Lane::Effects,
+        }
+    }
+}
+
+/// The queues work travels on, each consumed with its own bounded concurrency so that one
+/// kind of work can never hold the capacity of the other: a callback receiver that never
+/// answers occupies effect slots, never a resize slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// One photo's resize: CPU-bound, as many at once as the worker has CPU slots.
+    Resize,
+    /// A completed batch's side effects (event, callback): waiting on third parties.
+    Effects,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Resize, Lane::Effects];
+
+    /// The lane's name in queue names, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Resize => "resize",
+            Lane::Effects => "effects",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +81,14 @@ pub enum QueueError {
 
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
-    /// Publishes a persistent message and returns only once the broker has confirmed it.
+    /// Publishes a persistent message on its lane ([`WorkItem::lane`]) and returns only once
+    /// the broker has confirmed it.
     async fn publish(&self, item: &WorkItem) -> Result<(), QueueError>;
 
-    /// Starts consuming with at most `prefetch` unacknowledged deliveries in flight.
-    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError>;
+    /// Starts consuming one lane with at most `prefetch` unacknowledged deliveries in
+    /// flight. A retried delivery ([`DeliveryHandle::retry_later`]) comes back on the lane it
+    /// was taken from.
+    async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError>;
 
     /// Publishes an event (for example `batch.completed`) to the events topic exchange,
     /// confirmed like [`JobQueue::publish`].

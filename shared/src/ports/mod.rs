@@ -7,7 +7,7 @@ pub mod object_store;
 pub mod state_store;
 pub mod upkeep;
 
-pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, QueueError, WorkItem};
+pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem};
 pub use object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };

@@ -16,7 +16,7 @@ use super::contract_queue;
 use super::env::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, unique};
 use crate::adapters::DeadLetter;
 use crate::adapters::amqp::{AmqpQueue, AmqpSettings, QueueType, message, unavailable};
-use crate::ports::QueueError;
+use crate::ports::{Lane, QueueError};
 
 /// AMQP settings with classic queues of their own that expire when unused.
 pub fn amqp_settings() -> AmqpSettings {
@@ -49,7 +49,7 @@ pub async fn amqp_queue_with(settings: &AmqpSettings) -> AmqpQueue {
 /// What tests do with an [`AmqpQueue`] beyond the JobQueue port.
 #[async_trait]
 pub trait AmqpTestExt {
-    /// Publishes bytes as they are to the work queue, the way a foreign or broken publisher
+    /// Publishes bytes as they are to the resize work queue, the way a foreign or broken publisher
     /// could; consumers dead-letter what does not parse.
     async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError>;
     /// Removes and returns the oldest message of the dead-letter queue.
@@ -68,7 +68,7 @@ pub trait AmqpTestExt {
 #[async_trait]
 impl AmqpTestExt for AmqpQueue {
     async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.connection().publish_job(body).await
+        self.connection().publish_job(Lane::Resize, body).await
     }
 
     async fn take_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::adapters::DeadLetter;
 use crate::model::{BatchOptions, ResizeJob};
-use crate::ports::job_queue::{Delivery, JobQueue, JobStream, WorkItem};
+use crate::ports::job_queue::{Delivery, JobQueue, JobStream, Lane, WorkItem};
 
 /// What a contract run needs besides the queue: the adapter-specific inspection hooks.
 #[async_trait]
@@ -74,8 +74,8 @@ pub async fn publish_consume_ack<H: QueueHarness>(h: &H) {
         redrive: true,
     };
     queue.publish(&finalize).await.unwrap();
-    let mut stream = queue.consume(10).await.unwrap();
-    for item in items.iter().chain([&finalize]) {
+    let mut stream = queue.consume(Lane::Resize, 10).await.unwrap();
+    for item in &items {
         let d = next(&mut stream).await;
         assert_eq!(&d.item, item, "messages arrive in publish order");
         assert_eq!(d.attempt, 1);
@@ -88,16 +88,64 @@ pub async fn publish_consume_ack<H: QueueHarness>(h: &H) {
     }
     nothing(&mut stream).await;
     drop(stream);
+    // The finalisation travels on its own lane.
+    let mut effects = queue.consume(Lane::Effects, 10).await.unwrap();
+    let d = next(&mut effects).await;
+    assert_eq!(d.item, finalize);
+    d.handle.ack().await.unwrap();
+    nothing(&mut effects).await;
     // Acked messages are gone for every consumer.
-    let mut again = queue.consume(10).await.unwrap();
+    let mut again = queue.consume(Lane::Resize, 10).await.unwrap();
     nothing(&mut again).await;
+}
+
+/// A lane whose deliveries are all held (a callback receiver that never answers) leaves the
+/// other lane free, and a retry comes back on the lane it left.
+pub async fn lanes_do_not_hold_each_other<H: QueueHarness>(h: &H) {
+    let queue = h.queue();
+    let finalize = |_| WorkItem::FinalizeBatch {
+        batch_id: Uuid::new_v4(),
+        redrive: false,
+    };
+    let finals: Vec<WorkItem> = (0..3).map(finalize).collect();
+    for item in &finals {
+        queue.publish(item).await.unwrap();
+    }
+    let mut effects = queue.consume(Lane::Effects, 1).await.unwrap();
+    let held = next(&mut effects).await;
+    assert_eq!(held.item, finals[0]);
+    let resize = job();
+    queue.publish(&resize).await.unwrap();
+    let mut jobs = queue.consume(Lane::Resize, 1).await.unwrap();
+    let d = next(&mut jobs).await;
+    assert_eq!(
+        d.item, resize,
+        "the held effects lane does not hold resizes"
+    );
+    d.handle.ack().await.unwrap();
+    held.handle
+        .retry_later(Duration::from_millis(100))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let d = next(&mut effects).await;
+        seen.push((d.item.clone(), d.attempt));
+        d.handle.ack().await.unwrap();
+    }
+    assert!(
+        seen.contains(&(finals[0].clone(), 2)),
+        "the retry came back on the effects lane: {seen:?}"
+    );
+    nothing(&mut jobs).await;
+    nothing(&mut effects).await;
 }
 
 pub async fn requeue_redelivers<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
     queue.publish(&item).await.unwrap();
-    let mut stream = queue.consume(1).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 1).await.unwrap();
     let first = next(&mut stream).await;
     first.handle.requeue().await.unwrap();
     let second = next(&mut stream).await;
@@ -112,7 +160,7 @@ pub async fn retry_later_comes_back_after_the_delay<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
     queue.publish(&item).await.unwrap();
-    let mut stream = queue.consume(4).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     let first = next(&mut stream).await;
     let before = SystemTime::now();
     let started = Instant::now();
@@ -156,7 +204,7 @@ pub async fn dead_letter_parks_the_message<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
     queue.publish(&item).await.unwrap();
-    let mut stream = queue.consume(1).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 1).await.unwrap();
     let d = next(&mut stream).await;
     d.handle
         .retry_later(Duration::from_millis(50))
@@ -179,7 +227,7 @@ pub async fn prefetch_bounds_unacked_deliveries<H: QueueHarness>(h: &H) {
     for _ in 0..5 {
         queue.publish(&job()).await.unwrap();
     }
-    let mut stream = queue.consume(2).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 2).await.unwrap();
     let a = next(&mut stream).await;
     let b = next(&mut stream).await;
     nothing(&mut stream).await;
@@ -201,11 +249,11 @@ pub async fn unacked_deliveries_return_when_the_consumer_is_dropped<H: QueueHarn
     for item in &items {
         queue.publish(item).await.unwrap();
     }
-    let mut first = queue.consume(10).await.unwrap();
+    let mut first = queue.consume(Lane::Resize, 10).await.unwrap();
     let held = [next(&mut first).await, next(&mut first).await];
     // The consumer dies without settling anything (as with a crashed worker).
     drop(first);
-    let mut second = queue.consume(10).await.unwrap();
+    let mut second = queue.consume(Lane::Resize, 10).await.unwrap();
     let mut again = vec![next(&mut second).await, next(&mut second).await];
     again.sort_by_key(|d| d.item == items[1]);
     for (d, item) in again.iter().zip(&items) {
@@ -229,7 +277,7 @@ pub async fn malformed_messages_are_dead_lettered<H: QueueHarness>(h: &H) {
         .await;
     let item = job();
     queue.publish(&item).await.unwrap();
-    let mut stream = queue.consume(4).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     let d = next(&mut stream).await;
     assert_eq!(
         d.item, item,
@@ -275,7 +323,7 @@ pub async fn events_reach_subscribers<H: QueueHarness>(h: &H) {
 macro_rules! job_queue_contract {
     ($harness:expr) => {
         $crate::job_queue_contract!(@cases $harness;
-            publish_consume_ack, requeue_redelivers, retry_later_comes_back_after_the_delay,
+            publish_consume_ack, lanes_do_not_hold_each_other, requeue_redelivers, retry_later_comes_back_after_the_delay,
             dead_letter_parks_the_message, prefetch_bounds_unacked_deliveries,
             unacked_deliveries_return_when_the_consumer_is_dropped,
             malformed_messages_are_dead_lettered, events_reach_subscribers);

@@ -10,13 +10,13 @@ use super::contract_queue;
 use crate::adapters::DeadLetter;
 use crate::adapters::InProcessQueue;
 use crate::adapters::inprocess::Event;
-use crate::ports::QueueError;
+use crate::ports::{Lane, QueueError};
 
 /// What tests do with an [`InProcessQueue`] beyond the JobQueue port.
 #[async_trait]
 pub trait InProcessTestExt {
-    /// Enqueues bytes as they are, the way a foreign or broken publisher could; consumers
-    /// dead-letter what does not parse.
+    /// Enqueues bytes as they are on the resize lane, the way a foreign or broken publisher
+    /// could; consumers dead-letter what does not parse.
     async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError>;
     /// Removes and returns the oldest dead letter.
     async fn take_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError>;
@@ -29,7 +29,7 @@ pub trait InProcessTestExt {
 #[async_trait]
 impl InProcessTestExt for InProcessQueue {
     async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.enqueue_raw(body);
+        self.enqueue_raw(Lane::Resize, body);
         Ok(())
     }
 

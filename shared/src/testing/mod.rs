@@ -15,6 +15,7 @@ pub mod inprocess;
 pub mod memory;
 pub mod objects;
 pub mod outage;
+pub mod receivers;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -32,6 +33,7 @@ pub use memory::MemoryHarness;
 pub use objects::{FS_TEST_BASE_URL, FsHarness, FsPresigned, parse_fs_presigned};
 #[cfg(feature = "s3")]
 pub use objects::{S3Harness, s3_settings, s3_store};
+pub use receivers::SilentReceiver;
 #[cfg(feature = "redis")]
 pub use redis::{
     RedisCleanup, RedisHarness, redis_cluster_settings, redis_cluster_state, redis_settings,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tirage_shared::BatchCompleted;
 use tirage_shared::ports::WorkItem;
+use tirage_shared::testing::SilentReceiver;
 use tirage_worker::signature::DEFAULT_TOLERANCE_SECS;
 use tirage_worker::{SIGNATURE_HEADER, verify};
 
@@ -103,5 +104,63 @@ pub async fn callbacks_to_private_addresses_are_refused(h: Arc<dyn Harness>) {
         hook.requests.lock().unwrap().is_empty(),
         "nothing reached 127.0.0.1"
     );
+    worker.shutdown().await;
+}
+
+/// Callback receivers that accept connections and never answer hold effect slots only, at
+/// most `callback_per_host` of them: another batch's photos are resized meanwhile (with the
+/// callbacks inside the finalisation on the resize queue, every resize slot waited out the
+/// 30 s timeout), and the silent batches' events go out without waiting for their callbacks.
+pub async fn silent_callback_receivers_hold_no_resize_slot(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let silent = SilentReceiver::start("127.0.0.1").await;
+    let settings = tirage_worker::WorkerSettings {
+        callback_timeout_ms: 30_000,
+        callback_retry_for_ms: 120_000,
+        effects_concurrency: 4,
+        callback_per_host: 2,
+        ..h.settings()
+    };
+    let silent_batches = 12;
+    for _ in 0..silent_batches {
+        let f = batch_with(&ports, small_options(), Some(silent.url.clone()), vec![]).await;
+        // An empty batch is completed when closed; the API then hands its finalisation off.
+        let finalize = WorkItem::FinalizeBatch {
+            batch_id: f.batch.id,
+            redrive: false,
+        };
+        ports.queue.publish(&finalize).await.unwrap();
+    }
+    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    let m = worker.metrics.clone();
+    wait_for("the silent receiver's connections", WAIT, || {
+        silent.accepted() >= 2
+    })
+    .await;
+    let photos = (0..8).map(|i| format!("photo {i}").into_bytes()).collect();
+    let f = batch_with(&ports, small_options(), None, photos).await;
+    publish_all(&ports, &f).await;
+    let done = wait_completed(&ports, f.batch.id, Duration::from_secs(15)).await;
+    assert_eq!((done.done, done.failed), (8, 0));
+    wait_for("every silent batch's event", WAIT, || {
+        m.events_published.get() >= silent_batches
+    })
+    .await;
+    wait_for("callbacks deferred while their host is busy", WAIT, || {
+        m.callbacks.with_label_values(&["deferred"]).get() > 0
+    })
+    .await;
+    assert_eq!(
+        silent.accepted(),
+        2,
+        "never more than callback_per_host callbacks to one host at once"
+    );
+    for outcome in ["delivered", "refused", "gave_up"] {
+        assert_eq!(
+            m.callbacks.with_label_values(&[outcome]).get(),
+            0,
+            "{outcome}"
+        );
+    }
     worker.shutdown().await;
 }

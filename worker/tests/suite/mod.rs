@@ -184,7 +184,9 @@ pub async fn poison_image_fails_without_retry(h: Arc<dyn Harness>) {
 fn mentions(d: &DeadLetter, batch_id: uuid::Uuid) -> bool {
     match &d.item {
         Some(WorkItem::Resize(j)) => j.batch_id == batch_id,
-        Some(WorkItem::FinalizeBatch { batch_id: b, .. }) => *b == batch_id,
+        Some(
+            WorkItem::FinalizeBatch { batch_id: b, .. } | WorkItem::Callback { batch_id: b, .. },
+        ) => *b == batch_id,
         None => false,
     }
 }
@@ -422,6 +424,7 @@ macro_rules! suite {
             a_panic_fails_only_its_job,
             completion_event_and_webhook_once,
             callbacks_to_private_addresses_are_refused,
+            silent_callback_receivers_hold_no_resize_slot,
             deleted_batch_is_dropped,
             a_stray_job_never_touches_a_finished_batch,
             an_original_over_the_byte_limit_fails_too_large_unread,

@@ -3,7 +3,7 @@
 use serde_json::json;
 use tirage_shared::keys;
 use tirage_shared::model::{MetadataChoice, OutputFormat};
-use tirage_shared::ports::WorkItem;
+use tirage_shared::ports::{Lane, WorkItem};
 use uuid::Uuid;
 
 use crate::common::{Backend, Sent, TestApp, expect_error, jpeg, json_of};
@@ -159,7 +159,7 @@ pub async fn uploads_after_close_are_409(b: &impl Backend) {
     let res = app.post(&token, &close).sent().await;
     assert_eq!(res.status(), 200);
     assert_eq!(json_of(res).await["state"], "completed");
-    let items = app.take_items(1).await;
+    let items = app.take_items(Lane::Effects, 1).await;
     assert_eq!(
         items,
         vec![WorkItem::FinalizeBatch {

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::message;
 use super::settings::{AmqpSettings, node_of};
 use super::topology;
-use crate::ports::job_queue::QueueError;
+use crate::ports::job_queue::{Lane, QueueError};
 
 /// Longest a connection to one node or a confirmed publish may take before the caller gets
 /// `Unavailable` (or the next node is tried) instead of waiting on a dead broker.
@@ -242,9 +242,10 @@ impl LazyConnection {
         self.publish("", queue, body, props, true).await
     }
 
-    /// Publishes a job's bytes to the work queue as a first attempt.
-    pub async fn publish_job(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.publish_to_queue(&self.settings.work_queue(), body, message::persistent(1))
+    /// Publishes a job's bytes to its lane's work queue as a first attempt.
+    pub async fn publish_job(&self, lane: Lane, body: &[u8]) -> Result<(), QueueError> {
+        let queue = self.settings.work_queue(lane);
+        self.publish_to_queue(&queue, body, message::persistent(1))
             .await
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lapin::BasicProperties;
 
-use crate::ports::job_queue::{JobQueue, JobStream, QueueError, WorkItem};
+use crate::ports::job_queue::{JobQueue, JobStream, Lane, QueueError, WorkItem};
 use connection::LazyConnection;
 #[cfg(feature = "testing")]
 pub(crate) use connection::unavailable;
@@ -64,11 +64,11 @@ impl JobQueue for AmqpQueue {
     async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
         let body = serde_json::to_vec(item)
             .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
-        self.connection.publish_job(&body).await
+        self.connection.publish_job(item.lane(), &body).await
     }
 
-    async fn consume(&self, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
-        let stream = AmqpStream::open(self.connection.clone(), prefetch).await?;
+    async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
+        let stream = AmqpStream::open(self.connection.clone(), lane, prefetch).await?;
         Ok(Box::new(stream))
     }
 

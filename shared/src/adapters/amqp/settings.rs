@@ -4,6 +4,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::ports::job_queue::Lane;
+
 fn default_prefix() -> String {
     "tirage".to_owned()
 }
@@ -48,7 +50,8 @@ pub struct AmqpSettings {
     /// order, so a process moves to a live node when its own dies.
     #[serde(default)]
     pub urls: Vec<SecretString>,
-    /// Queues are `{queue_prefix}.resize`, `.resize.delay` and `.resize.dead`.
+    /// Queues are `{queue_prefix}.resize`, `.resize.delay`, `.effects`, `.effects.delay`
+    /// and `.resize.dead` (the dead letters of both lanes).
     #[serde(default = "default_prefix")]
     pub queue_prefix: String,
     #[serde(default = "default_exchange")]
@@ -62,14 +65,17 @@ pub struct AmqpSettings {
 }
 
 impl AmqpSettings {
-    pub fn work_queue(&self) -> String {
-        format!("{}.resize", self.queue_prefix)
+    /// The lane's work queue: `{prefix}.resize` or `{prefix}.effects`.
+    pub fn work_queue(&self, lane: Lane) -> String {
+        format!("{}.{}", self.queue_prefix, lane.as_str())
     }
 
-    pub fn delay_queue(&self) -> String {
-        format!("{}.resize.delay", self.queue_prefix)
+    /// Where the lane's retries wait: `{prefix}.resize.delay` or `{prefix}.effects.delay`.
+    pub fn delay_queue(&self, lane: Lane) -> String {
+        format!("{}.{}.delay", self.queue_prefix, lane.as_str())
     }
 
+    /// The one dead-letter queue of every lane (each message names its kind).
     pub fn dead_queue(&self) -> String {
         format!("{}.resize.dead", self.queue_prefix)
     }

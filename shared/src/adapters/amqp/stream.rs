@@ -1,4 +1,4 @@
-//! The consumer side: a stream of parsed deliveries from the work queue (what does not
+//! The consumer side: a stream of parsed deliveries from one lane's work queue (what does not
 //! parse is dead-lettered on the way), and the handle that settles each delivery.
 
 use std::sync::Arc;
@@ -12,19 +12,24 @@ use lapin::{Channel, Consumer};
 
 use super::connection::{LazyConnection, unavailable};
 use super::message;
-use crate::ports::job_queue::{Delivery, DeliveryHandle, JobStream, QueueError, WorkItem};
+use crate::ports::job_queue::{Delivery, DeliveryHandle, JobStream, Lane, QueueError, WorkItem};
 
 pub(super) struct AmqpStream {
     connection: Arc<LazyConnection>,
+    lane: Lane,
     channel: Channel,
     consumer: Consumer,
     finished: bool,
 }
 
 impl AmqpStream {
-    /// Starts consuming the work queue on a channel of its own, with `prefetch` unacked
+    /// Starts consuming a lane's work queue on a channel of its own, with `prefetch` unacked
     /// deliveries at most.
-    pub async fn open(connection: Arc<LazyConnection>, prefetch: u16) -> Result<Self, QueueError> {
+    pub async fn open(
+        connection: Arc<LazyConnection>,
+        lane: Lane,
+        prefetch: u16,
+    ) -> Result<Self, QueueError> {
         let channel = connection.link().await?.channel().await?;
         channel
             .basic_qos(prefetch.max(1), BasicQosOptions::default())
@@ -32,7 +37,7 @@ impl AmqpStream {
             .map_err(unavailable)?;
         let consumer = channel
             .basic_consume(
-                connection.settings.work_queue().as_str().into(),
+                connection.settings.work_queue(lane).as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
@@ -41,6 +46,7 @@ impl AmqpStream {
             .map_err(unavailable)?;
         Ok(AmqpStream {
             connection,
+            lane,
             channel,
             consumer,
             finished: false,
@@ -104,6 +110,7 @@ impl JobStream for AmqpStream {
                         redelivered: delivery.redelivered,
                         handle: Box::new(AmqpHandle {
                             connection: self.connection.clone(),
+                            lane: self.lane,
                             acker: delivery.acker,
                             body: delivery.data,
                             attempt,
@@ -137,6 +144,8 @@ impl Drop for AmqpStream {
 
 struct AmqpHandle {
     connection: Arc<LazyConnection>,
+    /// Where a retry waits: the delay queue of the lane the delivery came from.
+    lane: Lane,
     acker: lapin::Acker,
     body: Vec<u8>,
     attempt: u32,
@@ -201,7 +210,11 @@ impl DeliveryHandle for AmqpHandle {
             .with_expiration(ms.to_string().into());
         let republished = self
             .connection
-            .publish_to_queue(&self.connection.settings.delay_queue(), &self.body, props)
+            .publish_to_queue(
+                &self.connection.settings.delay_queue(self.lane),
+                &self.body,
+                props,
+            )
             .await;
         self.settle_after(republished).await
     }

@@ -1,15 +1,18 @@
 //! What the queue declares on the broker, all durable:
-//! - `{prefix}.resize` — the work queue; persistent messages, manual acks, `basic.qos` prefetch.
-//! - `{prefix}.resize.delay` — retries wait here with a per-message `expiration`, then
-//!   dead-letter back into the work queue. RabbitMQ only expires messages at the head of a
-//!   queue, so a short delay queued behind a longer one comes back late, never early.
-//! - `{prefix}.resize.dead` — messages given up on (attempts exhausted, or unparsable), with
-//!   the reason in the `x-tirage-dead-reason` header.
+//! - `{prefix}.resize` and `{prefix}.effects` — the work queues of the two lanes (resize
+//!   jobs; finalisations, whose callbacks wait on third parties); persistent messages, manual
+//!   acks, `basic.qos` prefetch per consumer.
+//! - `{prefix}.resize.delay` and `{prefix}.effects.delay` — retries wait here with a
+//!   per-message `expiration`, then dead-letter back into their lane's work queue. RabbitMQ
+//!   only expires messages at the head of a queue, so a short delay queued behind a longer
+//!   one comes back late, never early.
+//! - `{prefix}.resize.dead` — messages of either lane given up on (attempts exhausted, or
+//!   unparsable), with the reason in the `x-tirage-dead-reason` header.
 //! - the events topic exchange (default `tirage.events`).
 //!
-//! The three queues are classic or quorum queues (`[amqp] queue_type`). Nothing here needs
+//! The queues are classic or quorum queues (`[amqp] queue_type`). Nothing here needs
 //! what quorum queues lack (RabbitMQ 3.10): no priorities, no global QoS (prefetch is per
-//! consumer), no exclusive, auto-delete or non-durable queue among the three; per-message
+//! consumer), no exclusive, auto-delete or non-durable queue among them; per-message
 //! TTL and `x-expires` work on both since 3.10. The one difference: a quorum delay queue
 //! dead-letters *at least once* (the default, at most once, would drop a retry whose trip
 //! back to the work queue fails while a node is down); a duplicate is harmless, jobs are
@@ -20,6 +23,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
 use super::settings::{AmqpSettings, QueueType};
+use crate::ports::job_queue::Lane;
 
 fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())
@@ -39,11 +43,14 @@ fn queue_args(s: &AmqpSettings) -> FieldTable {
     args
 }
 
-/// The delay queue's arguments: expired messages go back to the work queue.
-fn delay_args(s: &AmqpSettings) -> FieldTable {
+/// A delay queue's arguments: expired messages go back to its lane's work queue.
+fn delay_args(s: &AmqpSettings, lane: Lane) -> FieldTable {
     let mut args = queue_args(s);
     args.insert("x-dead-letter-exchange".into(), text(""));
-    args.insert("x-dead-letter-routing-key".into(), text(&s.work_queue()));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        text(&s.work_queue(lane)),
+    );
     if s.queue_type == QueueType::Quorum {
         // At-least-once dead-lettering keeps an expired retry in the delay queue until the
         // work queue has confirmed it. RabbitMQ requires `reject-publish` overflow for it;
@@ -54,7 +61,7 @@ fn delay_args(s: &AmqpSettings) -> FieldTable {
     args
 }
 
-/// Declares the exchange and the three queues (idempotent: run on every connection).
+/// Declares the exchange and the queues (idempotent: run on every connection).
 pub(super) async fn declare(channel: &Channel, s: &AmqpSettings) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
@@ -67,11 +74,12 @@ pub(super) async fn declare(channel: &Channel, s: &AmqpSettings) -> Result<(), l
             FieldTable::default(),
         )
         .await?;
-    for (name, args) in [
-        (s.work_queue(), queue_args(s)),
-        (s.delay_queue(), delay_args(s)),
-        (s.dead_queue(), queue_args(s)),
-    ] {
+    let mut queues = vec![(s.dead_queue(), queue_args(s))];
+    for lane in Lane::ALL {
+        queues.push((s.work_queue(lane), queue_args(s)));
+        queues.push((s.delay_queue(lane), delay_args(s, lane)));
+    }
+    for (name, args) in queues {
         channel
             .queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), args)
             .await?;
