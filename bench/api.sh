@@ -77,12 +77,19 @@ nginx -p "$RUN" -e "$RUN/logs/nginx.error.log" -c "$RUN/nginx.conf" >/dev/null 2
 PIDS+=("$!")
 
 BASE="http://127.0.0.1:$PORT"
-for _ in $(seq 1 100); do
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" == 200 ]] && break
-  sleep 0.3
+# Ready: each replica's own /readyz (nginx never proxies the probes), then a public route that
+# needs no dependency through nginx.
+ready_urls=()
+for ((i = 1; i <= REPLICAS; i++)); do ready_urls+=("http://127.0.0.1:$((PORT + i))/readyz"); done
+ready_urls+=("$BASE/openapi.json")
+for url in "${ready_urls[@]}"; do
+  for _ in $(seq 1 100); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" == 200 ]] && break
+    sleep 0.3
+  done
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" == 200 ]] ||
+    die "$url is not 200: $(curl -s "$url"); logs in $RUN/logs"
 done
-[[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" == 200 ]] ||
-  die "/readyz through nginx is not 200: $(curl -s "$BASE/readyz"); logs in $RUN/logs"
 
 token="$(curl -sf -X POST "$BASE/v1/sessions" | jq -r .token)"
 auth=(-H "Authorization: Bearer $token")

@@ -23,7 +23,7 @@
 #   - progress stalled: from the stop order until `done` grew again (the stop itself
 #     included; the outcome of a job already running counts as progress);
 #   - workers consuming again: from the stop order until the last worker logged "consuming";
-#   - /readyz not 200: for how long the workers' or (through nginx) the API's readiness was
+#   - /readyz not 200: for how long the workers' or the API replicas' readiness was
 #     seen failing, polled every ~0.3 s;
 #   - which processes logged moving to another node, how many deliveries were in flight when
 #     their connection died (their ack failed; the broker delivered them again), and where
@@ -170,8 +170,10 @@ fi
   die "cannot tell which node to stop (leader '$leader_before')"
 
 # 4 and 5. Poll; stop the node at STOP_AT %; watch progress and the workers' readiness.
-# Readiness as the workers and, through nginx, the API replicas report it.
-probes=("$BASE/readyz")
+# Readiness as the workers and the API replicas report it (each its own port: nginx never
+# proxies the probes; the local cluster's replicas are on the ports after nginx's).
+probes=()
+for ((i = 0; i < ${TIRAGE_API_REPLICAS:-2}; i++)); do probes+=("http://127.0.0.1:$((TIRAGE_PORT + 1 + i))/readyz"); done
 for ((i = 0; i < ${TIRAGE_WORKERS:-2}; i++)); do probes+=("http://127.0.0.1:$((TIRAGE_PORT + 101 + i))/readyz"); done
 stop_threshold=$(((PHOTOS * STOP_AT + 99) / 100))
 t_stop="" done_at_stop="" t_moved="" unready_first="" unready_last="" state="" done=0 failed=0

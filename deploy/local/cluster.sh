@@ -3,7 +3,8 @@
 # `tirage-api` replicas, several `tirage-worker` processes, and Redis, RabbitMQ and Garage (S3).
 #
 #   deploy/local/cluster.sh up      start what is missing, build, start the cluster; returns
-#                                   once /readyz through nginx answers 200
+#                                   once every replica's and worker's /readyz answers 200 and
+#                                   nginx proxies a public route (it never proxies the probes)
 #   deploy/local/cluster.sh down    stop exactly what `up` started (by pid), nothing else
 #   deploy/local/cluster.sh status  say what runs (exit 1 when no cluster process runs)
 #
@@ -17,7 +18,7 @@
 #                               default ${TMPDIR:-/tmp}/tirage-cluster-$TIRAGE_PORT
 #   TIRAGE_SKIP_BUILD=1         use the binaries already built
 #   TIRAGE_BUILD_PROFILE=release  or debug: which cargo profile to build and run
-#   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for /readyz through nginx
+#   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for the replicas, workers and nginx
 #   TIRAGE__SECTION__KEY        any application setting; passed through to every process
 #   TIRAGE_SUPERVISE=1          restart every API replica and worker that exits, as Kubernetes
 #                               restarts a container: each runs under a small supervisor
@@ -83,6 +84,30 @@ record() { # record <pidfile> <pid> <name>
 }
 
 http_code() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
+
+# What each probe answers: the replicas' and workers' own /readyz, nginx's own health and a
+# public route through it.
+probes() {
+  local i p
+  for ((i = 0; i < API_REPLICAS; i++)); do
+    p=$((API_BASE_PORT + i))
+    [[ -e "$RUN/api-$((i + 1)).pid" ]] && echo "api-$((i + 1)) :$p /readyz: $(http_code "http://127.0.0.1:$p/readyz")"
+  done
+  for ((i = 0; i < WORKERS; i++)); do
+    p=$((WORKER_BASE_PORT + i))
+    [[ -e "$RUN/worker-$((i + 1)).pid" ]] && echo "worker-$((i + 1)) :$p /readyz: $(http_code "http://127.0.0.1:$p/readyz")"
+  done
+  echo "nginx :$PORT /nginx-health: $(http_code "http://127.0.0.1:$PORT/nginx-health")"
+  echo "nginx :$PORT /openapi.json: $(http_code "http://127.0.0.1:$PORT/openapi.json")"
+}
+
+# Ready: every probe above answers 200. nginx never proxies the replicas' probes: the public
+# /openapi.json, which needs no dependency, shows it reaches a replica.
+ready() {
+  local out
+  out="$(probes)"
+  [[ -n "$out" ]] && ! grep -qv ': 200$' <<<"$out"
+}
 
 # ---------------------------------------------------------------------------------------------
 # up
@@ -229,7 +254,7 @@ up() {
     [[ -e "$f" ]] && ours "$f" >/dev/null && running=1
   done
   if ((running)); then
-    if [[ "$(http_code "http://127.0.0.1:$PORT/readyz")" == 200 ]]; then
+    if ready; then
       say "already up from $RUN"
       status
       return 0
@@ -310,22 +335,15 @@ up() {
     >>"$LOGS/nginx.access.log" 2>>"$LOGS/nginx.error.log" </dev/null &
   record "$RUN/nginx.pid.run" "$!" nginx
 
-  say "waiting for http://127.0.0.1:$PORT/readyz"
-  local deadline=$((SECONDS + UP_TIMEOUT)) code=""
-  while ((SECONDS < deadline)); do
-    code="$(http_code "http://127.0.0.1:$PORT/readyz")"
-    [[ "$code" == 200 ]] && break
+  say "waiting for every replica's and worker's /readyz, and for nginx to proxy"
+  local deadline=$((SECONDS + UP_TIMEOUT)) f
+  until ready; do
+    ((SECONDS < deadline)) || die "not ready after $UP_TIMEOUT s ($(probes | paste -sd ',' -)); see $LOGS"
+    for f in "$RUN"/worker-*.pid; do
+      ours "$f" >/dev/null || die "$(basename "$f" .pid) exited; see $LOGS/$(basename "$f" .pid).log"
+    done
     ours "$RUN/nginx.pid.run" >/dev/null || die "nginx exited; see $LOGS/nginx.error.log"
     sleep 0.2
-  done
-  [[ "$code" == 200 ]] || die "/readyz through nginx answered '${code:-nothing}' after $UP_TIMEOUT s; see $LOGS"
-  for ((i = 1; i <= WORKERS; i++)); do
-    p=$((WORKER_BASE_PORT + i - 1))
-    while [[ "$(http_code "http://127.0.0.1:$p/readyz")" != 200 ]]; do
-      ((SECONDS < deadline)) || die "worker $i /readyz is not 200 after $UP_TIMEOUT s; see $LOGS"
-      ours "$RUN/worker-$i.pid" >/dev/null || die "worker $i exited; see $LOGS/worker-$i.log"
-      sleep 0.2
-    done
   done
   trap - EXIT
 
@@ -402,16 +420,7 @@ status() {
   done
   shopt -u nullglob
   ((n)) || echo "no cluster process runs from $RUN"
-  local i p
-  for ((i = 0; i < API_REPLICAS; i++)); do
-    p=$((API_BASE_PORT + i))
-    [[ -e "$RUN/api-$((i + 1)).pid" ]] && echo "api-$((i + 1)) :$p /readyz: $(http_code "http://127.0.0.1:$p/readyz")"
-  done
-  for ((i = 0; i < WORKERS; i++)); do
-    p=$((WORKER_BASE_PORT + i))
-    [[ -e "$RUN/worker-$((i + 1)).pid" ]] && echo "worker-$((i + 1)) :$p /readyz: $(http_code "http://127.0.0.1:$p/readyz")"
-  done
-  echo "nginx :$PORT /readyz: $(http_code "http://127.0.0.1:$PORT/readyz")"
+  probes
   "$REPO/scripts/services.sh" status || true
   echo "run folder: $RUN"
   ((n))

@@ -4,8 +4,9 @@
 # address on a private bridge, so that nothing can reach another process through 127.0.0.1.
 #
 #   deploy/netns/cluster.sh up      hosts, services, two API replicas, two workers, nginx;
-#                                   returns once /readyz through nginx answers 200 and
-#                                   `check` passes
+#                                   returns once every replica's and worker's /readyz and a
+#                                   public route through nginx answer 200 (nginx never
+#                                   proxies the probes) and `check` passes
 #   deploy/netns/cluster.sh down    stop everything (front to back), remove the hosts
 #   deploy/netns/cluster.sh check   prove no process relies on 127.0.0.1 (exit 1 if one may)
 #   deploy/netns/cluster.sh status
@@ -22,7 +23,7 @@
 #                               default /tmp/tirage-netns
 #   TIRAGE_SKIP_BUILD=1         use the binaries already built
 #   TIRAGE_BUILD_PROFILE=release  or debug
-#   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for /readyz through nginx
+#   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for nginx to proxy /openapi.json
 #   TIRAGE__SECTION__KEY        any application setting, passed to every process; the
 #                               connection settings are the services host's and win
 set -euo pipefail
@@ -91,7 +92,7 @@ up_failed() {
 
 up() {
   local h
-  if [[ "$(http_code "http://$(addr proxy):$PORT/readyz")" == 200 ]]; then
+  if [[ "$(http_code "http://$(addr proxy):$PORT/openapi.json")" == 200 ]]; then
     say "already up: http://$(addr proxy):$PORT"
     return 0
   fi
@@ -156,7 +157,9 @@ up() {
   setsid "$HOSTS" exec proxy nginx -p "$RUN" -e "$LOGS/nginx.error.log" -c "$RUN/nginx.conf" \
     >>"$LOGS/nginx.access.log" 2>>"$LOGS/nginx.error.log" </dev/null &
   STARTED[proxy]=$!
-  wait_ready proxy "http://$(addr proxy):$PORT/readyz" "$UP_TIMEOUT"
+  # The replicas' probes are never proxied: a public route that needs no dependency shows
+  # that nginx reaches a replica.
+  wait_ready proxy "http://$(addr proxy):$PORT/openapi.json" "$UP_TIMEOUT"
   check
   trap - EXIT
   say "up: http://$(addr proxy):$PORT (nginx on proxy; replicas on ${APIS[*]}; workers on ${WORKERS[*]})"
@@ -225,8 +228,9 @@ status() {
   local h
   for h in "${APIS[@]}"; do echo "$h /readyz: $(http_code "http://$(addr "$h"):$PORT/readyz")"; done
   for h in "${WORKERS[@]}"; do echo "$h /readyz: $(http_code "http://$(addr "$h"):$WORKER_PORT/readyz")"; done
-  echo "nginx /readyz: $(http_code "http://$(addr proxy):$PORT/readyz")"
-  [[ "$(http_code "http://$(addr proxy):$PORT/readyz")" == 200 ]]
+  echo "nginx /nginx-health: $(http_code "http://$(addr proxy):$PORT/nginx-health")"
+  echo "nginx /openapi.json: $(http_code "http://$(addr proxy):$PORT/openapi.json")"
+  [[ "$(http_code "http://$(addr proxy):$PORT/openapi.json")" == 200 ]]
 }
 
 case "${1:-}" in
