@@ -3,7 +3,9 @@
 # creates its bucket. Idempotent: every step checks first, so `docker compose up` may run it
 # on every start. It shares the node's metadata volume (read-only) and configuration, which
 # is how the garage CLI finds the node's id and RPC address.
-#   env: TIRAGE_S3_ACCESS_KEY, TIRAGE_S3_SECRET_KEY, TIRAGE_S3_BUCKET, GARAGE_CAPACITY (1G),
+#   env: TIRAGE_S3_ACCESS_KEY (a Garage key id: GK and 24 hex digits), TIRAGE_S3_SECRET_KEY
+#        (64 hex digits), TIRAGE_S3_BUCKET, GARAGE_RPC_SECRET (the node's, read by the garage
+#        CLI; or rpc_secret in the configuration), GARAGE_CAPACITY (1G),
 #        GARAGE_INIT_STAY=1: once done, touch /tmp/garage-init.done and stay up (k8s dev
 #        overlay, where this runs as a container of the Garage pod)
 set -euo pipefail
