@@ -47,6 +47,7 @@ up() {
       --cluster-enabled yes --cluster-config-file nodes.conf \
       --cluster-node-timeout "$NODE_TIMEOUT_MS" \
       --save "" --appendonly yes --appendfsync everysec --repl-diskless-sync-delay 0 \
+      --maxmemory "${TIRAGE_REDIS_MAXMEMORY:-1gb}" --maxmemory-policy noeviction \
       --pidfile "$DIR/$p/redis.pid" --logfile "$DIR/$p/redis.log"
   done
   for p in $(ports); do

@@ -4,6 +4,7 @@
 # scripts/redis-cluster.sh), RabbitMQ (127.0.0.1:5672) and Garage (S3, via scripts/garage.sh).
 # Services that already run are left alone.
 #   scripts/services.sh up | status
+#   TIRAGE_REDIS_MAXMEMORY=1gb   the Redis it starts refuses writes past this (noeviction)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,12 @@ up_redis() {
   port_open 6379 && return 0
   command -v redis-server >/dev/null || { echo "services: redis-server is not installed" >&2; return 1; }
   mkdir -p /var/lib/redis /var/log/redis
-  # Persistent as every deploy is: AOF fsynced every second (docs/RELIABILITY.md).
+  # Persistent as every deploy is: AOF fsynced every second (docs/RELIABILITY.md). Bounded
+  # as every deploy is: past TIRAGE_REDIS_MAXMEMORY (1gb) writes are refused, never a key
+  # evicted (docs/DEPLOY.md, "Redis memory").
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
     --appendonly yes --appendfsync everysec \
+    --maxmemory "${TIRAGE_REDIS_MAXMEMORY:-1gb}" --maxmemory-policy noeviction \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_port 6379 Redis 30
 }

@@ -138,6 +138,18 @@ start_services() {
       say "started Garage (pid $pid)"
     fi
   done
+  # scripts/services.sh starts Redis bounded (maxmemory, noeviction); one that ran before may
+  # not be: say so rather than change a service this run did not start.
+  local maxmemory policy
+  if command -v redis-cli >/dev/null; then
+    maxmemory="$(redis-cli -p 6379 config get maxmemory 2>/dev/null | sed -n 2p || true)"
+    policy="$(redis-cli -p 6379 config get maxmemory-policy 2>/dev/null | sed -n 2p || true)"
+    if [[ "$maxmemory" == 0 || ( -n "$policy" && "$policy" != noeviction ) ]]; then
+      say "warning: Redis on 127.0.0.1:6379 has maxmemory ${maxmemory:-?}, policy ${policy:-?};" \
+        "every deploy bounds it with noeviction (docs/DEPLOY.md, \"Redis memory\"):" \
+        "redis-cli config set maxmemory 1gb; redis-cli config set maxmemory-policy noeviction"
+    fi
+  fi
 }
 
 # Connection settings of the services, as the applications' TIRAGE__SECTION__KEY variables.

@@ -73,8 +73,11 @@ up_redis() {
   # Persistent as every deploy is (AOF, fsync every second). Protected mode refuses clients
   # from other addresses without a password; this host serves only the bridge's private
   # network, which has no route off the machine.
+  # Bounded, refusing writes past the bound rather than evicting (docs/DEPLOY.md, "Redis
+  # memory"): TIRAGE_REDIS_MAXMEMORY, 1gb by default.
   spawn redis redis-server --bind "$ADDR" --port 6379 --protected-mode no --save "" \
-    --appendonly yes --appendfsync everysec --dir "$STATE/redis" --logfile "" --daemonize no
+    --appendonly yes --appendfsync everysec --dir "$STATE/redis" --logfile "" --daemonize no \
+    --maxmemory "${TIRAGE_REDIS_MAXMEMORY:-1gb}" --maxmemory-policy noeviction
   wait_answer 6379 redis 30
   say "Redis on $ADDR:6379"
 }
