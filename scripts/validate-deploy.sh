@@ -9,10 +9,13 @@
 # Then: shellcheck on the scripts, hadolint on the Dockerfiles, `nginx -t` on the shared
 # configuration as each way to run renders it, YAML + compose schema + cross-checks on
 # docker-compose.yml and the Dockerfiles, `kubectl kustomize` of the base and every overlay,
-# kubernetes-validate --strict on what it renders, the security policies of issue 12
-# (deploy/validate_security.py: no /metrics on the Ingress, TLS, NetworkPolicies, no usable
-# callback key), and the policies of issue 5 (probes, resources, non-root read-only pods, grace
-# periods, autoscalers, PDBs, ingress rules identical to the nginx configuration).
+# kubernetes-validate --strict on what it renders, the security policies of issues 12 and 24
+# (deploy/validate_security.py, itself tested by deploy/tests/: no proxy routes a probe or
+# /metrics, ingress-nginx's regex rule included; TLS; NetworkPolicies; no usable credential in
+# any committed file; Redis and RabbitMQ with a password, Redis bounded), and the policies of
+# issue 5 (probes, resources, non-root read-only pods, grace periods, autoscalers, PDBs,
+# ingress rules identical to the nginx configuration). The kustomizations are rendered from a
+# copy of k8s/ whose git-ignored secret files are their committed examples (placeholders).
 #   scripts/validate-deploy.sh          exit 0 when everything holds
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +88,8 @@ deploy/nginx/render.sh deploy/nginx/tirage.conf.template \
   "TIRAGE_API_SERVERS=server 127.0.0.1:8081 max_fails=3 fail_timeout=5s; server 127.0.0.1:8082 max_fails=3 fail_timeout=5s; " \
   "TIRAGE_NGINX_LISTEN=127.0.0.1:8080" >"$work/local.conf"
 nginx_test local "$work/local.conf"
+# Probes and metrics: answered by nginx (404), never proxied, in every rendering.
+"$VENV/bin/python" deploy/validate.py nginx deploy/nginx/tirage.conf.template
 # docker-compose renders the template with the nginx image's envsubst and the values of its
 # nginx service; the `api` name resolves only inside compose's network, so the check maps it
 # to 127.0.0.1 (everything else is exactly what the container gets).
@@ -93,6 +98,14 @@ mapfile -d '' -t compose_env < <("$VENV/bin/python" deploy/validate.py compose-n
 deploy/nginx/render.sh deploy/nginx/tirage.conf.template "${compose_env[@]}" |
   sed -E 's/server api:([0-9]+)/server 127.0.0.1:\1/' >"$work/compose.conf"
 nginx_test compose "$work/compose.conf"
+
+# --- the validators' own tests, and what the repository commits -----------------------------------
+step "deploy/tests (the validators against today's and earlier files)"
+"$VENV/bin/python" -m unittest discover -s deploy/tests -t deploy >"$work/unittest.log" 2>&1 ||
+  { cat "$work/unittest.log" >&2; fail "deploy/tests"; }
+tail -n 3 "$work/unittest.log"
+step "no usable credential committed"
+"$VENV/bin/python" deploy/validate.py sources k8s
 
 # --- docker-compose.yml, Dockerfiles, k8s ---------------------------------------------------------
 step "docker-compose.yml and Dockerfiles"
