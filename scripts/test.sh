@@ -31,6 +31,7 @@ export TIRAGE_SKIP_BUILD="${TIRAGE_SKIP_BUILD:-1}"
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
 scripts/validate-deploy.sh   # deploy/, docker-compose.yml, k8s/: static checks (no Docker, no cluster)
+scripts/check-architecture.py --self-test && scripts/check-architecture.py   # crate edges and module cycles vs docs/ARCHITECTURE.md
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features --no-run

@@ -11,8 +11,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tirage_shared::model::Batch;
-use tirage_shared::ports::{Authorize, RateDecision, Session, SessionRate};
+use tirage_core::model::Batch;
+use tirage_ports::{Authorize, RateDecision, Session, SessionRate};
 use uuid::Uuid;
 
 use crate::client_addr::client_address;
@@ -77,7 +77,7 @@ fn checked(token: &str) -> Result<String, ApiError> {
 /// not know counts against its client address instead (`rate_limit.unknown_token_requests`):
 /// 401 while under that limit, 429 past it.
 ///
-/// [`StateStore::authorize`]: tirage_shared::ports::StateStore::authorize
+/// [`StateStore::authorize`]: tirage_ports::StateStore::authorize
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub session: Session,

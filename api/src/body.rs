@@ -7,7 +7,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};
-use tirage_shared::ports::ByteStream;
+use tirage_ports::ByteStream;
 
 /// Chunks in flight between the body and the store.
 const CHANNEL_DEPTH: usize = 4;

@@ -10,8 +10,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::HttpRequest;
-pub use tirage_shared::cidr::Cidr;
-use tirage_shared::cidr::masked;
+pub use tirage_core::cidr::Cidr;
+use tirage_core::cidr::masked;
 
 pub const REAL_IP_HEADER: &str = "x-real-ip";
 

@@ -5,9 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use tirage_shared::completion::HandOffError;
-use tirage_shared::ports::{ObjectStoreError, QueueError, StateError};
-use tirage_shared::wire::ErrorBody;
+use tirage_core::wire::ErrorBody;
+use tirage_ports::completion::HandOffError;
+use tirage_ports::{ObjectStoreError, QueueError, StateError};
 use uuid::Uuid;
 
 /// Every error code the API answers with, and its HTTP status. Clients match on the code,

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
-use tirage_shared::model::Batch;
+use tirage_core::model::Batch;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;

@@ -1,8 +1,8 @@
 //! Tirage's HTTP API (`tirage-api`): sessions, batches, uploads and progress.
 //!
-//! Stateless: sessions and batch state live in the [`StateStore`](tirage_shared::ports::StateStore),
-//! photos in the [`ObjectStore`](tirage_shared::ports::ObjectStore), work goes to the
-//! [`JobQueue`](tirage_shared::ports::JobQueue). Any replica can serve any request.
+//! Stateless: sessions and batch state live in the [`StateStore`](tirage_ports::StateStore),
+//! photos in the [`ObjectStore`](tirage_ports::ObjectStore), work goes to the
+//! [`JobQueue`](tirage_ports::JobQueue). Any replica can serve any request.
 //!
 //! Start it with [`Application::build`] (production adapters from [`Settings`]) or
 //! [`Application::build_with`] (ready-made ports, as `tirage standalone` and the tests do),

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tirage_shared::backoff::Backoff;
-use tirage_shared::ports::StateStore;
+use tirage_core::backoff::Backoff;
+use tirage_ports::StateStore;
 use tokio::sync::watch;
 use uuid::Uuid;
 

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use image::ImageEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
+use tirage_core::BatchOptions;
 use tirage_engine::{Limits, target_size};
-use tirage_shared::BatchOptions;
 
 /// CPU time of this process so far, from the scheduler (nanoseconds, all threads).
 fn cpu_seconds() -> f64 {

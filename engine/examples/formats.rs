@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use tirage_core::{BatchOptions, OutputFormat};
 use tirage_engine::Limits;
-use tirage_shared::{BatchOptions, OutputFormat};
 
 const SIZES: [u32; 3] = [1080, 720, 360];
 

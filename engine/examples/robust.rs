@@ -7,8 +7,8 @@
 
 use std::process::ExitCode;
 
+use tirage_core::{BatchOptions, OutputFormat};
 use tirage_engine::Limits;
-use tirage_shared::{BatchOptions, OutputFormat};
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args().nth(1) else {

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use tirage_shared::MetadataChoice;
+use tirage_core::MetadataChoice;
 
 use crate::EngineError;
 use crate::exif::Credits;

@@ -3,7 +3,7 @@
 
 use image::ImageEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use tirage_shared::OutputFormat;
+use tirage_core::OutputFormat;
 use turbojpeg::{Compressor, PixelFormat, Subsamp, YuvPlanesImage};
 
 use crate::EngineError;

@@ -36,8 +36,8 @@ pub use planes::target_size;
 pub use sniff::{SourceFormat, sniff};
 
 use planes::Pixels;
-use tirage_shared::codes::FailureCode;
-use tirage_shared::{BatchOptions, OutputFormat};
+use tirage_core::codes::FailureCode;
+use tirage_core::{BatchOptions, OutputFormat};
 
 /// Limits checked before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

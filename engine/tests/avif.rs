@@ -9,8 +9,8 @@ mod independent;
 use common::{gradient, jpeg_of, options, rgba_png};
 use image::{Rgb, RgbImage, Rgba};
 use independent::{Rgb as Decoded, pillow, rendition};
+use tirage_core::OutputFormat;
 use tirage_engine::{Limits, Resized, SourceFormat, resize, sniff};
-use tirage_shared::OutputFormat;
 
 /// A photo-like source: a gradient with a coloured disc and fine stripes, so that chroma,
 /// edges and flat areas all show.

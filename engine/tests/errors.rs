@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use tirage_core::{BatchOptions, OutputFormat};
 use tirage_engine::{Limits, probe};
-use tirage_shared::{BatchOptions, OutputFormat};
 
 fn code(input: &[u8]) -> &'static str {
     resize(input, &[1080, 720, 360])

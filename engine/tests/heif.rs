@@ -9,8 +9,8 @@ mod independent;
 
 use common::options;
 use independent::{pillow, pillow_oriented, pillow_srgb, rendition};
+use tirage_core::OutputFormat;
 use tirage_engine::{Limits, SourceFormat, probe, resize, sniff};
-use tirage_shared::OutputFormat;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/heif/{name}", env!("CARGO_MANIFEST_DIR"));

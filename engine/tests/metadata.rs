@@ -14,8 +14,8 @@ use std::io::Cursor;
 use common::{gradient, insert_segment, jpeg_of, png_of, rgba_png};
 use exif::{In, Tag, Value};
 use image::ImageDecoder;
+use tirage_core::{BatchOptions, MetadataChoice, OutputFormat};
 use tirage_engine::{Limits, resize};
-use tirage_shared::{BatchOptions, MetadataChoice, OutputFormat};
 
 const ARTIST: &str = "Ann Smith";
 const COPYRIGHT: &str = "(c) 2026 Ann Smith, all rights reserved";

@@ -17,9 +17,9 @@ use std::path::Path;
 
 use common::{gradient, jpeg_of, palette_png, png_of, rgba_png, with_exif_orientation};
 use image::Rgba;
+use tirage_core::OutputFormat;
+use tirage_core::codes::FailureCode;
 use tirage_engine::{Limits, probe, resize};
-use tirage_shared::OutputFormat;
-use tirage_shared::codes::FailureCode;
 
 /// A small xorshift: the same mutations on every run, so a failure reproduces.
 struct Rng(u64);

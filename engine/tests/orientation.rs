@@ -8,8 +8,8 @@ mod independent;
 use common::*;
 use image::RgbImage;
 use independent::{Rgb, pillow, pillow_oriented, rendition};
+use tirage_core::OutputFormat;
 use tirage_engine::{Limits, probe};
-use tirage_shared::OutputFormat;
 
 const W: u32 = 48;
 const H: u32 = 32;

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use image::{DynamicImage, Rgb, Rgba};
+use tirage_core::OutputFormat;
 use tirage_engine::{Limits, SourceFormat, probe};
-use tirage_shared::OutputFormat;
 
 fn dims(r: &tirage_engine::Resized) -> Vec<(u32, u32)> {
     r.renditions.iter().map(|r| (r.width, r.height)).collect()

@@ -10,8 +10,8 @@ mod independent;
 use common::*;
 use image::RgbImage;
 use independent::{Rgb, pillow, pillow_truncated, rendition};
+use tirage_core::OutputFormat;
 use tirage_engine::Limits;
-use tirage_shared::OutputFormat;
 
 const W: u32 = 160;
 const H: u32 = 120;

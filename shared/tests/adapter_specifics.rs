@@ -23,11 +23,11 @@ mod specifics {
     use std::time::{Duration, Instant};
 
     use bytes::Bytes;
+    use tirage_core::keys;
+    use tirage_ports::{ObjectStore, ObjectStoreError, QueueError, StateStore};
     use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
     use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
     use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
-    use tirage_shared::keys;
-    use tirage_shared::ports::{ObjectStore, ObjectStoreError, QueueError, StateStore};
     use tirage_shared::testing::{self, contract_objects};
     use uuid::Uuid;
 
@@ -84,7 +84,7 @@ mod specifics {
         })
         .await;
         match result {
-            Err(tirage_shared::ports::QueueError::Unavailable(_)) => {}
+            Err(tirage_ports::QueueError::Unavailable(_)) => {}
             Err(other) => panic!("expected unavailable, got {other:?}"),
             Ok(_) => panic!("connected to a closed port"),
         }
@@ -220,7 +220,7 @@ mod specifics {
     /// to the queue at once, not left unsettled holding the consumer's only prefetch slot.
     #[tokio::test]
     async fn a_failed_retry_publish_hands_the_delivery_back() {
-        use tirage_shared::ports::{JobQueue, Lane, WorkItem};
+        use tirage_ports::{JobQueue, Lane, WorkItem};
         use tirage_shared::testing::AmqpTestExt;
 
         let settings = testing::amqp_settings();

@@ -26,7 +26,7 @@ mod rabbitmq_quorum {
 #[cfg(all(feature = "testing", feature = "amqp"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_reconnects_after_the_connection_died() {
-    use tirage_shared::ports::{JobQueue, Lane};
+    use tirage_ports::{JobQueue, Lane};
     use tirage_shared::testing::AmqpTestExt;
     use tirage_shared::testing::contract_queue::{job, next};
 
@@ -54,8 +54,8 @@ async fn rabbitmq_reconnects_after_the_connection_died() {
 #[cfg(all(feature = "testing", feature = "amqp"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
+    use tirage_ports::{JobQueue, Lane, QueueError};
     use tirage_shared::adapters::amqp::QueueType;
-    use tirage_shared::ports::{JobQueue, Lane, QueueError};
     use tirage_shared::testing::contract_queue::{job, next};
     use tirage_shared::testing::outage::{ServiceLink, url_addr, url_via};
     use tirage_shared::testing::{amqp_queue_with, amqp_settings_of, amqp_url};
@@ -118,8 +118,8 @@ async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_skips_a_hanging_node_after_a_caller_gave_up() {
     use std::time::{Duration, Instant};
+    use tirage_ports::JobQueue;
     use tirage_shared::adapters::amqp::{AmqpQueue, QueueType};
-    use tirage_shared::ports::JobQueue;
     use tirage_shared::testing::outage::url_via;
     use tirage_shared::testing::{amqp_settings_of, amqp_url};
 
@@ -149,8 +149,8 @@ async fn rabbitmq_skips_a_hanging_node_after_a_caller_gave_up() {
 #[cfg(all(feature = "testing", feature = "amqp"))]
 #[tokio::test]
 async fn changing_the_queue_type_is_refused_with_what_to_do() {
+    use tirage_ports::QueueError;
     use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings, QueueType};
-    use tirage_shared::ports::QueueError;
     use tirage_shared::testing::{amqp_queue_with, amqp_settings_of};
 
     let classic = amqp_settings_of(QueueType::Classic);

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use secrecy::SecretString;
-use tirage_shared::ports::WorkItem;
+use tirage_core::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys};
+use tirage_ports::WorkItem;
 use tirage_shared::runtime::{PortNames, config};
-use tirage_shared::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys, testing};
+use tirage_shared::testing;
 use tirage_worker::{Ports, Worker, WorkerSettings};
 use uuid::Uuid;
 
@@ -119,14 +120,7 @@ async fn through_worker(
     let cpu_before = cpu_seconds();
     let start = Instant::now();
     for id in &ids {
-        let job = WorkItem::Resize(ResizeJob {
-            batch_id: batch.id,
-            photo_id: *id,
-            source_key: keys::original_key(batch.id, *id),
-            options: options.clone(),
-            request_id: None,
-            published_at: Utc::now(),
-        });
+        let job = WorkItem::Resize(ResizeJob::new(&batch, *id, None));
         ports.queue.publish(&job).await.unwrap();
     }
     loop {

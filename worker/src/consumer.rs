@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tirage_shared::backoff::Backoff;
-use tirage_shared::ports::{Delivery, JobStream, Lane, WorkItem};
+use tirage_core::backoff::Backoff;
+use tirage_ports::{Delivery, JobStream, Lane, WorkItem};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::Ctx;
 use crate::outcome::{self, EffectRun, Settle, Tries};
-use crate::{callback, finalize, gate, job};
+use crate::{callback, finalize, job};
 
 /// Consumes `lane` until `stop` is cancelled, then drains: in-flight jobs get the grace
 /// period, the rest go back to the queue.
@@ -52,7 +52,11 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, lane: Lane, stop: CancellationToken) 
         };
         // A dependency is down: take nothing new until it answers (the deliveries the
         // broker already pushed wait in the stream, unstarted).
-        if ctx.gate.is_closed() && !gate::wait_until_open(&ctx, &stop, |n| reconnect.delay(n)).await
+        if ctx.gate.is_closed()
+            && !ctx
+                .gate
+                .wait_until_open(&stop, |n| reconnect.delay(n))
+                .await
         {
             break;
         }

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tirage_core::BatchOptions;
 use tirage_engine::{EngineError, Limits, Resized};
-use tirage_shared::BatchOptions;
 pub use tirage_shared::runtime::Ports;
 
 use crate::cpu::CpuPool;

@@ -1,9 +1,9 @@
 //! Why a step of a job failed, in the three kinds the retry decision knows: worth another
 //! attempt, final for this photo, or moot because the batch is gone.
 
-use tirage_shared::codes::FailureCode;
-use tirage_shared::completion::HandOffError;
-use tirage_shared::ports::{ObjectStoreError, QueueError, StateError};
+use tirage_core::codes::FailureCode;
+use tirage_ports::completion::HandOffError;
+use tirage_ports::{ObjectStoreError, QueueError, StateError};
 
 #[derive(Debug)]
 pub(crate) enum Failure {

@@ -11,9 +11,9 @@
 //!   before a crash, so run it again (at-least-once wins over losing the effect).
 
 use chrono::{DateTime, Utc};
-use tirage_shared::codes::{Effect, FailureCode};
-use tirage_shared::ports::WorkItem;
-use tirage_shared::{Batch, BatchCompleted, BatchState};
+use tirage_core::codes::{Effect, FailureCode};
+use tirage_core::{Batch, BatchCompleted, BatchState};
+use tirage_ports::WorkItem;
 use tracing::{info, warn};
 use uuid::Uuid;
 

@@ -10,10 +10,10 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use futures::StreamExt;
 use futures::future::try_join_all;
-use tirage_shared::codes::FailureCode;
-use tirage_shared::keys;
-use tirage_shared::ports::{ObjectBody, ObjectStoreError};
-use tirage_shared::{Batch, PhotoOutcome, PhotoState, Rendition, ResizeJob};
+use tirage_core::codes::FailureCode;
+use tirage_core::keys;
+use tirage_core::{Batch, PhotoOutcome, PhotoState, Rendition, ResizeJob};
+use tirage_ports::{ObjectBody, ObjectStoreError};
 use tracing::warn;
 
 use crate::context::Ctx;
@@ -88,19 +88,9 @@ pub(crate) async fn run(
     Ok(Resized::Rendered(outcome))
 }
 
-/// Reads the original the job names.
+/// Reads the job's photo's original (its key derived from the ids, never taken from the
+/// message: no message can make a worker read another object).
 async fn download(ctx: &Ctx, job: &ResizeJob) -> Result<Bytes, Failure> {
-    // The message names the original; never read outside the batch's own prefix, whoever
-    // managed to publish the message.
-    if !job
-        .source_key
-        .starts_with(&keys::batch_prefix(job.batch_id))
-    {
-        return Err(Failure::Permanent(
-            FailureCode::InvalidJob,
-            format!("source key {:?} is outside the batch", job.source_key),
-        ));
-    }
     // The API publishes only after the original is stored, so a missing original will not
     // appear later.
     let missing = |what: String| Failure::Permanent(FailureCode::SourceMissing, what);
@@ -110,7 +100,7 @@ async fn download(ctx: &Ctx, job: &ResizeJob) -> Result<Bytes, Failure> {
     let get = async {
         ctx.ports
             .objects
-            .get_stream(&job.source_key)
+            .get_stream(&job.original_key())
             .await
             .map_err(|e| match e {
                 ObjectStoreError::NotFound(_) => missing(e.to_string()),

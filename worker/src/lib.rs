@@ -20,7 +20,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tirage_shared::ports::Lane;
+use tirage_ports::Lane;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -161,7 +161,11 @@ impl Worker {
     ) -> Arc<Ctx> {
         Arc::new(Ctx {
             cpu: CpuPool::new(settings.effective_concurrency()),
-            gate: Gate::default(),
+            gate: Gate::new(
+                ports.state.clone(),
+                ports.objects.clone(),
+                metrics.paused.clone(),
+            ),
             callback_hosts: HostSlots::new(settings.callback_per_host),
             settings,
             ports,

@@ -4,17 +4,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use tirage_shared::backoff::Backoff;
-use tirage_shared::codes::FailureCode;
-use tirage_shared::completion::hand_off;
-use tirage_shared::keys;
-use tirage_shared::ports::{DeliveryHandle, RecordResult};
-use tirage_shared::{PhotoOutcome, ResizeJob};
+use tirage_core::backoff::Backoff;
+use tirage_core::codes::FailureCode;
+use tirage_core::keys;
+use tirage_core::{PhotoOutcome, ResizeJob};
+use tirage_ports::completion::hand_off;
+use tirage_ports::{DeliveryHandle, RecordResult};
 use tracing::{debug, error, info, warn};
 
 use crate::context::Ctx;
 use crate::failure::Failure;
-use crate::gate;
 use crate::job::Resized;
 use crate::settings::WorkerSettings;
 
@@ -72,7 +71,7 @@ fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
 /// otherwise while the job's retry budget lasts.
 async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Verdict> {
     let delay = retry_delay(&ctx.settings, tries.attempt);
-    if gate::outage(ctx).await {
+    if ctx.gate.outage().await {
         warn!(
             reason,
             delay_ms = delay.as_millis() as u64,
@@ -273,7 +272,7 @@ async fn unrecorded(ctx: &Ctx, tries: Tries, failure: Failure) -> Verdict {
         Failure::Transient(msg) => {
             warn!(reason = %msg, "could not record the outcome; retrying later");
             // Closes the gate when the state store is down, so intake pauses.
-            gate::outage(ctx).await;
+            ctx.gate.outage().await;
             retry(ctx, tries)
         }
         Failure::Permanent(code, msg) => {

@@ -16,17 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tirage_shared::codes::Effect;
-use tirage_shared::keys;
-use tirage_shared::ports::{IndexedBatch, WorkItem};
-use tirage_shared::{Batch, BatchState, PhotoState, ResizeJob};
+use tirage_core::codes::Effect;
+use tirage_core::keys;
+use tirage_core::{Batch, BatchState, PhotoState, ResizeJob};
+use tirage_ports::{IndexedBatch, WorkItem};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
-use crate::gate;
 
 const LEASE: &str = "reconciler";
 /// Batches read from the index at a time, and photos per page of a stalled batch.
@@ -46,7 +45,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
         }
         // While a dependency is down nothing progresses anywhere: a stall then is the
         // outage, not a lost job, and republishing would only pile up duplicates.
-        if ctx.gate.is_closed() || gate::outage(&ctx).await {
+        if ctx.gate.is_closed() || ctx.gate.outage().await {
             continue;
         }
         let lease = ctx.ports.state.take_lease(LEASE, &holder, ttl);
@@ -69,7 +68,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
 /// holder has the lease: a worker's loop is running, and does the work. The lease is then
 /// held for three `reconcile_every_ms`, as a worker's loop holds it.
 pub(crate) async fn once(ctx: &Ctx) -> Result<bool, Failure> {
-    if gate::outage(ctx).await {
+    if ctx.gate.outage().await {
         return Err(Failure::Transient(
             "a dependency does not answer; nothing can be repaired now".into(),
         ));
@@ -161,7 +160,7 @@ async fn check(ctx: &Ctx, batch_id: Uuid, now: DateTime<Utc>) -> Result<(), Fail
         if !restored.is_empty() {
             warn!(%batch_id, restored = restored.len(), "reconciler: lost photo registrations restored");
         }
-        republish_queued(ctx, &batch, now).await?;
+        republish_queued(ctx, &batch).await?;
     }
     // The repair starts the wait again: nothing is published twice within one stall.
     let restart = state.unchanged_since(batch_id, &marker, now, true);
@@ -198,7 +197,7 @@ async fn redrive_finalisation(ctx: &Ctx, batch_id: Uuid) -> Result<(), Failure> 
 }
 
 /// Publishes the job of every queued photo of `batch` again.
-async fn republish_queued(ctx: &Ctx, batch: &Batch, now: DateTime<Utc>) -> Result<(), Failure> {
+async fn republish_queued(ctx: &Ctx, batch: &Batch) -> Result<(), Failure> {
     let state = &ctx.ports.state;
     let mut cursor: Option<String> = None;
     let mut republished = 0u64;
@@ -206,14 +205,7 @@ async fn republish_queued(ctx: &Ctx, batch: &Batch, now: DateTime<Utc>) -> Resul
         let list = state.list_photos(batch.id, cursor.as_deref(), PAGE);
         let page = ctx.io("list photos", list).await?;
         for photo in page.photos.iter().filter(|p| p.state == PhotoState::Queued) {
-            let job = WorkItem::Resize(ResizeJob {
-                batch_id: batch.id,
-                photo_id: photo.id,
-                source_key: keys::original_key(batch.id, photo.id),
-                options: batch.options.clone(),
-                request_id: None,
-                published_at: now,
-            });
+            let job = WorkItem::Resize(ResizeJob::new(batch, photo.id, None));
             ctx.io("publish job", ctx.ports.queue.publish(&job)).await?;
             republished += 1;
         }

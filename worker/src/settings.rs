@@ -9,8 +9,8 @@ use serde::Deserialize;
 use tirage_engine::Limits;
 
 use crate::ssrf::CallbackPolicy;
-use tirage_shared::cidr::Cidr;
-use tirage_shared::ports::Lane;
+use tirage_core::cidr::Cidr;
+use tirage_ports::Lane;
 
 /// Everything the worker itself needs; the connection settings of its dependencies live in
 /// their own sections.

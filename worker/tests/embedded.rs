@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
+use tirage_ports::WorkItem;
 use tirage_shared::adapters::inprocess::Event;
 use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
-use tirage_shared::ports::WorkItem;
 use tirage_shared::runtime::PortNames;
 use tirage_shared::testing::InProcessTestExt;
 use tirage_worker::Ports;

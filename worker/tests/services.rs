@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
+use tirage_core::{BatchOptions, OutputFormat, PhotoState, keys};
+use tirage_ports::{ObjectStore, StateStore, WorkItem};
 use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
 use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
 use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
-use tirage_shared::ports::{ObjectStore, StateStore, WorkItem};
 use tirage_shared::runtime::PortNames;
+use tirage_shared::testing;
 use tirage_shared::testing::amqp::{AmqpTestExt, EventSubscription};
-use tirage_shared::{BatchOptions, OutputFormat, PhotoState, keys, testing};
 use tirage_worker::Ports;
 
 use common::{DeadLetter, EventSource, Harness};

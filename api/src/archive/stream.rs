@@ -12,7 +12,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tirage_shared::ports::{ByteStream, ObjectBody};
+use tirage_ports::{ByteStream, ObjectBody};
 
 use super::layout::Layout;
 use super::records;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::Value;
-use tirage_shared::ports::{ByteStream, ObjectBody};
+use tirage_ports::{ByteStream, ObjectBody};
 
 use super::{Layout, WriteError, write};
 

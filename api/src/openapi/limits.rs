@@ -5,7 +5,7 @@
 //! document states the values this server runs with.
 
 use serde_json::{Value, json};
-use tirage_shared::model::{
+use tirage_core::model::{
     MAX_QUALITY, MAX_SIZE, MAX_SIZES, MIN_QUALITY, MIN_SIZE, MetadataChoice, OutputFormat,
 };
 

@@ -11,8 +11,8 @@ mod stream;
 use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, get, web};
-use tirage_shared::codes::{Effect, FailureCode};
-use tirage_shared::wire::{self, ErrorBody, ErrorDetail};
+use tirage_core::codes::{Effect, FailureCode};
+use tirage_core::wire::{self, ErrorBody, ErrorDetail};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 

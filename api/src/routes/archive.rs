@@ -5,8 +5,8 @@ use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
-use tirage_shared::model::MAX_SIZES;
-use tirage_shared::wire::ErrorBody;
+use tirage_core::model::MAX_SIZES;
+use tirage_core::wire::ErrorBody;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;

@@ -2,8 +2,8 @@
 //! field with its own code; what happens to the batch is [`crate::usecases::batches`].
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use tirage_shared::model::{BatchOptions, MetadataChoice, OutputFormat};
-use tirage_shared::wire::{BatchView, CreateBatchRequest, ErrorBody};
+use tirage_core::model::{BatchOptions, MetadataChoice, OutputFormat};
+use tirage_core::wire::{BatchView, CreateBatchRequest, ErrorBody};
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
@@ -28,8 +28,8 @@ pub fn options_from(req: &CreateBatchRequest) -> Result<BatchOptions, ApiError> 
                     u32::try_from(s).map_err(|_| {
                         ApiError::InvalidSizes(format!(
                             "size {s} is outside {}..={}",
-                            tirage_shared::model::MIN_SIZE,
-                            tirage_shared::model::MAX_SIZE
+                            tirage_core::model::MIN_SIZE,
+                            tirage_core::model::MAX_SIZE
                         ))
                     })
                 })
@@ -54,8 +54,8 @@ pub fn options_from(req: &CreateBatchRequest) -> Result<BatchOptions, ApiError> 
             let bad = || {
                 ApiError::InvalidQuality(format!(
                     "quality {q} is outside {}..={}",
-                    tirage_shared::model::MIN_QUALITY,
-                    tirage_shared::model::MAX_QUALITY
+                    tirage_core::model::MIN_QUALITY,
+                    tirage_core::model::MAX_QUALITY
                 ))
             };
             let q = u8::try_from(q).map_err(|_| bad())?;

@@ -14,9 +14,9 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 use bytes::Bytes;
-use tirage_shared::model::{Batch, BatchState};
-use tirage_shared::ports::StateStore;
-use tirage_shared::wire::{BatchView, ErrorBody};
+use tirage_core::model::{Batch, BatchState};
+use tirage_core::wire::{BatchView, ErrorBody};
+use tirage_ports::StateStore;
 use tokio::time::Instant;
 use uuid::Uuid;
 

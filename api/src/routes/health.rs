@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
-use tirage_shared::wire::{ErrorDetail, Readiness};
+use tirage_core::wire::{ErrorDetail, Readiness};
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, put, web};
 use serde::Deserialize;
+use tirage_core::wire::ErrorBody;
+use tirage_ports::{ObjectStore, ObjectStoreError};
 use tirage_shared::adapters::{FsObjectStore, PresignError};
-use tirage_shared::ports::{ObjectStore, ObjectStoreError};
-use tirage_shared::wire::ErrorBody;
 
 use crate::body::pump;
 use crate::error::{ApiError, status_of};

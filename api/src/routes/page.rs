@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 use sha2::{Digest, Sha256};
-use tirage_shared::keys;
+use tirage_core::keys;
 use uuid::Uuid;
 
 use crate::error::ApiError;

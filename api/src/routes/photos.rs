@@ -2,10 +2,10 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::Utc;
 use serde::Deserialize;
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, PhotoRecord, PhotoState};
-use tirage_shared::ports::StateError;
-use tirage_shared::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
+use tirage_core::keys;
+use tirage_core::model::{Batch, PhotoRecord, PhotoState};
+use tirage_core::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
+use tirage_ports::StateError;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
@@ -282,7 +282,7 @@ async fn serve(
         Some(range) => objects.get_range(&key, range.clone()).await,
     }
     .map_err(|e| match e {
-        tirage_shared::ports::ObjectStoreError::NotFound(_) => {
+        tirage_ports::ObjectStoreError::NotFound(_) => {
             ApiError::RenditionNotFound("the rendition object is missing".into())
         }
         other => other.into(),

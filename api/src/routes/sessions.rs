@@ -1,8 +1,8 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
-use tirage_shared::ports::{Session, SessionQuota};
-use tirage_shared::wire::{ErrorBody, SessionCreated};
+use tirage_core::wire::{ErrorBody, SessionCreated};
+use tirage_ports::{Session, SessionQuota};
 
 use crate::auth::{SESSION_COOKIE, check_rate, digest, digests_equal, new_token, session_id};
 use crate::client_addr::client_address;

@@ -7,8 +7,8 @@ use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use futures::StreamExt;
-use tirage_shared::model::{PhotoRecord, PhotoState};
-use tirage_shared::wire::{
+use tirage_core::model::{PhotoRecord, PhotoState};
+use tirage_core::wire::{
     AcceptedPhoto, ErrorBody, PhotoUploadForm, PhotosAccepted, UploadTicket, UploadsCreated,
     UploadsRequest,
 };

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, PhotoRecord, PhotoState};
-use tirage_shared::ports::ObjectStore;
+use tirage_core::keys;
+use tirage_core::model::{Batch, PhotoRecord, PhotoState};
+use tirage_ports::ObjectStore;
 use uuid::Uuid;
 
 use crate::archive::{Layout, UniqueStems, WriteError, entry_name, safe_stem, write};

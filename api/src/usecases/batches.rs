@@ -2,9 +2,9 @@
 //! failed, and its finalisation goes to the workers) or deleted with everything it holds.
 
 use chrono::Utc;
-use tirage_shared::completion::hand_off;
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, BatchOptions, BatchState};
+use tirage_core::keys;
+use tirage_core::model::{Batch, BatchOptions, BatchState};
+use tirage_ports::completion::hand_off;
 use uuid::Uuid;
 
 use crate::error::ApiError;

@@ -10,13 +10,12 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
 use futures::StreamExt;
-use tirage_shared::codes::FailureCode;
-use tirage_shared::completion::hand_off;
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, ResizeJob};
-use tirage_shared::ports::{QueueError, RecordResult, WorkItem};
+use tirage_core::codes::FailureCode;
+use tirage_core::keys;
+use tirage_core::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, ResizeJob};
+use tirage_ports::completion::hand_off;
+use tirage_ports::{QueueError, RecordResult, WorkItem};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -36,10 +35,13 @@ pub fn ensure_accepting(batch: &Batch, incoming: u64, limit: u64) -> Result<(), 
 /// Registers stored originals, then publishes their jobs. On a definite refusal (closed,
 /// full) the originals are deleted; on an outage they are left to expire with the batch,
 /// because the registration may have happened and a registered photo needs its original.
+/// `earlier` names the photos an earlier attempt of this request registered (see
+/// [`publish_jobs`]).
 pub async fn register_and_publish(
     state: &AppState,
     batch: &Batch,
     photos: &[PhotoRecord],
+    earlier: &[Uuid],
     request_id: &str,
 ) -> Result<(), ApiError> {
     let limit = state.settings.limits.max_photos_per_batch;
@@ -49,26 +51,25 @@ pub async fn register_and_publish(
         }
         return Err(e.into());
     }
-    publish_jobs(state, batch, photos, request_id).await
+    publish_jobs(state, batch, photos, earlier, request_id).await
 }
 
 /// Publishes one job per photo, at most `publish_concurrency` confirms awaited at once.
-/// Photos whose job was not confirmed are recorded as failed so the batch still closes.
-/// Returns the first publish error, if any.
+/// A photo this request registered whose job was not confirmed is recorded as failed, so
+/// the batch still closes. A photo in `earlier` was registered by an earlier attempt of the
+/// same request (a retried `complete`, a multipart retry with its `Idempotency-Key`), whose
+/// job may well be queued: an unconfirmed extra publish leaves it as it is (the reconciler
+/// republishes a job that really went missing). Returns the first publish error, if any.
 pub async fn publish_jobs(
     state: &AppState,
     batch: &Batch,
     photos: &[PhotoRecord],
+    earlier: &[Uuid],
     request_id: &str,
 ) -> Result<(), ApiError> {
-    let jobs = photos.iter().map(|p| ResizeJob {
-        batch_id: batch.id,
-        photo_id: p.id,
-        source_key: keys::original_key(batch.id, p.id),
-        options: batch.options.clone(),
-        request_id: Some(request_id.to_owned()),
-        published_at: Utc::now(),
-    });
+    let jobs = photos
+        .iter()
+        .map(|p| ResizeJob::new(batch, p.id, Some(request_id.to_owned())));
     let results: Vec<(Uuid, Result<(), QueueError>)> = futures::stream::iter(jobs)
         .map(|job| async move {
             let started = Instant::now();
@@ -90,6 +91,11 @@ pub async fn publish_jobs(
             Ok(()) => {
                 state.metrics.photos_accepted.inc();
                 tracing::info!(batch_id = %batch.id, photo_id = %photo_id, "photo queued");
+            }
+            Err(e) if earlier.contains(&photo_id) => {
+                state.metrics.publish_failures.inc();
+                tracing::warn!(batch_id = %batch.id, photo_id = %photo_id, error = %e, "a retry's extra job not confirmed; the photo keeps its earlier one");
+                first_error.get_or_insert(e);
             }
             Err(e) => {
                 state.metrics.publish_failures.inc();

@@ -2,9 +2,9 @@
 //! file, then `complete` per photo, which checks the object and hands it to the intake
 //! ([`super::intake`]).
 
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, PhotoRecord, PhotoState};
-use tirage_shared::ports::{PendingUpload, PresignedRequest};
+use tirage_core::keys;
+use tirage_core::model::{Batch, PhotoRecord, PhotoState};
+use tirage_ports::{PendingUpload, PresignedRequest};
 use uuid::Uuid;
 
 use super::intake::{delete_objects, ensure_accepting, publish_jobs, register_and_publish};
@@ -29,7 +29,7 @@ pub struct Ticket {
 /// photo limit (all of them or none, [`StateStore::put_pending_uploads`]), so tickets can
 /// never add up to more photos than a batch may hold.
 ///
-/// [`StateStore::put_pending_uploads`]: tirage_shared::ports::StateStore::put_pending_uploads
+/// [`StateStore::put_pending_uploads`]: tirage_ports::StateStore::put_pending_uploads
 pub async fn issue_tickets(
     state: &AppState,
     batch: &Batch,
@@ -89,7 +89,8 @@ pub async fn complete(
         return match state.ports.state.get_photo(batch.id, photo_id).await? {
             Some(photo) => {
                 if photo.state == PhotoState::Queued {
-                    publish_jobs(state, batch, std::slice::from_ref(&photo), request_id).await?;
+                    let one = std::slice::from_ref(&photo);
+                    publish_jobs(state, batch, one, &[photo.id], request_id).await?;
                 }
                 Ok(photo)
             }
@@ -134,6 +135,6 @@ async fn finish_pending(
         return Err(ApiError::FileTooLarge { limit });
     }
     let photo = PhotoRecord::queued(pending.photo_id, pending.filename.clone());
-    register_and_publish(state, batch, std::slice::from_ref(&photo), request_id).await?;
+    register_and_publish(state, batch, std::slice::from_ref(&photo), &[], request_id).await?;
     Ok(photo)
 }

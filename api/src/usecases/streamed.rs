@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use futures::Stream;
-use tirage_shared::keys;
-use tirage_shared::model::{Batch, PhotoRecord};
+use tirage_core::keys;
+use tirage_core::model::{Batch, PhotoRecord};
 use uuid::Uuid;
 
 use super::intake::{delete_unregistered_originals, ensure_accepting, register_and_publish};
@@ -21,6 +21,8 @@ pub struct StreamedUpload<'a> {
     batch: &'a Batch,
     idempotency_key: Option<String>,
     photos: Vec<PhotoRecord>,
+    /// Photos an earlier attempt with the same key registered: their jobs may be queued.
+    earlier: Vec<Uuid>,
     /// Photos stored by this attempt (not by an earlier one with the same key).
     fresh: u64,
     /// Bytes stored by this attempt.
@@ -47,6 +49,7 @@ impl<'a> StreamedUpload<'a> {
             batch,
             idempotency_key,
             photos: Vec::new(),
+            earlier: Vec::new(),
             fresh: 0,
             received: 0,
             _slot: slot,
@@ -84,6 +87,7 @@ impl<'a> StreamedUpload<'a> {
                 .await
                 .map_err(|e| ApiError::MalformedMultipart(e.to_string()))?;
             self.photos.push(PhotoRecord::queued(photo_id, filename));
+            self.earlier.push(photo_id);
             return Ok(());
         }
         // Checked before storing: a photo over the limit never reaches the store.
@@ -121,7 +125,8 @@ impl<'a> StreamedUpload<'a> {
     pub async fn finish(self, request_id: &str) -> Result<Vec<PhotoRecord>, ApiError> {
         let state = self.state;
         state.metrics.upload_bytes.inc_by(self.received);
-        register_and_publish(state, self.batch, &self.photos, request_id).await?;
+        let earlier = &self.earlier;
+        register_and_publish(state, self.batch, &self.photos, earlier, request_id).await?;
         tracing::info!(batch_id = %self.batch.id, photos = self.photos.len(), bytes = self.received, "upload accepted");
         Ok(self.photos)
     }

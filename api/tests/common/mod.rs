@@ -19,9 +19,7 @@ use actix_web::dev::ServerHandle;
 use async_trait::async_trait;
 use serde_json::Value;
 use tirage_api::{Application, Ports, Settings};
-use tirage_shared::ports::{
-    JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore, WorkItem,
-};
+use tirage_ports::{JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore, WorkItem};
 use tirage_shared::runtime::config::Layers;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -180,6 +178,7 @@ macro_rules! api_suite {
             archive::archive_holds_every_done_rendition,
             archive::archive_is_cut_when_a_rendition_vanishes,
             dependencies::unconfirmed_jobs_are_recorded_failed_and_503,
+            dependencies::a_retry_whose_publish_fails_leaves_a_queued_photo_queued,
             dependencies::state_outage_is_503_and_readyz_names_it,
             dependencies::object_store_outage_is_503_and_nothing_is_counted,
         );

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tirage_api::{PortNames, Ports};
+use tirage_ports::StateStore;
 use tirage_shared::adapters::redis::RedisSettings;
-use tirage_shared::ports::StateStore;
 use tirage_shared::testing;
 
 use super::{Backend, TestDeps};

@@ -4,9 +4,9 @@
 use std::collections::hash_map::Entry;
 use std::time::Duration;
 
-use tirage_shared::keys;
-use tirage_shared::model::{PhotoOutcome, Rendition, ResizeJob};
-use tirage_shared::ports::{Lane, RecordResult, WorkItem};
+use tirage_core::keys;
+use tirage_core::model::{PhotoOutcome, Rendition, ResizeJob};
+use tirage_ports::{Lane, RecordResult, WorkItem};
 
 use super::TestApp;
 
@@ -53,7 +53,7 @@ impl TestApp {
         let original = self
             .ports
             .objects
-            .get(&job.source_key)
+            .get(&job.original_key())
             .await
             .expect("original stored");
         let img = image::load_from_memory(&original).expect("original decodes");

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use reqwest::{Method, header};
-use tirage_shared::wire::{
+use tirage_core::wire::{
     BatchView, CreateBatchRequest, PhotoList, PhotoView, PhotosAccepted, SessionCreated,
     UploadTicket, UploadsCreated, UploadsRequest,
 };

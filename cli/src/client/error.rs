@@ -2,7 +2,7 @@
 //! `{"error":{"code","message"}}` body, or a network or protocol error.
 
 use reqwest::Response;
-use tirage_shared::wire::ErrorBody;
+use tirage_core::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

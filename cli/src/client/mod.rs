@@ -1,5 +1,5 @@
 //! The one client of the v1 HTTP API. It reads and writes the server's own wire types
-//! (`tirage_shared::wire`), so the contract is declared once.
+//! (`tirage_core::wire`), so the contract is declared once.
 //!
 //! - [`transport`]: the HTTP client, the session token, and sending with retries;
 //! - [`retry`]: when to try again and how long to wait;

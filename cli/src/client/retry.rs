@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Response, StatusCode, header};
-use tirage_shared::backoff::Backoff;
+use tirage_core::backoff::Backoff;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone, Copy)]

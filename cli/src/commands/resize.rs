@@ -10,8 +10,8 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use tirage_core::{BatchOptions, MetadataChoice, OutputFormat};
 use tirage_engine::Limits;
-use tirage_shared::{BatchOptions, MetadataChoice, OutputFormat};
 
 use crate::inputs::{Failure, discover, stem_of};
 

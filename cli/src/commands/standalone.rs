@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use tirage_api::{Application, Settings};
+use tirage_ports::ObjectStore;
 use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
-use tirage_shared::ports::ObjectStore;
 use tirage_shared::runtime::telemetry::{self, LogFormat, LogOutput, LogSettings};
 use tirage_shared::runtime::{PortNames, Ports, config, shutdown};
 use tirage_worker::{Worker, WorkerSettings};

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tirage_engine::{Limits, probe, resize};
-use tirage_shared::{BatchOptions, OutputFormat};
+use tirage_core::{BatchOptions, OutputFormat};
 
 /// The bytes each decoder wants first; the fuzzer writes everything after them.
 const SIGNATURES: &[&[u8]] = &[

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tirage_engine::{Limits, probe, resize};
-use tirage_shared::{BatchOptions, OutputFormat};
+use tirage_core::{BatchOptions, OutputFormat};
 
 fuzz_target!(|data: &[u8]| {
     // A small pixel limit keeps each run fast and memory-bounded, as in production.

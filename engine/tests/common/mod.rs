@@ -4,8 +4,8 @@
 use std::io::Cursor;
 
 use image::{ImageEncoder, RgbImage, Rgba, RgbaImage};
+use tirage_core::{BatchOptions, OutputFormat};
 use tirage_engine::{EngineError, Limits, Resized};
-use tirage_shared::{BatchOptions, OutputFormat};
 
 /// A photo-like gradient so encoders have something to do.
 pub fn gradient(w: u32, h: u32) -> RgbImage {

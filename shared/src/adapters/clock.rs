@@ -1,7 +1,5 @@
-//! Time as the embedded adapters see it, so tests can move it instead of sleeping.
-
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+//! Time as the embedded adapters see it, so tests can move it instead of sleeping (the
+//! test kit's `ManualClock`).
 
 use chrono::{DateTime, Utc};
 
@@ -16,34 +14,5 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
-    }
-}
-
-/// A clock that only moves when told to; clones share the same time.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
-}
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock {
-            now: Arc::new(Mutex::new(start)),
-        }
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
-    }
-
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,6 +1,6 @@
 //! The embedded [`JobQueue`]: a broker in the process's memory with the semantics the workers
 //! rely on from RabbitMQ — manual settlement, a prefetch bound per consumer, delayed retries,
-//! a dead-letter list, and unsettled deliveries coming back when their consumer goes away
+//! a bounded dead-letter list, and unsettled deliveries coming back when their consumer goes away
 //! (as a broker does when a consumer's connection dies).
 
 use std::collections::{HashMap, VecDeque};
@@ -11,12 +11,14 @@ use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
 
 use super::records::DeadLetter;
-use crate::ports::job_queue::{
+use tirage_ports::job_queue::{
     Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem,
 };
 
 /// Events kept for a slow subscriber before it starts missing some.
 const EVENT_BUFFER: usize = 1024;
+/// Dead letters kept for inspection (the newest); each is also logged when parked.
+const DEAD_LETTERS_KEPT: usize = 1024;
 
 /// An event published with [`JobQueue::publish_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,16 @@ struct State {
 impl State {
     fn lane(&mut self, lane: Lane) -> &mut VecDeque<Message> {
         self.ready.entry(lane).or_default()
+    }
+
+    /// Parks a dead letter, forgetting the oldest once [`DEAD_LETTERS_KEPT`] are parked: a
+    /// process that runs for months keeps a bounded window of them, never all.
+    fn park(&mut self, letter: DeadLetter) {
+        tracing::warn!(reason = %letter.reason, attempt = letter.attempt, "message dead-lettered");
+        if self.dead.len() >= DEAD_LETTERS_KEPT {
+            self.dead.pop_front();
+        }
+        self.dead.push_back(letter);
     }
 }
 
@@ -202,7 +214,7 @@ impl InProcessStream {
                 Ok(item) => item,
                 Err(e) => {
                     tracing::warn!(error = %e, "dead-lettering a message that does not parse");
-                    state.dead.push_back(DeadLetter {
+                    state.park(DeadLetter {
                         body: message.body,
                         attempt: message.attempt,
                         reason: format!("malformed: {e}"),
@@ -326,7 +338,7 @@ impl DeliveryHandle for InProcessHandle {
         let result = {
             let mut state = self.shared.lock();
             self.shared.settle(&mut state, self.tag).map(|message| {
-                state.dead.push_back(DeadLetter {
+                state.park(DeadLetter {
                     body: message.body,
                     attempt: message.attempt,
                     reason: reason.to_owned(),
@@ -335,5 +347,30 @@ impl DeliveryHandle for InProcessHandle {
         };
         self.shared.changed.notify_waiters();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dead_letters_kept_are_the_newest_and_bounded() {
+        let mut state = State::default();
+        let extra = 3;
+        for attempt in 0..DEAD_LETTERS_KEPT + extra {
+            state.park(DeadLetter {
+                body: Vec::new(),
+                attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                reason: "test".into(),
+            });
+        }
+        assert_eq!(state.dead.len(), DEAD_LETTERS_KEPT);
+        let oldest = state.dead.front().map(|d| d.attempt);
+        assert_eq!(
+            oldest,
+            u32::try_from(extra).ok(),
+            "the oldest were forgotten"
+        );
     }
 }

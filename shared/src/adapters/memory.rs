@@ -17,9 +17,9 @@ mod upkeep;
 
 use super::clock::{Clock, SystemClock};
 use super::records::page_bounds;
-use crate::codes::Effect;
-use crate::model::{Batch, PhotoOutcome, PhotoRecord};
-use crate::ports::state_store::{
+use tirage_core::codes::Effect;
+use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
+use tirage_ports::state_store::{
     CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision, RecordResult, Session,
     SessionQuota, StateError, StateStore, claim_field,
 };
@@ -129,7 +129,7 @@ impl MemoryStateStore {
         Self::with_clock(Arc::new(SystemClock))
     }
 
-    /// A store reading time from `clock` (tests pass a [`super::ManualClock`]).
+    /// A store reading time from `clock` (tests pass the test kit's `ManualClock`).
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         MemoryStateStore {
             inner: Mutex::new(Inner::default()),

@@ -15,7 +15,7 @@ pub mod redis;
 #[cfg(feature = "s3")]
 pub mod s3;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use fs::{FsObjectStore, FsSettings, PresignError};
 pub use inprocess::InProcessQueue;
 pub use memory::MemoryStateStore;

@@ -1,8 +1,8 @@
 //! What several adapters of one port share: the dead letter a queue gives up on, and the
 //! record and paging rules both state stores apply.
 
-use crate::model::{PhotoOutcome, PhotoRecord, PhotoState};
-use crate::ports::state_store::StateError;
+use tirage_core::model::{PhotoOutcome, PhotoRecord, PhotoState};
+use tirage_ports::state_store::StateError;
 
 /// A message the queue gave up on, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]

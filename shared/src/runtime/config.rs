@@ -90,7 +90,7 @@ pub fn load_section_from<T: DeserializeOwned>(
 }
 
 fn build(layers: &Layers) -> Result<::config::Config, ConfigError> {
-    use ::config::{Config, Environment, File, FileFormat};
+    use ::config::{Config, File, FileFormat};
     let mut builder =
         Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
     for file in [&layers.working_dir_file, &layers.extra_file]
@@ -100,17 +100,45 @@ fn build(layers: &Layers) -> Result<::config::Config, ConfigError> {
         builder = builder.add_source(File::from(file.as_path()).required(true));
     }
     if layers.environment {
-        let mut environment = Environment::with_prefix("TIRAGE")
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .try_parsing(true);
-        for key in LIST_KEYS {
-            environment = environment.with_list_parse_key(key);
-        }
-        builder = builder.add_source(environment);
+        builder = with_environment(builder, std::env::vars().collect())?;
     }
     builder.build()
+}
+
+type Builder = ::config::ConfigBuilder<::config::builder::DefaultState>;
+
+/// Adds the `TIRAGE__SECTION__KEY` layer read from `vars`. Scalars are parsed as numbers
+/// and booleans where they look like one; the settings that are lists ([`LIST_KEYS`]) are
+/// split on commas whatever they hold, so a one-element list such as
+/// `TIRAGE__WORKER__CALLBACK_PORTS=18999` stays a list instead of becoming a number, and an
+/// empty value is an empty list.
+fn with_environment(
+    builder: Builder,
+    vars: std::collections::HashMap<String, String>,
+) -> Result<Builder, ConfigError> {
+    let mut lists = Vec::new();
+    for key in LIST_KEYS {
+        let name = format!("TIRAGE__{}", key.replace('.', "__").to_uppercase());
+        if let Some(value) = vars.get(&name) {
+            let items: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect();
+            lists.push((*key, items));
+        }
+    }
+    let scalars = ::config::Environment::with_prefix("TIRAGE")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(vars.into_iter().collect()));
+    let mut builder = builder.add_source(scalars);
+    for (key, items) in lists {
+        builder = builder.set_override(key, items)?;
+    }
+    Ok(builder)
 }
 
 #[cfg(test)]
@@ -151,6 +179,49 @@ mod tests {
             layered.page_max, 9,
             "the working-directory file beats the defaults"
         );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Worker {
+        callback_ports: Vec<u16>,
+        concurrency: usize,
+        allow_private_callbacks: bool,
+    }
+
+    /// The worker section as the given environment variables leave it.
+    fn worker_with(vars: &[(&str, &str)]) -> Result<Worker, ConfigError> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let defaults = ::config::Config::builder().add_source(::config::File::from_str(
+            DEFAULT_CONFIG,
+            ::config::FileFormat::Toml,
+        ));
+        with_environment(defaults, vars)?.build()?.get("worker")
+    }
+
+    #[test]
+    fn lists_of_one_many_or_no_numbers_and_plain_values_come_from_the_environment() {
+        let one = worker_with(&[("TIRAGE__WORKER__CALLBACK_PORTS", "18999")]).unwrap();
+        assert_eq!(one.callback_ports, vec![18999], "one element is a list too");
+        let two = worker_with(&[("TIRAGE__WORKER__CALLBACK_PORTS", "80,18999")]).unwrap();
+        assert_eq!(two.callback_ports, vec![80, 18999]);
+        let none = worker_with(&[("TIRAGE__WORKER__CALLBACK_PORTS", "")]).unwrap();
+        assert!(
+            none.callback_ports.is_empty(),
+            "an empty value is an empty list"
+        );
+        let typed = worker_with(&[
+            ("TIRAGE__WORKER__CONCURRENCY", "3"),
+            ("TIRAGE__WORKER__ALLOW_PRIVATE_CALLBACKS", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (typed.concurrency, typed.allow_private_callbacks),
+            (3, true)
+        );
+        assert!(worker_with(&[("TIRAGE__WORKER__CONCURRENCY", "many")]).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::ports::{JobQueue, ObjectStore, StateStore};
+use tirage_ports::{JobQueue, ObjectStore, StateStore};
 
 /// The ports, ready to use.
 #[derive(Clone)]
@@ -56,8 +56,8 @@ mod production {
     use crate::adapters::amqp::{AmqpQueue, AmqpSettings};
     use crate::adapters::redis::{RedisSettings, RedisStateStore};
     use crate::adapters::s3::{S3ObjectStore, S3Settings};
-    use crate::ports::JobQueue;
-    use crate::ports::object_store::ObjectStoreError;
+    use tirage_ports::JobQueue;
+    use tirage_ports::object_store::ObjectStoreError;
 
     /// How long the start waits for a first broker connection before going on without it.
     const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
@@ -119,7 +119,7 @@ mod production {
         /// failure here keeps the shared client, which is still correct.
         pub fn with_own_clients(&self, services: &ServiceSettings) -> Ports {
             let state = match redis_store(services) {
-                Ok(store) => Arc::new(store) as Arc<dyn crate::ports::StateStore>,
+                Ok(store) => Arc::new(store) as Arc<dyn tirage_ports::StateStore>,
                 Err(_) => self.state.clone(),
             };
             Ports {

@@ -16,7 +16,7 @@ use super::contract_queue;
 use super::env::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, unique};
 use crate::adapters::DeadLetter;
 use crate::adapters::amqp::{AmqpQueue, AmqpSettings, QueueType, message, unavailable};
-use crate::ports::{Lane, QueueError};
+use tirage_ports::{Lane, QueueError};
 
 /// AMQP settings with classic queues of their own that expire when unused.
 pub fn amqp_settings() -> AmqpSettings {
@@ -206,7 +206,7 @@ impl AmqpHarness {
 
 #[async_trait]
 impl contract_queue::QueueHarness for AmqpHarness {
-    fn queue(&self) -> Arc<dyn crate::ports::JobQueue> {
+    fn queue(&self) -> Arc<dyn tirage_ports::JobQueue> {
         self.queue.clone()
     }
 

@@ -8,8 +8,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::adapters::DeadLetter;
-use crate::model::{BatchOptions, ResizeJob};
-use crate::ports::job_queue::{Delivery, JobQueue, JobStream, Lane, WorkItem};
+use tirage_core::model::{BatchOptions, ResizeJob};
+use tirage_ports::job_queue::{Delivery, JobQueue, JobStream, Lane, WorkItem};
 
 /// What a contract run needs besides the queue: the adapter-specific inspection hooks.
 #[async_trait]
@@ -38,7 +38,6 @@ pub fn job() -> WorkItem {
     WorkItem::Resize(ResizeJob {
         batch_id,
         photo_id,
-        source_key: crate::keys::original_key(batch_id, photo_id),
         options: BatchOptions::default(),
         request_id: Some(format!("req-{}", Uuid::new_v4())),
         published_at: Utc::now(),

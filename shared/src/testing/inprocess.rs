@@ -10,7 +10,7 @@ use super::contract_queue;
 use crate::adapters::DeadLetter;
 use crate::adapters::InProcessQueue;
 use crate::adapters::inprocess::Event;
-use crate::ports::{Lane, QueueError};
+use tirage_ports::{Lane, QueueError};
 
 /// What tests do with an [`InProcessQueue`] beyond the JobQueue port.
 #[async_trait]
@@ -70,7 +70,7 @@ impl contract_queue::EventProbe for BroadcastProbe {
 
 #[async_trait]
 impl contract_queue::QueueHarness for InProcessHarness {
-    fn queue(&self) -> Arc<dyn crate::ports::JobQueue> {
+    fn queue(&self) -> Arc<dyn tirage_ports::JobQueue> {
         self.queue.clone()
     }
 

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::ManualClock;
 use super::contract_state;
-use crate::adapters::{ManualClock, MemoryStateStore};
-use crate::model::Batch;
-use crate::ports::StateStore;
+use crate::adapters::MemoryStateStore;
+use tirage_core::model::Batch;
+use tirage_ports::StateStore;
 
 /// The in-memory store on a manual clock: time passes only when the test says so.
 pub struct MemoryHarness {

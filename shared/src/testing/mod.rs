@@ -7,6 +7,7 @@
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+pub mod clock;
 pub mod contract_objects;
 pub mod contract_queue;
 pub mod contract_state;
@@ -24,6 +25,7 @@ pub mod redis;
 pub use amqp::{
     AmqpHarness, AmqpTestExt, amqp_queue, amqp_queue_with, amqp_settings, amqp_settings_of,
 };
+pub use clock::ManualClock;
 pub use env::{
     DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, S3Env, TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS,
     amqp_url, redis_cluster_urls, redis_url, s3_env, unique,

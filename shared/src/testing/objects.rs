@@ -72,17 +72,17 @@ pub fn parse_fs_presigned(url: &str) -> Option<FsPresigned> {
 
 #[async_trait]
 impl contract_objects::ObjectHarness for FsHarness {
-    fn store(&self) -> Arc<dyn crate::ports::ObjectStore> {
+    fn store(&self) -> Arc<dyn tirage_ports::ObjectStore> {
         self.store.clone()
     }
 
     async fn execute(
         &self,
-        request: &crate::ports::PresignedRequest,
+        request: &tirage_ports::PresignedRequest,
         url: &str,
         body: Option<bytes::Bytes>,
     ) -> (u16, bytes::Bytes) {
-        use crate::ports::ObjectStore;
+        use tirage_ports::ObjectStore;
         let Some(FsPresigned {
             key,
             expires,
@@ -155,7 +155,7 @@ mod s3 {
 
     /// An S3 store on Garage under a fresh prefix; panics naming S3 when it does not answer.
     pub async fn s3_store() -> crate::adapters::s3::S3ObjectStore {
-        use crate::ports::ObjectStore;
+        use tirage_ports::ObjectStore;
         let settings = s3_settings();
         let store = crate::adapters::s3::S3ObjectStore::new(&settings);
         if let Err(e) = store.ping().await {
@@ -184,13 +184,13 @@ mod s3 {
 
     #[async_trait]
     impl contract_objects::ObjectHarness for S3Harness {
-        fn store(&self) -> Arc<dyn crate::ports::ObjectStore> {
+        fn store(&self) -> Arc<dyn tirage_ports::ObjectStore> {
             self.store.clone()
         }
 
         async fn execute(
             &self,
-            request: &crate::ports::PresignedRequest,
+            request: &tirage_ports::PresignedRequest,
             url: &str,
             body: Option<bytes::Bytes>,
         ) -> (u16, bytes::Bytes) {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use super::contract_state;
 use super::env::{redis_cluster_urls, redis_url, unique};
 use crate::adapters::redis::{RedisSettings, RedisStateStore};
-use crate::model::Batch;
-use crate::ports::{StateError, StateStore};
+use tirage_core::model::Batch;
+use tirage_ports::{StateError, StateStore};
 
 fn fresh_prefix() -> String {
     format!("tirage-test:{}:", unique())

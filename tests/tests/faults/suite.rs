@@ -14,8 +14,8 @@ use serde_json::Value;
 use tirage_e2e::api::Api;
 use tirage_e2e::cluster::Cluster;
 use tirage_e2e::photos;
+use tirage_ports::ObjectStore;
 use tirage_shared::adapters::s3::S3ObjectStore;
-use tirage_shared::ports::ObjectStore;
 
 use crate::poison;
 use crate::services::{Garage, Rabbit, Redis};
@@ -224,7 +224,7 @@ impl Suite {
             .await;
         self.api.delete(batch).await;
         let batch_id: uuid::Uuid = batch.parse().unwrap();
-        let prefix = tirage_shared::keys::batch_prefix(batch_id);
+        let prefix = tirage_core::keys::batch_prefix(batch_id);
         let left = self.s3.delete_prefix(&prefix).await.unwrap();
         assert_eq!(left, 0, "{fault}: objects left under {prefix} after DELETE");
         let uploads = self.s3.incomplete_uploads(&prefix).await.unwrap();

@@ -10,8 +10,8 @@ mod post;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tirage_shared::backoff::Backoff;
-use tirage_shared::codes::Effect;
+use tirage_core::backoff::Backoff;
+use tirage_core::codes::Effect;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 

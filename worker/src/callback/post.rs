@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use secrecy::ExposeSecret;
-use tirage_shared::BatchCompleted;
+use tirage_core::BatchCompleted;
 
 use crate::context::Ctx;
 use crate::signature::{SIGNATURE_HEADER, sign};

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use url::Url;
 
-use tirage_shared::cidr::Cidr;
+use tirage_core::cidr::Cidr;
 
 mod ranges;
 

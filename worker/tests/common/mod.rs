@@ -15,14 +15,14 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::StreamExt;
 use secrecy::SecretString;
+use tirage_core::{
+    Batch, BatchCompleted, BatchOptions, BatchState, OutputFormat, PhotoRecord, ResizeJob, keys,
+};
 use tirage_engine::{EngineError, Limits, Rendition as EngineRendition, Resized};
-use tirage_shared::ports::{
+use tirage_ports::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
 };
 use tirage_shared::runtime::config;
-use tirage_shared::{
-    Batch, BatchCompleted, BatchOptions, BatchState, OutputFormat, PhotoRecord, ResizeJob, keys,
-};
 use tirage_worker::{Metrics, Ports, ResizeFn, Worker, WorkerSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -212,14 +212,11 @@ pub async fn batch_with(
 }
 
 pub fn job(f: &Fixture, photo: Uuid) -> WorkItem {
-    WorkItem::Resize(ResizeJob {
-        batch_id: f.batch.id,
-        photo_id: photo,
-        source_key: keys::original_key(f.batch.id, photo),
-        options: f.batch.options.clone(),
-        request_id: Some(format!("req-{photo}")),
-        published_at: Utc::now(),
-    })
+    WorkItem::Resize(ResizeJob::new(
+        &f.batch,
+        photo,
+        Some(format!("req-{photo}")),
+    ))
 }
 
 pub async fn publish_all(ports: &Ports, f: &Fixture) {

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use tirage_shared::PhotoState;
-use tirage_shared::codes::FailureCode;
+use tirage_core::PhotoState;
+use tirage_core::codes::FailureCode;
 
 use crate::common::*;
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tirage_shared::BatchCompleted;
-use tirage_shared::ports::WorkItem;
+use tirage_core::BatchCompleted;
+use tirage_ports::WorkItem;
 use tirage_shared::testing::SilentReceiver;
 use tirage_worker::signature::DEFAULT_TOLERANCE_SECS;
 use tirage_worker::{SIGNATURE_HEADER, verify};

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tirage_shared::codes::FailureCode;
-use tirage_shared::ports::WorkItem;
-use tirage_shared::{BatchOptions, BatchState, OutputFormat, PhotoState, keys};
+use tirage_core::codes::FailureCode;
+use tirage_core::{BatchOptions, BatchState, OutputFormat, PhotoState, keys};
+use tirage_ports::WorkItem;
 use tirage_worker::Ports;
 
 use crate::common::*;
@@ -65,7 +65,7 @@ pub async fn happy_path(h: Arc<dyn Harness>) {
             let data = ports.objects.get(&key).await.expect("rendition stored");
             assert_eq!(data.len() as u64, out.bytes, "{key}");
             // The digest (the rendition's ETag) is that of the stored bytes.
-            let digest = tirage_shared::model::Rendition::digest_of(&data);
+            let digest = tirage_core::model::Rendition::digest_of(&data);
             assert_eq!(out.digest.as_deref(), Some(digest.as_str()), "{key}");
             let img = image::load_from_memory_with_format(&data, image::ImageFormat::Jpeg)
                 .expect("rendition is a JPEG");

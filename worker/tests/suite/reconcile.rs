@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tirage_shared::codes::Effect;
-use tirage_shared::{PhotoOutcome, Rendition, keys};
+use tirage_core::codes::Effect;
+use tirage_core::{PhotoOutcome, Rendition, keys};
 use tirage_worker::WorkerSettings;
 
 use crate::common::*;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tirage_shared::{BatchState, keys};
+use tirage_core::{BatchState, keys};
 use uuid::Uuid;
 
 use crate::common::*;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tirage_shared::codes::FailureCode;
-use tirage_shared::model::PhotoOutcome;
-use tirage_shared::ports::{
+use tirage_core::codes::FailureCode;
+use tirage_core::model::PhotoOutcome;
+use tirage_ports::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };
 use uuid::Uuid;
@@ -301,11 +301,11 @@ pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
         app.finish(&job).await;
     }
     // The last photo's rendition: two entries stream before it is missed.
-    let last = tirage_shared::keys::rendition_key(
+    let last = tirage_core::keys::rendition_key(
         id.parse().unwrap(),
         ids[2].parse().unwrap(),
         24,
-        tirage_shared::OutputFormat::Jpeg,
+        tirage_core::OutputFormat::Jpeg,
     );
     *vanishing.key.lock().unwrap() = Some(last);
 

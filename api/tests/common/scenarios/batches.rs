@@ -1,9 +1,9 @@
 //! Batches: options and their validation, ownership, closing and deleting.
 
 use serde_json::json;
-use tirage_shared::keys;
-use tirage_shared::model::{MetadataChoice, OutputFormat};
-use tirage_shared::ports::{Lane, WorkItem};
+use tirage_core::keys;
+use tirage_core::model::{MetadataChoice, OutputFormat};
+use tirage_ports::{Lane, WorkItem};
 use uuid::Uuid;
 
 use crate::common::{Backend, Sent, TestApp, expect_error, jpeg, json_of};
@@ -199,7 +199,7 @@ pub async fn delete_removes_objects_and_state(b: &impl Backend) {
         assert!(
             app.ports
                 .objects
-                .head(&job.source_key)
+                .head(&job.original_key())
                 .await
                 .unwrap()
                 .is_none()

@@ -193,7 +193,7 @@ pub async fn upload_larger_than_announced_is_refused_at_complete(b: &impl Backen
     let photo_id = ticket["photo_id"].as_str().unwrap();
     // The object arrives bigger than the 100 bytes announced (stored behind the ticket's
     // back, as a store without length checks, or a replaced object, would let it).
-    let key = tirage_shared::keys::original_key(
+    let key = tirage_core::keys::original_key(
         Uuid::parse_str(id).unwrap(),
         Uuid::parse_str(photo_id).unwrap(),
     );

@@ -6,8 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::multipart::Form;
 use serde_json::{Value, json};
-use tirage_shared::keys;
-use tirage_shared::ports::RecordResult;
+use tirage_ports::RecordResult;
 use uuid::Uuid;
 
 use crate::common::client::jpeg_part;
@@ -72,12 +71,11 @@ pub async fn upload_queue_complete_and_stream_events(b: &impl Backend) {
     for job in &jobs {
         assert_eq!(job.batch_id, batch_id);
         assert_eq!(job.request_id.as_deref(), Some("req-upload-1"));
-        assert_eq!(job.source_key, keys::original_key(batch_id, job.photo_id));
         assert_eq!(job.options.sizes, vec![48, 16]);
         assert!(
             app.ports
                 .objects
-                .head(&job.source_key)
+                .head(&job.original_key())
                 .await
                 .unwrap()
                 .is_some()

@@ -2,7 +2,7 @@
 //! 304, byte ranges) or as redirects.
 
 use serde_json::json;
-use tirage_shared::model::Rendition;
+use tirage_core::model::Rendition;
 
 use crate::common::{Backend, Sent, TestApp, expect_error, json_of};
 

@@ -3,7 +3,7 @@
 
 use reqwest::multipart::Form;
 use serde_json::json;
-use tirage_shared::keys;
+use tirage_core::keys;
 use uuid::Uuid;
 
 use crate::common::{Backend, Sent, TestApp, expect_error, jpeg, json_of, photo_ids};

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use futures::StreamExt;
-use tirage_shared::PhotoState;
-use tirage_shared::wire::{OutputView, PhotoView};
+use tirage_core::PhotoState;
+use tirage_core::wire::{OutputView, PhotoView};
 use uuid::Uuid;
 
 use super::inputs::Input;

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use tirage_core::wire::UploadFile;
 use tirage_engine::{SourceFormat, sniff};
-use tirage_shared::wire::UploadFile;
 
 use crate::inputs::{Failure, discover, read_head, stem_of};
 

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tirage_shared::wire::CreateBatchRequest;
-use tirage_shared::{BatchOptions, MetadataChoice, OutputFormat};
+use tirage_core::wire::CreateBatchRequest;
+use tirage_core::{BatchOptions, MetadataChoice, OutputFormat};
 
 use super::outcome::UploadError;
 use crate::client::RetryPolicy;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tirage_shared::wire::BatchView;
+use tirage_core::wire::BatchView;
 
 /// Pieces a body is sent in, so the byte bar moves while a file uploads.
 const BODY_CHUNK: usize = 64 * 1024;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tirage_shared::wire::{UploadTicket, UploadsRequest};
+use tirage_core::wire::{UploadTicket, UploadsRequest};
 use uuid::Uuid;
 
 use super::inputs::Input;

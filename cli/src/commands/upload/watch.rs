@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use tirage_shared::wire::BatchView;
+use tirage_core::wire::BatchView;
 use uuid::Uuid;
 
 use super::progress::show_progress;

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::message;
 use super::settings::{AmqpSettings, node_of};
 use super::topology;
-use crate::ports::job_queue::{Lane, QueueError};
+use tirage_ports::job_queue::{Lane, QueueError};
 
 /// Longest a connection to one node or a confirmed publish may take before the caller gets
 /// `Unavailable` (or the next node is tried) instead of waiting on a dead broker.

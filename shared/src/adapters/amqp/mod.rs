@@ -17,12 +17,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lapin::BasicProperties;
 
-use crate::ports::job_queue::{JobQueue, JobStream, Lane, QueueError, WorkItem};
 use connection::LazyConnection;
 #[cfg(feature = "testing")]
 pub(crate) use connection::unavailable;
 pub use settings::{AmqpSettings, QueueType};
 use stream::AmqpStream;
+use tirage_ports::job_queue::{JobQueue, JobStream, Lane, QueueError, WorkItem};
 
 /// RabbitMQ job queue. Clones share the connection.
 #[derive(Clone)]

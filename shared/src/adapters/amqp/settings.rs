@@ -4,7 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::ports::job_queue::Lane;
+use tirage_ports::job_queue::Lane;
 
 fn default_prefix() -> String {
     "tirage".to_owned()

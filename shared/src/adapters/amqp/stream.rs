@@ -12,7 +12,7 @@ use lapin::{Channel, Consumer};
 
 use super::connection::{LazyConnection, unavailable};
 use super::message;
-use crate::ports::job_queue::{Delivery, DeliveryHandle, JobStream, Lane, QueueError, WorkItem};
+use tirage_ports::job_queue::{Delivery, DeliveryHandle, JobStream, Lane, QueueError, WorkItem};
 
 pub(super) struct AmqpStream {
     connection: Arc<LazyConnection>,

@@ -23,7 +23,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
 use super::settings::{AmqpSettings, QueueType};
-use crate::ports::job_queue::Lane;
+use tirage_ports::job_queue::Lane;
 
 fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())

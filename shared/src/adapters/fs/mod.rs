@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use crate::ports::object_store::{
+use tirage_ports::object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
     next_within_limit,
 };

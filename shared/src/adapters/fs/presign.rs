@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 
 use super::{FsObjectStore, validate_key};
-use crate::ports::object_store::{ObjectStoreError, PresignedRequest};
+use tirage_ports::object_store::{ObjectStoreError, PresignedRequest};
 
 type HmacSha256 = Hmac<Sha256>;
 

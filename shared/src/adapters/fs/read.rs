@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::io_error;
-use crate::ports::object_store::{ObjectBody, ObjectStoreError};
+use tirage_ports::object_store::{ObjectBody, ObjectStoreError};
 
 /// Most bytes one read yields.
 const READ_CHUNK: usize = 64 * 1024;

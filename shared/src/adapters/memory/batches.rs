@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::BatchEntry;
 use crate::adapters::records::apply_outcome;
-use crate::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
-use crate::ports::state_store::{CloseResult, RecordResult, StateError};
+use tirage_core::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
+use tirage_ports::state_store::{CloseResult, RecordResult, StateError};
 
 impl BatchEntry {
     /// Registers `photos` (those not registered yet) unless the batch would pass `limit`.

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{BatchEntry, Inner, RateWindow, after};
-use crate::model::{Batch, BatchState};
-use crate::ports::state_store::{PendingUpload, RateDecision, Session, SessionQuota, StateError};
+use tirage_core::model::{Batch, BatchState};
+use tirage_ports::state_store::{PendingUpload, RateDecision, Session, SessionQuota, StateError};
 
 impl Inner {
     /// Stores `session` unless its creator made `quota.max` sessions within the last `ttl`.

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{MemoryStateStore, after};
-use crate::model::PhotoRecord;
-use crate::ports::state_store::StateError;
-use crate::ports::upkeep::{IndexedBatch, Upkeep};
+use tirage_core::model::PhotoRecord;
+use tirage_ports::state_store::StateError;
+use tirage_ports::upkeep::{IndexedBatch, Upkeep};
 
 #[async_trait]
 impl Upkeep for MemoryStateStore {

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::RedisStateStore;
 use super::codec::{millis, redis_error, to_json};
-use crate::model::Batch;
-use crate::ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
+use tirage_core::model::Batch;
+use tirage_ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
 
 impl RedisStateStore {
     pub(super) async fn store_session_capped(

@@ -23,12 +23,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::records::page_bounds;
-use crate::codes::Effect;
-use crate::model::{Batch, PhotoOutcome, PhotoRecord};
-use crate::ports::state_store::{
-    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
-    RecordResult, Session, SessionQuota, StateError, StateStore, claim_field,
-};
 use codec::{
     BATCH_FIELDS, batch_from, millis, page_reply, parse, photo_from, rate_decision, redis_error,
     slid_session, status_reply, to_json,
@@ -36,6 +30,12 @@ use codec::{
 use connection::{Connection, Subscribers};
 use keys::KeySpace;
 use scripts::Scripts;
+use tirage_core::codes::Effect;
+use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
+use tirage_ports::state_store::{
+    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
+    RecordResult, Session, SessionQuota, StateError, StateStore, claim_field,
+};
 
 fn default_prefix() -> String {
     "tirage:".to_owned()

@@ -1,14 +1,14 @@
 //! The run counter behind crash-loop detection ([`StateStore::start_run`]): hash
 //! `batch:{id}:runs`, photo id → `attempt:runs`.
 //!
-//! [`StateStore::start_run`]: crate::ports::StateStore::start_run
+//! [`StateStore::start_run`]: tirage_ports::StateStore::start_run
 
 use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::RedisStateStore;
 use super::codec::redis_error;
-use crate::ports::state_store::StateError;
+use tirage_ports::state_store::StateError;
 
 /// The runs a stored `attempt:runs` value counts for `attempt` (0 for another attempt).
 fn runs_at(stored: Option<&str>, attempt: u32) -> u32 {

@@ -3,7 +3,7 @@
 //! counts on the other; the route's batch lives in another slot and is read alongside, on
 //! the same connection, so the request still waits one round trip.
 //!
-//! [`StateStore::authorize`]: crate::ports::StateStore::authorize
+//! [`StateStore::authorize`]: tirage_ports::StateStore::authorize
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 
 use super::RedisStateStore;
 use super::codec::{corrupt, millis, rate_decision, redis_error, slid_session, to_json};
-use crate::ports::state_store::{
+use tirage_ports::state_store::{
     Authorize, Authorized, RateDecision, Session, StateError, StateStore,
 };
 

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::RedisStateStore;
 use super::codec::{millis, redis_error};
-use crate::model::Batch;
-use crate::ports::state_store::StateError;
-use crate::ports::upkeep::{IndexedBatch, Upkeep};
+use tirage_core::model::Batch;
+use tirage_ports::state_store::StateError;
+use tirage_ports::upkeep::{IndexedBatch, Upkeep};
 
 impl RedisStateStore {
     /// Adds a batch to the index, before the batch is written: a batch is never live

@@ -12,7 +12,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use secrecy::ExposeSecret;
 
 use super::settings::S3Settings;
-use crate::ports::object_store::ObjectStoreError;
+use tirage_ports::object_store::ObjectStoreError;
 
 pub(super) fn client(settings: &S3Settings, endpoint: &str) -> Client {
     let credentials = Credentials::new(

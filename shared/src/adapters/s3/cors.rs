@@ -7,7 +7,7 @@ use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 
 use super::S3ObjectStore;
 use super::client::{classify, unbuildable, unless_absent};
-use crate::ports::object_store::ObjectStoreError;
+use tirage_ports::object_store::ObjectStoreError;
 
 /// The rule's id: the one CORS rule Tirage owns in the bucket's configuration.
 pub const RULE_ID: &str = "tirage-web-page";

@@ -26,7 +26,7 @@ use chrono::Utc;
 use self::client::{classify, classify_http, client};
 
 use super::fs::validate_key;
-use crate::ports::object_store::{
+use tirage_ports::object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };
 

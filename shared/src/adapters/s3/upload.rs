@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::client::classify_http;
 use super::{PART_SIZE, S3ObjectStore};
-use crate::ports::object_store::{ByteStream, ObjectStoreError, next_within_limit};
+use tirage_ports::object_store::{ByteStream, ObjectStoreError, next_within_limit};
 
 pub(super) struct Multipart {
     key: String,

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::keys;
-use crate::model::OutputFormat;
-use crate::ports::object_store::{ByteStream, ObjectStore, ObjectStoreError, PresignedRequest};
+use tirage_core::keys;
+use tirage_core::model::OutputFormat;
+use tirage_ports::object_store::{ByteStream, ObjectStore, ObjectStoreError, PresignedRequest};
 
 #[async_trait]
 pub trait ObjectHarness: Send + Sync + 'static {

@@ -6,9 +6,9 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::{ObjectHarness, chunked, ids, pattern};
-use crate::keys;
-use crate::model::OutputFormat;
-use crate::ports::object_store::{ByteStream, ObjectStoreError};
+use tirage_core::keys;
+use tirage_core::model::OutputFormat;
+use tirage_ports::object_store::{ByteStream, ObjectStoreError};
 
 /// Reads what `body` yields, in order; the first error fails the test.
 async fn read_all(mut body: ByteStream) -> Vec<u8> {

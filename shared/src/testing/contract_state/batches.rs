@@ -5,9 +5,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, done, failed, new_batch, photos};
-use crate::codes::FailureCode;
-use crate::model::{BatchState, PhotoState};
-use crate::ports::state_store::{RecordResult, StateError};
+use tirage_core::codes::FailureCode;
+use tirage_core::model::{BatchState, PhotoState};
+use tirage_ports::state_store::{RecordResult, StateError};
 
 pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
     let store = h.store();

@@ -7,8 +7,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, ms, new_batch, photos};
-use crate::model::Batch;
-use crate::ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
+use tirage_core::model::Batch;
+use tirage_ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
 
 fn session() -> Session {
     let now = ms(Utc::now());
@@ -162,11 +162,11 @@ pub async fn pending_uploads_count_against_the_limit<H: StateHarness>(h: &H) {
         .await
         .unwrap()
         .expect("the ticket is pending");
-    let photo = crate::model::PhotoRecord::queued(taken.photo_id, taken.filename);
+    let photo = tirage_core::model::PhotoRecord::queued(taken.photo_id, taken.filename);
     let after = store.add_photos(batch.id, &[photo], 5).await.unwrap();
     assert_eq!(after.total, 3);
     // A photo registered while its ticket is still pending is not counted twice.
-    let still = crate::model::PhotoRecord::queued(three[1].photo_id, "b.jpg");
+    let still = tirage_core::model::PhotoRecord::queued(three[1].photo_id, "b.jpg");
     assert_eq!(
         store.add_photos(batch.id, &[still], 5).await.unwrap().total,
         4

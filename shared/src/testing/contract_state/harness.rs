@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::codes::FailureCode;
-use crate::model::{Batch, BatchOptions, BatchState, PhotoOutcome, PhotoRecord, Rendition};
-use crate::ports::state_store::StateStore;
+use tirage_core::codes::FailureCode;
+use tirage_core::model::{Batch, BatchOptions, BatchState, PhotoOutcome, PhotoRecord, Rendition};
+use tirage_ports::state_store::StateStore;
 
 /// What a contract run needs besides the store itself.
 #[async_trait]

@@ -6,8 +6,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, done, ms, new_batch, photos};
-use crate::codes::Effect;
-use crate::ports::state_store::{PendingUpload, StateError};
+use tirage_core::codes::Effect;
+use tirage_ports::state_store::{PendingUpload, StateError};
 
 /// Everything about a batch disappears at its `expires_at`.
 pub async fn batch_expires<H: StateHarness>(h: &H) {

@@ -1,4 +1,4 @@
-//! The [`StateStore`](crate::ports::StateStore) contract, written once and run against
+//! The [`StateStore`](tirage_ports::StateStore) contract, written once and run against
 //! every adapter; the cases are grouped by concern.
 
 mod batches;

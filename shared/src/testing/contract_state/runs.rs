@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, new_batch, photos};
-use crate::ports::state_store::StateError;
+use tirage_ports::state_store::StateError;
 
 pub async fn runs_count_per_attempt<H: StateHarness>(h: &H) {
     let store = h.store();

@@ -6,7 +6,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, ms, new_batch};
-use crate::ports::state_store::{Authorize, RateDecision, Session, SessionRate};
+use tirage_ports::state_store::{Authorize, RateDecision, Session, SessionRate};
 
 pub async fn sessions_slide<H: StateHarness>(h: &H) {
     // Generous margins: against a real server the sleeps run on a loaded 2-core machine.

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, done, new_batch, photos};
-use crate::ports::state_store::ProgressFeed;
+use tirage_ports::state_store::ProgressFeed;
 
 /// Waits for the next announcement of `batch_id`, skipping others (other tests' batches
 /// share the feed of an adapter without a key prefix). The bound only keeps a broken

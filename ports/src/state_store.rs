@@ -11,33 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::upkeep::Upkeep;
-use crate::codes::Effect;
-use crate::model::{Batch, PhotoOutcome, PhotoRecord};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// The store did not answer: worth retrying later.
-    #[error("state store unavailable: {0}")]
-    Unavailable(String),
-    /// The batch (or photo) does not exist, or has expired.
-    #[error("not found")]
-    NotFound,
-    /// The batch no longer accepts photos.
-    #[error("batch is closed")]
-    BatchClosed,
-    #[error("batch would exceed its limit of {limit} photos")]
-    TooManyPhotos { limit: u64 },
-    /// Stored data did not parse: a bug or a foreign writer, never the user's fault.
-    #[error("stored state is corrupt: {0}")]
-    Corrupt(String),
-}
-
-impl StateError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StateError::Unavailable(_))
-    }
-}
+pub use crate::state_error::StateError;
+use crate::upkeep::Upkeep;
+use tirage_core::codes::Effect;
+use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 
 /// A session. Its `id` is a digest of the bearer token, never the token itself, so the
 /// store holds nothing a reader could replay.

@@ -2,9 +2,9 @@
 //! workers". Every caller that moves a batch's counters (closing it in the API, recording a
 //! photo's outcome in the worker or after a failed enqueue in the API) asks here.
 
-use crate::codes::Effect;
-use crate::model::{Batch, BatchState};
-use crate::ports::{JobQueue, QueueError, StateError, StateStore, WorkItem};
+use crate::{JobQueue, QueueError, StateError, StateStore, WorkItem};
+use tirage_core::codes::Effect;
+use tirage_core::model::{Batch, BatchState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandOffError {

@@ -195,19 +195,38 @@ impl BatchOptions {
 }
 
 /// One resize job: the message the API publishes for every photo and a worker consumes.
-/// Everything a worker needs is in it, so any worker can take any job.
+/// Everything a worker needs is in it, so any worker can take any job. The original's key
+/// is not: it is derived from the ids where it is read ([`ResizeJob::original_key`]), so no
+/// message can name another object. (Messages of earlier versions carry a `source_key`;
+/// it is ignored.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResizeJob {
     pub batch_id: Uuid,
     pub photo_id: Uuid,
-    /// Object key of the original (see [`crate::keys::original_key`]).
-    pub source_key: String,
     pub options: BatchOptions,
     /// The request id of the upload that created the job, so one photo can be followed
     /// from upload to rendition in the logs.
     #[serde(default)]
     pub request_id: Option<String>,
     pub published_at: DateTime<Utc>,
+}
+
+impl ResizeJob {
+    /// The one way a photo's job is made: with its batch's options, published now.
+    pub fn new(batch: &Batch, photo_id: Uuid, request_id: Option<String>) -> ResizeJob {
+        ResizeJob {
+            batch_id: batch.id,
+            photo_id,
+            options: batch.options.clone(),
+            request_id,
+            published_at: Utc::now(),
+        }
+    }
+
+    /// Where the photo's original is stored.
+    pub fn original_key(&self) -> String {
+        crate::keys::original_key(self.batch_id, self.photo_id)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +351,26 @@ impl BatchCompleted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_names_its_original_by_its_ids_whatever_an_older_message_said() {
+        let (batch_id, photo_id) = (Uuid::new_v4(), Uuid::new_v4());
+        // A message of an earlier version, naming another batch's object.
+        let old = serde_json::json!({
+            "batch_id": batch_id,
+            "photo_id": photo_id,
+            "source_key": format!("originals/{}/x", Uuid::new_v4()),
+            "options": BatchOptions::default(),
+            "published_at": Utc::now(),
+        });
+        let job: ResizeJob = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            job.original_key(),
+            crate::keys::original_key(batch_id, photo_id)
+        );
+        let sent = serde_json::to_value(&job).unwrap();
+        assert!(sent.get("source_key").is_none(), "{sent}");
+    }
 
     #[test]
     fn defaults_are_valid_and_limits_are_enforced() {

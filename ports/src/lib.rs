@@ -1,9 +1,13 @@
 //! The ports: small traits for everything Tirage depends on. Each has a production adapter
 //! (S3, AMQP, Redis) and an embedded one (file system, in-process, in-memory); one contract
-//! test suite per trait runs against both.
+//! test suite per trait (in `tirage-testkit`) runs against both. Also the one decision
+//! made over them that the API and the workers share: handing a completed batch's
+//! finalisation off (`completion`).
 
+pub mod completion;
 pub mod job_queue;
 pub mod object_store;
+pub mod state_error;
 pub mod state_store;
 pub mod upkeep;
 

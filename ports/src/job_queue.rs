@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::ResizeJob;
+use tirage_core::model::ResizeJob;
 
 /// A message on the work queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

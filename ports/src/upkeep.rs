@@ -3,7 +3,7 @@
 //! stalled batches, and to remove an expired batch's objects), and a per-batch watch that
 //! tells how long a batch has shown no progress. Every [`StateStore`] provides it.
 //!
-//! [`StateStore`]: super::StateStore
+//! [`StateStore`]: crate::StateStore
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::state_store::StateError;
+use crate::state_error::StateError;
 
 /// A batch as the index knows it: created once, listed until forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
