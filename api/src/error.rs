@@ -1,76 +1,16 @@
 //! The API's one error type. Every failure a handler can meet becomes an [`ApiError`]; its
-//! stable `code()` is what clients match on, and [`ERROR_CODES`] is the single table that maps
-//! those codes to HTTP statuses (and documents them in the OpenAPI description).
+//! `code()` is an [`ErrorCode`], whose one table (in `tirage-core`) gives the stable name
+//! clients match on and the HTTP status (and documents both in the OpenAPI description).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use tirage_core::codes::ErrorCode;
+use tirage_core::model::InvalidOptions;
 use tirage_core::wire::ErrorBody;
 use tirage_ports::completion::HandOffError;
 use tirage_ports::{ObjectStoreError, QueueError, StateError};
 use uuid::Uuid;
-
-/// Every error code the API answers with, and its HTTP status. Clients match on the code,
-/// never on the message, so codes are never renamed.
-pub const ERROR_CODES: &[(&str, u16)] = &[
-    ("malformed_json", 400),
-    ("malformed_query", 400),
-    ("malformed_multipart", 400),
-    ("missing_credentials", 401),
-    ("invalid_session", 401),
-    ("invalid_api_key", 401),
-    ("invalid_key", 403),
-    ("presign_expired", 403),
-    ("bad_signature", 403),
-    ("not_found", 404),
-    ("batch_not_found", 404),
-    ("photo_not_found", 404),
-    ("rendition_not_found", 404),
-    ("upload_not_found", 404),
-    ("object_not_found", 404),
-    ("unknown_size", 404),
-    ("method_not_allowed", 405),
-    ("batch_closed", 409),
-    ("too_many_photos", 409),
-    ("too_many_open_batches", 409),
-    ("upload_missing", 409),
-    ("file_too_large", 413),
-    ("body_too_large", 413),
-    ("unsupported_media_type", 415),
-    ("range_not_satisfiable", 416),
-    ("invalid_body", 422),
-    ("invalid_sizes", 422),
-    ("invalid_quality", 422),
-    ("invalid_format", 422),
-    ("invalid_metadata", 422),
-    ("invalid_callback_url", 422),
-    ("invalid_files", 422),
-    ("invalid_limit", 422),
-    ("invalid_cursor", 422),
-    ("invalid_idempotency_key", 422),
-    ("no_files", 422),
-    ("empty_file", 422),
-    ("rate_limited", 429),
-    ("too_many_streams", 429),
-    ("too_many_sessions", 429),
-    ("internal_error", 500),
-    ("state_store_unavailable", 503),
-    ("object_store_unavailable", 503),
-    ("job_queue_unavailable", 503),
-    ("job_queue_rejected", 503),
-    ("dependency_unavailable", 503),
-    ("server_busy", 503),
-];
-
-/// The HTTP status of an error code, from [`ERROR_CODES`]; 500 for a code missing from it
-/// (a unit test makes sure none is).
-pub fn status_of(code: &str) -> StatusCode {
-    ERROR_CODES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .and_then(|(_, status)| StatusCode::from_u16(*status).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -101,6 +41,8 @@ pub enum ApiError {
     RenditionNotFound(String),
     #[error("no pending upload for this photo")]
     UploadNotFound,
+    #[error("no object at this key")]
+    ObjectNotFound,
     /// The path exists, the method does not; `allow` lists the ones it has (`GET, POST`).
     #[error("this path answers only {allow}")]
     MethodNotAllowed { allow: String },
@@ -146,6 +88,8 @@ pub enum ApiError {
     #[error("the part for {0:?} is empty")]
     EmptyFile(String),
 
+    #[error("the URL names no object key it may name")]
+    InvalidKey,
     #[error("the URL's signature does not match")]
     UrlSignatureInvalid,
     #[error("the signed URL has expired")]
@@ -176,52 +120,54 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::MalformedJson(_) => "malformed_json",
-            ApiError::MalformedQuery(_) => "malformed_query",
-            ApiError::MalformedMultipart(_) => "malformed_multipart",
-            ApiError::UnknownSize(_) => "unknown_size",
-            ApiError::MissingCredentials => "missing_credentials",
-            ApiError::InvalidSession => "invalid_session",
-            ApiError::InvalidApiKey => "invalid_api_key",
-            ApiError::NotFound => "not_found",
-            ApiError::BatchNotFound => "batch_not_found",
-            ApiError::PhotoNotFound => "photo_not_found",
-            ApiError::RenditionNotFound(_) => "rendition_not_found",
-            ApiError::UploadNotFound => "upload_not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::BatchClosed => "batch_closed",
-            ApiError::TooManyPhotos { .. } => "too_many_photos",
-            ApiError::TooManyOpenBatches { .. } => "too_many_open_batches",
-            ApiError::UploadMissing(_) => "upload_missing",
-            ApiError::FileTooLarge { .. } => "file_too_large",
-            ApiError::BodyTooLarge { .. } => "body_too_large",
-            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
-            ApiError::InvalidBody(_) => "invalid_body",
-            ApiError::InvalidSizes(_) => "invalid_sizes",
-            ApiError::InvalidQuality(_) => "invalid_quality",
-            ApiError::InvalidFormat(_) => "invalid_format",
-            ApiError::InvalidMetadata(_) => "invalid_metadata",
-            ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
-            ApiError::InvalidFiles(_) => "invalid_files",
-            ApiError::InvalidLimit(_) => "invalid_limit",
-            ApiError::InvalidCursor => "invalid_cursor",
-            ApiError::InvalidIdempotencyKey => "invalid_idempotency_key",
-            ApiError::NoFiles => "no_files",
-            ApiError::EmptyFile(_) => "empty_file",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::TooManyStreams { .. } => "too_many_streams",
-            ApiError::TooManySessions { .. } => "too_many_sessions",
-            ApiError::ServerBusy { .. } => "server_busy",
-            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
-            ApiError::UrlSignatureInvalid => "bad_signature",
-            ApiError::UrlExpired => "presign_expired",
-            ApiError::Internal(_) => "internal_error",
-            ApiError::StateUnavailable(_) => "state_store_unavailable",
-            ApiError::ObjectStoreUnavailable(_) => "object_store_unavailable",
-            ApiError::QueueUnavailable(_) => "job_queue_unavailable",
-            ApiError::QueueRejected(_) => "job_queue_rejected",
+            ApiError::MalformedJson(_) => ErrorCode::MalformedJson,
+            ApiError::MalformedQuery(_) => ErrorCode::MalformedQuery,
+            ApiError::MalformedMultipart(_) => ErrorCode::MalformedMultipart,
+            ApiError::UnknownSize(_) => ErrorCode::UnknownSize,
+            ApiError::MissingCredentials => ErrorCode::MissingCredentials,
+            ApiError::InvalidSession => ErrorCode::InvalidSession,
+            ApiError::InvalidApiKey => ErrorCode::InvalidApiKey,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::BatchNotFound => ErrorCode::BatchNotFound,
+            ApiError::PhotoNotFound => ErrorCode::PhotoNotFound,
+            ApiError::RenditionNotFound(_) => ErrorCode::RenditionNotFound,
+            ApiError::UploadNotFound => ErrorCode::UploadNotFound,
+            ApiError::ObjectNotFound => ErrorCode::ObjectNotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::BatchClosed => ErrorCode::BatchClosed,
+            ApiError::TooManyPhotos { .. } => ErrorCode::TooManyPhotos,
+            ApiError::TooManyOpenBatches { .. } => ErrorCode::TooManyOpenBatches,
+            ApiError::UploadMissing(_) => ErrorCode::UploadMissing,
+            ApiError::FileTooLarge { .. } => ErrorCode::FileTooLarge,
+            ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            ApiError::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            ApiError::InvalidBody(_) => ErrorCode::InvalidBody,
+            ApiError::InvalidSizes(_) => ErrorCode::InvalidSizes,
+            ApiError::InvalidQuality(_) => ErrorCode::InvalidQuality,
+            ApiError::InvalidFormat(_) => ErrorCode::InvalidFormat,
+            ApiError::InvalidMetadata(_) => ErrorCode::InvalidMetadata,
+            ApiError::InvalidCallbackUrl(_) => ErrorCode::InvalidCallbackUrl,
+            ApiError::InvalidFiles(_) => ErrorCode::InvalidFiles,
+            ApiError::InvalidLimit(_) => ErrorCode::InvalidLimit,
+            ApiError::InvalidCursor => ErrorCode::InvalidCursor,
+            ApiError::InvalidIdempotencyKey => ErrorCode::InvalidIdempotencyKey,
+            ApiError::NoFiles => ErrorCode::NoFiles,
+            ApiError::EmptyFile(_) => ErrorCode::EmptyFile,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::TooManyStreams { .. } => ErrorCode::TooManyStreams,
+            ApiError::TooManySessions { .. } => ErrorCode::TooManySessions,
+            ApiError::ServerBusy { .. } => ErrorCode::ServerBusy,
+            ApiError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            ApiError::InvalidKey => ErrorCode::InvalidKey,
+            ApiError::UrlSignatureInvalid => ErrorCode::BadSignature,
+            ApiError::UrlExpired => ErrorCode::PresignExpired,
+            ApiError::Internal(_) => ErrorCode::InternalError,
+            ApiError::StateUnavailable(_) => ErrorCode::StateStoreUnavailable,
+            ApiError::ObjectStoreUnavailable(_) => ErrorCode::ObjectStoreUnavailable,
+            ApiError::QueueUnavailable(_) => ErrorCode::JobQueueUnavailable,
+            ApiError::QueueRejected(_) => ErrorCode::JobQueueRejected,
         }
     }
 
@@ -258,14 +204,14 @@ pub enum SessionErrors {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        status_of(self.code())
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if let Some(detail) = self.detail() {
             tracing::error!(
-                code = self.code(),
+                code = self.code().as_str(),
                 status = status.as_u16(),
                 detail,
                 "request failed"
@@ -288,7 +234,7 @@ impl ResponseError for ApiError {
         {
             response.insert_header((header::ALLOW, value));
         }
-        response.json(ErrorBody::new(self.code(), self.to_string()))
+        response.json(ErrorBody::new(self.code().as_str(), self.to_string()))
     }
 }
 
@@ -300,6 +246,17 @@ impl From<StateError> for ApiError {
             StateError::BatchClosed => ApiError::BatchClosed,
             StateError::TooManyPhotos { limit } => ApiError::TooManyPhotos { limit },
             StateError::Corrupt(d) => ApiError::Internal(format!("corrupt state: {d}")),
+        }
+    }
+}
+
+impl From<InvalidOptions> for ApiError {
+    fn from(err: InvalidOptions) -> Self {
+        match err {
+            InvalidOptions::Sizes(m) => ApiError::InvalidSizes(m),
+            InvalidOptions::Quality(m) => ApiError::InvalidQuality(m),
+            InvalidOptions::Format(m) => ApiError::InvalidFormat(m),
+            InvalidOptions::Metadata(m) => ApiError::InvalidMetadata(m),
         }
     }
 }

@@ -76,7 +76,7 @@ impl std::str::FromStr for OutputFormat {
         if s.eq_ignore_ascii_case("jpg") {
             return Ok(OutputFormat::Jpeg);
         }
-        by_name(s, &OutputFormat::ALL, |f| f.name(), "format")
+        by_name(s, &OutputFormat::ALL, |f| f.name(), "format").map_err(InvalidOptions::Format)
     }
 }
 
@@ -86,14 +86,11 @@ fn by_name<T: Copy>(
     all: &[T],
     name: fn(T) -> &'static str,
     what: &str,
-) -> Result<T, InvalidOptions> {
+) -> Result<T, String> {
     let s = s.to_ascii_lowercase();
     all.iter().copied().find(|v| name(*v) == s).ok_or_else(|| {
         let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
-        InvalidOptions(format!(
-            "unknown {what} {s:?}: expected one of {}",
-            names.join(", ")
-        ))
+        format!("unknown {what} {s:?}: expected one of {}", names.join(", "))
     })
 }
 
@@ -128,13 +125,23 @@ impl std::str::FromStr for MetadataChoice {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         by_name(s, &MetadataChoice::ALL, |m| m.name(), "metadata choice")
+            .map_err(InvalidOptions::Metadata)
     }
 }
 
-/// Why a set of resize options was refused; the message is meant for the user.
+/// Why a set of resize options was refused: the field at fault, with a message meant for
+/// the user. Each entry point answers it its own way (the API with one code per field).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidOptions(pub String);
+pub enum InvalidOptions {
+    #[error("{0}")]
+    Sizes(String),
+    #[error("{0}")]
+    Quality(String),
+    #[error("{0}")]
+    Format(String),
+    #[error("{0}")]
+    Metadata(String),
+}
 
 /// What every photo of a batch is turned into.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,35 +170,64 @@ impl Default for BatchOptions {
 impl BatchOptions {
     /// Checks the limits every entry point (HTTP, CLI, worker) enforces before any work starts.
     pub fn validate(&self) -> Result<(), InvalidOptions> {
-        if self.sizes.is_empty() || self.sizes.len() > MAX_SIZES {
-            return Err(InvalidOptions(format!(
-                "sizes must list 1 to {MAX_SIZES} sizes, got {}",
-                self.sizes.len()
-            )));
-        }
-        if let Some(bad) = self
-            .sizes
+        BatchOptions::check_sizes(&self.sizes)?;
+        BatchOptions::check_quality(self.quality)
+    }
+
+    /// Sizes as a client sent them (any integers): 1 to [`MAX_SIZES`] distinct values in
+    /// [`MIN_SIZE`]`..=`[`MAX_SIZE`].
+    pub fn parse_sizes(sizes: &[i64]) -> Result<Vec<u32>, InvalidOptions> {
+        let sizes = sizes
             .iter()
-            .find(|s| !(MIN_SIZE..=MAX_SIZE).contains(*s))
-        {
-            return Err(InvalidOptions(format!(
-                "size {bad} is outside {MIN_SIZE}..={MAX_SIZE}"
+            .map(|&s| u32::try_from(s).map_err(|_| out_of_sizes(s)))
+            .collect::<Result<Vec<u32>, _>>()?;
+        BatchOptions::check_sizes(&sizes)?;
+        Ok(sizes)
+    }
+
+    /// A quality as a client sent it: [`MIN_QUALITY`]`..=`[`MAX_QUALITY`].
+    pub fn parse_quality(quality: i64) -> Result<u8, InvalidOptions> {
+        let q = u8::try_from(quality).map_err(|_| out_of_quality(quality))?;
+        BatchOptions::check_quality(q)?;
+        Ok(q)
+    }
+
+    fn check_sizes(sizes: &[u32]) -> Result<(), InvalidOptions> {
+        if sizes.is_empty() || sizes.len() > MAX_SIZES {
+            return Err(InvalidOptions::Sizes(format!(
+                "sizes must list 1 to {MAX_SIZES} sizes, got {}",
+                sizes.len()
             )));
         }
-        let mut seen = self.sizes.clone();
+        if let Some(bad) = sizes.iter().find(|s| !(MIN_SIZE..=MAX_SIZE).contains(*s)) {
+            return Err(out_of_sizes(i64::from(*bad)));
+        }
+        let mut seen = sizes.to_vec();
         seen.sort_unstable();
         seen.dedup();
-        if seen.len() != self.sizes.len() {
-            return Err(InvalidOptions("sizes must not repeat".into()));
-        }
-        if !(MIN_QUALITY..=MAX_QUALITY).contains(&self.quality) {
-            return Err(InvalidOptions(format!(
-                "quality {} is outside {MIN_QUALITY}..={MAX_QUALITY}",
-                self.quality
-            )));
+        if seen.len() != sizes.len() {
+            return Err(InvalidOptions::Sizes("sizes must not repeat".into()));
         }
         Ok(())
     }
+
+    fn check_quality(quality: u8) -> Result<(), InvalidOptions> {
+        if (MIN_QUALITY..=MAX_QUALITY).contains(&quality) {
+            Ok(())
+        } else {
+            Err(out_of_quality(i64::from(quality)))
+        }
+    }
+}
+
+fn out_of_sizes(size: i64) -> InvalidOptions {
+    InvalidOptions::Sizes(format!("size {size} is outside {MIN_SIZE}..={MAX_SIZE}"))
+}
+
+fn out_of_quality(quality: i64) -> InvalidOptions {
+    InvalidOptions::Quality(format!(
+        "quality {quality} is outside {MIN_QUALITY}..={MAX_QUALITY}"
+    ))
 }
 
 /// One resize job: the message the API publishes for every photo and a worker consumes.

@@ -173,7 +173,7 @@ pub fn resize(
     check_bytes(input, limits)?;
     options
         .validate()
-        .map_err(|e| EngineError::InvalidOptions(e.0))?;
+        .map_err(|e| EngineError::InvalidOptions(e.to_string()))?;
     let format = sniff(input).ok_or(EngineError::UnsupportedFormat)?;
     let largest = options.sizes.iter().copied().max().unwrap_or(0);
     let keep_alpha = options.format != OutputFormat::Jpeg;

@@ -90,6 +90,11 @@ pub trait JobQueue: Send + Sync + 'static {
     /// was taken from.
     async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError>;
 
+    /// Messages of `lane` waiting for a consumer: ready in its queue or waiting out a
+    /// retry's delay (deliveries in flight not counted). The reconciler reads it: while
+    /// nothing waits, a photo still queued with no progress has lost its job.
+    async fn waiting(&self, lane: Lane) -> Result<u64, QueueError>;
+
     /// Publishes an event (for example `batch.completed`) to the events topic exchange,
     /// confirmed like [`JobQueue::publish`].
     async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError>;

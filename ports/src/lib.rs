@@ -19,4 +19,4 @@ pub use state_store::{
     Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
     RecordResult, Session, SessionQuota, SessionRate, StateError, StateStore, session_rate_key,
 };
-pub use upkeep::{IndexedBatch, Upkeep};
+pub use upkeep::{ConsumedMark, IndexedBatch, Upkeep};

@@ -20,6 +20,19 @@ pub struct IndexedBatch {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How far workers have taken resize jobs (`Upkeep::advance_consumed_mark`): the reconciler
+/// tells a batch that waits behind a backlog from one whose jobs were lost with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumedMark {
+    /// The latest publish time of a job a worker has taken: a job published before it has
+    /// been taken (and, if its photo is still queued with nothing in flight, lost); one
+    /// published after may still be waiting.
+    pub through: DateTime<Utc>,
+    /// When a worker last reported taking a job: while workers keep taking jobs, one the
+    /// queue has handed out may still be held, not yet started.
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Upkeep: Send + Sync + 'static {
     /// Takes the lease `name` for `holder`, or renews it when `holder` has it already, for
@@ -43,6 +56,18 @@ pub trait Upkeep: Send + Sync + 'static {
     /// record nor an outcome (its registration was lost), named by its id; returns them.
     /// Their jobs are the caller's to publish again.
     async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError>;
+
+    /// Raises the consumed mark: `through` to `published_at` (of resize jobs a worker took)
+    /// and `at` to `taken_at`, each only when later than what is stored (workers report in
+    /// any order). Kept at least as long as a batch lives.
+    async fn advance_consumed_mark(
+        &self,
+        published_at: DateTime<Utc>,
+        taken_at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+
+    /// The consumed mark; `None` before any job was taken.
+    async fn consumed_mark(&self) -> Result<Option<ConsumedMark>, StateError>;
 
     /// Since when the batch has shown `marker` (a digest of its progress that the caller
     /// makes): when the stored marker differs, or `restart` is set, stores `marker` with

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::context::Ctx;
+use crate::metrics::{JobKind, JobOutcome};
 use crate::outcome::{self, EffectRun, Settle, Tries};
 use crate::{callback, finalize, job};
 
@@ -129,7 +130,7 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
     };
     let (kind, span) = match &item {
         WorkItem::Resize(job) => (
-            "resize",
+            JobKind::Resize,
             info_span!(
                 "job",
                 kind = "resize",
@@ -141,11 +142,11 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
             ),
         ),
         WorkItem::FinalizeBatch { batch_id, .. } => (
-            "finalize",
+            JobKind::Finalize,
             info_span!("job", kind = "finalize", batch_id = %batch_id, attempt, redelivered),
         ),
         WorkItem::Callback { batch_id, .. } => (
-            "callback",
+            JobKind::Callback,
             info_span!("job", kind = "callback", batch_id = %batch_id, attempt, redelivered),
         ),
     };
@@ -162,7 +163,7 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
                 // to their own lane rather than run in a resize slot.
                 other if other.lane() != lane => {
                     let moved = ctx.io("move to its lane", ctx.ports.queue.publish(&other));
-                    let result = moved.await.map(|()| EffectRun::Settled("moved"));
+                    let result = moved.await.map(|()| EffectRun::Settled(JobOutcome::Moved));
                     outcome::effect_verdict(&ctx, tries, result).await
                 }
                 WorkItem::FinalizeBatch { batch_id, redrive } => {
@@ -183,16 +184,16 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
         let (settle, label) = tokio::select! {
             biased;
             r = work => r,
-            () = cancel.cancelled() => (Settle::Requeue, "requeued"),
+            () = cancel.cancelled() => (Settle::Requeue, JobOutcome::Requeued),
         };
         outcome::settle_delivery(handle, &settle).await;
         ctx.metrics.in_flight.dec();
         ctx.metrics.job(kind, label);
         ctx.metrics
             .job_duration
-            .with_label_values(&[kind])
+            .with_label_values(&[kind.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        info!(outcome = label, settle = ?settle, elapsed_ms = started.elapsed().as_millis() as u64, "job settled");
+        info!(outcome = label.as_str(), settle = ?settle, elapsed_ms = started.elapsed().as_millis() as u64, "job settled");
     }
     .instrument(span)
     .await

@@ -8,6 +8,7 @@ use tirage_core::BatchOptions;
 use tirage_engine::{EngineError, Limits, Resized};
 pub use tirage_shared::runtime::Ports;
 
+use crate::consumed::ConsumedReport;
 use crate::cpu::CpuPool;
 use crate::failure::Failure;
 use crate::gate::Gate;
@@ -32,6 +33,8 @@ pub(crate) struct Ctx {
     pub gate: Gate,
     /// Callbacks in flight per receiving host.
     pub callback_hosts: HostSlots,
+    /// How far this worker has taken resize jobs (reported for the reconciler).
+    pub consumed: ConsumedReport,
 }
 
 impl Ctx {

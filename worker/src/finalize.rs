@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
+use crate::metrics::JobOutcome;
 
 /// Runs the side effects of a completed batch that are not done yet. `maybe_ours` is true
 /// when this message was delivered before (see the module's doc). Returns the outcome label:
@@ -27,7 +28,7 @@ pub(crate) async fn run(
     ctx: &Ctx,
     batch_id: Uuid,
     maybe_ours: bool,
-) -> Result<&'static str, Failure> {
+) -> Result<JobOutcome, Failure> {
     let Some(batch) = ctx
         .io("get batch", ctx.ports.state.get_batch(batch_id))
         .await?
@@ -36,7 +37,7 @@ pub(crate) async fn run(
     };
     if batch.state != BatchState::Completed {
         warn!(state = ?batch.state, "finalisation requested for a batch that is not completed");
-        return Ok("dropped");
+        return Ok(JobOutcome::Dropped);
     }
     // Both effects are claimed before either runs, so the event and the callback carry the
     // same `completed_at`: a concurrent duplicate cannot slip in between with another.
@@ -62,9 +63,9 @@ pub(crate) async fn run(
             .await?;
     }
     Ok(if run_event || callback {
-        "done"
+        JobOutcome::Done
     } else {
-        "duplicate"
+        JobOutcome::Duplicate
     })
 }
 

@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use tirage_core::codes::ErrorCode;
 
 use crate::context::Ctx;
 
@@ -49,8 +50,8 @@ async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
     if failing.is_empty() {
         axum::Json(json!({"status": "ready"})).into_response()
     } else {
-        let body =
-            json!({"error": {"code": "dependency_unavailable", "message": failing.join("; ")}});
+        let code = ErrorCode::DependencyUnavailable.as_str();
+        let body = json!({"error": {"code": code, "message": failing.join("; ")}});
         (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }

@@ -44,6 +44,14 @@ pub(crate) async fn run(
         ctx.metrics.publish_to_start.observe(lag.as_secs_f64());
     }
     let state = &ctx.ports.state;
+    let now = Utc::now();
+    if let Some(through) = ctx.consumed.take(job.published_at, now) {
+        // Best effort: a mark that lags only makes the reconciler wait longer.
+        let advance = state.advance_consumed_mark(through, now);
+        if let Err(e) = ctx.io("advance the consumed mark", advance).await {
+            warn!(reason = ?e, "could not advance the consumed mark");
+        }
+    }
     let (batch, photo, crashed) = tokio::join!(
         ctx.io("get batch", state.get_batch(job.batch_id)),
         ctx.io("get photo", state.get_photo(job.batch_id, job.photo_id)),

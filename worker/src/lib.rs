@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 mod callback;
+mod consumed;
 mod consumer;
 mod context;
 mod cpu;
@@ -44,10 +45,11 @@ pub mod signature;
 pub mod ssrf;
 
 pub use context::{Ports, ResizeFn};
-pub use metrics::Metrics;
+pub use metrics::{CallbackOutcome, JobKind, JobOutcome, Metrics, Repair};
 pub use settings::WorkerSettings;
 pub use signature::{SIGNATURE_HEADER, sign, verify};
 
+use consumed::ConsumedReport;
 use context::Ctx;
 use cpu::CpuPool;
 use gate::Gate;
@@ -167,6 +169,7 @@ impl Worker {
                 metrics.paused.clone(),
             ),
             callback_hosts: HostSlots::new(settings.callback_per_host),
+            consumed: ConsumedReport::default(),
             settings,
             ports,
             resizer,

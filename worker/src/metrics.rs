@@ -1,6 +1,9 @@
 //! Prometheus metrics, in a registry owned by each worker (not the global one) so that
 //! several workers in one process (tests, `tirage standalone`) never collide.
 
+mod labels;
+
+pub use labels::{CallbackOutcome, JobKind, JobOutcome, Repair};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -9,10 +12,8 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// Jobs by kind (`resize`, `finalize`, `callback`) and outcome (`done`, `failed`,
-    /// `retried`, `dead_lettered`, `duplicate`, `dropped`, `requeued`, `moved`: an effect
-    /// found on the resize queue, moved to its lane).
-    pub jobs: IntCounterVec,
+    // Every metric and label value: docs/METRICS.md.
+    jobs: IntCounterVec,
     pub job_duration: HistogramVec,
     pub in_flight: IntGauge,
     /// From the API publishing a resize job to a worker starting it.
@@ -20,16 +21,11 @@ pub struct Metrics {
     /// Photos that failed, by error code.
     pub failures: IntCounterVec,
     pub events_published: IntCounter,
-    /// Callbacks by outcome: `delivered`, `refused`, `gave_up` (each once per callback),
-    /// `retried` (an attempt failed; another one waits in the delay queue), `deferred` (its
-    /// host had `callback_per_host` callbacks in flight: no attempt, tried later).
-    pub callbacks: IntCounterVec,
+    callbacks: IntCounterVec,
     pub consumer_restarts: IntCounter,
     /// 1 while intake is paused because Redis or the object store does not answer.
     pub paused: IntGauge,
-    /// What the reconciler did, by action (`republished` jobs of stalled photos,
-    /// `redriven` finalisations, `swept` expired batches).
-    pub reconciled: IntCounterVec,
+    reconciled: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,18 +125,37 @@ impl Metrics {
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
-    pub fn job(&self, kind: &str, outcome: &str) {
-        self.jobs.with_label_values(&[kind, outcome]).inc();
+    pub fn job(&self, kind: JobKind, outcome: JobOutcome) {
+        self.jobs
+            .with_label_values(&[kind.as_str(), outcome.as_str()])
+            .inc();
+    }
+
+    pub fn callback(&self, outcome: CallbackOutcome) {
+        self.callbacks.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    pub fn repaired(&self, action: Repair, count: u64) {
+        self.reconciled
+            .with_label_values(&[action.as_str()])
+            .inc_by(count);
     }
 
     /// How many repairs of `action` the reconciler made so far (tests read it).
-    pub fn reconciled_count(&self, action: &str) -> u64 {
-        self.reconciled.with_label_values(&[action]).get()
+    pub fn reconciled_count(&self, action: Repair) -> u64 {
+        self.reconciled.with_label_values(&[action.as_str()]).get()
     }
 
     /// How many jobs of `kind` ended with `outcome` so far (tests and benchmarks read it).
-    pub fn job_count(&self, kind: &str, outcome: &str) -> u64 {
-        self.jobs.with_label_values(&[kind, outcome]).get()
+    pub fn job_count(&self, kind: JobKind, outcome: JobOutcome) -> u64 {
+        self.jobs
+            .with_label_values(&[kind.as_str(), outcome.as_str()])
+            .get()
+    }
+
+    /// How many callbacks ended with, or went through, `outcome` so far.
+    pub fn callback_count(&self, outcome: CallbackOutcome) -> u64 {
+        self.callbacks.with_label_values(&[outcome.as_str()]).get()
     }
 }
 

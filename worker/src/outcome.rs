@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::job::Resized;
+use crate::metrics::JobOutcome;
 use crate::settings::WorkerSettings;
 
 /// How a delivery is settled with the broker. Decided first, carried out last, so that a
@@ -27,9 +28,8 @@ pub(crate) enum Settle {
     DeadLetter(String),
 }
 
-/// How a job ended: its settlement, and the outcome label the metrics count it under
-/// (`done`, `failed`, `duplicate`, `dropped`, `retried`, `dead_lettered`, `requeued`).
-pub(crate) type Verdict = (Settle, &'static str);
+/// How a job ended: its settlement, and the outcome the metrics count it under.
+pub(crate) type Verdict = (Settle, JobOutcome);
 
 /// Where a job stands in its retries: the attempt it is at (the backoff's exponent) and when
 /// its retries began (the start of its budget, [`WorkerSettings::retry_for_ms`]).
@@ -62,7 +62,7 @@ pub(crate) fn retry_delay(settings: &WorkerSettings, attempt: u32) -> Duration {
 fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
     (
         Settle::RetryLater(retry_delay(&ctx.settings, tries.attempt)),
-        "retried",
+        JobOutcome::Retried,
     )
 }
 
@@ -77,7 +77,7 @@ async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Ve
             delay_ms = delay.as_millis() as u64,
             "dependency down; retrying later, outside the retry budget"
         );
-        return Some((Settle::RetryLater(delay), "retried"));
+        return Some((Settle::RetryLater(delay), JobOutcome::Retried));
     }
     if tries.budget_spent(&ctx.settings) {
         return None;
@@ -87,11 +87,14 @@ async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Ve
         delay_ms = delay.as_millis() as u64,
         "transient failure; retrying later"
     );
-    Some((Settle::RetryLater(delay), "retried"))
+    Some((Settle::RetryLater(delay), JobOutcome::Retried))
 }
 
 fn dead_letter(code: FailureCode) -> Verdict {
-    (Settle::DeadLetter(code.as_str().into()), "dead_lettered")
+    (
+        Settle::DeadLetter(code.as_str().into()),
+        JobOutcome::DeadLettered,
+    )
 }
 
 /// Carries out a settlement.
@@ -113,7 +116,7 @@ pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Se
 /// be tried again after a delay.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum EffectRun {
-    Settled(&'static str),
+    Settled(JobOutcome),
     Later(Duration),
 }
 
@@ -125,8 +128,8 @@ pub(crate) async fn effect_verdict(
 ) -> Verdict {
     match result {
         Ok(EffectRun::Settled(label)) => (Settle::Ack, label),
-        Ok(EffectRun::Later(delay)) => (Settle::RetryLater(delay), "retried"),
-        Err(Failure::Gone) => (Settle::Ack, "dropped"),
+        Ok(EffectRun::Later(delay)) => (Settle::RetryLater(delay), JobOutcome::Retried),
+        Err(Failure::Gone) => (Settle::Ack, JobOutcome::Dropped),
         Err(Failure::Transient(msg)) => {
             retry_within_budget(ctx, tries, &msg)
                 .await
@@ -152,12 +155,14 @@ pub(crate) async fn resize_verdict(
 ) -> Verdict {
     let recorded = match result {
         Ok(Resized::Rendered(outcome)) => record(ctx, job, outcome).await,
-        Ok(Resized::AlreadyRecorded(batch)) => {
-            Ok((RecordResult::AlreadyRecorded { batch }, "duplicate"))
-        }
-        Ok(Resized::UnknownPhoto(batch)) => {
-            Ok((RecordResult::UnknownPhoto { batch }, "unknown_photo"))
-        }
+        Ok(Resized::AlreadyRecorded(batch)) => Ok((
+            RecordResult::AlreadyRecorded { batch },
+            JobOutcome::Duplicate,
+        )),
+        Ok(Resized::UnknownPhoto(batch)) => Ok((
+            RecordResult::UnknownPhoto { batch },
+            JobOutcome::UnknownPhoto,
+        )),
         Err(Failure::Permanent(code, msg)) => {
             info!(%code, reason = %msg, "photo failed permanently");
             record(ctx, job, PhotoOutcome::Failed { code }).await
@@ -191,15 +196,15 @@ async fn record(
     ctx: &Ctx,
     job: &ResizeJob,
     outcome: PhotoOutcome,
-) -> Result<(RecordResult, &'static str), Failure> {
+) -> Result<(RecordResult, JobOutcome), Failure> {
     let label = match &outcome {
-        PhotoOutcome::Done { .. } => "done",
+        PhotoOutcome::Done { .. } => JobOutcome::Done,
         PhotoOutcome::Failed { code } => {
             ctx.metrics
                 .failures
                 .with_label_values(&[code.as_str()])
                 .inc();
-            "failed"
+            JobOutcome::Failed
         }
     };
     let state = &ctx.ports.state;
@@ -223,7 +228,7 @@ async fn record(
 async fn after_record(
     ctx: &Ctx,
     tries: Tries,
-    recorded: Result<(RecordResult, &'static str), Failure>,
+    recorded: Result<(RecordResult, JobOutcome), Failure>,
 ) -> Verdict {
     let (batch, label, completed_now) = match recorded {
         Ok((
@@ -233,10 +238,10 @@ async fn after_record(
             },
             label,
         )) => (batch, label, completed_now),
-        Ok((RecordResult::AlreadyRecorded { batch }, _)) => (batch, "duplicate", false),
+        Ok((RecordResult::AlreadyRecorded { batch }, _)) => (batch, JobOutcome::Duplicate, false),
         Ok((RecordResult::UnknownPhoto { batch }, _)) => {
             warn!(batch_id = %batch.id, "the batch never registered this photo; job dropped");
-            return (Settle::Ack, "unknown_photo");
+            return (Settle::Ack, JobOutcome::UnknownPhoto);
         }
         Err(failure) => return unrecorded(ctx, tries, failure).await,
     };
@@ -267,7 +272,7 @@ async fn unrecorded(ctx: &Ctx, tries: Tries, failure: Failure) -> Verdict {
     match failure {
         Failure::Gone => {
             debug!("batch is gone");
-            (Settle::Ack, "dropped")
+            (Settle::Ack, JobOutcome::Dropped)
         }
         Failure::Transient(msg) => {
             warn!(reason = %msg, "could not record the outcome; retrying later");

@@ -3,11 +3,15 @@
 //! Each pass walks the batch index:
 //! - an expired batch: its objects are removed (originals, renditions, uploads never
 //!   completed), then it leaves the index;
-//! - a batch with queued photos and no progress for `stall_after_ms`: the jobs of its
-//!   queued photos are published again (a publish lost between Redis and the broker, a queue
-//!   the broker lost, a Redis write lost). A photo the batch counts whose record was lost
-//!   gets a queued record back first (named by its id), so it is resized too. Jobs are
-//!   idempotent, so a job that was only slow costs a duplicate delivery, never a double count;
+//! - a batch with queued photos and no progress for `stall_after_ms`, once the resize queue
+//!   has moved past it (workers took jobs published after the batch last changed, or nothing
+//!   waits and workers have been idle: see [`Backlog`]; a batch waiting behind a longer
+//!   backlog is left alone): the
+//!   jobs of its queued photos are published again (a publish lost between Redis and the
+//!   broker, a queue the broker lost, a Redis write lost). A photo the batch counts whose
+//!   record was lost gets a queued record back first (named by its id), so it is resized
+//!   too. Jobs are idempotent, so a job that was only slow costs a duplicate delivery, never
+//!   a double count;
 //! - a completed batch whose event or callback stayed undone that long: its finalisation
 //!   is published again as a redrive, which runs effects even when claimed (the claimer
 //!   died).
@@ -19,13 +23,15 @@ use chrono::{DateTime, Utc};
 use tirage_core::codes::Effect;
 use tirage_core::keys;
 use tirage_core::{Batch, BatchState, PhotoState, ResizeJob};
-use tirage_ports::{IndexedBatch, WorkItem};
+use tirage_ports::{ConsumedMark, IndexedBatch, Lane, WorkItem};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::consumed::REPORT_EVERY;
 use crate::context::Ctx;
 use crate::failure::Failure;
+use crate::metrics::Repair;
 
 const LEASE: &str = "reconciler";
 /// Batches read from the index at a time, and photos per page of a stalled batch.
@@ -33,10 +39,8 @@ const PAGE: usize = 200;
 
 /// Runs a pass every `reconcile_every_ms` until `stop`, while this worker holds the lease.
 pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
-    let holder = Uuid::new_v4().to_string();
     let every = Duration::from_millis(ctx.settings.reconcile_every_ms);
-    // Held across a missed renewal or two, so a slow pass does not hand the lease over.
-    let ttl = every.saturating_mul(3);
+    let lease = Lease::new(&ctx);
     loop {
         tokio::select! {
             biased;
@@ -48,8 +52,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
         if ctx.gate.is_closed() || ctx.gate.outage().await {
             continue;
         }
-        let lease = ctx.ports.state.take_lease(LEASE, &holder, ttl);
-        match ctx.io("take lease", lease).await {
+        match lease.hold(&ctx).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
@@ -57,7 +60,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
                 continue;
             }
         }
-        if let Err(e) = pass(&ctx, &stop).await {
+        if let Err(e) = pass(&ctx, &stop, &lease).await {
             warn!(reason = ?e, "reconciler pass stopped early; the next one goes on");
         }
     }
@@ -73,21 +76,54 @@ pub(crate) async fn once(ctx: &Ctx) -> Result<bool, Failure> {
             "a dependency does not answer; nothing can be repaired now".into(),
         ));
     }
-    let holder = Uuid::new_v4().to_string();
-    let ttl = Duration::from_millis(ctx.settings.reconcile_every_ms).saturating_mul(3);
-    let lease = ctx.ports.state.take_lease(LEASE, &holder, ttl);
-    if !ctx.io("take lease", lease).await? {
+    let lease = Lease::new(ctx);
+    if !lease.hold(ctx).await? {
         info!("reconciler: another holder has the lease; nothing to do");
         return Ok(false);
     }
-    pass(ctx, &CancellationToken::new()).await?;
+    pass(ctx, &CancellationToken::new(), &lease).await?;
     Ok(true)
 }
 
-/// One walk over the batch index.
-pub(crate) async fn pass(ctx: &Ctx, stop: &CancellationToken) -> Result<(), Failure> {
+/// This process's claim to be the one reconciler: held for three `reconcile_every_ms`
+/// (across a missed renewal or two), renewed before every page of a pass, so a pass longer
+/// than that never runs on two workers at once.
+pub(crate) struct Lease {
+    holder: String,
+    ttl: Duration,
+}
+
+impl Lease {
+    fn new(ctx: &Ctx) -> Lease {
+        Lease {
+            holder: Uuid::new_v4().to_string(),
+            ttl: Duration::from_millis(ctx.settings.reconcile_every_ms).saturating_mul(3),
+        }
+    }
+
+    /// Takes or renews the lease; false while another holder has it.
+    async fn hold(&self, ctx: &Ctx) -> Result<bool, Failure> {
+        let take = ctx.ports.state.take_lease(LEASE, &self.holder, self.ttl);
+        ctx.io("take lease", take).await
+    }
+}
+
+/// One walk over the batch index, under `lease` (taken by the caller): a pass whose lease
+/// went to another holder between pages stops there.
+pub(crate) async fn pass(
+    ctx: &Ctx,
+    stop: &CancellationToken,
+    lease: &Lease,
+) -> Result<(), Failure> {
     let mut offset = 0;
+    // Read when the first stalled batch needs it, then kept for the pass.
+    let mut backlog = None;
+    let mut first_page = true;
     loop {
+        if !std::mem::take(&mut first_page) && !lease.hold(ctx).await? {
+            warn!("reconciler: the lease went to another holder mid-pass; it goes on");
+            return Ok(());
+        }
         let state = &ctx.ports.state;
         let page = ctx
             .io("list batches", state.indexed_batches(offset, PAGE))
@@ -102,7 +138,7 @@ pub(crate) async fn pass(ctx: &Ctx, stop: &CancellationToken) -> Result<(), Fail
                 sweep_expired(ctx, indexed).await?;
                 forgotten += 1;
             } else {
-                check(ctx, indexed.id, now).await?;
+                check(ctx, indexed.id, now, &mut backlog).await?;
             }
         }
         if page.len() < PAGE {
@@ -121,13 +157,18 @@ async fn sweep_expired(ctx: &Ctx, batch: &IndexedBatch) -> Result<(), Failure> {
         .await?;
     let state = &ctx.ports.state;
     ctx.io("forget batch", state.forget_batch(batch.id)).await?;
-    ctx.metrics.reconciled.with_label_values(&["swept"]).inc();
+    ctx.metrics.repaired(Repair::Swept, 1);
     info!(batch_id = %batch.id, removed, "reconciler: expired batch swept");
     Ok(())
 }
 
 /// Repairs a live batch that has shown no progress for `stall_after_ms`.
-async fn check(ctx: &Ctx, batch_id: Uuid, now: DateTime<Utc>) -> Result<(), Failure> {
+async fn check(
+    ctx: &Ctx,
+    batch_id: Uuid,
+    now: DateTime<Utc>,
+    backlog: &mut Option<Backlog>,
+) -> Result<(), Failure> {
     let state = &ctx.ports.state;
     let Some(batch) = ctx.io("get batch", state.get_batch(batch_id)).await? else {
         return Ok(()); // deleted: swept when it expires
@@ -155,6 +196,16 @@ async fn check(ctx: &Ctx, batch_id: Uuid, now: DateTime<Utc>) -> Result<(), Fail
     if batch.state == BatchState::Completed {
         redrive_finalisation(ctx, batch_id).await?;
     } else {
+        let backlog = match backlog {
+            Some(read) => read,
+            None => backlog.insert(Backlog::read(ctx).await?),
+        };
+        if !backlog.passed(since, now) {
+            // Queued behind a longer backlog: waiting, not lost. Checked again next pass.
+            ctx.metrics.repaired(Repair::Waiting, 1);
+            info!(%batch_id, waiting = backlog.waiting, "reconciler: a batch without progress waits behind a backlog; not republished");
+            return Ok(());
+        }
         let restore = state.restore_lost_photos(batch_id);
         let restored = ctx.io("restore lost photos", restore).await?;
         if !restored.is_empty() {
@@ -166,6 +217,51 @@ async fn check(ctx: &Ctx, batch_id: Uuid, now: DateTime<Utc>) -> Result<(), Fail
     let restart = state.unchanged_since(batch_id, &marker, now, true);
     ctx.io("restart watch", restart).await?;
     Ok(())
+}
+
+/// How far the resize queue has come, read once per pass: a batch that has not moved for
+/// `stall_after_ms` may only be waiting its turn behind other batches' jobs (20,000 photos
+/// on two workers is a 10-minute queue), and republishing its photos then would only queue
+/// copies behind the originals.
+struct Backlog {
+    /// Resize jobs waiting (ready or delayed).
+    waiting: u64,
+    /// How far workers have taken jobs.
+    consumed: Option<ConsumedMark>,
+    /// How long workers must have taken nothing for the queue to have handed out nothing
+    /// still held: the stall threshold plus two report periods.
+    idle_after: chrono::Duration,
+}
+
+/// How far hosts' clocks may disagree: the mark's `through` is an API host's publish time,
+/// `since` the reconciler's.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
+
+impl Backlog {
+    async fn read(ctx: &Ctx) -> Result<Backlog, Failure> {
+        let waiting = ctx.ports.queue.waiting(Lane::Resize);
+        let consumed = ctx.ports.state.consumed_mark();
+        let stall = Duration::from_millis(ctx.settings.stall_after_ms);
+        let idle_after = stall.saturating_add(REPORT_EVERY.saturating_mul(2));
+        Ok(Backlog {
+            waiting: ctx.io("count waiting jobs", waiting).await?,
+            consumed: ctx.io("read the consumed mark", consumed).await?,
+            idle_after: chrono::Duration::from_std(idle_after).unwrap_or(chrono::Duration::MAX),
+        })
+    }
+
+    /// Whether the queue has moved past every job of a batch unchanged since `since` (its
+    /// jobs were published before `since`), so that its queued photos' jobs can only be
+    /// lost: workers took jobs published after it; or nothing waits and workers have taken
+    /// nothing for `idle_after` (a job handed out but not yet started, held behind a busy
+    /// worker's slots, is neither waiting nor reported).
+    fn passed(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        match self.consumed {
+            Some(mark) if mark.through >= since + CLOCK_SKEW => true,
+            Some(mark) => self.waiting == 0 && mark.at + self.idle_after <= now,
+            None => self.waiting == 0,
+        }
+    }
 }
 
 async fn effects_done(ctx: &Ctx, batch: &Batch) -> Result<bool, Failure> {
@@ -188,10 +284,7 @@ async fn redrive_finalisation(ctx: &Ctx, batch_id: Uuid) -> Result<(), Failure> 
     };
     ctx.io("publish finalisation", ctx.ports.queue.publish(&item))
         .await?;
-    ctx.metrics
-        .reconciled
-        .with_label_values(&["redriven"])
-        .inc();
+    ctx.metrics.repaired(Repair::Redriven, 1);
     warn!(%batch_id, "reconciler: a completed batch's effects stayed undone; finalisation redriven");
     Ok(())
 }
@@ -214,10 +307,7 @@ async fn republish_queued(ctx: &Ctx, batch: &Batch) -> Result<(), Failure> {
             None => break,
         }
     }
-    ctx.metrics
-        .reconciled
-        .with_label_values(&["republished"])
-        .inc_by(republished);
+    ctx.metrics.repaired(Repair::Republished, republished);
     warn!(batch_id = %batch.id, republished, "reconciler: a stalled batch's queued jobs published again");
     Ok(())
 }

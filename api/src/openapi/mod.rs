@@ -11,12 +11,12 @@ mod stream;
 use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, get, web};
-use tirage_core::codes::{Effect, FailureCode};
+use tirage_core::codes::{Effect, ErrorCode, FailureCode};
 use tirage_core::wire::{self, ErrorBody, ErrorDetail};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ApiError, ERROR_CODES};
+use crate::error::ApiError;
 use crate::routes::{archive, batches, events, health, photos, sessions, uploads};
 use crate::settings::LimitSettings;
 use crate::state::AppState;
@@ -104,9 +104,9 @@ struct ErrorCodes;
 
 impl Modify for ErrorCodes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let errors: serde_json::Map<String, serde_json::Value> = ERROR_CODES
+        let errors: serde_json::Map<String, serde_json::Value> = ErrorCode::ALL
             .iter()
-            .map(|(code, status)| ((*code).to_owned(), serde_json::Value::from(*status)))
+            .map(|code| (code.as_str().to_owned(), code.status().into()))
             .collect();
         let failures: serde_json::Map<String, serde_json::Value> = FailureCode::TABLE
             .iter()
@@ -187,8 +187,8 @@ mod tests {
     #[test]
     fn every_code_table_is_in_the_document() {
         let doc = served();
-        for (code, status) in ERROR_CODES {
-            assert_eq!(doc["x-error-codes"][*code], *status, "{code}");
+        for code in ErrorCode::ALL {
+            assert_eq!(doc["x-error-codes"][code.as_str()], code.status(), "{code}");
         }
         for (code, meaning) in FailureCode::TABLE {
             assert_eq!(

@@ -2,7 +2,7 @@
 //! field with its own code; what happens to the batch is [`crate::usecases::batches`].
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use tirage_core::model::{BatchOptions, MetadataChoice, OutputFormat};
+use tirage_core::model::BatchOptions;
 use tirage_core::wire::{BatchView, CreateBatchRequest, ErrorBody};
 use uuid::Uuid;
 
@@ -15,73 +15,10 @@ use crate::usecases::batches;
 /// Longest accepted callback URL (also stated in the OpenAPI document).
 pub const MAX_CALLBACK_URL_LEN: usize = 2048;
 
-/// Turns the request into batch options, each bad field with its own code.
-/// Field checks reuse `BatchOptions::validate`, so HTTP, CLI and workers agree on limits.
+/// Turns the request into batch options, each bad field with its own code. The checks are
+/// `tirage-core`'s, so HTTP, CLI and workers agree on limits.
 pub fn options_from(req: &CreateBatchRequest) -> Result<BatchOptions, ApiError> {
-    let defaults = BatchOptions::default();
-    let sizes = match &req.sizes {
-        None => defaults.sizes.clone(),
-        Some(sizes) => {
-            let sizes = sizes
-                .iter()
-                .map(|&s| {
-                    u32::try_from(s).map_err(|_| {
-                        ApiError::InvalidSizes(format!(
-                            "size {s} is outside {}..={}",
-                            tirage_core::model::MIN_SIZE,
-                            tirage_core::model::MAX_SIZE
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<u32>, _>>()?;
-            let probe = BatchOptions {
-                sizes: sizes.clone(),
-                ..defaults.clone()
-            };
-            probe.validate().map_err(|e| ApiError::InvalidSizes(e.0))?;
-            sizes
-        }
-    };
-    let format = match &req.format {
-        None => defaults.format,
-        Some(f) => f
-            .parse::<OutputFormat>()
-            .map_err(|e| ApiError::InvalidFormat(e.0))?,
-    };
-    let quality = match req.quality {
-        None => defaults.quality,
-        Some(q) => {
-            let bad = || {
-                ApiError::InvalidQuality(format!(
-                    "quality {q} is outside {}..={}",
-                    tirage_core::model::MIN_QUALITY,
-                    tirage_core::model::MAX_QUALITY
-                ))
-            };
-            let q = u8::try_from(q).map_err(|_| bad())?;
-            BatchOptions {
-                quality: q,
-                ..defaults.clone()
-            }
-            .validate()
-            .map_err(|_| bad())?;
-            q
-        }
-    };
-    let metadata = match &req.metadata {
-        None => defaults.metadata,
-        Some(m) => m
-            .parse::<MetadataChoice>()
-            .map_err(|e| ApiError::InvalidMetadata(e.0))?,
-    };
-    let options = BatchOptions {
-        sizes,
-        format,
-        quality,
-        metadata,
-    };
-    options.validate().map_err(|e| ApiError::InvalidBody(e.0))?;
-    Ok(options)
+    req.options().map_err(ApiError::from)
 }
 
 /// Rejects obviously unusable callback URLs. Resolving the host and refusing private
@@ -218,6 +155,7 @@ pub async fn delete_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tirage_core::model::{MetadataChoice, OutputFormat};
 
     fn req(json: serde_json::Value) -> CreateBatchRequest {
         serde_json::from_value(json).unwrap()

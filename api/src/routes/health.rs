@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
+use tirage_core::codes::ErrorCode;
 use tirage_core::wire::{ErrorDetail, Readiness};
 
 use crate::error::ApiError;
@@ -74,7 +75,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             status: "unavailable".into(),
             checks,
             error: Some(ErrorDetail {
-                code: "dependency_unavailable".into(),
+                code: ErrorCode::DependencyUnavailable.as_str().into(),
                 message: format!("unavailable: {}", failing.join(", ")),
             }),
         })

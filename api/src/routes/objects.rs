@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, get, put, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use serde::Deserialize;
-use tirage_core::wire::ErrorBody;
 use tirage_ports::{ObjectStore, ObjectStoreError};
 use tirage_shared::adapters::{FsObjectStore, PresignError};
 
 use crate::body::pump;
-use crate::error::{ApiError, status_of};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Adds the object routes when the API runs on the file-system store.
@@ -35,38 +34,13 @@ pub struct PresignQuery {
     pub signature: String,
 }
 
-/// Why an object request failed. Presign failures answer 403 like S3 does; every code and
-/// its status is in the API's one table, [`crate::error::ERROR_CODES`].
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectRouteError {
-    #[error(transparent)]
-    Presign(#[from] PresignError),
-    #[error("no object at this key")]
-    NotFound,
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl ObjectRouteError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            ObjectRouteError::Presign(e) => e.code(),
-            ObjectRouteError::NotFound => "object_not_found",
-            ObjectRouteError::Api(e) => e.code(),
-        }
-    }
-}
-
-impl ResponseError for ObjectRouteError {
-    fn status_code(&self) -> StatusCode {
-        status_of(self.code())
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            ObjectRouteError::Api(e) => e.error_response(),
-            _ => HttpResponse::build(self.status_code())
-                .json(ErrorBody::new(self.code(), self.to_string())),
+/// A presigned URL that does not verify answers 403, as S3 does.
+impl From<PresignError> for ApiError {
+    fn from(err: PresignError) -> Self {
+        match err {
+            PresignError::InvalidKey => ApiError::InvalidKey,
+            PresignError::Expired => ApiError::UrlExpired,
+            PresignError::BadSignature => ApiError::UrlSignatureInvalid,
         }
     }
 }
@@ -82,7 +56,7 @@ pub async fn put_object(
     query: web::Query<PresignQuery>,
     req: HttpRequest,
     mut payload: web::Payload,
-) -> Result<HttpResponse, ObjectRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let key = key.into_inner();
     store.verify_presigned("PUT", &key, query.expires, query.length, &query.signature)?;
     let signed = query.length.ok_or(PresignError::BadSignature)?;
@@ -97,7 +71,7 @@ pub async fn put_object(
     // Refused before a byte is stored when the byte limit shrank since the URL was signed.
     let limit = state.settings.limits.max_file_bytes;
     if signed > limit {
-        return Err(ApiError::FileTooLarge { limit }.into());
+        return Err(ApiError::FileTooLarge { limit });
     }
     let content_type = req
         .headers()
@@ -122,18 +96,18 @@ pub async fn get_object(
     store: web::Data<FsObjectStore>,
     key: web::Path<String>,
     query: web::Query<PresignQuery>,
-) -> Result<HttpResponse, ObjectRouteError> {
+) -> Result<HttpResponse, ApiError> {
     let key = key.into_inner();
     store.verify_presigned("GET", &key, query.expires, None, &query.signature)?;
     let not_found = |e: ObjectStoreError| match e {
-        ObjectStoreError::NotFound(_) => ObjectRouteError::NotFound,
-        other => ApiError::from(other).into(),
+        ObjectStoreError::NotFound(_) => ApiError::ObjectNotFound,
+        other => ApiError::from(other),
     };
     let meta = store
         .head(&key)
         .await
         .map_err(not_found)?
-        .ok_or(ObjectRouteError::NotFound)?;
+        .ok_or(ApiError::ObjectNotFound)?;
     let bytes = store.get(&key).await.map_err(not_found)?;
     Ok(HttpResponse::Ok()
         .content_type(
@@ -147,27 +121,24 @@ pub async fn get_object(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ERROR_CODES;
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
 
     #[test]
-    fn object_route_codes_are_in_the_one_table() {
-        let errors = [
-            ObjectRouteError::Presign(PresignError::InvalidKey),
-            ObjectRouteError::Presign(PresignError::Expired),
-            ObjectRouteError::Presign(PresignError::BadSignature),
-            ObjectRouteError::NotFound,
+    fn refused_urls_answer_403_and_a_missing_object_404() {
+        let refused = [
+            (PresignError::InvalidKey, "invalid_key"),
+            (PresignError::Expired, "presign_expired"),
+            (PresignError::BadSignature, "bad_signature"),
         ];
-        for err in errors {
-            let row = ERROR_CODES.iter().find(|(c, _)| *c == err.code());
-            assert!(row.is_some(), "{} is missing from ERROR_CODES", err.code());
-            assert_eq!(err.status_code().as_u16(), row.map_or(0, |r| r.1));
+        for (err, code) in refused {
+            let err = ApiError::from(err);
+            assert_eq!(err.code(), code);
+            assert_eq!(err.status_code(), StatusCode::FORBIDDEN);
         }
         assert_eq!(
-            ObjectRouteError::Presign(PresignError::Expired)
-                .status_code()
-                .as_u16(),
-            403
+            ApiError::ObjectNotFound.status_code(),
+            StatusCode::NOT_FOUND
         );
-        assert_eq!(ObjectRouteError::NotFound.status_code().as_u16(), 404);
     }
 }

@@ -129,6 +129,9 @@ impl JobQueue for RefusingQueue {
     async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
         self.0.consume(lane, prefetch).await
     }
+    async fn waiting(&self, lane: Lane) -> Result<u64, QueueError> {
+        self.0.waiting(lane).await
+    }
     async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {
         self.0.publish_event(routing_key, payload).await
     }

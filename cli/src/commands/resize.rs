@@ -49,7 +49,7 @@ pub fn run(args: ResizeArgs) -> ExitCode {
         metadata: args.metadata,
     };
     if let Err(e) = options.validate() {
-        eprintln!("error: invalid_options: {}", e.0);
+        eprintln!("error: invalid_options: {e}");
         return ExitCode::from(2);
     }
     if let Err(e) = std::fs::create_dir_all(&args.out) {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{Batch, BatchState, MetadataChoice, OutputFormat};
+use crate::model::{Batch, BatchOptions, BatchState, InvalidOptions, MetadataChoice, OutputFormat};
 
 /// Options of a new batch; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,32 @@ pub struct CreateBatchRequest {
     #[cfg_attr(feature = "openapi", schema(example = "strip"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<String>,
+}
+
+impl CreateBatchRequest {
+    /// The resize options asked for, each absent field at its default; the first field at
+    /// fault otherwise (in the order sizes, format, quality, metadata).
+    pub fn options(&self) -> Result<BatchOptions, InvalidOptions> {
+        let defaults = BatchOptions::default();
+        Ok(BatchOptions {
+            sizes: match &self.sizes {
+                Some(sizes) => BatchOptions::parse_sizes(sizes)?,
+                None => defaults.sizes,
+            },
+            format: match &self.format {
+                Some(format) => format.parse()?,
+                None => defaults.format,
+            },
+            quality: match self.quality {
+                Some(quality) => BatchOptions::parse_quality(quality)?,
+                None => defaults.quality,
+            },
+            metadata: match &self.metadata {
+                Some(metadata) => metadata.parse()?,
+                None => defaults.metadata,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

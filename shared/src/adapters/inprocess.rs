@@ -40,6 +40,8 @@ struct Message {
 struct State {
     /// Ready messages of each lane.
     ready: HashMap<Lane, VecDeque<Message>>,
+    /// Retries of each lane waiting out their delay.
+    delayed: HashMap<Lane, usize>,
     /// Delivery tag → (consumer id, message).
     unacked: HashMap<u64, (u64, Message)>,
     /// Consumer id → deliveries it holds unsettled.
@@ -178,6 +180,13 @@ impl JobQueue for InProcessQueue {
             id,
             prefetch: usize::from(prefetch.max(1)),
         }))
+    }
+
+    async fn waiting(&self, lane: Lane) -> Result<u64, QueueError> {
+        let mut state = self.shared.lock();
+        let delayed = state.delayed.get(&lane).copied().unwrap_or(0);
+        let ready = state.lane(lane).len();
+        Ok(u64::try_from(ready + delayed).unwrap_or(u64::MAX))
     }
 
     async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {
@@ -319,6 +328,7 @@ impl DeliveryHandle for InProcessHandle {
             self.shared.settle(&mut state, self.tag)?
         };
         self.shared.changed.notify_waiters();
+        *self.shared.lock().delayed.entry(message.lane).or_default() += 1;
         let retry = Message {
             lane: message.lane,
             body: message.body,
@@ -329,6 +339,12 @@ impl DeliveryHandle for InProcessHandle {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            {
+                let mut state = shared.lock();
+                if let Some(n) = state.delayed.get_mut(&retry.lane) {
+                    *n = n.saturating_sub(1);
+                }
+            }
             shared.push(retry);
         });
         Ok(())

@@ -23,6 +23,7 @@ use tirage_ports::state_store::{
     CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision, RecordResult, Session,
     SessionQuota, StateError, StateStore, claim_field,
 };
+use tirage_ports::upkeep::ConsumedMark;
 
 /// Writes between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 1024;
@@ -57,6 +58,8 @@ struct Inner {
     index: HashMap<Uuid, DateTime<Utc>>,
     /// Lease name → (holder, until when) (`upkeep.rs`).
     leases: HashMap<String, (String, DateTime<Utc>)>,
+    /// How far workers have taken resize jobs (`upkeep.rs`).
+    consumed_mark: Option<ConsumedMark>,
     writes: u64,
 }
 

@@ -140,6 +140,44 @@ pub async fn lanes_do_not_hold_each_other<H: QueueHarness>(h: &H) {
     nothing(&mut effects).await;
 }
 
+/// What waits for a consumer: ready messages and retries waiting out their delay, per lane;
+/// never the deliveries in flight.
+pub async fn waiting_counts_ready_and_delayed_messages<H: QueueHarness>(h: &H) {
+    let queue = h.queue();
+    assert_eq!(queue.waiting(Lane::Resize).await.unwrap(), 0);
+    for _ in 0..2 {
+        queue.publish(&job()).await.unwrap();
+    }
+    assert_eq!(queue.waiting(Lane::Resize).await.unwrap(), 2);
+    assert_eq!(queue.waiting(Lane::Effects).await.unwrap(), 0);
+    let mut stream = queue.consume(Lane::Resize, 1).await.unwrap();
+    let first = next(&mut stream).await;
+    let counted = |n: u64| async move {
+        // A broker's count may trail a delivery by a moment.
+        let deadline = Instant::now() + ARRIVES;
+        loop {
+            let got = h.queue().waiting(Lane::Resize).await.unwrap();
+            if got == n || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(counted(1).await, 1, "the delivery in flight is not waiting");
+    first
+        .handle
+        .retry_later(Duration::from_millis(1500))
+        .await
+        .unwrap();
+    // The second message is in flight now (a broker pushes it into the freed prefetch
+    // slot at once); the retry waits out its delay.
+    let second = next(&mut stream).await;
+    assert_eq!(counted(1).await, 1, "a delayed retry is waiting");
+    second.handle.ack().await.unwrap();
+    next(&mut stream).await.handle.ack().await.unwrap();
+    assert_eq!(counted(0).await, 0);
+}
+
 pub async fn requeue_redelivers<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
@@ -322,7 +360,8 @@ pub async fn events_reach_subscribers<H: QueueHarness>(h: &H) {
 macro_rules! job_queue_contract {
     ($harness:expr) => {
         $crate::job_queue_contract!(@cases $harness;
-            publish_consume_ack, lanes_do_not_hold_each_other, requeue_redelivers, retry_later_comes_back_after_the_delay,
+            publish_consume_ack, lanes_do_not_hold_each_other,
+            waiting_counts_ready_and_delayed_messages, requeue_redelivers, retry_later_comes_back_after_the_delay,
             dead_letter_parks_the_message, prefetch_bounds_unacked_deliveries,
             unacked_deliveries_return_when_the_consumer_is_dropped,
             malformed_messages_are_dead_lettered, events_reach_subscribers);

@@ -19,6 +19,7 @@ use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::finalize::completed_json;
 use crate::host_slots::host_of;
+use crate::metrics::{CallbackOutcome, JobOutcome};
 use crate::outcome::{EffectRun, Tries};
 use post::{Attempt, post_once};
 
@@ -35,28 +36,28 @@ pub(crate) async fn run(
     };
     let done = state.is_effect_done(batch_id, Effect::Callback);
     if ctx.io("effect done?", done).await? {
-        return Ok(EffectRun::Settled("duplicate"));
+        return Ok(EffectRun::Settled(JobOutcome::Duplicate));
     }
     let Some(url) = batch.callback_url.as_deref() else {
-        return Ok(EffectRun::Settled("dropped"));
+        return Ok(EffectRun::Settled(JobOutcome::Dropped));
     };
     let body = completed_json(&batch, completed_at)?;
     let host = host_of(url);
     let attempt = match ctx.callback_hosts.try_take(&host) {
         Some(_slot) => post_once(ctx, url, &body).await,
         None => {
-            ctx.metrics.callbacks.with_label_values(&["deferred"]).inc();
+            ctx.metrics.callback(CallbackOutcome::Deferred);
             return again_or_give_up(ctx, batch_id, tries, "its host is busy").await;
         }
     };
     match attempt {
         Attempt::Delivered => {
             info!(attempt = tries.attempt, "callback delivered");
-            finish(ctx, batch_id, "delivered").await
+            finish(ctx, batch_id, CallbackOutcome::Delivered).await
         }
         Attempt::Refused(reason) => {
             warn!(reason, "callback refused; not retried");
-            finish(ctx, batch_id, "refused").await
+            finish(ctx, batch_id, CallbackOutcome::Refused).await
         }
         Attempt::Failed(reason) => again_or_give_up(ctx, batch_id, tries, &reason).await,
     }
@@ -76,9 +77,9 @@ async fn again_or_give_up(
         .map_or(Duration::ZERO, |since| since.elapsed().unwrap_or_default());
     if spent + delay >= budget {
         error!(attempt = tries.attempt, reason, "callback given up");
-        return finish(ctx, batch_id, "gave_up").await;
+        return finish(ctx, batch_id, CallbackOutcome::GaveUp).await;
     }
-    ctx.metrics.callbacks.with_label_values(&["retried"]).inc();
+    ctx.metrics.callback(CallbackOutcome::Retried);
     warn!(
         attempt = tries.attempt,
         reason,
@@ -90,11 +91,11 @@ async fn again_or_give_up(
 
 /// Marks the callback done — delivered, refused or given up alike: the retry budget is the
 /// bound the contract promises, and a later delivery must not start it over.
-async fn finish(ctx: &Ctx, batch_id: Uuid, outcome: &'static str) -> Result<EffectRun, Failure> {
+async fn finish(ctx: &Ctx, batch_id: Uuid, outcome: CallbackOutcome) -> Result<EffectRun, Failure> {
     let mark = ctx.ports.state.mark_effect_done(batch_id, Effect::Callback);
     ctx.io("mark callback", mark).await?;
-    ctx.metrics.callbacks.with_label_values(&[outcome]).inc();
-    Ok(EffectRun::Settled("done"))
+    ctx.metrics.callback(outcome);
+    Ok(EffectRun::Settled(JobOutcome::Done))
 }
 
 /// The job retry rule, shortened for callbacks: a receiver is retried sooner than a

@@ -23,6 +23,7 @@ use tirage_ports::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
 };
 use tirage_shared::runtime::config;
+pub use tirage_worker::{CallbackOutcome, JobKind, JobOutcome, Repair};
 use tirage_worker::{Metrics, Ports, ResizeFn, Worker, WorkerSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

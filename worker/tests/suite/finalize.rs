@@ -40,7 +40,9 @@ pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
     }
     let m = worker.metrics.clone();
     wait_for("3 finalisations", WAIT, || {
-        m.job_count("finalize", "done") + m.job_count("finalize", "duplicate") == 3
+        m.job_count(JobKind::Finalize, JobOutcome::Done)
+            + m.job_count(JobKind::Finalize, JobOutcome::Duplicate)
+            == 3
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -64,7 +66,7 @@ pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
             (f.batch.id, 2, 2, 0)
         );
     }
-    assert_eq!(m.callbacks.with_label_values(&["delivered"]).get(), 1);
+    assert_eq!(m.callback_count(CallbackOutcome::Delivered), 1);
     let got = for_batch(
         events_within(&mut *events, Duration::from_secs(2)).await,
         f.batch.id,
@@ -97,7 +99,7 @@ pub async fn callbacks_to_private_addresses_are_refused(h: Arc<dyn Harness>) {
     wait_completed(&ports, f.batch.id, WAIT).await;
     let m = worker.metrics.clone();
     wait_for("callback refused", WAIT, || {
-        m.callbacks.with_label_values(&["refused"]).get() == 1
+        m.callback_count(CallbackOutcome::Refused) == 1
     })
     .await;
     assert!(
@@ -147,7 +149,7 @@ pub async fn silent_callback_receivers_hold_no_resize_slot(h: Arc<dyn Harness>) 
     })
     .await;
     wait_for("callbacks deferred while their host is busy", WAIT, || {
-        m.callbacks.with_label_values(&["deferred"]).get() > 0
+        m.callback_count(CallbackOutcome::Deferred) > 0
     })
     .await;
     assert_eq!(
@@ -155,12 +157,12 @@ pub async fn silent_callback_receivers_hold_no_resize_slot(h: Arc<dyn Harness>) 
         2,
         "never more than callback_per_host callbacks to one host at once"
     );
-    for outcome in ["delivered", "refused", "gave_up"] {
-        assert_eq!(
-            m.callbacks.with_label_values(&[outcome]).get(),
-            0,
-            "{outcome}"
-        );
+    for outcome in [
+        CallbackOutcome::Delivered,
+        CallbackOutcome::Refused,
+        CallbackOutcome::GaveUp,
+    ] {
+        assert_eq!(m.callback_count(outcome), 0, "{outcome:?}");
     }
     worker.shutdown().await;
 }

@@ -89,7 +89,10 @@ pub async fn happy_path(h: Arc<dyn Harness>) {
     );
     assert_eq!(got.len(), 1, "exactly one batch.completed event: {got:?}");
     assert_eq!((got[0].total, got[0].done, got[0].failed), (3, 3, 0));
-    assert_eq!(worker.metrics.job_count("resize", "done"), 3);
+    assert_eq!(
+        worker.metrics.job_count(JobKind::Resize, JobOutcome::Done),
+        3
+    );
     worker.shutdown().await;
 }
 
@@ -112,13 +115,15 @@ pub async fn same_job_twice_counts_once(h: Arc<dyn Harness>) {
     let batch = wait_completed(&ports, f.batch.id, WAIT).await;
     let m = worker.metrics.clone();
     wait_for("6 resize deliveries settled", WAIT, || {
-        m.job_count("resize", "done") + m.job_count("resize", "duplicate") == 6
+        m.job_count(JobKind::Resize, JobOutcome::Done)
+            + m.job_count(JobKind::Resize, JobOutcome::Duplicate)
+            == 6
     })
     .await;
     // Once more after completion: still nothing moves.
     ports.queue.publish(&job(&f, f.photos[0])).await.unwrap();
     wait_for("late duplicate settled", WAIT, || {
-        m.job_count("resize", "duplicate") == 4
+        m.job_count(JobKind::Resize, JobOutcome::Duplicate) == 4
     })
     .await;
     let again = ports.state.get_batch(f.batch.id).await.unwrap().unwrap();
@@ -127,7 +132,7 @@ pub async fn same_job_twice_counts_once(h: Arc<dyn Harness>) {
         (again.total, again.done, again.failed, again.state),
         (3, 3, 0, BatchState::Completed)
     );
-    assert_eq!(m.job_count("resize", "done"), 3);
+    assert_eq!(m.job_count(JobKind::Resize, JobOutcome::Done), 3);
     let got = for_batch(
         events_within(&mut *events, Duration::from_secs(2)).await,
         f.batch.id,
@@ -168,10 +173,10 @@ pub async fn poison_image_fails_without_retry(h: Arc<dyn Harness>) {
     }
     let m = worker.metrics.clone();
     wait_for("two jobs counted failed", WAIT, || {
-        m.job_count("resize", "failed") == 2
+        m.job_count(JobKind::Resize, JobOutcome::Failed) == 2
     })
     .await;
-    assert_eq!(m.job_count("resize", "retried"), 0);
+    assert_eq!(m.job_count(JobKind::Resize, JobOutcome::Retried), 0);
     assert!(
         h.take_dead_letters()
             .await
@@ -207,10 +212,10 @@ pub async fn store_outage_is_retried_then_done(h: Arc<dyn Harness>) {
     // The batch completes before the job is acked and counted: wait for the count.
     let m = worker.metrics.clone();
     wait_for("job counted done", WAIT, || {
-        m.job_count("resize", "done") == 1
+        m.job_count(JobKind::Resize, JobOutcome::Done) == 1
     })
     .await;
-    assert!(m.job_count("resize", "retried") >= 1);
+    assert!(m.job_count(JobKind::Resize, JobOutcome::Retried) >= 1);
     for size in [720, 360] {
         let key = keys::rendition_key(f.batch.id, f.photos[0], size, OutputFormat::Jpeg);
         assert!(base.objects.head(&key).await.unwrap().is_some(), "{key}");
@@ -255,12 +260,12 @@ pub async fn a_spent_retry_budget_dead_letters(h: Arc<dyn Harness>) {
     }
     let m = worker.metrics.clone();
     wait_for("two dead-lettered", WAIT, || {
-        m.job_count("resize", "dead_lettered") == 2
+        m.job_count(JobKind::Resize, JobOutcome::DeadLettered) == 2
     })
     .await;
     // 1 s of retries 50 ms apart: far more than a count-based budget's handful, and no
     // more than the budget allows.
-    let retried = m.job_count("resize", "retried");
+    let retried = m.job_count(JobKind::Resize, JobOutcome::Retried);
     assert!((2 * 8..=2 * 23).contains(&retried), "{retried} retries");
     let mut dead = Vec::new();
     for _ in 0..100 {
@@ -320,7 +325,7 @@ pub async fn deleted_batch_is_dropped(h: Arc<dyn Harness>) {
     publish_all(&ports, &f).await;
     let m = worker.metrics.clone();
     wait_for("job dropped", WAIT, || {
-        m.job_count("resize", "dropped") == 1
+        m.job_count(JobKind::Resize, JobOutcome::Dropped) == 1
     })
     .await;
     let key = keys::rendition_key(f.batch.id, f.photos[0], 720, OutputFormat::Jpeg);
@@ -369,7 +374,7 @@ pub async fn shutdown_requeues_after_grace(h: Arc<dyn Harness>) {
         t.elapsed() < Duration::from_secs(3),
         "stopped after the grace period"
     );
-    assert_eq!(m.job_count("resize", "requeued"), 1);
+    assert_eq!(m.job_count(JobKind::Resize, JobOutcome::Requeued), 1);
     let rec = ports
         .state
         .get_photo(f.batch.id, f.photos[0])
@@ -430,6 +435,7 @@ macro_rules! suite {
             an_original_over_the_byte_limit_fails_too_large_unread,
             a_photo_that_keeps_crashing_workers_fails_worker_crashed,
             lost_jobs_are_published_again,
+            a_batch_behind_a_backlog_is_not_republished,
             a_scheduled_pass_repairs_with_no_worker_running,
             undone_effects_are_redriven,
             expired_batches_leave_no_objects,

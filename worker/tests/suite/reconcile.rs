@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tirage_core::codes::Effect;
-use tirage_core::{PhotoOutcome, Rendition, keys};
-use tirage_worker::WorkerSettings;
+use tirage_core::{BatchOptions, PhotoOutcome, Rendition, keys};
+use tirage_engine::Limits;
+use tirage_worker::{ResizeFn, WorkerSettings};
 
 use crate::common::*;
 
@@ -31,6 +32,57 @@ fn done_outcome() -> PhotoOutcome {
             digest: None,
         }],
     }
+}
+
+/// A batch queued behind a backlog longer than the stall threshold is waiting, not lost:
+/// none of its jobs is published again, every photo is resized once, none fails.
+pub async fn a_batch_behind_a_backlog_is_not_republished(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let ahead = batch_with(
+        &ports,
+        small_options(),
+        None,
+        (0..16).map(|i| vec![i]).collect(),
+    )
+    .await;
+    let behind = batch_with(
+        &ports,
+        small_options(),
+        None,
+        vec![b"x".to_vec(), b"y".to_vec()],
+    )
+    .await;
+    publish_all(&ports, &ahead).await;
+    publish_all(&ports, &behind).await;
+    // One slot, 100 ms a photo: the batch behind waits about 1.6 s, three stall thresholds.
+    let slow: ResizeFn = Arc::new(|input: &[u8], options: &BatchOptions, limits: &Limits| {
+        std::thread::sleep(Duration::from_millis(100));
+        fake_engine()(input, options, limits)
+    });
+    let mut settings = reconciling(h.settings());
+    settings.concurrency = 1;
+    let worker = start(ports.clone(), settings, Some(slow)).await;
+    for f in [&ahead, &behind] {
+        let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+        assert_eq!(batch.failed, 0, "{batch:?}");
+    }
+    let m = &worker.metrics;
+    assert_eq!(
+        m.reconciled_count(Repair::Republished),
+        0,
+        "nothing republished"
+    );
+    assert!(
+        m.reconciled_count(Repair::Waiting) > 0,
+        "the reconciler saw the batch wait"
+    );
+    assert_eq!(
+        m.job_count(JobKind::Resize, JobOutcome::Done),
+        18,
+        "every photo resized once"
+    );
+    assert_eq!(m.job_count(JobKind::Resize, JobOutcome::Duplicate), 0);
+    worker.shutdown().await;
 }
 
 /// Photos registered and stored, but their jobs lost before the broker had them: the batch
@@ -58,7 +110,7 @@ pub async fn lost_jobs_are_published_again(h: Arc<dyn Harness>) {
         (3, 3, 0),
         "{batch:?}"
     );
-    assert!(worker.metrics.reconciled_count("republished") >= 2);
+    assert!(worker.metrics.reconciled_count(Repair::Republished) >= 2);
     worker.shutdown().await;
 }
 
@@ -104,7 +156,7 @@ pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
     // A few more passes: a batch whose effects are done is left alone.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(hook.requests.lock().unwrap().len(), 1, "one callback");
-    assert_eq!(worker.metrics.reconciled_count("redriven"), 1);
+    assert_eq!(worker.metrics.reconciled_count(Repair::Redriven), 1);
     worker.shutdown().await;
 }
 
@@ -191,6 +243,6 @@ pub async fn expired_batches_leave_no_objects(h: Arc<dyn Harness>) {
     let indexed = ports.state.indexed_batches(0, 100).await.unwrap();
     assert!(indexed.iter().all(|b| b.id != expiring.id), "forgotten");
     assert!(indexed.iter().any(|b| b.id == live.batch.id));
-    assert!(worker.metrics.reconciled_count("swept") >= 1);
+    assert!(worker.metrics.reconciled_count(Repair::Swept) >= 1);
     worker.shutdown().await;
 }

@@ -40,7 +40,7 @@ pub async fn a_stray_job_never_touches_a_finished_batch(h: Arc<dyn Harness>) {
     ports.queue.publish(&job(&f, Uuid::new_v4())).await.unwrap();
     let m = worker.metrics.clone();
     wait_for("stray job dropped", WAIT, || {
-        m.job_count("resize", "unknown_photo") == 1
+        m.job_count(JobKind::Resize, JobOutcome::UnknownPhoto) == 1
     })
     .await;
 

@@ -63,7 +63,9 @@ impl UploadArgs {
             quality: self.quality.unwrap_or(defaults.quality),
             metadata: self.metadata.unwrap_or(defaults.metadata),
         };
-        options.validate().map_err(|e| UploadError::Options(e.0))?;
+        options
+            .validate()
+            .map_err(|e| UploadError::Options(e.to_string()))?;
         Ok(CreateBatchRequest {
             sizes: self
                 .sizes

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lapin::BasicProperties;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
 
 use connection::LazyConnection;
 #[cfg(feature = "testing")]
@@ -70,6 +72,29 @@ impl JobQueue for AmqpQueue {
     async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
         let stream = AmqpStream::open(self.connection.clone(), lane, prefetch).await?;
         Ok(Box::new(stream))
+    }
+
+    async fn waiting(&self, lane: Lane) -> Result<u64, QueueError> {
+        let channel = self.connection.link().await?.channel().await?;
+        let s = &self.connection.settings;
+        let mut total = 0u64;
+        for name in [s.work_queue(lane), s.delay_queue(lane)] {
+            // Passive: reads the queue's count without declaring anything.
+            let queue = channel
+                .queue_declare(
+                    name.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(connection::unavailable)?;
+            total += u64::from(queue.message_count());
+        }
+        let _ = channel.close(200, "counted".into()).await;
+        Ok(total)
     }
 
     async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {

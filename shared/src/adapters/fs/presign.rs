@@ -26,16 +26,6 @@ pub enum PresignError {
     BadSignature,
 }
 
-impl PresignError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            PresignError::InvalidKey => "invalid_key",
-            PresignError::Expired => "presign_expired",
-            PresignError::BadSignature => "bad_signature",
-        }
-    }
-}
-
 impl FsObjectStore {
     /// What a signature covers: the method, the key, the expiry and, for a PUT, the exact
     /// body length the request must have.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{MemoryStateStore, after};
 use tirage_core::model::PhotoRecord;
 use tirage_ports::state_store::StateError;
-use tirage_ports::upkeep::{IndexedBatch, Upkeep};
+use tirage_ports::upkeep::{ConsumedMark, IndexedBatch, Upkeep};
 
 #[async_trait]
 impl Upkeep for MemoryStateStore {
@@ -51,6 +51,25 @@ impl Upkeep for MemoryStateStore {
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
         self.lock().index.remove(&batch_id);
         Ok(())
+    }
+
+    async fn advance_consumed_mark(
+        &self,
+        published_at: DateTime<Utc>,
+        taken_at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let mut inner = self.lock();
+        let mark = inner.consumed_mark.get_or_insert(ConsumedMark {
+            through: published_at,
+            at: taken_at,
+        });
+        mark.through = mark.through.max(published_at);
+        mark.at = mark.at.max(taken_at);
+        Ok(())
+    }
+
+    async fn consumed_mark(&self) -> Result<Option<ConsumedMark>, StateError> {
+        Ok(self.lock().consumed_mark)
     }
 
     async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError> {

@@ -112,6 +112,11 @@ impl KeySpace {
         format!("{}batches", self.prefix)
     }
 
+    /// The consumed mark (`Upkeep::advance_consumed_mark`): one key per deployment.
+    pub fn consumed_mark(&self) -> String {
+        format!("{}consumed", self.prefix)
+    }
+
     pub fn lease(&self, name: &str) -> String {
         format!("{}lease:{name}", self.prefix)
     }

@@ -17,6 +17,7 @@ pub(super) struct Scripts {
     get_photo: Script,
     start_run: Script,
     take_lease: Script,
+    advance_consumed: Script,
     watch_batch: Script,
     restore_lost: Script,
     list_photos: Script,
@@ -48,6 +49,7 @@ impl Scripts {
             get_photo: Script::new(include_str!("scripts/get_photo.lua")),
             start_run: Script::new(include_str!("scripts/start_run.lua")),
             take_lease: Script::new(include_str!("scripts/take_lease.lua")),
+            advance_consumed: Script::new(include_str!("scripts/advance_consumed.lua")),
             watch_batch: Script::new(include_str!("scripts/watch_batch.lua")),
             restore_lost: Script::new(include_str!("scripts/restore_lost.lua")),
             list_photos: Script::new(include_str!("scripts/list_photos.lua")),
@@ -108,6 +110,10 @@ impl Scripts {
 
     pub fn take_lease(&self, lease: &str) -> ScriptInvocation<'_> {
         with_keys(&self.take_lease, &[lease])
+    }
+
+    pub fn advance_consumed(&self, mark: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.advance_consumed, &[mark])
     }
 
     pub fn restore_lost(&self, k: &BatchKeys) -> ScriptInvocation<'_> {

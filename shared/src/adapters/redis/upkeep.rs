@@ -14,25 +14,37 @@ use super::RedisStateStore;
 use super::codec::{millis, redis_error};
 use tirage_core::model::Batch;
 use tirage_ports::state_store::StateError;
-use tirage_ports::upkeep::{IndexedBatch, Upkeep};
+use tirage_ports::upkeep::{ConsumedMark, IndexedBatch, Upkeep};
+
+/// How long the consumed mark outlives its last advance: a week, longer than any batch
+/// lives, so an idle deployment forgets it only when nothing it describes is left.
+const CONSUMED_MARK_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// How long the index outlives its newest batch: a week, for a reconciler that was not
+/// running when batches expired (workers scaled to zero without the scheduled pass) to
+/// sweep their objects when it comes back. Without it, the newest batch would leave the
+/// index the moment it expires, before any pass could remove its objects.
+const INDEX_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 impl RedisStateStore {
     /// Adds a batch to the index, before the batch is written: a batch is never live
-    /// without being indexed. The index lives as long as the last batch it lists.
+    /// without being indexed. The index outlives the last batch it lists by
+    /// [`INDEX_GRACE_MS`], so an expired batch stays listed until a pass sweeps it.
     pub(super) async fn index_batch(&self, batch: &Batch) -> Result<(), StateError> {
         let expires = batch.expires_at.timestamp_millis();
+        let index_expires = expires.saturating_add(INDEX_GRACE_MS);
         let key = self.keys.batch_index();
         let (): () = redis::pipe()
             .zadd(&key, batch.id.to_string(), expires)
             .ignore()
             .cmd("PEXPIREAT")
             .arg(&key)
-            .arg(expires)
+            .arg(index_expires)
             .arg("GT")
             .ignore()
             .cmd("PEXPIREAT")
             .arg(&key)
-            .arg(expires)
+            .arg(index_expires)
             .arg("NX")
             .ignore()
             .query_async(&mut self.conn())
@@ -89,6 +101,38 @@ impl Upkeep for RedisStateStore {
             .await
             .map_err(redis_error)?;
         Ok(())
+    }
+
+    async fn advance_consumed_mark(
+        &self,
+        published_at: DateTime<Utc>,
+        taken_at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        // Both fields only rise, in one script: no read-modify-write race between workers.
+        let (): () = self
+            .scripts
+            .advance_consumed(&self.keys.consumed_mark())
+            .arg(published_at.timestamp_millis())
+            .arg(taken_at.timestamp_millis())
+            .arg(CONSUMED_MARK_TTL_MS)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn consumed_mark(&self) -> Result<Option<ConsumedMark>, StateError> {
+        let (through, at): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(self.keys.consumed_mark())
+            .arg("through")
+            .arg("at")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        let mark = |ms: Option<i64>| ms.and_then(DateTime::<Utc>::from_timestamp_millis);
+        Ok(mark(through)
+            .zip(mark(at))
+            .map(|(through, at)| ConsumedMark { through, at }))
     }
 
     async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError> {

@@ -24,7 +24,8 @@ pub use runs::runs_count_per_attempt;
 pub use sessions::{authorize_in_one_call, rate_limit_window, sessions_slide};
 pub use streams::{progress_is_announced, stream_leases_cap_per_session};
 pub use upkeep::{
-    batches_are_indexed_by_expiry_until_forgotten, lease_has_one_holder_at_a_time,
+    an_expired_batch_stays_indexed_until_forgotten, batches_are_indexed_by_expiry_until_forgotten,
+    lease_has_one_holder_at_a_time, the_consumed_mark_only_rises,
     watch_tells_since_when_a_batch_is_unchanged,
 };
 
@@ -42,7 +43,8 @@ macro_rules! state_store_contract {
             sessions_capped_per_creator, open_batches_capped_per_owner,
             pending_uploads_count_against_the_limit, lease_has_one_holder_at_a_time,
             batches_are_indexed_by_expiry_until_forgotten,
-            watch_tells_since_when_a_batch_is_unchanged);
+            an_expired_batch_stays_indexed_until_forgotten,
+            watch_tells_since_when_a_batch_is_unchanged, the_consumed_mark_only_rises);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(

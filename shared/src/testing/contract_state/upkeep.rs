@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use tirage_ports::ConsumedMark;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, new_batch};
@@ -67,6 +68,27 @@ pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &
     h.assert_everything_expires().await;
 }
 
+/// A batch outlives its expiry in the index, so a reconciler that was not running when it
+/// expired (workers scaled to zero, a pass that stopped early) still finds its objects to
+/// sweep; the newest batch included, whose expiry the index's own lifetime follows.
+pub async fn an_expired_batch_stays_indexed_until_forgotten<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(Duration::from_millis(800));
+    store.create_batch(&batch).await.unwrap();
+    h.pass(Duration::from_millis(1500)).await;
+    assert_eq!(store.get_batch(batch.id).await.unwrap(), None, "expired");
+    let listed = store.indexed_batches(0, 100).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![batch.id],
+        "still indexed, for its objects to be swept"
+    );
+    assert_eq!(listed[0].expires_at, batch.expires_at);
+    h.assert_everything_expires().await;
+    store.forget_batch(batch.id).await.unwrap();
+    assert!(store.indexed_batches(0, 100).await.unwrap().is_empty());
+}
+
 pub async fn watch_tells_since_when_a_batch_is_unchanged<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
@@ -125,4 +147,30 @@ pub async fn watch_tells_since_when_a_batch_is_unchanged<H: StateHarness>(h: &H)
     );
     assert_eq!(store.get_batch(batch.id).await.unwrap(), None);
     h.assert_everything_expires().await;
+}
+
+pub async fn the_consumed_mark_only_rises<H: StateHarness>(h: &H) {
+    let store = h.store();
+    assert_eq!(
+        store.consumed_mark().await.unwrap(),
+        None,
+        "nothing taken yet"
+    );
+    let base = Utc::now().timestamp_millis() - 60_000;
+    let at =
+        |secs: i64| chrono::DateTime::<Utc>::from_timestamp_millis(base + secs * 1000).unwrap();
+    let mark = |through: i64, taken: i64| ConsumedMark {
+        through: at(through),
+        at: at(taken),
+    };
+    store.advance_consumed_mark(at(20), at(21)).await.unwrap();
+    assert_eq!(store.consumed_mark().await.unwrap(), Some(mark(20, 21)));
+    // A job published earlier, taken later (a retry, another worker's slower queue): the
+    // mark stays where consumption has reached, and says when a job was last taken.
+    store.advance_consumed_mark(at(10), at(25)).await.unwrap();
+    assert_eq!(store.consumed_mark().await.unwrap(), Some(mark(20, 25)));
+    // A report that arrives late (another worker's clock, a slow round trip): neither
+    // field goes back.
+    store.advance_consumed_mark(at(30), at(24)).await.unwrap();
+    assert_eq!(store.consumed_mark().await.unwrap(), Some(mark(30, 25)));
 }
