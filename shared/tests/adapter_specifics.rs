@@ -115,6 +115,39 @@ mod specifics {
         assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
     }
 
+    /// Keys rotated under a running deployment, or a clock too far off: Garage answers 403
+    /// to every request. That is an outage to wait out (the worker pauses intake), not a
+    /// failure of the photo at hand.
+    #[tokio::test]
+    async fn s3_refusing_our_credentials_is_an_outage() {
+        let working = testing::s3_store().await;
+        working
+            .put("photo", Bytes::from_static(b"x"), "text/plain")
+            .await
+            .unwrap();
+        let mut rotated = testing::s3_settings();
+        rotated.secret_access_key = "f".repeat(64).into();
+        let mut unknown_key = testing::s3_settings();
+        unknown_key.access_key_id = "GK0123456789abcdef01234567".into();
+        for settings in [rotated, unknown_key] {
+            let store = S3ObjectStore::new(&settings);
+            let refusals = [
+                store.ping().await.map(|_| ()),
+                store.head("photo").await.map(|_| ()),
+                store.get("photo").await.map(|_| ()),
+                store
+                    .put("other", Bytes::from_static(b"y"), "text/plain")
+                    .await
+                    .map(|_| ()),
+            ];
+            for refusal in refusals {
+                let err = refusal.unwrap_err();
+                assert!(err.is_transient(), "{err:?}");
+                assert!(err.to_string().contains("access keys"), "{err}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn s3_aborts_multipart_uploads_that_fail() {
         let store = testing::s3_store().await;

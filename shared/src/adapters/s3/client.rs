@@ -44,7 +44,25 @@ pub(super) fn client(settings: &S3Settings, endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
-/// Maps an SDK error: no answer, timeouts and 5xx are transient; 404 is `NotFound`.
+/// S3's answers that refuse this process rather than the request: keys rotated or revoked,
+/// a clock too far off for signatures, a policy change. Every request fails the same way
+/// until an operator fixes it, so it is an outage (the worker pauses intake, the API answers
+/// 503), never the fault of the photo at hand.
+const REFUSES_US: &[&str] = &[
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "RequestTimeTooSkewed",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "NoSuchBucket",
+];
+
+/// Maps an SDK error: no answer, timeouts, 5xx and refusals of our credentials
+/// ([`REFUSES_US`]) are transient; 404 is `NotFound`.
 pub(super) fn classify<E, R>(key: &str, err: SdkError<E, R>) -> ObjectStoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -63,6 +81,8 @@ where
                 "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout"
             ) {
                 ObjectStoreError::Unavailable(format!("{key}: {}", DisplayErrorContext(&err)))
+            } else if REFUSES_US.contains(&code) {
+                refused(key, &err)
             } else {
                 ObjectStoreError::Unsupported(format!(
                     "S3 refused {key}: {}",
@@ -115,6 +135,17 @@ where
         if status >= 500 {
             return ObjectStoreError::Unavailable(format!("{key}: {}", DisplayErrorContext(&err)));
         }
+        // A HEAD's refusal has no body to name its code: the status is all there is.
+        if matches!(status, 401 | 403) && se.err().code().is_none() {
+            return refused(key, &err);
+        }
     }
     classify(key, err)
+}
+
+fn refused<E: std::error::Error>(key: &str, err: &E) -> ObjectStoreError {
+    ObjectStoreError::Unavailable(format!(
+        "S3 refuses this process's requests ({key}): check the access keys and the clock; {}",
+        DisplayErrorContext(err)
+    ))
 }
