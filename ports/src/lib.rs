@@ -5,12 +5,14 @@
 //! finalisation off (`completion`).
 
 pub mod completion;
+pub mod effects;
 pub mod job_queue;
 pub mod object_store;
 pub mod state_error;
 pub mod state_store;
 pub mod upkeep;
 
+pub use effects::{Effects, claim_field};
 pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem};
 pub use object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,

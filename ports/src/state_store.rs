@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::effects::Effects;
 pub use crate::state_error::StateError;
 use crate::upkeep::Upkeep;
-use tirage_core::codes::Effect;
 use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 
 /// A session. Its `id` is a digest of the bearer token, never the token itself, so the
@@ -116,13 +116,8 @@ pub struct SessionQuota<'a> {
 /// See [`StateStore::watch_progress`]: ids of batches that changed.
 pub type ProgressFeed = std::pin::Pin<Box<dyn futures::Stream<Item = Uuid> + Send>>;
 
-/// The stored name of `effect`'s claim marker, beside the effect's own ([`Effect::as_str`]).
-pub fn claim_field(effect: Effect) -> String {
-    format!("{}_claimed", effect.as_str())
-}
-
 #[async_trait]
-pub trait StateStore: Upkeep + Send + Sync + 'static {
+pub trait StateStore: Upkeep + Effects + Send + Sync + 'static {
     /// Proves the store answers; used by `/readyz`.
     async fn ping(&self) -> Result<(), StateError>;
 
@@ -225,15 +220,6 @@ pub trait StateStore: Upkeep + Send + Sync + 'static {
         batch_id: Uuid,
         photo_id: Uuid,
     ) -> Result<Option<PendingUpload>, StateError>;
-
-    /// Marks one side effect of a completed batch as done (stored under
-    /// [`Effect::as_str`]); true for the first caller only. Call it after the effect
-    /// succeeded.
-    async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError>;
-    async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError>;
-    /// Marks that a handler started `effect` (a marker of its own next to the effect's,
-    /// stored as [`claim_field`]); true for the first claimer only.
-    async fn claim_effect(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError>;
 
     /// Counts one hit against `key` in a fixed window of `window`; limited past `limit`.
     async fn rate_limit(

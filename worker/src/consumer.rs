@@ -166,9 +166,8 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
                     let result = moved.await.map(|()| EffectRun::Settled(JobOutcome::Moved));
                     outcome::effect_verdict(&ctx, tries, result).await
                 }
-                WorkItem::FinalizeBatch { batch_id, redrive } => {
-                    let maybe_ours = attempt > 1 || redelivered || redrive;
-                    let result = finalize::run(&ctx, batch_id, maybe_ours).await;
+                WorkItem::FinalizeBatch { batch_id, .. } => {
+                    let result = finalize::run(&ctx, batch_id).await;
                     let result = result.map(EffectRun::Settled);
                     outcome::effect_verdict(&ctx, tries, result).await
                 }

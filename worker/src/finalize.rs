@@ -3,12 +3,19 @@
 //! is slow or silent never keeps this delivery, or any other, waiting.
 //!
 //! Several `FinalizeBatch` messages may exist for one batch (a resize job redelivered after
-//! its batch completed publishes another one). Each effect is therefore claimed in the
-//! state store before it runs and marked done after it succeeded:
+//! its batch completed publishes another one; the reconciler redrives a finalisation whose
+//! effects stayed undone). Each effect is therefore claimed in the state store before it
+//! runs and marked done after it succeeded:
 //! - done already → skip;
-//! - claimed by someone else on a first delivery → skip (they are running it now);
-//! - claimed, but this message was redelivered or retried → the claimer may have been us
-//!   before a crash, so run it again (at-least-once wins over losing the effect).
+//! - claimed, and the claim is fresh → skip: its handler is running it (a callback's
+//!   handler renews the claim at every attempt, [`crate::callback`]);
+//! - claimed longer ago than [`claim_stale_after`] → its handler died: take it over.
+//!
+//! A handler that fails before its effect releases its claim, so its retry claims it again.
+//! Only a failure between the effect and its mark (the state store lost in that instant)
+//! can run an effect twice, once the claim has gone stale.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tirage_core::codes::{Effect, FailureCode};
@@ -21,14 +28,10 @@ use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::metrics::JobOutcome;
 
-/// Runs the side effects of a completed batch that are not done yet. `maybe_ours` is true
-/// when this message was delivered before (see the module's doc). Returns the outcome label:
-/// `done`, `duplicate` (nothing left to do) or `dropped` (the batch is not completed).
-pub(crate) async fn run(
-    ctx: &Ctx,
-    batch_id: Uuid,
-    maybe_ours: bool,
-) -> Result<JobOutcome, Failure> {
+/// Runs the side effects of a completed batch that are not done yet (see the module's doc).
+/// Returns `done`, `duplicate` (nothing left to do here) or `dropped` (the batch is not
+/// completed).
+pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid) -> Result<JobOutcome, Failure> {
     let Some(batch) = ctx
         .io("get batch", ctx.ports.state.get_batch(batch_id))
         .await?
@@ -42,13 +45,20 @@ pub(crate) async fn run(
     // Both effects are claimed before either runs, so the event and the callback carry the
     // same `completed_at`: a concurrent duplicate cannot slip in between with another.
     let completed_at = Utc::now();
-    let run_event = claim(ctx, batch_id, Effect::Event, maybe_ours).await?;
-    let callback =
-        batch.callback_url.is_some() && claim(ctx, batch_id, Effect::Callback, maybe_ours).await?;
+    let run_event = claim(ctx, batch_id, Effect::Event).await?;
+    let callback = batch.callback_url.is_some() && claim(ctx, batch_id, Effect::Callback).await?;
     if run_event {
         let body = completed_json(&batch, completed_at)?;
         let publish = ctx.ports.queue.publish_event(BatchCompleted::EVENT, &body);
-        ctx.io("publish event", publish).await?;
+        if let Err(failure) = ctx.io("publish event", publish).await {
+            release(
+                ctx,
+                batch_id,
+                &[Some(Effect::Event), callback.then_some(Effect::Callback)],
+            )
+            .await;
+            return Err(failure);
+        }
         ctx.metrics.events_published.inc();
         mark_done(ctx, batch_id, Effect::Event).await?;
         info!("batch.completed event published");
@@ -59,8 +69,11 @@ pub(crate) async fn run(
             batch_id,
             completed_at,
         };
-        ctx.io("publish callback", ctx.ports.queue.publish(&item))
-            .await?;
+        let publish = ctx.ports.queue.publish(&item);
+        if let Err(failure) = ctx.io("publish callback", publish).await {
+            release(ctx, batch_id, &[Some(Effect::Callback)]).await;
+            return Err(failure);
+        }
     }
     Ok(if run_event || callback {
         JobOutcome::Done
@@ -74,21 +87,34 @@ async fn mark_done(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Fa
     ctx.io(&format!("mark {effect}"), mark).await
 }
 
+/// How old a claim must be for its handler to be taken for dead: half the reconciler's
+/// stall threshold, so that the redrive the reconciler publishes after that threshold finds
+/// a dead handler's claim stale, and far above the longest a live handler leaves its claim
+/// unrenewed (a callback's longest backoff, 60 s, plus one attempt).
+pub(crate) fn claim_stale_after(ctx: &Ctx) -> Duration {
+    Duration::from_millis(ctx.settings.stall_after_ms / 2)
+}
+
 /// True when this handler should run `effect` now.
-async fn claim(
-    ctx: &Ctx,
-    batch_id: Uuid,
-    effect: Effect,
-    maybe_ours: bool,
-) -> Result<bool, Failure> {
+async fn claim(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Failure> {
     let state = &ctx.ports.state;
     let done = state.is_effect_done(batch_id, effect);
     if ctx.io("effect done?", done).await? {
         return Ok(false);
     }
-    // The claim is a marker of its own next to the effect's, in the same per-batch record.
-    let first = state.claim_effect(batch_id, effect);
-    Ok(ctx.io("claim effect", first).await? || maybe_ours)
+    let take = state.claim_effect(batch_id, effect, Utc::now(), claim_stale_after(ctx));
+    ctx.io("claim effect", take).await
+}
+
+/// Drops this handler's claims before it retries; best effort: a claim left behind goes
+/// stale, and the reconciler's redrive takes it over.
+async fn release(ctx: &Ctx, batch_id: Uuid, effects: &[Option<Effect>]) {
+    for effect in effects.iter().flatten() {
+        let release = ctx.ports.state.release_effect_claim(batch_id, *effect);
+        if let Err(e) = ctx.io("release claim", release).await {
+            warn!(reason = ?e, %effect, "could not release an effect claim; it goes stale");
+        }
+    }
 }
 
 /// The event body: the same bytes go to the exchange and to the callback.

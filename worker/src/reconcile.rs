@@ -12,9 +12,10 @@
 //!   record was lost gets a queued record back first (named by its id), so it is resized
 //!   too. Jobs are idempotent, so a job that was only slow costs a duplicate delivery, never
 //!   a double count;
-//! - a completed batch whose event or callback stayed undone that long: its finalisation
-//!   is published again as a redrive, which runs effects even when claimed (the claimer
-//!   died).
+//! - a completed batch whose event or callback stayed undone that long, once nothing waits
+//!   on the effects lane (a finalisation or a callback retry there may be its own): its
+//!   finalisation is published again as a redrive, which takes over the claims of handlers
+//!   that died (claims older than `finalize::claim_stale_after`) and leaves live ones alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,13 +194,18 @@ async fn check(
     if (now - since).to_std().unwrap_or(Duration::ZERO) < stall {
         return Ok(());
     }
+    let backlog = match backlog {
+        Some(read) => read,
+        None => backlog.insert(Backlog::read(ctx).await?),
+    };
     if batch.state == BatchState::Completed {
+        if backlog.effects_waiting > 0 {
+            // Its finalisation or callback may be among them: waiting, not lost.
+            ctx.metrics.repaired(Repair::Waiting, 1);
+            return Ok(());
+        }
         redrive_finalisation(ctx, batch_id).await?;
     } else {
-        let backlog = match backlog {
-            Some(read) => read,
-            None => backlog.insert(Backlog::read(ctx).await?),
-        };
         if !backlog.passed(since, now) {
             // Queued behind a longer backlog: waiting, not lost. Checked again next pass.
             ctx.metrics.repaired(Repair::Waiting, 1);
@@ -226,6 +232,8 @@ async fn check(
 struct Backlog {
     /// Resize jobs waiting (ready or delayed).
     waiting: u64,
+    /// Finalisations and callbacks waiting (ready or delayed).
+    effects_waiting: u64,
     /// How far workers have taken jobs.
     consumed: Option<ConsumedMark>,
     /// How long workers must have taken nothing for the queue to have handed out nothing
@@ -240,11 +248,13 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
 impl Backlog {
     async fn read(ctx: &Ctx) -> Result<Backlog, Failure> {
         let waiting = ctx.ports.queue.waiting(Lane::Resize);
+        let effects_waiting = ctx.ports.queue.waiting(Lane::Effects);
         let consumed = ctx.ports.state.consumed_mark();
         let stall = Duration::from_millis(ctx.settings.stall_after_ms);
         let idle_after = stall.saturating_add(REPORT_EVERY.saturating_mul(2));
         Ok(Backlog {
             waiting: ctx.io("count waiting jobs", waiting).await?,
+            effects_waiting: ctx.io("count waiting effects", effects_waiting).await?,
             consumed: ctx.io("read the consumed mark", consumed).await?,
             idle_after: chrono::Duration::from_std(idle_after).unwrap_or(chrono::Duration::MAX),
         })

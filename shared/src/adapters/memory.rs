@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 mod batches;
 mod caps;
+mod effects;
 mod upkeep;
 
 use super::clock::{Clock, SystemClock};
@@ -21,7 +22,7 @@ use tirage_core::codes::Effect;
 use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 use tirage_ports::state_store::{
     CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision, RecordResult, Session,
-    SessionQuota, StateError, StateStore, claim_field,
+    SessionQuota, StateError, StateStore,
 };
 use tirage_ports::upkeep::ConsumedMark;
 
@@ -33,7 +34,10 @@ struct BatchEntry {
     order: Vec<Uuid>,
     photos: HashMap<Uuid, PhotoRecord>,
     pending: HashMap<Uuid, PendingUpload>,
-    effects: HashSet<String>,
+    /// Effects done (`effects.rs`).
+    effects: HashSet<Effect>,
+    /// Effect → when its handler claimed it, or last renewed the claim (`effects.rs`).
+    claims: HashMap<Effect, DateTime<Utc>>,
     /// Photo → (attempt, runs started at that attempt): see [`StateStore::start_run`].
     runs: HashMap<Uuid, (u32, u32)>,
     /// The reconciler's watch: the marker last seen and since when (`upkeep.rs`).
@@ -85,6 +89,7 @@ impl Inner {
                 photos: HashMap::new(),
                 pending: HashMap::new(),
                 effects: HashSet::new(),
+                claims: HashMap::new(),
                 runs: HashMap::new(),
                 watch: None,
             },
@@ -365,28 +370,6 @@ impl StateStore for MemoryStateStore {
             .batch(batch_id, now)
             .and_then(|e| e.pending.remove(&photo_id))
             .filter(|u| u.expires_at > now))
-    }
-
-    async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        let now = self.clock.now();
-        let mut inner = self.lock();
-        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        Ok(entry.effects.insert(effect.as_str().to_owned()))
-    }
-
-    async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        let now = self.clock.now();
-        let mut inner = self.lock();
-        Ok(inner
-            .batch(batch_id, now)
-            .is_some_and(|e| e.effects.contains(effect.as_str())))
-    }
-
-    async fn claim_effect(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        let now = self.clock.now();
-        let mut inner = self.lock();
-        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        Ok(entry.effects.insert(claim_field(effect)))
     }
 
     async fn rate_limit(

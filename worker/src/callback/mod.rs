@@ -41,6 +41,9 @@ pub(crate) async fn run(
     let Some(url) = batch.callback_url.as_deref() else {
         return Ok(EffectRun::Settled(JobOutcome::Dropped));
     };
+    // This chain of attempts is alive: its claim stays fresh, so no redrive starts another.
+    let renew = state.renew_effect_claim(batch_id, Effect::Callback, Utc::now());
+    ctx.io("renew callback claim", renew).await?;
     let body = completed_json(&batch, completed_at)?;
     let host = host_of(url);
     let attempt = match ctx.callback_hosts.try_take(&host) {

@@ -81,7 +81,8 @@ labels! {
         Redriven = "redriven",
         /// An expired batch's objects were removed.
         Swept = "swept",
-        /// A batch without progress was left alone: the queue has not reached its jobs.
+        /// A batch without progress (or its undone effects) was left alone: the queue has
+        /// not reached its jobs.
         Waiting = "waiting",
     }
 }

@@ -438,6 +438,7 @@ macro_rules! suite {
             a_batch_behind_a_backlog_is_not_republished,
             a_scheduled_pass_repairs_with_no_worker_running,
             undone_effects_are_redriven,
+            a_redrive_never_doubles_a_live_callback,
             expired_batches_leave_no_objects,
             shutdown_finishes_in_flight_within_grace,
             shutdown_requeues_after_grace,

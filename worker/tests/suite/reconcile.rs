@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::Utc;
 use tirage_core::codes::Effect;
 use tirage_core::{BatchOptions, PhotoOutcome, Rendition, keys};
 use tirage_engine::Limits;
@@ -66,7 +67,14 @@ pub async fn a_batch_behind_a_backlog_is_not_republished(h: Arc<dyn Harness>) {
         let batch = wait_completed(&ports, f.batch.id, WAIT).await;
         assert_eq!(batch.failed, 0, "{batch:?}");
     }
-    let m = &worker.metrics;
+    let m = worker.metrics.clone();
+    // A job is counted once settled, just after its outcome completed the batch.
+    wait_for("every job settled", WAIT, || {
+        m.job_count(JobKind::Resize, JobOutcome::Done)
+            + m.job_count(JobKind::Resize, JobOutcome::Duplicate)
+            >= 18
+    })
+    .await;
     assert_eq!(
         m.reconciled_count(Repair::Republished),
         0,
@@ -82,6 +90,56 @@ pub async fn a_batch_behind_a_backlog_is_not_republished(h: Arc<dyn Harness>) {
         "every photo resized once"
     );
     assert_eq!(m.job_count(JobKind::Resize, JobOutcome::Duplicate), 0);
+    worker.shutdown().await;
+}
+
+/// A callback whose receiver keeps failing for longer than the stall threshold: the
+/// reconciler sees the batch's effects undone all that time, and its redrive must not start
+/// a second chain of attempts beside the live one. One event, one delivered callback.
+pub async fn a_redrive_never_doubles_a_live_callback(h: Arc<dyn Harness>) {
+    const FAILURES: usize = 30;
+    let ports = h.ports();
+    let hook = hook(FAILURES as u32).await;
+    let f = batch_with(
+        &ports,
+        small_options(),
+        Some(hook.url.clone()),
+        vec![b"a".to_vec()],
+    )
+    .await;
+    let mut settings = reconciling(h.settings());
+    // Attempts 20 ms to 200 ms apart for about 5 s, against a stall threshold of 1 s (a
+    // claim goes stale after 500 ms unrenewed).
+    settings.stall_after_ms = 1_000;
+    settings.callback_retry_for_ms = 30_000;
+    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    publish_all(&ports, &f).await;
+    wait_completed(&ports, f.batch.id, WAIT).await;
+    let m = worker.metrics.clone();
+    wait_for("the callback delivered", WAIT, || {
+        m.callback_count(CallbackOutcome::Delivered) >= 1
+    })
+    .await;
+    // Long enough for a second chain, had one started, to deliver too.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        hook.requests.lock().unwrap().len(),
+        FAILURES + 1,
+        "every failed attempt, then one delivery"
+    );
+    assert_eq!(m.callback_count(CallbackOutcome::Delivered), 1);
+    assert_eq!(m.events_published.get(), 1);
+    // One chain of attempts: a second one would have met the first's delivery as done.
+    assert_eq!(m.job_count(JobKind::Callback, JobOutcome::Duplicate), 0);
+    assert_eq!(
+        m.job_count(JobKind::Callback, JobOutcome::Retried)
+            + m.job_count(JobKind::Callback, JobOutcome::Done),
+        FAILURES as u64 + 1
+    );
+    assert!(
+        m.reconciled_count(Repair::Waiting) + m.reconciled_count(Repair::Redriven) > 0,
+        "the reconciler saw the effects undone past the stall threshold"
+    );
     worker.shutdown().await;
 }
 
@@ -131,8 +189,10 @@ pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
         .record_outcome(f.batch.id, f.photos[0], &done_outcome())
         .await
         .unwrap();
+    // Claimed by a handler that died at once: the claims go stale while nothing runs.
     for effect in [Effect::Event, Effect::Callback] {
-        assert!(state.claim_effect(f.batch.id, effect).await.unwrap());
+        let claim = state.claim_effect(f.batch.id, effect, Utc::now(), Duration::ZERO);
+        assert!(claim.await.unwrap());
     }
     let worker = start(
         ports.clone(),

@@ -7,6 +7,7 @@
 mod caps;
 mod codec;
 mod connection;
+mod effects;
 mod keys;
 mod runs;
 mod scripts;
@@ -30,11 +31,10 @@ use codec::{
 use connection::{Connection, Subscribers};
 use keys::KeySpace;
 use scripts::Scripts;
-use tirage_core::codes::Effect;
 use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 use tirage_ports::state_store::{
     Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
-    RecordResult, Session, SessionQuota, StateError, StateStore, claim_field,
+    RecordResult, Session, SessionQuota, StateError, StateStore,
 };
 
 fn default_prefix() -> String {
@@ -105,20 +105,6 @@ impl RedisStateStore {
     }
 
     /// Sets `field` in the batch's effects hash; true when this call set it.
-    async fn mark_effect(&self, batch_id: Uuid, field: &str) -> Result<bool, StateError> {
-        let first: i64 = self
-            .scripts
-            .mark_effect(&self.keys.batch(batch_id))
-            .arg(field)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_error)?;
-        match first {
-            -1 => Err(StateError::NotFound),
-            n => Ok(n == 1),
-        }
-    }
-
     /// A handle on the shared connection (cheap: a clone). The test helpers
     /// (`testing::redis`) inspect keys through it.
     pub(crate) fn conn(&self) -> Connection {
@@ -392,21 +378,6 @@ impl StateStore for RedisStateStore {
         let upload: PendingUpload = parse("pending upload", &json)?;
         let now: DateTime<Utc> = Utc::now();
         Ok((upload.expires_at > now).then_some(upload))
-    }
-
-    async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        self.mark_effect(batch_id, effect.as_str()).await
-    }
-
-    async fn claim_effect(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        self.mark_effect(batch_id, &claim_field(effect)).await
-    }
-
-    async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        self.conn()
-            .hexists(self.keys.batch(batch_id).effects, effect.as_str())
-            .await
-            .map_err(redis_error)
     }
 
     async fn rate_limit(

@@ -24,6 +24,7 @@ pub(super) struct Scripts {
     put_pending: Script,
     take_pending: Script,
     mark_effect: Script,
+    claim_effect: Script,
     rate_limit: Script,
     authorize: Script,
 }
@@ -56,6 +57,7 @@ impl Scripts {
             put_pending: Script::new(include_str!("scripts/put_pending.lua")),
             take_pending: Script::new(include_str!("scripts/take_pending.lua")),
             mark_effect: Script::new(include_str!("scripts/mark_effect.lua")),
+            claim_effect: Script::new(include_str!("scripts/claim_effect.lua")),
             rate_limit: Script::new(include_str!("scripts/rate_limit.lua")),
             authorize: Script::new(include_str!("scripts/authorize.lua")),
         }
@@ -144,6 +146,10 @@ impl Scripts {
 
     pub fn mark_effect(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
         with_keys(&self.mark_effect, &[&k.batch, &k.effects])
+    }
+
+    pub fn claim_effect(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
+        with_keys(&self.claim_effect, &[&k.batch, &k.effects])
     }
 
     pub fn rate_limit(&self, counter: &str) -> ScriptInvocation<'_> {

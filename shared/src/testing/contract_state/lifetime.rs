@@ -135,22 +135,50 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
             .await
             .unwrap()
     );
-    // A claim is a marker of its own: once per effect, and it does not make it done.
+    // A claim is a marker of its own: one fresh holder per effect, and it does not make
+    // the effect done. A claim older than `stale_after` (its holder died) is taken over; a
+    // renewed one stays fresh; a released one is free.
     let other = new_batch(HOUR);
     store.create_batch(&other).await.unwrap();
-    assert!(store.claim_effect(other.id, Effect::Event).await.unwrap());
-    assert!(!store.claim_effect(other.id, Effect::Event).await.unwrap());
+    let t0 = Utc::now();
+    let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+    let stale = Duration::from_secs(60);
+    let claim = |effect, secs| store.claim_effect(other.id, effect, at(secs), stale);
+    assert!(claim(Effect::Event, 0).await.unwrap());
+    assert!(!claim(Effect::Event, 0).await.unwrap(), "held");
+    assert!(!claim(Effect::Event, 59).await.unwrap(), "still fresh");
     assert!(!store.is_effect_done(other.id, Effect::Event).await.unwrap());
     assert!(
-        store
-            .claim_effect(other.id, Effect::Callback)
-            .await
-            .unwrap()
+        claim(Effect::Callback, 0).await.unwrap(),
+        "one claim per effect"
     );
+    assert!(claim(Effect::Event, 61).await.unwrap(), "stale: taken over");
+    store
+        .renew_effect_claim(other.id, Effect::Event, at(100))
+        .await
+        .unwrap();
+    assert!(!claim(Effect::Event, 150).await.unwrap(), "renewed at 100");
+    store
+        .release_effect_claim(other.id, Effect::Event)
+        .await
+        .unwrap();
+    assert!(claim(Effect::Event, 151).await.unwrap(), "released");
     assert!(matches!(
-        store.claim_effect(Uuid::new_v4(), Effect::Event).await,
+        store
+            .claim_effect(Uuid::new_v4(), Effect::Event, t0, stale)
+            .await,
         Err(StateError::NotFound)
     ));
+    assert!(matches!(
+        store
+            .renew_effect_claim(Uuid::new_v4(), Effect::Event, t0)
+            .await,
+        Err(StateError::NotFound)
+    ));
+    store
+        .release_effect_claim(Uuid::new_v4(), Effect::Event)
+        .await
+        .unwrap();
     h.assert_batch_expiry(&batch).await;
     h.assert_batch_expiry(&other).await;
 }
