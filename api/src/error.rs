@@ -111,6 +111,8 @@ pub enum ApiError {
     Internal(String),
     #[error("the state store is unavailable; retry later")]
     StateUnavailable(String),
+    #[error("the service's state store is full; retry later")]
+    StateFull(String),
     #[error("the object store is unavailable; retry later")]
     ObjectStoreUnavailable(String),
     #[error("the job queue is unavailable; retry later")]
@@ -165,6 +167,7 @@ impl ApiError {
             ApiError::UrlExpired => ErrorCode::PresignExpired,
             ApiError::Internal(_) => ErrorCode::InternalError,
             ApiError::StateUnavailable(_) => ErrorCode::StateStoreUnavailable,
+            ApiError::StateFull(_) => ErrorCode::StateStoreFull,
             ApiError::ObjectStoreUnavailable(_) => ErrorCode::ObjectStoreUnavailable,
             ApiError::QueueUnavailable(_) => ErrorCode::JobQueueUnavailable,
             ApiError::QueueRejected(_) => ErrorCode::JobQueueRejected,
@@ -176,6 +179,7 @@ impl ApiError {
         match self {
             ApiError::Internal(d)
             | ApiError::StateUnavailable(d)
+            | ApiError::StateFull(d)
             | ApiError::ObjectStoreUnavailable(d)
             | ApiError::QueueUnavailable(d)
             | ApiError::QueueRejected(d) => Some(d),
@@ -194,7 +198,7 @@ pub enum SessionErrors {
     /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds.
     #[response(status = 429)]
     RateLimited(ErrorBody),
-    /// A dependency is down (`state_store_unavailable`, `object_store_unavailable`,
+    /// A dependency is down or full (`state_store_unavailable`, `state_store_full`, `object_store_unavailable`,
     /// `job_queue_unavailable`, `job_queue_rejected`), or, on a multipart upload, this
     /// replica streams its maximum of uploads already (`server_busy`, with `Retry-After` in
     /// seconds); repeating the request later is safe.
@@ -242,6 +246,7 @@ impl From<StateError> for ApiError {
     fn from(err: StateError) -> Self {
         match err {
             StateError::Unavailable(d) => ApiError::StateUnavailable(d),
+            StateError::Full(d) => ApiError::StateFull(d),
             StateError::NotFound => ApiError::BatchNotFound,
             StateError::BatchClosed => ApiError::BatchClosed,
             StateError::TooManyPhotos { limit } => ApiError::TooManyPhotos { limit },

@@ -24,7 +24,7 @@ mod specifics {
 
     use bytes::Bytes;
     use tirage_core::keys;
-    use tirage_ports::{ObjectStore, ObjectStoreError, QueueError, StateStore};
+    use tirage_ports::{ObjectStore, ObjectStoreError, QueueError, StateError, StateStore};
     use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
     use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
     use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
@@ -62,6 +62,98 @@ mod specifics {
     async fn redis_cluster_down_is_unavailable_and_quick() {
         let seeds = vec![format!("redis://{DEAD}"), "redis://127.0.0.1:2".into()];
         assert_down_is_unavailable_and_quick(String::new(), seeds).await;
+    }
+
+    /// A Redis of its own (redis-server on a free port, no persistence), killed on drop.
+    struct OwnRedis {
+        child: std::process::Child,
+        url: String,
+    }
+
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    impl OwnRedis {
+        async fn start(extra: &[&str]) -> OwnRedis {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's redis-server package) must be installed");
+            let url = format!("redis://127.0.0.1:{port}");
+            let client = redis::Client::open(url.as_str()).unwrap();
+            let deadline = Instant::now() + QUICKLY;
+            while client.get_multiplexed_async_connection().await.is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server on {port} never answered"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            OwnRedis { child, url }
+        }
+    }
+
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Redis at its maxmemory (noeviction, as every deploy runs it) refuses writes: the
+    /// store says it is full, distinctly from an outage, and reads still answer.
+    #[tokio::test]
+    async fn redis_at_maxmemory_is_full_not_down() {
+        let redis = OwnRedis::start(&["--maxmemory-policy", "noeviction"]).await;
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        // 2 MB stored, then a maxmemory of 1 MB: every write is over the bound.
+        let ballast = vec![b'x'; 256 * 1024];
+        for i in 0..8 {
+            let (): () = redis::cmd("SET")
+                .arg(format!("ballast:{i}"))
+                .arg(&ballast)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let (): () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg("1mb")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let refused: redis::RedisResult<()> = redis::cmd("SET")
+            .arg("one-more")
+            .arg("x")
+            .query_async(&mut conn)
+            .await;
+        assert!(refused.is_err(), "Redis over its maxmemory took a write");
+        let store = RedisStateStore::connect(&RedisSettings {
+            url: redis.url.clone(),
+            cluster_urls: Vec::new(),
+            key_prefix: "full:".into(),
+        })
+        .unwrap();
+        let batch = testing::contract_state::new_batch(Duration::from_secs(60));
+        match store.create_batch(&batch).await {
+            Err(StateError::Full(why)) => assert!(why.contains("maxmemory"), "{why}"),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        let err = store.create_batch(&batch).await.unwrap_err();
+        assert!(err.is_transient(), "retried like an outage: {err:?}");
+        assert_eq!(
+            store.get_batch(batch.id).await.unwrap(),
+            None,
+            "reads answer"
+        );
+        store.ping().await.unwrap();
     }
 
     /// Braces in the prefix would move the hash tag, splitting a batch across slots.

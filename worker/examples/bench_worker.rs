@@ -110,7 +110,7 @@ async fn through_worker(
         port: 0,
         concurrency,
         callback_secret: SecretString::from("bench-callback-secret-not-published"),
-        ..config::load_section_from(&config::Layers::defaults_only(), "worker").unwrap()
+        ..WorkerSettings::from_layers(&config::Layers::defaults_only()).unwrap()
     };
     let worker = Worker::from_ports(settings, ports.clone()).await.unwrap();
     let stop = worker.stop_token();

@@ -46,7 +46,7 @@ pub mod ssrf;
 
 pub use context::{Ports, ResizeFn};
 pub use metrics::{CallbackOutcome, JobKind, JobOutcome, Metrics, Repair};
-pub use settings::WorkerSettings;
+pub use settings::{PhotoLimits, WorkerSettings};
 pub use signature::{SIGNATURE_HEADER, sign, verify};
 
 use consumed::ConsumedReport;

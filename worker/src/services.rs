@@ -6,12 +6,15 @@ use tirage_shared::runtime::config;
 use tirage_shared::runtime::telemetry::LogSettings;
 use tirage_shared::runtime::{ServiceSettings, connect};
 
+use crate::settings::PhotoLimits;
 use crate::{Worker, WorkerError, WorkerSettings};
 
 /// The whole configuration the worker binary reads; other processes' sections are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub worker: WorkerSettings,
+    /// What the worker reads of `[limits]`, the section the API enforces on upload.
+    pub limits: PhotoLimits,
     pub log: LogSettings,
     /// `[redis]`, `[amqp]` and `[s3]`.
     #[serde(flatten)]
@@ -30,13 +33,14 @@ impl Worker {
     /// services has to be up yet: the consumer loop retries with backoff until the broker
     /// answers, and `/readyz` says what is missing meanwhile.
     pub async fn build(settings: Settings) -> Result<Worker, WorkerError> {
-        settings.worker.validate()?;
+        let worker = settings.worker.with_limits(settings.limits);
+        worker.validate()?;
         let ports = connect(&settings.services)
             .await
             .map_err(|e| WorkerError::Connect {
                 service: e.dependency,
                 message: e.message,
             })?;
-        Worker::from_ports(settings.worker, ports).await
+        Worker::from_ports(worker, ports).await
     }
 }

@@ -46,6 +46,10 @@ pub struct WorkerSettings {
     pub reconnect_cap_ms: u64,
     /// Engine limits, checked before any pixel is decoded.
     pub max_pixels: u64,
+    /// The one byte limit of a photo, `[limits] max_file_bytes`, which the API enforces on
+    /// upload: filled in from there where the worker is built ([`crate::services`], the
+    /// standalone command), never read from `[worker]`.
+    #[serde(skip)]
     pub max_source_bytes: u64,
     /// `production` (the default) or `dev`. Only `dev` accepts a well-known placeholder
     /// or a short callback secret.
@@ -109,7 +113,32 @@ pub const MIN_SECRET_CHARS: usize = 16;
 #[error("invalid [worker] setting: {0}")]
 pub struct InvalidSettings(pub String);
 
+/// The limits of one photo that the API and the workers share, from `[limits]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PhotoLimits {
+    /// One photo's bytes: the API refuses a larger upload, the worker a larger original.
+    pub max_file_bytes: u64,
+}
+
 impl WorkerSettings {
+    /// `[worker]` from `layers`, with the byte limit of `[limits]`.
+    pub fn from_layers(
+        layers: &tirage_shared::runtime::config::Layers,
+    ) -> Result<WorkerSettings, tirage_shared::runtime::config::ConfigError> {
+        use tirage_shared::runtime::config::load_section_from;
+        let settings: WorkerSettings = load_section_from(layers, "worker")?;
+        let limits: PhotoLimits = load_section_from(layers, "limits")?;
+        Ok(settings.with_limits(limits))
+    }
+
+    /// These settings with the limits shared with the API.
+    pub fn with_limits(self, limits: PhotoLimits) -> WorkerSettings {
+        WorkerSettings {
+            max_source_bytes: limits.max_file_bytes,
+            ..self
+        }
+    }
+
     /// The concurrency actually used: the setting, or the number of cores.
     pub fn effective_concurrency(&self) -> usize {
         if self.concurrency > 0 {
@@ -141,6 +170,12 @@ impl WorkerSettings {
     }
 
     pub fn validate(&self) -> Result<(), InvalidSettings> {
+        if self.max_source_bytes == 0 {
+            return Err(InvalidSettings(
+                "no byte limit: build the settings with [limits] (WorkerSettings::from_layers)"
+                    .into(),
+            ));
+        }
         if self.crash_limit == 0 {
             return Err(InvalidSettings("crash_limit must be at least 1".into()));
         }
@@ -221,7 +256,27 @@ mod tests {
 
     fn defaults() -> WorkerSettings {
         let layers = tirage_shared::runtime::config::Layers::defaults_only();
-        tirage_shared::runtime::config::load_section_from(&layers, "worker").unwrap()
+        WorkerSettings::from_layers(&layers).unwrap()
+    }
+
+    /// One byte limit per photo: the API's `[limits] max_file_bytes`, read again by the
+    /// worker; settings built without it refuse to start.
+    #[test]
+    fn the_byte_limit_is_the_apis() {
+        let layers = tirage_shared::runtime::config::Layers::defaults_only();
+        let limits: PhotoLimits =
+            tirage_shared::runtime::config::load_section_from(&layers, "limits").unwrap();
+        let s = WorkerSettings {
+            callback_secret: SecretString::from("3f1c0a9e6b2d4f8a7c5e1b0d9f2a4c6e"),
+            ..defaults()
+        };
+        assert_eq!(s.max_source_bytes, limits.max_file_bytes);
+        s.validate().unwrap();
+        let unfilled = WorkerSettings {
+            max_source_bytes: 0,
+            ..s
+        };
+        assert!(unfilled.validate().is_err());
     }
 
     #[test]

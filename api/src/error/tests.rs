@@ -68,6 +68,7 @@ fn every_variant() -> Vec<ApiError> {
         },
         ApiError::Internal(String::new()),
         ApiError::StateUnavailable(String::new()),
+        ApiError::StateFull(String::new()),
         ApiError::ObjectStoreUnavailable(String::new()),
         ApiError::QueueUnavailable(String::new()),
         ApiError::QueueRejected(String::new()),

@@ -127,8 +127,9 @@ async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
     let mut settings = Settings::load().map_err(|e| StandaloneError::Config(e.to_string()))?;
     settings.api.host = args.host.clone();
     settings.api.port = args.port;
-    let mut worker_settings: WorkerSettings =
-        config::load_section("worker").map_err(|e| StandaloneError::Config(e.to_string()))?;
+    // `[worker]`, and the byte limit of `[limits]` that the API enforces on upload.
+    let mut worker_settings = WorkerSettings::from_layers(&config::Layers::process())
+        .map_err(|e| StandaloneError::Config(e.to_string()))?;
     // The worker's health port stays private to this machine and never collides.
     worker_settings.host = "127.0.0.1".into();
     worker_settings.port = 0;

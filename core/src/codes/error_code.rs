@@ -77,6 +77,8 @@ error_codes! {
     TooManySessions = "too_many_sessions", 429;
     InternalError = "internal_error", 500;
     StateStoreUnavailable = "state_store_unavailable", 503;
+    /// The state store refuses writes: full (Redis at its `maxmemory`).
+    StateStoreFull = "state_store_full", 503;
     ObjectStoreUnavailable = "object_store_unavailable", 503;
     JobQueueUnavailable = "job_queue_unavailable", 503;
     JobQueueRejected = "job_queue_rejected", 503;

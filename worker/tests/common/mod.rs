@@ -78,7 +78,7 @@ pub fn for_batch(events: Vec<BatchCompleted>, id: uuid::Uuid) -> Vec<BatchComple
 /// The compiled-in `[worker]` defaults of `config/default.toml`.
 pub fn default_settings() -> WorkerSettings {
     let layers = config::Layers::defaults_only();
-    config::load_section_from(&layers, "worker").expect("the default [worker] section")
+    WorkerSettings::from_layers(&layers).expect("the default [worker] and [limits] sections")
 }
 
 pub fn test_settings() -> WorkerSettings {

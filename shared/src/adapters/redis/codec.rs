@@ -20,10 +20,22 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> StateError {
 pub(super) fn redis_error(e: redis::RedisError) -> StateError {
     if e.kind() == redis::ErrorKind::UnexpectedReturnType {
         StateError::Corrupt(e.to_string())
+    } else if is_out_of_memory(&e) {
+        StateError::Full(format!(
+            "Redis refuses writes at its maxmemory; give it more memory, or wait for batches \
+             to expire: {e}"
+        ))
     } else {
         // I/O, timeouts, refused or dropped connections, server busy or loading: transient.
         StateError::Unavailable(e.to_string())
     }
+}
+
+/// Redis's answer to a write at `maxmemory` under `noeviction`: `OOM command not allowed
+/// when used memory > 'maxmemory'`, as the reply's code, or inside a script's or a
+/// pipeline's error.
+fn is_out_of_memory(e: &redis::RedisError) -> bool {
+    e.code() == Some("OOM") || e.to_string().contains("not allowed when used memory")
 }
 
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StateError {
