@@ -1,6 +1,6 @@
 //! One progress subscription per API process, fanned out to its event streams.
 //!
-//! The state store announces every batch that changed ([`StateStore::watch_progress`]:
+//! The state store announces every batch that changed ([`Progress::watch_progress`]:
 //! Redis pub/sub, or a broadcast channel in memory). The hub holds the one subscription of
 //! this process on a thread of its own and wakes, for each announcement, only the streams
 //! watching that batch; they then read the batch once. Without it every stream polled
@@ -9,6 +9,8 @@
 //!
 //! The hub lives outside the HTTP workers' runtimes: actix-web stops its workers one by
 //! one, and a subscription opened on one of them would die with it.
+//!
+//! [`Progress::watch_progress`]: tirage_ports::Progress::watch_progress
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -201,8 +203,14 @@ mod tests {
             new_batch(Duration::from_secs(60)),
             new_batch(Duration::from_secs(60)),
         ];
-        store.create_batch(&a).await.unwrap();
-        store.create_batch(&b).await.unwrap();
+        store
+            .create_batch(&a, tirage_ports::Cap::Unlimited)
+            .await
+            .unwrap();
+        store
+            .create_batch(&b, tirage_ports::Cap::Unlimited)
+            .await
+            .unwrap();
         let mut watch_a = hub.watch(a.id);
         let mut watch_b = hub.watch(b.id);
         let mut watch_a2 = hub.watch(a.id);

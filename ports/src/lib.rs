@@ -4,21 +4,34 @@
 //! made over them that the API and the workers share: handing a completed batch's
 //! finalisation off (`completion`).
 
+pub mod batches;
+pub mod cap;
 pub mod completion;
 pub mod effects;
 pub mod job_queue;
 pub mod object_store;
+pub mod progress;
+pub mod runs;
+pub mod sessions;
 pub mod state_error;
 pub mod state_store;
 pub mod upkeep;
+pub mod uploads;
 
+pub use batches::{Batches, CloseResult, PhotoPage};
+pub use cap::Cap;
 pub use effects::{Effects, claim_field};
 pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem};
 pub use object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };
-pub use state_store::{
-    Authorize, Authorized, CloseResult, PendingUpload, PhotoPage, ProgressFeed, RateDecision,
-    RecordResult, Session, SessionQuota, SessionRate, StateError, StateStore, session_rate_key,
+pub use progress::{Progress, ProgressFeed};
+pub use runs::{RecordResult, Runs};
+pub use sessions::{
+    Authorize, Authorized, ClientLimits, RateDecision, Session, SessionQuota, SessionRate,
+    Sessions, session_rate_key,
 };
+pub use state_error::StateError;
+pub use state_store::StateStore;
 pub use upkeep::{ConsumedMark, IndexedBatch, Upkeep};
+pub use uploads::{PendingUpload, PendingUploads};

@@ -24,7 +24,9 @@ mod specifics {
 
     use bytes::Bytes;
     use tirage_core::keys;
-    use tirage_ports::{ObjectStore, ObjectStoreError, QueueError, StateError, StateStore};
+    use tirage_ports::{
+        Batches, ObjectStore, ObjectStoreError, QueueError, StateError, StateStore,
+    };
     use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
     use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
     use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
@@ -142,11 +144,17 @@ mod specifics {
         })
         .unwrap();
         let batch = testing::contract_state::new_batch(Duration::from_secs(60));
-        match store.create_batch(&batch).await {
+        match store
+            .create_batch(&batch, tirage_ports::Cap::Unlimited)
+            .await
+        {
             Err(StateError::Full(why)) => assert!(why.contains("maxmemory"), "{why}"),
             other => panic!("expected Full, got {other:?}"),
         }
-        let err = store.create_batch(&batch).await.unwrap_err();
+        let err = store
+            .create_batch(&batch, tirage_ports::Cap::Unlimited)
+            .await
+            .unwrap_err();
         assert!(err.is_transient(), "retried like an outage: {err:?}");
         assert_eq!(
             store.get_batch(batch.id).await.unwrap(),

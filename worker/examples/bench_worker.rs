@@ -81,7 +81,11 @@ async fn through_worker(
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
     };
-    ports.state.create_batch(&batch).await.unwrap();
+    ports
+        .state
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ids: Vec<Uuid> = photos.iter().map(|_| Uuid::new_v4()).collect();
     let records: Vec<PhotoRecord> = ids
         .iter()

@@ -2,7 +2,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 use tirage_core::wire::{ErrorBody, SessionCreated};
-use tirage_ports::{Session, SessionQuota};
+use tirage_ports::{Cap, Session, SessionQuota};
 
 use crate::auth::{SESSION_COOKIE, check_rate, digest, digests_equal, new_token, session_id};
 use crate::client_addr::client_address;
@@ -70,18 +70,17 @@ pub async fn create_session(
         expires_at,
     };
     let max = state.settings.sessions.max_per_address;
-    if max == 0 {
-        state.ports.state.put_session(&session, ttl).await?;
-    } else {
-        let quota = SessionQuota { owner: &addr, max };
-        if !state
-            .ports
-            .state
-            .put_session_capped(&session, ttl, quota)
-            .await?
-        {
-            return Err(ApiError::TooManySessions { limit: max });
-        }
+    let quota = SessionQuota {
+        owner: &addr,
+        max: Cap::from_setting(max),
+    };
+    if !state
+        .ports
+        .state
+        .put_session(&session, ttl, Some(quota))
+        .await?
+    {
+        return Err(ApiError::TooManySessions { limit: max });
     }
     tracing::info!(session = %&session.id[..12], "session created");
 

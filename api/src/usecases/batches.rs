@@ -4,6 +4,7 @@
 use chrono::Utc;
 use tirage_core::keys;
 use tirage_core::model::{Batch, BatchOptions, BatchState};
+use tirage_ports::Cap;
 use tirage_ports::completion::hand_off;
 use uuid::Uuid;
 
@@ -37,14 +38,8 @@ pub async fn create(
         expires_at: now + ttl,
     };
     let max_open = state.settings.limits.max_open_batches_per_session;
-    if max_open == 0 {
-        state.ports.state.create_batch(&batch).await?;
-    } else if !state
-        .ports
-        .state
-        .create_batch_capped(&batch, max_open)
-        .await?
-    {
+    let cap = Cap::from_setting(max_open);
+    if !state.ports.state.create_batch(&batch, cap).await? {
         return Err(ApiError::TooManyOpenBatches { limit: max_open });
     }
     tracing::info!(batch_id = %batch.id, "batch created");

@@ -26,10 +26,10 @@ pub struct Ticket {
 
 /// A presigned upload per file, each signed for exactly its announced size and remembered
 /// as pending until its `complete`. The pending uploads hold their place under the batch's
-/// photo limit (all of them or none, [`StateStore::put_pending_uploads`]), so tickets can
+/// photo limit (all of them or none, [`PendingUploads::put_pending_uploads`]), so tickets can
 /// never add up to more photos than a batch may hold.
 ///
-/// [`StateStore::put_pending_uploads`]: tirage_ports::StateStore::put_pending_uploads
+/// [`PendingUploads::put_pending_uploads`]: tirage_ports::PendingUploads::put_pending_uploads
 pub async fn issue_tickets(
     state: &AppState,
     batch: &Batch,

@@ -2,7 +2,7 @@
 //! record and paging rules both state stores apply.
 
 use tirage_core::model::{PhotoOutcome, PhotoRecord, PhotoState};
-use tirage_ports::state_store::StateError;
+use tirage_ports::StateError;
 
 /// A message the queue gave up on, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]

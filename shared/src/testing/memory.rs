@@ -9,7 +9,7 @@ use super::ManualClock;
 use super::contract_state;
 use crate::adapters::MemoryStateStore;
 use tirage_core::model::Batch;
-use tirage_ports::StateStore;
+use tirage_ports::{Batches, StateStore};
 
 /// The in-memory store on a manual clock: time passes only when the test says so.
 pub struct MemoryHarness {

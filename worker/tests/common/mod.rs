@@ -173,7 +173,7 @@ pub async fn batch_with(
     let batch = new_batch(options, callback_url);
     ports
         .state
-        .create_batch(&batch)
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
         .await
         .expect("create batch");
     let photos: Vec<Uuid> = originals.iter().map(|_| Uuid::new_v4()).collect();

@@ -1,6 +1,6 @@
 //! Crash loops: a photo whose runs keep ending with their worker dying fails with
 //! `worker_crashed` instead of coming back forever. The runs a dead worker leaves behind are
-//! exactly what `StateStore::start_run` counted and no run ended; they are arranged here
+//! exactly what `Runs::start_run` counted and no run ended; they are arranged here
 //! through that same call (the fault suite in tests/ makes real workers die).
 
 use std::sync::Arc;

@@ -266,7 +266,11 @@ pub async fn expired_batches_leave_no_objects(h: Arc<dyn Harness>) {
     let live = batch_with(&ports, small_options(), None, vec![b"live".to_vec()]).await;
     let mut expiring = new_batch(small_options(), None);
     expiring.expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    ports.state.create_batch(&expiring).await.unwrap();
+    ports
+        .state
+        .create_batch(&expiring, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let photo = uuid::Uuid::new_v4();
     let stored = [
         keys::original_key(expiring.id, photo),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::BatchEntry;
 use crate::adapters::records::apply_outcome;
 use tirage_core::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, PhotoState};
-use tirage_ports::state_store::{CloseResult, RecordResult, StateError};
+use tirage_ports::{CloseResult, RecordResult, StateError};
 
 impl BatchEntry {
     /// Registers `photos` (those not registered yet) unless the batch would pass `limit`.

@@ -11,24 +11,27 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{BatchEntry, Inner, RateWindow, after};
-use tirage_core::model::{Batch, BatchState};
-use tirage_ports::state_store::{PendingUpload, RateDecision, Session, SessionQuota, StateError};
+use tirage_core::model::BatchState;
+use tirage_ports::{Cap, PendingUpload, RateDecision, Session, SessionQuota, StateError};
 
 impl Inner {
-    /// Stores `session` unless its creator made `quota.max` sessions within the last `ttl`.
-    pub(super) fn put_session_capped(
+    /// Stores `session` unless `quota` is given and its creator made `quota.max` sessions
+    /// within the last `ttl`.
+    pub(super) fn put_session(
         &mut self,
         session: &Session,
         ttl: Duration,
-        quota: SessionQuota<'_>,
+        quota: Option<SessionQuota<'_>>,
         now: DateTime<Utc>,
     ) -> bool {
-        let counted = self.creators.entry(quota.owner.to_owned()).or_default();
-        counted.retain(|until| *until > now);
-        if counted.len() >= quota.max as usize {
-            return false;
+        if let Some(quota) = quota {
+            let counted = self.creators.entry(quota.owner.to_owned()).or_default();
+            counted.retain(|until| *until > now);
+            if !quota.max.admits_one_more(counted.len()) {
+                return false;
+            }
+            counted.push(after(now, ttl));
         }
-        counted.push(after(now, ttl));
         let mut stored = session.clone();
         stored.expires_at = after(now, ttl);
         self.sessions.insert(session.id.clone(), stored);
@@ -36,7 +39,10 @@ impl Inner {
     }
 
     /// Whether `owner` has fewer than `max_open` open, unexpired batches.
-    pub(super) fn may_open_batch(&self, owner: &str, max_open: u32, now: DateTime<Utc>) -> bool {
+    pub(super) fn may_open_batch(&self, owner: &str, max_open: Cap, now: DateTime<Utc>) -> bool {
+        if max_open == Cap::Unlimited {
+            return true;
+        }
         let open = self
             .batches
             .values()
@@ -46,7 +52,7 @@ impl Inner {
                     && e.batch.expires_at > now
             })
             .count();
-        open < max_open as usize
+        max_open.admits_one_more(open)
     }
 
     /// Stores pending uploads, all or none; `limit` `None` counts them against nothing.
@@ -89,20 +95,6 @@ impl BatchEntry {
             .filter(|id| !except.contains(id))
             .count() as u64
     }
-}
-
-/// Batch creation with the cap, for the trait method: `Ok(false)` when refused.
-pub(super) fn create_capped(
-    inner: &mut Inner,
-    batch: &Batch,
-    max_open: u32,
-    now: DateTime<Utc>,
-) -> bool {
-    if !inner.may_open_batch(&batch.owner, max_open, now) {
-        return false;
-    }
-    inner.insert_batch(batch, now);
-    true
 }
 
 impl Inner {

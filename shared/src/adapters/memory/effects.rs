@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::MemoryStateStore;
 use tirage_core::codes::Effect;
+use tirage_ports::StateError;
 use tirage_ports::effects::Effects;
-use tirage_ports::state_store::StateError;
 
 #[async_trait]
 impl Effects for MemoryStateStore {

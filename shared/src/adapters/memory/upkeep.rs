@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{MemoryStateStore, after};
 use tirage_core::model::PhotoRecord;
-use tirage_ports::state_store::StateError;
+use tirage_ports::StateError;
 use tirage_ports::upkeep::{ConsumedMark, IndexedBatch, Upkeep};
 
 #[async_trait]

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::RedisStateStore;
 use super::codec::{millis, redis_error, to_json};
 use tirage_core::model::Batch;
-use tirage_ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
+use tirage_ports::{PendingUpload, Session, SessionQuota, StateError};
 
 impl RedisStateStore {
     pub(super) async fn store_session_capped(
@@ -34,7 +34,7 @@ impl RedisStateStore {
             .count_session(&self.keys.address_sessions(quota.owner))
             .arg(millis(ttl))
             .arg(Utc::now().timestamp_millis())
-            .arg(quota.max)
+            .arg(quota.max.as_script_arg())
             .arg(&session.id)
             .invoke_async(&mut self.conn())
             .await

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use crate::adapters::records::apply_outcome;
 use tirage_core::model::{Batch, BatchState, PhotoOutcome, PhotoRecord};
-use tirage_ports::state_store::{RateDecision, Session, StateError};
+use tirage_ports::{RateDecision, Session, StateError};
 
 /// The batch hash fields a batch is rebuilt from, in the order every script returns them
 /// (the scripts spell them out literally; a unit test keeps the two in step).

@@ -16,7 +16,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::RedisSettings;
 use super::codec::{redis_error, unavailable};
-use tirage_ports::state_store::StateError;
+use tirage_ports::StateError;
 
 /// Bounded waits: a dead Redis must turn into a 503 within seconds, not a hung request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

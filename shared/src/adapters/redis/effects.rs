@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::RedisStateStore;
 use super::codec::{millis, redis_error};
 use tirage_core::codes::Effect;
+use tirage_ports::StateError;
 use tirage_ports::effects::{Effects, claim_field};
-use tirage_ports::state_store::StateError;
 
 impl RedisStateStore {
     /// Runs `claim_effect.lua` in `mode`; true when the caller holds the claim after it.

@@ -1,14 +1,16 @@
-//! The run counter behind crash-loop detection ([`StateStore::start_run`]): hash
+//! The run counter behind crash-loop detection ([`Runs::start_run`]): hash
 //! `batch:{id}:runs`, photo id → `attempt:runs`.
 //!
-//! [`StateStore::start_run`]: tirage_ports::StateStore::start_run
+//! [`Runs::start_run`]: tirage_ports::Runs::start_run
 
+use async_trait::async_trait;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::RedisStateStore;
-use super::codec::redis_error;
-use tirage_ports::state_store::StateError;
+use super::codec::{redis_error, status_reply, to_json};
+use tirage_core::model::PhotoOutcome;
+use tirage_ports::{RecordResult, Runs, StateError};
 
 /// The runs a stored `attempt:runs` value counts for `attempt` (0 for another attempt).
 fn runs_at(stored: Option<&str>, attempt: u32) -> u32 {
@@ -52,6 +54,61 @@ impl RedisStateStore {
             return Err(StateError::NotFound);
         }
         Ok(u32::try_from(before).unwrap_or(u32::MAX))
+    }
+}
+
+#[async_trait]
+impl Runs for RedisStateStore {
+    async fn record_outcome(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        outcome: &PhotoOutcome,
+    ) -> Result<RecordResult, StateError> {
+        let counter = match outcome {
+            PhotoOutcome::Done { .. } => "done",
+            PhotoOutcome::Failed { .. } => "failed",
+        };
+        let reply: Vec<String> = self
+            .scripts
+            .record_outcome(&self.keys.batch(batch_id))
+            .arg(photo_id.to_string())
+            .arg(to_json(outcome)?)
+            .arg(counter)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        match status_reply(&reply)? {
+            ("recorded", completed_now, Some(batch)) => {
+                self.announce(batch_id).await;
+                Ok(RecordResult::Recorded {
+                    batch,
+                    completed_now,
+                })
+            }
+            ("already", _, Some(batch)) => Ok(RecordResult::AlreadyRecorded { batch }),
+            ("unknown_photo", _, Some(batch)) => Ok(RecordResult::UnknownPhoto { batch }),
+            ("not_found", ..) => Err(StateError::NotFound),
+            (other, ..) => Err(StateError::Corrupt(format!("record reply {other:?}"))),
+        }
+    }
+
+    async fn runs_started(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        self.read_runs(batch_id, photo_id, attempt).await
+    }
+
+    async fn start_run(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        attempt: u32,
+    ) -> Result<u32, StateError> {
+        self.count_run(batch_id, photo_id, attempt).await
     }
 }
 

@@ -7,12 +7,15 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use redis::AsyncCommands;
+use uuid::Uuid;
 
 use super::RedisStateStore;
 use super::codec::{corrupt, millis, rate_decision, redis_error, slid_session, to_json};
-use tirage_ports::state_store::{
-    Authorize, Authorized, RateDecision, Session, StateError, StateStore,
+use tirage_ports::{
+    Authorize, Authorized, Batches, Cap, ClientLimits, RateDecision, Session, SessionQuota,
+    Sessions, StateError,
 };
 
 impl RedisStateStore {
@@ -70,5 +73,73 @@ impl RedisStateStore {
             rate,
             batch: batch?,
         }))
+    }
+}
+
+#[async_trait]
+impl Sessions for RedisStateStore {
+    async fn put_session(
+        &self,
+        session: &Session,
+        ttl: Duration,
+        quota: Option<SessionQuota<'_>>,
+    ) -> Result<bool, StateError> {
+        match quota {
+            Some(
+                quota @ SessionQuota {
+                    max: Cap::AtMost(_),
+                    ..
+                },
+            ) => self.store_session_capped(session, ttl, quota).await,
+            _ => {
+                self.put_session_json(session, ttl).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
+        // GETEX reads and slides the expiry in one atomic command.
+        let json: Option<String> = redis::cmd("GETEX")
+            .arg(self.keys.session(id))
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        json.map(|json| slid_session(&json, ttl)).transpose()
+    }
+}
+
+#[async_trait]
+impl ClientLimits for RedisStateStore {
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, StateError> {
+        let (count, ttl): (u64, i64) = self
+            .scripts
+            .rate_limit(&self.keys.rate(key))
+            .arg(millis(window))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(rate_decision(count, ttl, limit))
+    }
+
+    async fn open_stream(
+        &self,
+        session_id: &str,
+        stream_id: Uuid,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<bool, StateError> {
+        self.lease_stream(session_id, stream_id, limit, lease).await
+    }
+
+    async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {
+        self.end_stream(session_id, stream_id).await
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::RedisStateStore;
 use super::codec::{millis, redis_error};
-use tirage_ports::state_store::{ProgressFeed, StateError};
+use tirage_ports::{ProgressFeed, StateError};
 
 static STREAM_LEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/stream_lease.lua")));

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::RedisStateStore;
 use super::codec::{millis, redis_error};
 use tirage_core::model::Batch;
-use tirage_ports::state_store::StateError;
+use tirage_ports::StateError;
 use tirage_ports::upkeep::{ConsumedMark, IndexedBatch, Upkeep};
 
 /// How long the consumed mark outlives its last advance: a week, longer than any batch

@@ -7,12 +7,15 @@ use uuid::Uuid;
 use super::harness::{HOUR, StateHarness, done, failed, new_batch, photos};
 use tirage_core::codes::FailureCode;
 use tirage_core::model::{BatchState, PhotoState};
-use tirage_ports::state_store::{RecordResult, StateError};
+use tirage_ports::{RecordResult, StateError};
 
 pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     assert_eq!(
         store.get_batch(batch.id).await.unwrap(),
         Some(batch.clone())
@@ -133,7 +136,10 @@ pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
 pub async fn add_photos_limit_and_closed<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ps = photos(5);
     assert_eq!(
         store.add_photos(batch.id, &ps[..2], 3).await.unwrap().total,
@@ -174,14 +180,20 @@ pub async fn add_photos_limit_and_closed<H: StateHarness>(h: &H) {
 pub async fn closing_a_finished_batch_completes_it<H: StateHarness>(h: &H) {
     let store = h.store();
     let empty = new_batch(HOUR);
-    store.create_batch(&empty).await.unwrap();
+    store
+        .create_batch(&empty, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let closed = store.close_batch(empty.id).await.unwrap();
     assert!(closed.completed_now);
     assert_eq!(closed.batch.state, BatchState::Completed);
     assert!(!store.close_batch(empty.id).await.unwrap().completed_now);
 
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ps = photos(2);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     for p in &ps {
@@ -203,7 +215,10 @@ pub async fn closing_a_finished_batch_completes_it<H: StateHarness>(h: &H) {
 pub async fn exactly_once_under_concurrent_duplicates<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ps = photos(10);
     store.add_photos(batch.id, &ps, 100).await.unwrap();
 
@@ -256,7 +271,10 @@ pub async fn exactly_once_under_concurrent_duplicates<H: StateHarness>(h: &H) {
 pub async fn pagination<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ps = photos(25);
     for chunk in ps.chunks(7) {
         store.add_photos(batch.id, chunk, 100).await.unwrap();

@@ -8,7 +8,10 @@ use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, ms, new_batch, photos};
 use tirage_core::model::Batch;
-use tirage_ports::state_store::{PendingUpload, Session, SessionQuota, StateError};
+use tirage_ports::{Cap, PendingUpload, Session, SessionQuota, StateError};
+
+/// The open-batch cap these cases hold the store to.
+const TWO: Cap = Cap::AtMost(std::num::NonZeroU32::MIN.saturating_add(1));
 
 fn session() -> Session {
     let now = ms(Utc::now());
@@ -37,27 +40,27 @@ pub async fn sessions_capped_per_creator<H: StateHarness>(h: &H) {
     let creator = format!("203.0.113.{}", Uuid::new_v4().as_u128() % 200);
     let quota = SessionQuota {
         owner: &creator,
-        max: 2,
+        max: Cap::from_setting(2),
     };
     let (a, b, c) = (session(), session(), session());
-    assert!(store.put_session_capped(&a, ttl, quota).await.unwrap());
-    assert!(store.put_session_capped(&b, ttl, quota).await.unwrap());
-    assert!(!store.put_session_capped(&c, ttl, quota).await.unwrap());
+    assert!(store.put_session(&a, ttl, Some(quota)).await.unwrap());
+    assert!(store.put_session(&b, ttl, Some(quota)).await.unwrap());
+    assert!(!store.put_session(&c, ttl, Some(quota)).await.unwrap());
     assert!(store.touch_session(&a.id, ttl).await.unwrap().is_some());
     assert_eq!(store.touch_session(&c.id, ttl).await.unwrap(), None);
 
     let other = format!("other-{creator}");
     let elsewhere = SessionQuota {
         owner: &other,
-        max: 2,
+        max: Cap::from_setting(2),
     };
-    assert!(store.put_session_capped(&c, ttl, elsewhere).await.unwrap());
+    assert!(store.put_session(&c, ttl, Some(elsewhere)).await.unwrap());
     h.assert_everything_expires().await;
 
     h.pass(Duration::from_millis(1300)).await;
     let d = session();
     assert!(
-        store.put_session_capped(&d, ttl, quota).await.unwrap(),
+        store.put_session(&d, ttl, Some(quota)).await.unwrap(),
         "sessions made more than one TTL ago no longer count"
     );
 }
@@ -76,22 +79,22 @@ pub async fn open_batches_capped_per_owner<H: StateHarness>(h: &H) {
     let owner = format!("session-{}", Uuid::new_v4());
     let first = owned_by(&owner, HOUR);
     let second = owned_by(&owner, Duration::from_secs(1));
-    assert!(store.create_batch_capped(&first, 2).await.unwrap());
-    assert!(store.create_batch_capped(&second, 2).await.unwrap());
+    assert!(store.create_batch(&first, TWO).await.unwrap());
+    assert!(store.create_batch(&second, TWO).await.unwrap());
     let refused = owned_by(&owner, HOUR);
-    assert!(!store.create_batch_capped(&refused, 2).await.unwrap());
+    assert!(!store.create_batch(&refused, TWO).await.unwrap());
     assert_eq!(store.get_batch(refused.id).await.unwrap(), None);
     let stranger = owned_by(&format!("session-{}", Uuid::new_v4()), HOUR);
-    assert!(store.create_batch_capped(&stranger, 2).await.unwrap());
+    assert!(store.create_batch(&stranger, TWO).await.unwrap());
     h.assert_everything_expires().await;
 
     // An expired batch no longer counts.
     h.pass(Duration::from_millis(1300)).await;
     let third = owned_by(&owner, HOUR);
-    assert!(store.create_batch_capped(&third, 2).await.unwrap());
+    assert!(store.create_batch(&third, TWO).await.unwrap());
     assert!(
         !store
-            .create_batch_capped(&owned_by(&owner, HOUR), 2)
+            .create_batch(&owned_by(&owner, HOUR), TWO)
             .await
             .unwrap()
     );
@@ -99,17 +102,17 @@ pub async fn open_batches_capped_per_owner<H: StateHarness>(h: &H) {
     // Closed and deleted ones neither.
     store.close_batch(first.id).await.unwrap();
     let fourth = owned_by(&owner, HOUR);
-    assert!(store.create_batch_capped(&fourth, 2).await.unwrap());
+    assert!(store.create_batch(&fourth, TWO).await.unwrap());
     store.delete_batch(third.id).await.unwrap();
     assert!(
         store
-            .create_batch_capped(&owned_by(&owner, HOUR), 2)
+            .create_batch(&owned_by(&owner, HOUR), TWO)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .create_batch_capped(&owned_by(&owner, HOUR), 2)
+            .create_batch(&owned_by(&owner, HOUR), TWO)
             .await
             .unwrap()
     );
@@ -120,7 +123,10 @@ pub async fn open_batches_capped_per_owner<H: StateHarness>(h: &H) {
 pub async fn pending_uploads_count_against_the_limit<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let long = chrono::Duration::hours(1);
     let three: Vec<PendingUpload> = (0..3).map(|_| pending(long)).collect();
     store
@@ -180,7 +186,10 @@ pub async fn pending_uploads_count_against_the_limit<H: StateHarness>(h: &H) {
 
     // Expired tickets free their place.
     let roomy = new_batch(HOUR);
-    store.create_batch(&roomy).await.unwrap();
+    store
+        .create_batch(&roomy, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let short: Vec<PendingUpload> = (0..2)
         .map(|_| pending(chrono::Duration::milliseconds(800)))
         .collect();

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use tirage_core::codes::FailureCode;
 use tirage_core::model::{Batch, BatchOptions, BatchState, PhotoOutcome, PhotoRecord, Rendition};
-use tirage_ports::state_store::StateStore;
+use tirage_ports::StateStore;
 
 /// What a contract run needs besides the store itself.
 #[async_trait]

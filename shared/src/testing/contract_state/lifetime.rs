@@ -7,13 +7,16 @@ use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, done, ms, new_batch, photos};
 use tirage_core::codes::Effect;
-use tirage_ports::state_store::{PendingUpload, StateError};
+use tirage_ports::{PendingUpload, StateError};
 
 /// Everything about a batch disappears at its `expires_at`.
 pub async fn batch_expires<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(Duration::from_secs(3));
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ps = photos(2);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     store
@@ -62,7 +65,10 @@ pub async fn batch_expires<H: StateHarness>(h: &H) {
 pub async fn pending_uploads<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let upload = PendingUpload {
         photo_id: Uuid::new_v4(),
         filename: "a.jpg".into(),
@@ -105,7 +111,10 @@ pub async fn pending_uploads<H: StateHarness>(h: &H) {
 pub async fn effects_once<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     assert!(!store.is_effect_done(batch.id, Effect::Event).await.unwrap());
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -139,7 +148,10 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
     // the effect done. A claim older than `stale_after` (its holder died) is taken over; a
     // renewed one stays fresh; a released one is free.
     let other = new_batch(HOUR);
-    store.create_batch(&other).await.unwrap();
+    store
+        .create_batch(&other, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let t0 = Utc::now();
     let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
     let stale = Duration::from_secs(60);
@@ -186,7 +198,10 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
 pub async fn delete_batch<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let ps = photos(3);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     store

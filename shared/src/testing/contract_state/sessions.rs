@@ -6,7 +6,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, ms, new_batch};
-use tirage_ports::state_store::{Authorize, RateDecision, Session, SessionRate};
+use tirage_ports::{Authorize, RateDecision, Session, SessionRate};
 
 pub async fn sessions_slide<H: StateHarness>(h: &H) {
     // Generous margins: against a real server the sleeps run on a loaded 2-core machine.
@@ -18,7 +18,7 @@ pub async fn sessions_slide<H: StateHarness>(h: &H) {
         created_at: now,
         expires_at: now + chrono::Duration::milliseconds(1500),
     };
-    store.put_session(&session, ttl).await.unwrap();
+    store.put_session(&session, ttl, None).await.unwrap();
     h.assert_everything_expires().await;
     assert_eq!(
         store.touch_session("digest-unknown", ttl).await.unwrap(),
@@ -98,7 +98,10 @@ pub async fn authorize_in_one_call<H: StateHarness>(h: &H) {
         expires_at: now + chrono::Duration::seconds(1),
     };
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let window = Duration::from_secs(60);
     let request = |session_id| Authorize {
         session_id,
@@ -110,7 +113,7 @@ pub async fn authorize_in_one_call<H: StateHarness>(h: &H) {
     // Unknown session (not stored yet): nothing counted on its counter.
     assert_eq!(store.authorize(&request(&session.id)).await.unwrap(), None);
     store
-        .put_session(&session, Duration::from_secs(1))
+        .put_session(&session, Duration::from_secs(1), None)
         .await
         .unwrap();
     let first = store

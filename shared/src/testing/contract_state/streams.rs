@@ -6,7 +6,7 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, done, new_batch, photos};
-use tirage_ports::state_store::ProgressFeed;
+use tirage_ports::ProgressFeed;
 
 /// Waits for the next announcement of `batch_id`, skipping others (other tests' batches
 /// share the feed of an adapter without a key prefix). The bound only keeps a broken
@@ -30,7 +30,10 @@ pub async fn progress_is_announced<H: StateHarness>(h: &H) {
     // A second watcher gets the same announcements: the API has one per replica.
     let mut other = store.watch_progress().await.unwrap();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let added = photos(2);
     store.add_photos(batch.id, &added, 10).await.unwrap();
     next_of(&mut feed, batch.id, "add_photos").await;

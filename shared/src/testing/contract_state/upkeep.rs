@@ -37,8 +37,14 @@ pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &
     let store = h.store();
     let later = new_batch(HOUR * 2);
     let sooner = new_batch(HOUR);
-    store.create_batch(&later).await.unwrap();
-    store.create_batch(&sooner).await.unwrap();
+    store
+        .create_batch(&later, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
+    store
+        .create_batch(&sooner, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let listed = store.indexed_batches(0, 100).await.unwrap();
     let ids: Vec<Uuid> = listed.iter().map(|b| b.id).collect();
     assert_eq!(ids, vec![sooner.id, later.id], "soonest expiry first");
@@ -74,7 +80,10 @@ pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &
 pub async fn an_expired_batch_stays_indexed_until_forgotten<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(Duration::from_millis(800));
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     h.pass(Duration::from_millis(1500)).await;
     assert_eq!(store.get_batch(batch.id).await.unwrap(), None, "expired");
     let listed = store.indexed_batches(0, 100).await.unwrap();
@@ -92,7 +101,10 @@ pub async fn an_expired_batch_stays_indexed_until_forgotten<H: StateHarness>(h: 
 pub async fn watch_tells_since_when_a_batch_is_unchanged<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store.create_batch(&batch).await.unwrap();
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
     let t0 = super::harness::ms(Utc::now());
     let t1 = t0 + chrono::Duration::seconds(30);
     let t2 = t1 + chrono::Duration::seconds(30);
