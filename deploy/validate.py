@@ -60,7 +60,8 @@ def rust_settings() -> dict[str, set[str]]:
     `pub redis: RedisSettings` of a settings struct makes [redis] a section whose keys are the
     `pub` fields of `RedisSettings`. Keys without a default in config/default.toml (a URL, a
     password) exist only here."""
-    text = "\n".join(p.read_text() for d in ("api/src", "worker/src", "shared/src")
+    text = "\n".join(p.read_text() for d in ("api/src", "worker/src", "runtime/src", "redis/src", "amqp/src", "s3/src",
+                                                   "embedded/src")
                      for p in (REPO / d).rglob("*.rs"))
     structs = {m.group(1): set(re.findall(r"(?m)^\s*pub (\w+):", m.group(2)))
                for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", text, re.S)}
@@ -448,7 +449,7 @@ def check_keda(name, by_kind, deployments, secrets, secret_keys) -> None:
             if not str(md.get("value", "")).isdigit():
                 err(where, "rabbitmq trigger needs a numeric value")
             # The work queues are `{[amqp] queue_prefix}.resize` and `.effects`, one per lane
-            # (shared/src/adapters/amqp/topology.rs).
+            # (amqp/src/topology.rs).
             prefix = setting("amqp", "queue_prefix", "tirage")
             queues = {f"{prefix}.resize", f"{prefix}.effects"}
             if md.get("queueName") not in queues:

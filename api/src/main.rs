@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use tirage_api::{Application, Settings};
-use tirage_shared::runtime::telemetry::{self, LogOutput};
+use tirage_runtime::telemetry::{self, LogOutput};
 
 #[actix_web::main]
 async fn main() -> ExitCode {

@@ -189,8 +189,8 @@ async fn subscribe_loop(store: Arc<dyn StateStore>, weak: Weak<Mutex<Watchers>>)
 
 #[cfg(test)]
 mod tests {
-    use tirage_shared::adapters::MemoryStateStore;
-    use tirage_shared::testing::contract_state::{new_batch, photos};
+    use tirage_embedded::MemoryStateStore;
+    use tirage_testkit::contract_state::{new_batch, photos};
 
     use super::*;
 

@@ -1,14 +1,14 @@
 //! The API's settings: its own sections (`[api]`, `[limits]`, `[sessions]`, `[rate_limit]`),
 //! the `[log]` section and the shared services, read by the one configuration loader
-//! ([`tirage_shared::runtime::config`]). Every limit the API enforces is here.
+//! ([`tirage_runtime::config`]). Every limit the API enforces is here.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tirage_shared::runtime::ServiceSettings;
-use tirage_shared::runtime::config::{self, Layers};
-use tirage_shared::runtime::telemetry::LogSettings;
+use tirage_runtime::ServiceSettings;
+use tirage_runtime::config::{self, Layers};
+use tirage_runtime::telemetry::LogSettings;
 
 use crate::client_addr::{self, Cidr};
 use crate::signed_urls;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, web};
-use tirage_shared::adapters::FsObjectStore;
-use tirage_shared::runtime::shutdown;
-use tirage_shared::runtime::{ConnectError, ServiceSettings, connect};
+use tirage_embedded::FsObjectStore;
+use tirage_runtime::shutdown;
+use tirage_runtime::{ConnectError, ServiceSettings, connect};
 
 use crate::auth::digest;
 use crate::backpressure::UploadSlots;
@@ -24,7 +24,7 @@ use crate::{openapi, telemetry};
 /// The ports the API runs on: built from settings by [`Application::build`] (Redis,
 /// RabbitMQ, S3), or handed in ready-made (embedded adapters, tests) to
 /// [`Application::build_with`].
-pub use tirage_shared::runtime::{PortNames, Ports};
+pub use tirage_runtime::{PortNames, Ports};
 
 /// Where each HTTP worker gets its ports.
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! (which builds it), the routes, the use cases and the middleware all read it without
 //! importing one another.
 
-use tirage_shared::runtime::Ports;
+use tirage_runtime::Ports;
 
 use crate::backpressure::UploadSlots;
 use crate::metrics::Metrics;

@@ -1,5 +1,5 @@
 //! Request ids, a span and a closing log line per request, and per-request metrics. (The
-//! log subscriber itself is installed by [`tirage_shared::runtime::telemetry`].)
+//! log subscriber itself is installed by [`tirage_runtime::telemetry`].)
 
 use std::future::{Ready, ready};
 use std::time::Instant;

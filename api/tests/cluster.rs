@@ -1,5 +1,5 @@
 //! The API suite on the production adapters: real Redis, RabbitMQ and Garage (S3), each test
-//! under its own key prefix, object prefix and queues (`tirage_shared::testing`). A service
+//! under its own key prefix, object prefix and queues (`tirage_testkit`). A service
 //! that is missing fails the test with a message naming it. `redis_cluster.rs` runs the
 //! same suite with a Redis Cluster for state.
 
@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use tirage_shared::testing;
+use tirage_testkit as testing;
 
 use common::services::{ApiProcess, Services};
 use common::{Sent, json_of};

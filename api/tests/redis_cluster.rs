@@ -9,7 +9,7 @@ mod common;
 
 use common::services::{ApiProcess, Services};
 use common::{Sent, json_of};
-use tirage_shared::testing;
+use tirage_testkit as testing;
 
 api_suite!(Services::redis_cluster());
 

@@ -11,6 +11,7 @@ pub mod effects;
 pub mod job_queue;
 pub mod object_store;
 pub mod progress;
+pub mod records;
 pub mod runs;
 pub mod sessions;
 pub mod state_error;

@@ -204,6 +204,28 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), ObjectStoreError>;
 }
 
+/// A character an object key may hold.
+pub fn key_char_allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')
+}
+
+/// A key is relative, made of `[A-Za-z0-9._/-]`, with no empty, `.` or `..` segment.
+pub fn validate_key(key: &str) -> Result<(), ObjectStoreError> {
+    let ok = !key.is_empty()
+        && key.len() <= 1024
+        && key.chars().all(key_char_allowed)
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(ObjectStoreError::Unsupported(format!(
+            "invalid object key {key:?}"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;

@@ -20,8 +20,8 @@ use chrono::Utc;
 use secrecy::SecretString;
 use tirage_core::{Batch, BatchOptions, BatchState, PhotoRecord, ResizeJob, keys};
 use tirage_ports::WorkItem;
-use tirage_shared::runtime::{PortNames, config};
-use tirage_shared::testing;
+use tirage_runtime::{PortNames, config};
+use tirage_testkit as testing;
 use tirage_worker::{Ports, Worker, WorkerSettings};
 use uuid::Uuid;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tirage_core::BatchOptions;
 use tirage_engine::{EngineError, Limits, Resized};
-pub use tirage_shared::runtime::Ports;
+pub use tirage_runtime::Ports;
 
 use crate::consumed::ConsumedReport;
 use crate::cpu::CpuPool;

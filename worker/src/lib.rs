@@ -74,7 +74,7 @@ pub enum WorkerError {
         message: String,
     },
     #[error(transparent)]
-    Config(#[from] tirage_shared::runtime::config::ConfigError),
+    Config(#[from] tirage_runtime::config::ConfigError),
     #[error("the reconciler pass failed: {0}")]
     Reconcile(String),
 }

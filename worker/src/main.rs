@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use tirage_shared::runtime::shutdown;
-use tirage_shared::runtime::telemetry::{self, LogOutput};
+use tirage_runtime::shutdown;
+use tirage_runtime::telemetry::{self, LogOutput};
 use tirage_worker::Worker;
 use tirage_worker::services::Settings;
 

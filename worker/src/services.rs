@@ -2,9 +2,9 @@
 //! the configuration, through the shared runtime room.
 
 use serde::Deserialize;
-use tirage_shared::runtime::config;
-use tirage_shared::runtime::telemetry::LogSettings;
-use tirage_shared::runtime::{ServiceSettings, connect};
+use tirage_runtime::config;
+use tirage_runtime::telemetry::LogSettings;
+use tirage_runtime::{ServiceSettings, connect};
 
 use crate::settings::PhotoLimits;
 use crate::{Worker, WorkerError, WorkerSettings};
@@ -22,7 +22,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Every configuration layer ([`tirage_shared::runtime::config`]).
+    /// Every configuration layer ([`tirage_runtime::config`]).
     pub fn load() -> Result<Settings, WorkerError> {
         Ok(config::load()?)
     }

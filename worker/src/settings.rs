@@ -1,5 +1,5 @@
 //! The `[worker]` section of the configuration. Its values come from the one loader
-//! ([`tirage_shared::runtime::config`]): the compiled-in `config/default.toml` gives every
+//! ([`tirage_runtime::config`]): the compiled-in `config/default.toml` gives every
 //! field, later layers override.
 
 use std::time::Duration;
@@ -123,9 +123,9 @@ pub struct PhotoLimits {
 impl WorkerSettings {
     /// `[worker]` from `layers`, with the byte limit of `[limits]`.
     pub fn from_layers(
-        layers: &tirage_shared::runtime::config::Layers,
-    ) -> Result<WorkerSettings, tirage_shared::runtime::config::ConfigError> {
-        use tirage_shared::runtime::config::load_section_from;
+        layers: &tirage_runtime::config::Layers,
+    ) -> Result<WorkerSettings, tirage_runtime::config::ConfigError> {
+        use tirage_runtime::config::load_section_from;
         let settings: WorkerSettings = load_section_from(layers, "worker")?;
         let limits: PhotoLimits = load_section_from(layers, "limits")?;
         Ok(settings.with_limits(limits))
@@ -255,7 +255,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> WorkerSettings {
-        let layers = tirage_shared::runtime::config::Layers::defaults_only();
+        let layers = tirage_runtime::config::Layers::defaults_only();
         WorkerSettings::from_layers(&layers).unwrap()
     }
 
@@ -263,9 +263,9 @@ mod tests {
     /// worker; settings built without it refuse to start.
     #[test]
     fn the_byte_limit_is_the_apis() {
-        let layers = tirage_shared::runtime::config::Layers::defaults_only();
+        let layers = tirage_runtime::config::Layers::defaults_only();
         let limits: PhotoLimits =
-            tirage_shared::runtime::config::load_section_from(&layers, "limits").unwrap();
+            tirage_runtime::config::load_section_from(&layers, "limits").unwrap();
         let s = WorkerSettings {
             callback_secret: SecretString::from("3f1c0a9e6b2d4f8a7c5e1b0d9f2a4c6e"),
             ..defaults()

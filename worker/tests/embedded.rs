@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
+use tirage_embedded::inprocess::Event;
+use tirage_embedded::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_ports::WorkItem;
-use tirage_shared::adapters::inprocess::Event;
-use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
-use tirage_shared::runtime::PortNames;
-use tirage_shared::testing::InProcessTestExt;
+use tirage_runtime::PortNames;
+use tirage_testkit::InProcessTestExt;
 use tirage_worker::Ports;
 use tokio::sync::broadcast;
 

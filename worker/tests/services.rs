@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
+use tirage_amqp::{AmqpQueue, AmqpSettings};
 use tirage_core::{BatchOptions, OutputFormat, PhotoState, keys};
 use tirage_ports::{ObjectStore, StateStore, WorkItem};
-use tirage_shared::adapters::amqp::{AmqpQueue, AmqpSettings};
-use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
-use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
-use tirage_shared::runtime::PortNames;
-use tirage_shared::testing;
-use tirage_shared::testing::amqp::{AmqpTestExt, EventSubscription};
+use tirage_redis::{RedisSettings, RedisStateStore};
+use tirage_runtime::PortNames;
+use tirage_s3::{S3ObjectStore, S3Settings};
+use tirage_testkit as testing;
+use tirage_testkit::amqp::{AmqpTestExt, EventSubscription};
 use tirage_worker::Ports;
 
 use common::{DeadLetter, EventSource, Harness};
@@ -375,7 +375,7 @@ async fn the_binary_reports_ready_and_logs_json_with_the_request_id() {
 /// broker, through a link the test cuts and restores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_waits_for_the_broker_and_reconnects_after_losing_it() {
-    use tirage_shared::testing::outage::{ServiceLink, url_addr, url_via};
+    use tirage_testkit::outage::{ServiceLink, url_addr, url_via};
 
     let c = config();
     let h = connect(&c).await;

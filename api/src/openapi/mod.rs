@@ -162,10 +162,9 @@ mod tests {
     use super::*;
 
     fn served() -> serde_json::Value {
-        let settings = crate::settings::Settings::load_from(
-            &tirage_shared::runtime::config::Layers::defaults_only(),
-        )
-        .unwrap();
+        let settings =
+            crate::settings::Settings::load_from(&tirage_runtime::config::Layers::defaults_only())
+                .unwrap();
         let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
         let missing = limits::write(&mut doc, &settings.limits);
         assert!(missing.is_empty(), "limits without a place: {missing:?}");

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use serde::Deserialize;
+use tirage_embedded::{FsObjectStore, PresignError};
 use tirage_ports::{ObjectStore, ObjectStoreError};
-use tirage_shared::adapters::{FsObjectStore, PresignError};
 
 use crate::body::pump;
 use crate::error::ApiError;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 use tirage_api::{PortNames, Ports};
+use tirage_embedded::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_ports::StateStore;
-use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 
 use super::{Backend, TestDeps};
 

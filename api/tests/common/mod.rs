@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tirage_api::{Application, Ports, Settings};
 use tirage_ports::{JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore, WorkItem};
-use tirage_shared::runtime::config::Layers;
+use tirage_runtime::config::Layers;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -199,13 +199,11 @@ macro_rules! api_suite {
 /// A Redis state store adapter pointed at a port nothing listens on.
 pub async fn dead_redis() -> Arc<dyn StateStore> {
     let port = closed_port();
-    let store = tirage_shared::adapters::redis::RedisStateStore::connect(
-        &tirage_shared::adapters::redis::RedisSettings {
-            url: format!("redis://127.0.0.1:{port}"),
-            cluster_urls: Vec::new(),
-            key_prefix: format!("tirage-test:{}:", Uuid::new_v4().simple()),
-        },
-    )
+    let store = tirage_redis::RedisStateStore::connect(&tirage_redis::RedisSettings {
+        url: format!("redis://127.0.0.1:{port}"),
+        cluster_urls: Vec::new(),
+        key_prefix: format!("tirage-test:{}:", Uuid::new_v4().simple()),
+    })
     .expect("the Redis adapter builds its pool without connecting");
     Arc::new(store)
 }
@@ -213,18 +211,17 @@ pub async fn dead_redis() -> Arc<dyn StateStore> {
 /// An S3 object store adapter pointed at a port nothing listens on.
 pub async fn dead_s3() -> Arc<dyn ObjectStore> {
     let port = closed_port();
-    let store =
-        tirage_shared::adapters::s3::S3ObjectStore::new(&tirage_shared::adapters::s3::S3Settings {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            public_endpoint: None,
-            region: "garage".into(),
-            bucket: "tirage".into(),
-            access_key_id: "GKdead".into(),
-            secret_access_key: "dead".to_owned().into(),
-            key_prefix: format!("tirage-test/{}/", Uuid::new_v4().simple()),
-            expire_after_days: 0,
-            cors_origins: Vec::new(),
-        });
+    let store = tirage_s3::S3ObjectStore::new(&tirage_s3::S3Settings {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        public_endpoint: None,
+        region: "garage".into(),
+        bucket: "tirage".into(),
+        access_key_id: "GKdead".into(),
+        secret_access_key: "dead".to_owned().into(),
+        key_prefix: format!("tirage-test/{}/", Uuid::new_v4().simple()),
+        expire_after_days: 0,
+        cors_origins: Vec::new(),
+    });
     Arc::new(store)
 }
 

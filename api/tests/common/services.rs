@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tirage_api::{PortNames, Ports};
 use tirage_ports::StateStore;
-use tirage_shared::adapters::redis::RedisSettings;
-use tirage_shared::testing;
+use tirage_redis::RedisSettings;
+use tirage_testkit as testing;
 
 use super::{Backend, TestDeps};
 

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use clap::Args;
 use tirage_api::{Application, Settings};
+use tirage_embedded::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_ports::ObjectStore;
-use tirage_shared::adapters::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
-use tirage_shared::runtime::telemetry::{self, LogFormat, LogOutput, LogSettings};
-use tirage_shared::runtime::{PortNames, Ports, config, shutdown};
+use tirage_runtime::telemetry::{self, LogFormat, LogOutput, LogSettings};
+use tirage_runtime::{PortNames, Ports, config, shutdown};
 use tirage_worker::{Worker, WorkerSettings};
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 pub use tirage_e2e::api::Api;
 pub use tirage_e2e::cluster::Cluster;
-pub use tirage_shared::testing::SilentReceiver;
+pub use tirage_testkit::SilentReceiver;
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

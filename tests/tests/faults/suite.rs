@@ -15,7 +15,7 @@ use tirage_e2e::api::Api;
 use tirage_e2e::cluster::Cluster;
 use tirage_e2e::photos;
 use tirage_ports::ObjectStore;
-use tirage_shared::adapters::s3::S3ObjectStore;
+use tirage_s3::S3ObjectStore;
 
 use crate::poison;
 use crate::services::{Garage, Rabbit, Redis};

@@ -22,7 +22,7 @@ use tirage_engine::{EngineError, Limits, Rendition as EngineRendition, Resized};
 use tirage_ports::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
 };
-use tirage_shared::runtime::config;
+use tirage_runtime::config;
 pub use tirage_worker::{CallbackOutcome, JobKind, JobOutcome, Repair};
 use tirage_worker::{Metrics, Ports, ResizeFn, Worker, WorkerSettings};
 use tokio::task::JoinHandle;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tirage_core::BatchCompleted;
 use tirage_ports::WorkItem;
-use tirage_shared::testing::SilentReceiver;
+use tirage_testkit::SilentReceiver;
 use tirage_worker::signature::DEFAULT_TOLERANCE_SECS;
 use tirage_worker::{SIGNATURE_HEADER, verify};
 

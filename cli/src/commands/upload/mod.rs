@@ -48,7 +48,7 @@ pub fn run(args: UploadArgs) -> ExitCode {
     let outcome = runtime.block_on(async {
         tokio::select! {
             r = upload(&args) => Some(r),
-            () = tirage_shared::runtime::shutdown::signal() => None,
+            () = tirage_runtime::shutdown::signal() => None,
         }
     });
     // Dropping the runtime waits for the file writes in flight: each either lands whole

@@ -1,0 +1,99 @@
+//! Message properties: every message is persistent JSON carrying its attempt number in the
+//! `x-tirage-attempt` header; a retried one, when its retries began in
+//! `x-tirage-retrying-since` (Unix milliseconds); dead letters add the reason in
+//! `x-tirage-dead-reason`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+
+const ATTEMPT_HEADER: &str = "x-tirage-attempt";
+const REASON_HEADER: &str = "x-tirage-dead-reason";
+const RETRYING_SINCE_HEADER: &str = "x-tirage-retrying-since";
+
+/// A persistent JSON message at `attempt`.
+pub fn persistent(attempt: u32) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        ATTEMPT_HEADER.into(),
+        AMQPValue::LongLongInt(i64::from(attempt)),
+    );
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// `props` with one more header.
+fn with_header(props: BasicProperties, name: &str, value: AMQPValue) -> BasicProperties {
+    let mut headers = props.headers().clone().unwrap_or_default();
+    headers.insert(name.into(), value);
+    props.with_headers(headers)
+}
+
+/// A persistent JSON message at `attempt`, dead-lettered for `reason`.
+pub(super) fn dead(attempt: u32, reason: &str) -> BasicProperties {
+    with_header(
+        persistent(attempt),
+        REASON_HEADER,
+        AMQPValue::LongString(reason.into()),
+    )
+}
+
+/// A persistent JSON message at `attempt` whose retries began at `since`.
+pub(super) fn retried(attempt: u32, since: SystemTime) -> BasicProperties {
+    let ms = since
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    with_header(
+        persistent(attempt),
+        RETRYING_SINCE_HEADER,
+        AMQPValue::LongLongInt(ms),
+    )
+}
+
+fn header<'a>(props: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
+    props
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(&ShortString::from(name)))
+}
+
+/// An integer header of any integer type (foreign publishers may use any).
+fn integer_header(props: &BasicProperties, name: &str) -> Option<i64> {
+    Some(match header(props, name)? {
+        AMQPValue::LongLongInt(n) => *n,
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        _ => return None,
+    })
+}
+
+/// The attempt a message is at; 1 when the header is missing or not a positive integer.
+pub fn attempt_of(props: &BasicProperties) -> u32 {
+    integer_header(props, ATTEMPT_HEADER)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// When the message's retries began; `None` on a message never retried (or a header that
+/// is not a non-negative integer).
+pub fn retrying_since_of(props: &BasicProperties) -> Option<SystemTime> {
+    let ms = u64::try_from(integer_header(props, RETRYING_SINCE_HEADER)?).ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+}
+
+/// Why a dead letter was given up on ("" when the header is missing).
+pub fn reason_of(props: &BasicProperties) -> String {
+    match header(props, REASON_HEADER) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Some(AMQPValue::ShortString(s)) => s.as_str().to_owned(),
+        _ => String::new(),
+    }
+}
