@@ -1,6 +1,6 @@
 //! Dependency outages on the production wiring (`Application::build`): the API
 //! talks to the real Redis, RabbitMQ and Garage through links the test cuts and restores
-//! (`tirage_shared::testing::outage`). While a service is away, requests that need it answer
+//! (`tirage_testkit::outage`). While a service is away, requests that need it answer
 //! 503 with its code and nothing is counted; once it is back, the same process serves again
 //! without a restart.
 
@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tirage_amqp::AmqpSettings;
 use tirage_api::{Application, PortNames, Ports};
-use tirage_shared::adapters::amqp::AmqpSettings;
-use tirage_shared::adapters::redis::{RedisSettings, RedisStateStore};
-use tirage_shared::adapters::s3::{S3ObjectStore, S3Settings};
-use tirage_shared::testing::{self, outage::ServiceLink, outage::url_addr, outage::url_via};
+use tirage_redis::{RedisSettings, RedisStateStore};
+use tirage_s3::{S3ObjectStore, S3Settings};
+use tirage_testkit::{self as testing, outage::ServiceLink, outage::url_addr, outage::url_via};
 
 use common::{Sent, TestApp, expect_error, jpeg, json_of};
 
@@ -193,10 +193,13 @@ async fn each_outage_is_503_with_its_code_and_heals_by_itself() {
     links.redis.restore().await;
     // Each HTTP worker holds its own Redis connection and finds it broken on its next
     // request (answered 503, then reconnected): healed once several in a row answer 200,
-    // whichever workers they reach.
+    // each on a connection of its own (a pooled one stays with one worker), so that they
+    // reach every worker.
     eventually("GET batch after Redis returns", || async {
         for _ in 0..8 {
-            let res = app.get(&token, &format!("/v1/batches/{id}")).sent().await;
+            let fresh = reqwest::Client::new();
+            let url = format!("{}/v1/batches/{id}", app.base);
+            let res = fresh.get(url).bearer_auth(&token).sent().await;
             if res.status() != 200 {
                 return None;
             }

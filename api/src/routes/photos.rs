@@ -2,8 +2,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::Utc;
 use serde::Deserialize;
-use tirage_core::keys;
-use tirage_core::model::{Batch, PhotoRecord, PhotoState};
+use tirage_core::model::{Batch, PhotoRecord};
 use tirage_core::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
 use tirage_ports::StateError;
 use uuid::Uuid;
@@ -14,6 +13,7 @@ use crate::error::{ApiError, SessionErrors};
 use crate::extract::owned_batch;
 use crate::settings::RenditionDelivery;
 use crate::state::AppState;
+use crate::usecases::renditions;
 
 /// Cursors are the page offsets the state store hands out as `next_cursor`: a decimal
 /// number without leading zeros, of at most this many digits (also stated in the OpenAPI
@@ -203,40 +203,14 @@ async fn serve(
     size: u32,
     audience: Audience,
 ) -> Result<HttpResponse, ApiError> {
-    let batch_id = batch.id;
-    if !batch.options.sizes.contains(&size) {
-        return Err(ApiError::RenditionNotFound(format!(
-            "size {size} is not one of this batch's sizes"
-        )));
-    }
-    let photo = state
-        .ports
-        .state
-        .get_photo(batch_id, photo_id)
-        .await?
-        .ok_or(ApiError::PhotoNotFound)?;
-    let rendition = photo
-        .outputs
-        .iter()
-        .find(|r| r.size == size)
-        .filter(|_| photo.state == PhotoState::Done)
-        .ok_or_else(|| {
-            ApiError::RenditionNotFound(format!(
-                "photo is {}; no {size} rendition",
-                match photo.state {
-                    PhotoState::Queued => "still queued",
-                    PhotoState::Done => "done",
-                    PhotoState::Failed => "failed",
-                }
-            ))
-        })?;
-    let key = keys::rendition_key(batch_id, photo_id, size, batch.options.format);
+    let found = renditions::find(state, batch, photo_id, size).await?;
+    let (rendition, key) = (&found.rendition, &found.key);
     if audience == Audience::Session && state.settings.api.renditions == RenditionDelivery::Redirect
     {
         let presigned = state
             .ports
             .objects
-            .presign_get(&key, state.settings.api.presign_ttl())
+            .presign_get(key, state.settings.api.presign_ttl())
             .await?;
         return Ok(HttpResponse::TemporaryRedirect()
             .insert_header((header::LOCATION, presigned.url))
@@ -274,19 +248,7 @@ async fn serve(
         conditional::Wanted::Whole => None,
         conditional::Wanted::Part(range) => Some(range),
     };
-    // Streamed from the store as it arrives: a replica serving many large renditions at
-    // once holds a few chunks of each, never whole images.
-    let objects = &state.ports.objects;
-    let object = match &part {
-        None => objects.get_stream(&key).await,
-        Some(range) => objects.get_range(&key, range.clone()).await,
-    }
-    .map_err(|e| match e {
-        tirage_ports::ObjectStoreError::NotFound(_) => {
-            ApiError::RenditionNotFound("the rendition object is missing".into())
-        }
-        other => other.into(),
-    })?;
+    let object = renditions::open(state, &found, part.clone()).await?;
     let mut answer = match &part {
         None => response(StatusCode::OK),
         Some(range) => {

@@ -5,4 +5,6 @@ pub mod archive;
 pub mod batches;
 pub mod intake;
 pub mod presigned;
+pub mod renditions;
+pub mod sessions;
 pub mod streamed;

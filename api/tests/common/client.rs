@@ -79,7 +79,7 @@ impl TestApp {
             .get(token, &format!("/v1/batches/{batch_id}"))
             .sent()
             .await;
-        assert_eq!(res.status(), 200);
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
         json_of(res).await
     }
 
