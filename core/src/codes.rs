@@ -1,13 +1,16 @@
 //! The words Tirage's processes exchange about a photo and a batch, as enums with one table
 //! each: why a photo failed ([`FailureCode`]), which side effects a completed batch runs
-//! ([`Effect`]) and what the HTTP API answers when a request fails ([`ErrorCode`]). The
+//! ([`Effect`]) what the HTTP API answers when a request fails ([`ErrorCode`]) and why a process could not
+//! start or stopped ([`ProcessCode`]). The
 //! engine, the worker, the API and the CLI all name them through these types; the tables
 //! are what the API's error docs, OpenAPI and README list.
 
 use serde::{Deserialize, Serialize};
 
 mod error_code;
+mod process_code;
 pub use error_code::ErrorCode;
+pub use process_code::ProcessCode;
 
 /// Why a photo ended `failed`. Stable snake_case strings on the wire and in the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

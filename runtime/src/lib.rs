@@ -7,9 +7,11 @@
 
 pub mod config;
 pub mod ports;
+pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
 
 #[cfg(all(feature = "redis", feature = "amqp", feature = "s3"))]
 pub use ports::{ConnectError, ServiceSettings, connect};
 pub use ports::{PortNames, Ports};
+pub use readiness::readiness;

@@ -1,74 +1,63 @@
-//! The worker's small HTTP port: `/healthz`, `/readyz`, `/metrics`.
+//! The worker's small HTTP port: `/healthz`, `/readyz`, `/metrics`, on actix-web like the
+//! API's (one web framework in the workspace). One HTTP worker thread is plenty for probes
+//! and scrapes; the server stops when the worker does (no signal handling of its own).
 
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 use tirage_core::codes::ErrorCode;
 
 use crate::context::Ctx;
 
-pub(crate) fn router(ctx: Arc<Ctx>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(ctx)
+/// How long the port lets a request in flight finish once the worker stops.
+const STOP_GRACE_SECS: u64 = 5;
+
+/// The server on `listener`; it serves once polled (spawn it) until its handle stops it.
+pub(crate) fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
+    let ctx = web::Data::from(ctx);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(ctx.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(STOP_GRACE_SECS)
+    .listen(listener)?
+    .run();
+    Ok(server)
 }
 
-async fn healthz() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// 200 only when Redis, the broker and S3 all answer; otherwise 503 naming each failure.
-async fn readyz(State(ctx): State<Arc<Ctx>>) -> Response {
-    let limit = Duration::from_secs(2);
-    let ports = &ctx.ports;
-    let (state, queue, objects) = tokio::join!(
-        tokio::time::timeout(limit, ports.state.ping()),
-        tokio::time::timeout(limit, ports.queue.ping()),
-        tokio::time::timeout(limit, ports.objects.ping()),
-    );
-    let mut failing = Vec::new();
-    let mut check = |name: &str, r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => failing.push(format!("{name}: {e}")),
-        Err(_) => failing.push(format!("{name}: no answer within {}s", limit.as_secs())),
-    };
-    check("state_store", state.map(|r| r.map_err(|e| e.to_string())));
-    check("job_queue", queue.map(|r| r.map_err(|e| e.to_string())));
-    check(
-        "object_store",
-        objects.map(|r| r.map_err(|e| e.to_string())),
-    );
-    if failing.is_empty() {
-        axum::Json(json!({"status": "ready"})).into_response()
+async fn readyz(ctx: web::Data<Ctx>) -> HttpResponse {
+    let timeout = Duration::from_millis(ctx.settings.readiness_timeout_ms);
+    let readiness = tirage_runtime::readiness(&ctx.ports, timeout).await;
+    if readiness.error.is_none() {
+        HttpResponse::Ok().json(readiness)
     } else {
-        let code = ErrorCode::DependencyUnavailable.as_str();
-        let body = json!({"error": {"code": code, "message": failing.join("; ")}});
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        HttpResponse::ServiceUnavailable().json(readiness)
     }
 }
 
-async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
+async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
     match ctx.metrics.render() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
         Err(e) => {
-            let body = json!({"error": {"code": "metrics_unavailable", "message": e.to_string()}});
-            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+            let code = ErrorCode::InternalError.as_str();
+            let body = json!({"error": {"code": code, "message": e.to_string()}});
+            HttpResponse::InternalServerError().json(body)
         }
     }
 }

@@ -54,6 +54,7 @@ use context::Ctx;
 use cpu::CpuPool;
 use gate::Gate;
 use host_slots::HostSlots;
+use tirage_core::codes::ProcessCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -80,14 +81,14 @@ pub enum WorkerError {
 }
 
 impl WorkerError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProcessCode {
         match self {
-            WorkerError::Settings(_) | WorkerError::Config(_) => "invalid_settings",
-            WorkerError::Bind { .. } => "bind_failed",
-            WorkerError::Metrics(_) => "metrics_failed",
-            WorkerError::Http(_) => "http_failed",
-            WorkerError::Connect { .. } => "dependency_unavailable",
-            WorkerError::Reconcile(_) => "reconcile_failed",
+            WorkerError::Settings(_) | WorkerError::Config(_) => ProcessCode::InvalidSettings,
+            WorkerError::Bind { .. } => ProcessCode::BindFailed,
+            WorkerError::Metrics(_) => ProcessCode::MetricsFailed,
+            WorkerError::Http(_) => ProcessCode::HttpFailed,
+            WorkerError::Connect { .. } => ProcessCode::DependencyUnavailable,
+            WorkerError::Reconcile(_) => ProcessCode::ReconcileFailed,
         }
     }
 }
@@ -98,7 +99,7 @@ pub struct Worker {
     ports: Ports,
     resizer: ResizeFn,
     metrics: Metrics,
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     addr: SocketAddr,
     stop: CancellationToken,
 }
@@ -109,12 +110,10 @@ impl Worker {
     pub async fn from_ports(settings: WorkerSettings, ports: Ports) -> Result<Worker, WorkerError> {
         settings.validate()?;
         let bind = format!("{}:{}", settings.host, settings.port);
-        let listener = tokio::net::TcpListener::bind(&bind)
-            .await
-            .map_err(|source| WorkerError::Bind {
-                addr: bind.clone(),
-                source,
-            })?;
+        let listener = std::net::TcpListener::bind(&bind).map_err(|source| WorkerError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| WorkerError::Bind {
             addr: bind.clone(),
             source,
@@ -191,10 +190,9 @@ impl Worker {
     pub async fn run_until_stopped(self) -> Result<(), WorkerError> {
         let concurrency = self.settings.effective_concurrency();
         let ctx = Self::context(self.settings, self.ports, self.resizer, self.metrics);
-        let http_stop = CancellationToken::new();
-        let server = axum::serve(self.listener, http::router(ctx.clone()))
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned());
-        let server = tokio::spawn(async move { server.await });
+        let server = http::server(ctx.clone(), self.listener).map_err(WorkerError::Http)?;
+        let http = server.handle();
+        let server = tokio::spawn(server);
         info!(port = self.addr.port(), concurrency, "worker started");
         let reconciler = tokio::spawn(reconcile::run(ctx.clone(), self.stop.clone()));
         // One consume loop per lane: effects wait on third parties, resizes on the CPU, and
@@ -208,7 +206,7 @@ impl Worker {
         if let Err(e) = effects.await {
             warn!(error = %e, "the effects consumer failed");
         }
-        http_stop.cancel();
+        http.stop(true).await;
         if let Err(e) = reconciler.await {
             warn!(error = %e, "the reconciler task failed");
         }

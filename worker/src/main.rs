@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                tracing::error!(code = e.code(), error = %e, "reconciler pass failed");
+                tracing::error!(code = e.code().as_str(), error = %e, "reconciler pass failed");
                 ExitCode::FAILURE
             }
         };
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(code = e.code(), error = %e, "worker failed");
+            tracing::error!(code = e.code().as_str(), error = %e, "worker failed");
             ExitCode::FAILURE
         }
     }

@@ -81,6 +81,9 @@ pub struct WorkerSettings {
     /// A batch with queued photos and no progress this long gets their jobs published
     /// again; a completed batch whose effects stayed undone this long, its finalisation.
     pub stall_after_ms: u64,
+    /// `/readyz` gives each dependency this long to answer (as the API's setting of the
+    /// same name).
+    pub readiness_timeout_ms: u64,
     /// Sleeps this long inside every resize, on the CPU pool. A test and benchmark aid
     /// (it makes "kill the worker mid-job" deterministic); keep it 0 in production.
     pub job_delay_ms: u64,
@@ -187,6 +190,11 @@ impl WorkerSettings {
         if self.reconnect_base_ms == 0 || self.reconnect_cap_ms < self.reconnect_base_ms {
             return Err(InvalidSettings(
                 "reconnect_base_ms must be > 0 and reconnect_cap_ms >= reconnect_base_ms".into(),
+            ));
+        }
+        if self.readiness_timeout_ms == 0 {
+            return Err(InvalidSettings(
+                "readiness_timeout_ms must be at least 1".into(),
             ));
         }
         if self.reconcile_every_ms == 0 || self.stall_after_ms == 0 {

@@ -1,12 +1,7 @@
 //! Operations: liveness, readiness and metrics.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
-
 use actix_web::{HttpResponse, get, web};
-use tirage_core::codes::ErrorCode;
-use tirage_core::wire::{ErrorDetail, Readiness};
+use tirage_core::wire::Readiness;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -16,17 +11,6 @@ use crate::state::AppState;
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-async fn check<E: std::fmt::Display>(
-    timeout: Duration,
-    ping: impl Future<Output = Result<(), E>>,
-) -> Result<(), String> {
-    match tokio::time::timeout(timeout, ping).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-    }
 }
 
 /// Readiness: 200 only when the state store, the job queue and the object store all answer.
@@ -40,45 +24,11 @@ async fn check<E: std::fmt::Display>(
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.settings.api.readiness_timeout();
-    let ports = &state.ports;
-    let (s, q, o) = futures::join!(
-        check(timeout, ports.state.ping()),
-        check(timeout, ports.queue.ping()),
-        check(timeout, ports.objects.ping()),
-    );
-    let mut checks = BTreeMap::new();
-    let mut failing = Vec::new();
-    for (name, result) in [
-        (&ports.names.state, s),
-        (&ports.names.queue, q),
-        (&ports.names.objects, o),
-    ] {
-        match result {
-            Ok(()) => {
-                checks.insert(name.clone(), "ok".to_owned());
-            }
-            Err(why) => {
-                tracing::warn!(dependency = %name, error = %why, "not ready");
-                failing.push(name.clone());
-                checks.insert(name.clone(), why);
-            }
-        }
-    }
-    if failing.is_empty() {
-        HttpResponse::Ok().json(Readiness {
-            status: "ready".into(),
-            checks,
-            error: None,
-        })
+    let readiness: Readiness = tirage_runtime::readiness(&state.ports, timeout).await;
+    if readiness.error.is_none() {
+        HttpResponse::Ok().json(readiness)
     } else {
-        HttpResponse::ServiceUnavailable().json(Readiness {
-            status: "unavailable".into(),
-            checks,
-            error: Some(ErrorDetail {
-                code: ErrorCode::DependencyUnavailable.as_str().into(),
-                message: format!("unavailable: {}", failing.join(", ")),
-            }),
-        })
+        HttpResponse::ServiceUnavailable().json(readiness)
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use tirage_api::{Application, Settings};
+use tirage_core::codes::ProcessCode;
 use tirage_embedded::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_ports::ObjectStore;
 use tirage_runtime::telemetry::{self, LogFormat, LogOutput, LogSettings};
@@ -59,15 +60,15 @@ enum StandaloneError {
 }
 
 impl StandaloneError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ProcessCode {
         match self {
-            StandaloneError::Config(_) => "invalid_config",
-            StandaloneError::Bind { .. } => "bind_failed",
-            StandaloneError::Data { .. } => "data_dir_unusable",
-            StandaloneError::Api(_) => "api_start_failed",
-            StandaloneError::Worker(_) => "worker_failed",
-            StandaloneError::Serve(_) => "serve_failed",
-            StandaloneError::Runtime(_) => "runtime_failed",
+            StandaloneError::Config(_) => ProcessCode::InvalidSettings,
+            StandaloneError::Bind { .. } => ProcessCode::BindFailed,
+            StandaloneError::Data { .. } => ProcessCode::DataDirUnusable,
+            StandaloneError::Api(_) => ProcessCode::ApiStartFailed,
+            StandaloneError::Worker(_) => ProcessCode::WorkerFailed,
+            StandaloneError::Serve(_) => ProcessCode::HttpFailed,
+            StandaloneError::Runtime(_) => ProcessCode::RuntimeFailed,
         }
     }
 }

@@ -32,6 +32,7 @@ use outcome::{Summary, UploadError};
 use progress::Bars;
 
 use crate::client::{Client, ClientError};
+use tirage_core::codes::ProcessCode;
 
 pub fn run(args: UploadArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -40,7 +41,7 @@ pub fn run(args: UploadArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: runtime_failed: {e}");
+            eprintln!("error: {}: {e}", ProcessCode::RuntimeFailed);
             return ExitCode::from(3);
         }
     };
