@@ -472,10 +472,10 @@ def check_ingress(name: str, ingresses: dict, services: dict, nginx_template: st
     locs = nginx_locations(Path(nginx_template))
 
     def location_for(path: str) -> str:
-        if path.endswith("photos$"):
-            return next(k for k in locs if k.endswith("photos$"))
-        if path.endswith("events$"):
-            return next(k for k in locs if k.endswith("events$"))
+        """The template's regex location for the same anchored path, else `location /`."""
+        for k in locs:
+            if k.startswith("~") and k.split()[-1].lstrip("^") == path:
+                return k
         return "/"
 
     a = "nginx.ingress.kubernetes.io/"
@@ -505,6 +505,9 @@ def check_ingress(name: str, ingresses: dict, services: dict, nginx_template: st
                     "proxy-request-buffering": loc.get("proxy_request_buffering", "on"),
                     "proxy-buffering": loc.get("proxy_buffering", "on"),
                 }
+                if loc["proxy_next_upstream"] == "off":
+                    # Never retried: how many tries, and for how long, says nothing.
+                    del want["proxy-next-upstream-tries"], want["proxy-next-upstream-timeout"]
                 # ingress-nginx's defaults where an annotation is absent.
                 defaults = {"proxy-request-buffering": "on", "proxy-buffering": "off"}
                 for k, v in want.items():

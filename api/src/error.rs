@@ -99,6 +99,8 @@ pub enum ApiError {
 
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("this session created {limit} batches within the hour; retry in {retry_after_secs} s")]
+    BatchQuotaExceeded { limit: u32, retry_after_secs: u64 },
     #[error("this session already holds {limit} event streams; close one first")]
     TooManyStreams { limit: u32 },
     #[error("this address created {limit} sessions within one session lifetime; reuse one")]
@@ -158,6 +160,7 @@ impl ApiError {
             ApiError::NoFiles => ErrorCode::NoFiles,
             ApiError::EmptyFile(_) => ErrorCode::EmptyFile,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::BatchQuotaExceeded { .. } => ErrorCode::BatchQuotaExceeded,
             ApiError::TooManyStreams { .. } => ErrorCode::TooManyStreams,
             ApiError::TooManySessions { .. } => ErrorCode::TooManySessions,
             ApiError::ServerBusy { .. } => ErrorCode::ServerBusy,
@@ -223,6 +226,9 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::BatchQuotaExceeded {
+            retry_after_secs, ..
+        }
         | ApiError::ServerBusy { retry_after_secs } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

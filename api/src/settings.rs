@@ -65,8 +65,6 @@ pub struct ApiSettings {
     pub readiness_timeout_ms: u64,
     /// Confirmed publishes awaited at once for one upload request.
     pub publish_concurrency: usize,
-    /// Object sizes read at once (`head`) to lay out one batch archive before it streams.
-    pub archive_head_concurrency: usize,
     /// Whether photo listings carry, for each rendition, a signed URL that needs no session
     /// and that a CDN may cache until the batch expires ([`crate::signed_urls`]).
     pub signed_rendition_urls: bool,
@@ -90,6 +88,9 @@ pub struct LimitSettings {
     pub max_photos_per_batch: u64,
     /// Open batches one session may have at once (0 = unlimited).
     pub max_open_batches_per_session: u32,
+    /// Batches one session may create within an hour, whatever became of them (0 =
+    /// unlimited).
+    pub batches_per_session_per_hour: u32,
     /// Largest JSON request body.
     pub max_json_bytes: usize,
     /// Most presigned uploads one request may ask for.
@@ -165,9 +166,6 @@ impl Settings {
         }
         if self.api.events_poll_ms == 0 || self.api.publish_concurrency == 0 {
             return bad("api.events_poll_ms and api.publish_concurrency must be > 0");
-        }
-        if self.api.archive_head_concurrency == 0 {
-            return bad("api.archive_head_concurrency must be > 0");
         }
         if self.api.events_per_session == 0 || self.api.max_concurrent_uploads == 0 {
             return bad("api.events_per_session and api.max_concurrent_uploads must be > 0");

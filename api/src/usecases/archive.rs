@@ -1,14 +1,14 @@
 //! One ZIP of a batch's renditions (`GET /v1/batches/{id}/archive`): every done photo's
 //! renditions of the chosen sizes, in upload order, named `<stem>_<size>.<ext>`.
 //!
-//! Before the answer starts, the size of every rendition is read from the object store
-//! (`head`, a bounded number at once: `api.archive_head_concurrency`), so the archive is laid
-//! out and its exact length known. Then the renditions stream from the store one after the
-//! other ([`crate::archive::write`]); nothing holds more than one chunk of one rendition.
+//! The archive is laid out from the sizes the worker recorded with each rendition (no
+//! request to the object store per file: a full batch has up to 40,000), so its exact
+//! length is known before the answer starts. Then the renditions stream from the store one
+//! after the other ([`crate::archive::write`]); nothing holds more than one chunk of one
+//! rendition.
 //!
-//! A rendition missing when the sizes are read is `404 rendition_not_found`. One that
-//! disappears, fails or changes size after the answer started cannot be reported in the
-//! answer: the stream ends with an error, the server cuts the connection, and the client
+//! A rendition that is missing, fails or has another size than recorded cannot be reported
+//! in the answer once it started: the stream ends with an error, the server cuts the connection, and the client
 //! receives fewer bytes than `Content-Length` announced — a failed download it can retry,
 //! never a complete-looking archive with a file missing or wrong. The cut is logged.
 
@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use tirage_core::keys;
 use tirage_core::model::{Batch, PhotoRecord, PhotoState};
 use tirage_ports::ObjectStore;
@@ -35,10 +35,11 @@ pub struct ArchiveDownload {
     pub body: Pin<Box<dyn Stream<Item = Result<Bytes, WriteError>>>>,
 }
 
-/// One file of the archive before its size is known.
+/// One file of the archive: its name, its object and its recorded size.
 struct Wanted {
     name: String,
     key: String,
+    size: u64,
 }
 
 /// Lays out the archive of `batch` (the caller's, already checked) and returns it ready to
@@ -52,27 +53,9 @@ pub async fn prepare(
     let photos = all_photos(state, batch.id).await?;
     let wanted = entries(batch, &photos, &sizes);
     let objects = state.ports.objects.clone();
-    let concurrency = state.settings.api.archive_head_concurrency.max(1);
-    let sized: Vec<(Wanted, u64)> = futures::stream::iter(wanted)
-        .map(|w| {
-            let objects = objects.clone();
-            async move {
-                match objects.head(&w.key).await {
-                    Ok(Some(meta)) => Ok((w, meta.size)),
-                    Ok(None) => Err(ApiError::RenditionNotFound(format!(
-                        "the rendition {} is missing from storage",
-                        w.name
-                    ))),
-                    Err(e) => Err(ApiError::from(e)),
-                }
-            }
-        })
-        .buffered(concurrency)
-        .try_collect()
-        .await?;
-    let (names, keys): (Vec<(String, u64)>, Vec<String>) = sized
+    let (names, keys): (Vec<(String, u64)>, Vec<String>) = wanted
         .into_iter()
-        .map(|(w, size)| ((w.name, size), w.key))
+        .map(|w| ((w.name, w.size), w.key))
         .unzip();
     let layout = Layout::plan(names, batch.created_at)
         .map_err(|e| ApiError::Internal(format!("archive layout: {e}")))?;
@@ -133,10 +116,11 @@ fn entries(batch: &Batch, photos: &[PhotoRecord], sizes: &[u32]) -> Vec<Wanted> 
     for photo in photos.iter().filter(|p| p.state == PhotoState::Done) {
         let stem = stems.claim(safe_stem(&photo.filename));
         for &size in sizes {
-            if photo.outputs.iter().any(|r| r.size == size) {
+            if let Some(rendition) = photo.outputs.iter().find(|r| r.size == size) {
                 wanted.push(Wanted {
                     name: entry_name(&stem, size, format.extension()),
                     key: keys::rendition_key(batch.id, photo.id, size, format),
+                    size: rendition.bytes,
                 });
             }
         }

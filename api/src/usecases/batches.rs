@@ -1,25 +1,29 @@
 //! A batch's life: created open, closed (it then completes once every photo is done or
 //! failed, and its finalisation goes to the workers) or deleted with everything it holds.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use tirage_core::keys;
 use tirage_core::model::{Batch, BatchOptions, BatchState};
-use tirage_ports::Cap;
 use tirage_ports::completion::hand_off;
+use tirage_ports::{Cap, RateDecision};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Creates an open, empty batch owned by `owner` (a session id), expiring after the
-/// configured batch lifetime; [`ApiError::TooManyOpenBatches`] when the session already
-/// has `limits.max_open_batches_per_session` open ones.
+/// configured batch lifetime; [`ApiError::BatchQuotaExceeded`] when the session created
+/// `limits.batches_per_session_per_hour` within the hour, [`ApiError::TooManyOpenBatches`]
+/// when it has `limits.max_open_batches_per_session` open ones.
 pub async fn create(
     state: &AppState,
     owner: String,
     options: BatchOptions,
     callback_url: Option<String>,
 ) -> Result<Batch, ApiError> {
+    within_hourly_quota(state, &owner).await?;
     let now = Utc::now();
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.settings.limits.batch_ttl_secs)
@@ -45,6 +49,29 @@ pub async fn create(
     tracing::info!(batch_id = %batch.id, "batch created");
     Ok(batch)
 }
+
+/// Counts one batch creation against the session's hourly quota. Every attempt counts,
+/// closed, deleted and refused ones too: what a session may make the store keep for a
+/// batch's lifetime is bounded by the hour, not only by what is open at once.
+async fn within_hourly_quota(state: &AppState, owner: &str) -> Result<(), ApiError> {
+    let limit = state.settings.limits.batches_per_session_per_hour;
+    if limit == 0 {
+        return Ok(());
+    }
+    let key = format!("batches-created:{owner}");
+    let decision = state.ports.state.rate_limit(&key, limit, HOUR).await?;
+    match decision {
+        RateDecision::Allowed { .. } => Ok(()),
+        RateDecision::Limited { retry_after } => Err(ApiError::BatchQuotaExceeded {
+            limit,
+            // Whole seconds, rounded up: a client never comes back early.
+            retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+        }),
+    }
+}
+
+/// The window of [`within_hourly_quota`].
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// Closes the batch, and hands its finalisation to the workers when it is complete. A
 /// close retried after a failed hand-off hands it off again while its event is not done:

@@ -171,6 +171,7 @@ macro_rules! api_suite {
             caps::session_creation_rate_ignores_forwarded_headers,
             caps::unknown_tokens_are_counted_per_address,
             caps::open_batches_are_capped_per_session,
+            caps::batch_creations_are_capped_per_session_per_hour,
             caps::pending_uploads_count_against_the_photo_limit,
             caps::upload_larger_than_announced_is_refused_at_complete,
             photos::photos_are_paginated,

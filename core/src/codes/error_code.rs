@@ -73,6 +73,8 @@ error_codes! {
     NoFiles = "no_files", 422;
     EmptyFile = "empty_file", 422;
     RateLimited = "rate_limited", 429;
+    /// A session created as many batches within the hour as it may (closed ones count).
+    BatchQuotaExceeded = "batch_quota_exceeded", 429;
     TooManyStreams = "too_many_streams", 429;
     TooManySessions = "too_many_sessions", 429;
     InternalError = "internal_error", 500;

@@ -226,10 +226,12 @@ pub async fn archive_holds_every_done_rendition(b: &impl Backend) {
 }
 
 /// An object store whose `get_stream` finds nothing at one key (its `head` still does): a
-/// rendition that vanishes between the archive's layout and its turn to stream.
+/// rendition that vanishes between the archive's layout and its turn to stream. It counts
+/// the `head` calls: the archive is laid out from the recorded sizes, with none.
 struct Vanishing {
     inner: Arc<dyn ObjectStore>,
     key: std::sync::Mutex<Option<String>>,
+    heads: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -256,6 +258,7 @@ impl ObjectStore for Vanishing {
         self.inner.get_stream(key).await
     }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        self.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.head(key).await
     }
     async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
@@ -290,6 +293,7 @@ pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
     let vanishing = Arc::new(Vanishing {
         inner: ports.objects.clone(),
         key: std::sync::Mutex::new(None),
+        heads: std::sync::atomic::AtomicUsize::new(0),
     });
     ports.objects = vanishing.clone() as Arc<dyn ObjectStore>;
     let app = TestApp::on(ports, guard, |_| {});
@@ -344,4 +348,9 @@ pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
     *vanishing.key.lock().unwrap() = None;
     let zip = download(&app, &token, &format!("/v1/batches/{id}/archive")).await;
     assert_eq!(unzip(&zip).len(), 3);
+    assert_eq!(
+        vanishing.heads.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the archive is planned from the sizes the worker recorded, not a HEAD per rendition"
+    );
 }

@@ -136,6 +136,35 @@ pub async fn open_batches_are_capped_per_session(b: &impl Backend) {
     expect_error(res, 409, "too_many_open_batches").await;
 }
 
+/// Creating and closing empty batches in a loop is bounded by the hour, not only by what is
+/// open at once: each batch stays in the store for its lifetime.
+pub async fn batch_creations_are_capped_per_session_per_hour(b: &impl Backend) {
+    let app = TestApp::spawn_with(b, |s| s.limits.batches_per_session_per_hour = 3).await;
+    let token = app.session().await;
+    for _ in 0..3 {
+        let id = app.create_batch(&token, json!({})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = app
+            .post(&token, &format!("/v1/batches/{id}/close"))
+            .sent()
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = app.post_json(&token, "/v1/batches", &json!({})).await;
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    expect_error(res, 429, "batch_quota_exceeded").await;
+    // Another session has its own quota.
+    let other = app.session().await;
+    app.create_batch(&other, json!({})).await;
+}
+
 fn files(n: usize, size: usize) -> Value {
     let files: Vec<Value> = (0..n)
         .map(|i| json!({"filename": format!("p{i}.jpg"), "size": size, "content_type": "image/jpeg"}))
