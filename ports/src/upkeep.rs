@@ -52,6 +52,13 @@ pub trait Upkeep: Send + Sync + 'static {
     /// Drops a batch from the index. Idempotent.
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
 
+    /// Brings the sweep of an indexed batch forward to `at`: its index entry then lists it
+    /// as expiring at `at`, so the reconciler removes its objects from then on. For a
+    /// deleted batch, whose upload tickets (presigned PUTs, which cannot be revoked) may
+    /// still write objects under it until they lapse. Only ever earlier; a batch not in the
+    /// index stays out of it.
+    async fn sweep_batch_at(&self, batch_id: Uuid, at: DateTime<Utc>) -> Result<(), StateError>;
+
     /// Gives a queued record back to every photo the batch counts that has neither a
     /// record nor an outcome (its registration was lost), named by its id; returns them.
     /// Their jobs are the caller's to publish again.

@@ -103,6 +103,20 @@ impl Upkeep for RedisStateStore {
         Ok(())
     }
 
+    async fn sweep_batch_at(&self, batch_id: Uuid, at: DateTime<Utc>) -> Result<(), StateError> {
+        // XX: only a member already indexed; LT: only a lower score (Redis 6.2).
+        let _: i64 = redis::cmd("ZADD")
+            .arg(self.keys.batch_index())
+            .arg("XX")
+            .arg("LT")
+            .arg(at.timestamp_millis())
+            .arg(batch_id.to_string())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
     async fn advance_consumed_mark(
         &self,
         published_at: DateTime<Utc>,

@@ -100,6 +100,16 @@ pub async fn delete(state: &AppState, batch_id: Uuid) -> Result<(), ApiError> {
             0
         }
     };
+    // The batch's upload tickets are presigned PUTs, valid until they lapse whatever became
+    // of the batch: have the reconciler sweep its prefix again then, not only at expiry. An
+    // upload that starts just before its URL lapses still finishes, hence twice the TTL.
+    let tickets_lapse = state.settings.api.presign_ttl().saturating_mul(2);
+    let sweep_at = Utc::now()
+        + chrono::Duration::from_std(tickets_lapse)
+            .map_err(|_| ApiError::Internal("presign_ttl_secs out of range".into()))?;
+    if let Err(e) = state.ports.state.sweep_batch_at(batch_id, sweep_at).await {
+        tracing::warn!(batch_id = %batch_id, error = %e, "could not bring the sweep forward; objects go when the batch would have expired");
+    }
     tracing::info!(batch_id = %batch_id, objects = removed + late, "batch deleted");
     Ok(())
 }

@@ -53,6 +53,13 @@ impl Upkeep for MemoryStateStore {
         Ok(())
     }
 
+    async fn sweep_batch_at(&self, batch_id: Uuid, at: DateTime<Utc>) -> Result<(), StateError> {
+        if let Some(expires_at) = self.lock().index.get_mut(&batch_id) {
+            *expires_at = (*expires_at).min(at);
+        }
+        Ok(())
+    }
+
     async fn advance_consumed_mark(
         &self,
         published_at: DateTime<Utc>,

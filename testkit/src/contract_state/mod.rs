@@ -24,6 +24,7 @@ pub use runs::runs_count_per_attempt;
 pub use sessions::{authorize_in_one_call, rate_limit_window, sessions_slide};
 pub use streams::{progress_is_announced, stream_leases_cap_per_session};
 pub use upkeep::{
+    a_deleted_batch_is_swept_once_its_tickets_lapse,
     an_expired_batch_stays_indexed_until_forgotten, batches_are_indexed_by_expiry_until_forgotten,
     lease_has_one_holder_at_a_time, the_consumed_mark_only_rises,
     watch_tells_since_when_a_batch_is_unchanged,
@@ -44,6 +45,7 @@ macro_rules! state_store_contract {
             pending_uploads_count_against_the_limit, lease_has_one_holder_at_a_time,
             batches_are_indexed_by_expiry_until_forgotten,
             an_expired_batch_stays_indexed_until_forgotten,
+            a_deleted_batch_is_swept_once_its_tickets_lapse,
             watch_tells_since_when_a_batch_is_unchanged, the_consumed_mark_only_rises);
     };
     (@cases $harness:expr; $($case:ident),*) => {

@@ -98,6 +98,42 @@ pub async fn an_expired_batch_stays_indexed_until_forgotten<H: StateHarness>(h: 
     assert!(store.indexed_batches(0, 100).await.unwrap().is_empty());
 }
 
+/// A deleted batch's sweep comes forward (its upload tickets may still write under it until
+/// they lapse); never later, and never for a batch the index forgot.
+pub async fn a_deleted_batch_is_swept_once_its_tickets_lapse<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let batch = new_batch(HOUR);
+    store
+        .create_batch(&batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
+    store.delete_batch(batch.id).await.unwrap();
+    let soon = super::harness::ms(Utc::now()) + chrono::Duration::minutes(30);
+    store.sweep_batch_at(batch.id, soon).await.unwrap();
+    let listed = store.indexed_batches(0, 100).await.unwrap();
+    let entry = listed
+        .iter()
+        .find(|b| b.id == batch.id)
+        .expect("still indexed");
+    assert_eq!(entry.expires_at, soon, "brought forward");
+    let later = soon + chrono::Duration::minutes(10);
+    store.sweep_batch_at(batch.id, later).await.unwrap();
+    let listed = store.indexed_batches(0, 100).await.unwrap();
+    let entry = listed
+        .iter()
+        .find(|b| b.id == batch.id)
+        .expect("still indexed");
+    assert_eq!(entry.expires_at, soon, "never pushed back");
+    h.assert_everything_expires().await;
+    store.forget_batch(batch.id).await.unwrap();
+    store.sweep_batch_at(batch.id, soon).await.unwrap();
+    let listed = store.indexed_batches(0, 100).await.unwrap();
+    assert!(
+        listed.iter().all(|b| b.id != batch.id),
+        "a forgotten batch stays out"
+    );
+}
+
 pub async fn watch_tells_since_when_a_batch_is_unchanged<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);

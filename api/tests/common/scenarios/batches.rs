@@ -209,4 +209,14 @@ pub async fn delete_removes_objects_and_state(b: &impl Backend) {
     assert!(app.ports.state.get_batch(batch_id).await.unwrap().is_none());
     let res = app.get(&token, &format!("/v1/batches/{id}")).sent().await;
     expect_error(res, 404, "batch_not_found").await;
+    // Its upload tickets stay valid until they lapse: the reconciler sweeps the prefix again
+    // once they have (twice the presign TTL), not only when the batch would have expired.
+    let indexed = app.ports.state.indexed_batches(0, 1000).await.unwrap();
+    let entry = indexed.iter().find(|b| b.id == batch_id).expect("indexed");
+    let tickets_lapse = chrono::Duration::seconds(2 * app.settings.api.presign_ttl_secs as i64);
+    let until_sweep = entry.expires_at - chrono::Utc::now();
+    assert!(
+        until_sweep <= tickets_lapse && until_sweep > tickets_lapse - chrono::Duration::minutes(1),
+        "swept in {until_sweep}, tickets lapse in {tickets_lapse}"
+    );
 }
