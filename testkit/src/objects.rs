@@ -193,21 +193,33 @@ mod s3 {
             body: Option<bytes::Bytes>,
         ) -> (u16, bytes::Bytes) {
             let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
-            let mut req = self.http.request(method, url);
-            // The client states the length of the body it really sends, as any HTTP client
-            // does: a ticket's signed length is then checked by the store, not trusted here.
-            for (k, v) in &request.headers {
-                if !k.eq_ignore_ascii_case("content-length") {
-                    req = req.header(k, v);
+            // A store that refuses a body (a length other than the signed one) may answer
+            // before reading all of it and close: the client, still sending, then sees a
+            // reset instead of the answer. That loses the answer, not the refusal; ask again
+            // a few times for it.
+            let mut attempts = 0;
+            let response = loop {
+                let mut req = self.http.request(method.clone(), url);
+                // The client states the length of the body it really sends, as any HTTP
+                // client does: a ticket's signed length is then checked by the store, not
+                // trusted here.
+                for (k, v) in &request.headers {
+                    if !k.eq_ignore_ascii_case("content-length") {
+                        req = req.header(k, v);
+                    }
                 }
-            }
-            if let Some(body) = body {
-                req = req.body(body);
-            }
-            let response = req
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("S3 (Garage) did not answer a presigned request: {e}"));
+                if let Some(body) = &body {
+                    req = req.body(body.clone());
+                }
+                match req.send().await {
+                    Ok(response) => break response,
+                    Err(e) if attempts < 4 && body.is_some() => {
+                        attempts += 1;
+                        eprintln!("S3 (Garage) closed while the body was sent ({e}); again");
+                    }
+                    Err(e) => panic!("S3 (Garage) did not answer a presigned request: {e}"),
+                }
+            };
             let status = response.status().as_u16();
             (status, response.bytes().await.unwrap_or_default())
         }
