@@ -103,6 +103,10 @@ pub enum ApiError {
     BatchQuotaExceeded { limit: u32, retry_after_secs: u64 },
     #[error("this session already holds {limit} event streams; close one first")]
     TooManyStreams { limit: u32 },
+    #[error(
+        "this session already streams {limit} uploads through this server; retry in {retry_after_secs} s"
+    )]
+    TooManyUploads { limit: usize, retry_after_secs: u64 },
     #[error("this address created {limit} sessions within one session lifetime; reuse one")]
     TooManySessions { limit: u32 },
     #[error("this server is at its limit of concurrent uploads; retry in {retry_after_secs} s")]
@@ -163,6 +167,7 @@ impl ApiError {
             ApiError::BatchQuotaExceeded { .. } => ErrorCode::BatchQuotaExceeded,
             ApiError::TooManyStreams { .. } => ErrorCode::TooManyStreams,
             ApiError::TooManySessions { .. } => ErrorCode::TooManySessions,
+            ApiError::TooManyUploads { .. } => ErrorCode::TooManyUploads,
             ApiError::ServerBusy { .. } => ErrorCode::ServerBusy,
             ApiError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
             ApiError::InvalidKey => ErrorCode::InvalidKey,
@@ -198,7 +203,9 @@ pub enum SessionErrors {
     /// No valid session: `missing_credentials`, `invalid_session`.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
-    /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds.
+    /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds;
+    /// on a multipart upload, the session streams its share of this replica's uploads
+    /// already (`too_many_uploads`, with `Retry-After`).
     #[response(status = 429)]
     RateLimited(ErrorBody),
     /// A dependency is down or full (`state_store_unavailable`, `state_store_full`, `object_store_unavailable`,
@@ -227,6 +234,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if let ApiError::RateLimited { retry_after_secs }
         | ApiError::BatchQuotaExceeded {
+            retry_after_secs, ..
+        }
+        | ApiError::TooManyUploads {
             retry_after_secs, ..
         }
         | ApiError::ServerBusy { retry_after_secs } = self

@@ -58,7 +58,12 @@ pub struct ApiSettings {
     pub events_per_session: u32,
     /// Multipart uploads this replica streams at once; more are refused with 503
     /// `server_busy` (each holds up to one 8 MiB object-store part in memory).
+    /// How long an idle client connection is kept: above the reverse proxy's idle timeout
+    /// for its upstream connections, so the proxy, never the replica, closes them.
+    pub keep_alive_secs: u64,
     pub max_concurrent_uploads: usize,
+    /// Of those, the most one session may hold at once.
+    pub uploads_per_session: usize,
     /// `Retry-After` of a `server_busy` answer.
     pub busy_retry_after_secs: u64,
     /// `/readyz` gives each dependency this long to answer.
@@ -167,8 +172,13 @@ impl Settings {
         if self.api.events_poll_ms == 0 || self.api.publish_concurrency == 0 {
             return bad("api.events_poll_ms and api.publish_concurrency must be > 0");
         }
-        if self.api.events_per_session == 0 || self.api.max_concurrent_uploads == 0 {
-            return bad("api.events_per_session and api.max_concurrent_uploads must be > 0");
+        if self.api.events_per_session == 0
+            || self.api.max_concurrent_uploads == 0
+            || self.api.uploads_per_session == 0
+        {
+            return bad(
+                "api.events_per_session, api.max_concurrent_uploads and api.uploads_per_session must be > 0",
+            );
         }
         if self.api.signed_rendition_urls
             && self.api.rendition_url_key.expose_secret().len() < signed_urls::MIN_KEY_LEN

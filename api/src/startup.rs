@@ -166,9 +166,11 @@ fn run(
         .collect();
     let workers = settings.api.workers;
     let shutdown = settings.api.shutdown_timeout_secs;
+    let keep_alive = std::time::Duration::from_secs(settings.api.keep_alive_secs);
     // Per process, not per HTTP worker: the bound and the subscription are the replica's.
     let uploads = UploadSlots::new(
         settings.api.max_concurrent_uploads,
+        settings.api.uploads_per_session,
         settings.api.busy_retry_after_secs,
     );
     let hub_wiring = wiring.clone();
@@ -204,6 +206,7 @@ fn run(
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(shutdown)
+    .keep_alive(keep_alive)
     // One stop signal for every process: `run_until_stopped` listens for it.
     .disable_signals();
     if workers > 0 {

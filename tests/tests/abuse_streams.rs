@@ -463,7 +463,7 @@ async fn parallel_uploads_and_downloads_keep_memory_bounded(
     let elapsed = started.elapsed();
     let after: Vec<u64> = api_pids(cluster).into_iter().map(vm_hwm_kib).collect();
     eprintln!(
-        "64 x 8 MB uploads + 64 x {expected} B downloads in {:.1} s; 503 server_busy \
+        "64 x 8 MB uploads + 64 x {expected} B downloads in {:.1} s; 503 server_busy or 429 too_many_uploads \
          answers: {busy}; bystander polls served: {bystander_ok}; API VmHWM before {before:?} \
          KiB, after {after:?} KiB",
         elapsed.as_secs_f64()

@@ -38,6 +38,10 @@ fn every_variant() -> Vec<ApiError> {
         ApiError::BatchClosed,
         ApiError::TooManyPhotos { limit: 1 },
         ApiError::TooManyOpenBatches { limit: 1 },
+        ApiError::TooManyUploads {
+            limit: 1,
+            retry_after_secs: 1,
+        },
         ApiError::BatchQuotaExceeded {
             limit: 1,
             retry_after_secs: 1,

@@ -35,13 +35,14 @@ impl<'a> StreamedUpload<'a> {
     /// Starts an upload into `batch`; refused before anything is stored when the batch
     /// takes no more photos, or while the broker is known to be down: the client retries
     /// the same request later, instead of getting photos recorded as failed. Refused first,
-    /// with 503 `server_busy`, when this replica streams its maximum of uploads already.
+    /// with 503 `server_busy`, when this replica streams its maximum of uploads already,
+    /// or 429 `too_many_uploads` when the batch's session holds its share of them.
     pub async fn start(
         state: &'a AppState,
         batch: &'a Batch,
         idempotency_key: Option<String>,
     ) -> Result<Self, ApiError> {
-        let slot = state.uploads.try_take()?;
+        let slot = state.uploads.try_take(&batch.owner)?;
         ensure_accepting(batch, 1, state.settings.limits.max_photos_per_batch)?;
         state.ports.queue.ping().await?;
         Ok(StreamedUpload {

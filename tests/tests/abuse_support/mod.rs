@@ -141,8 +141,9 @@ pub async fn upload_now(api: &Api, batch: &str, name: &str, bytes: &[u8]) -> (St
     )
 }
 
-/// Uploads as a well-behaved client under backpressure: on 503 `server_busy` waits
-/// `Retry-After` and tries again. Returns how many `server_busy` answers it met.
+/// Uploads as a well-behaved client under backpressure: on 503 `server_busy` (the replica
+/// streams all it may) or 429 `too_many_uploads` (this session streams its share) waits
+/// `Retry-After` and tries again. Returns how many such answers it met.
 pub async fn upload_retrying_busy(api: &Api, batch: &str, name: &str, bytes: &[u8]) -> u32 {
     let mut busy = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -150,15 +151,24 @@ pub async fn upload_retrying_busy(api: &Api, batch: &str, name: &str, bytes: &[u
         assert!(Instant::now() < deadline, "{name} never accepted");
         match upload_once(api, batch, name, bytes).await {
             Ok(resp) if resp.status() == StatusCode::ACCEPTED => return busy,
-            Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            Ok(resp)
+                if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+                    || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                let status = resp.status();
                 let retry_after = resp
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
-                    .expect("503 carries Retry-After");
+                    .expect("a refusal to come back later carries Retry-After");
                 let body: Value = resp.json().await.unwrap();
-                assert_eq!(body["error"]["code"], "server_busy", "{body}");
+                let expected = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "server_busy"
+                } else {
+                    "too_many_uploads"
+                };
+                assert_eq!(body["error"]["code"], expected, "{body}");
                 busy += 1;
                 tokio::time::sleep(Duration::from_secs(retry_after)).await;
             }

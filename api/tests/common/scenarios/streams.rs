@@ -142,18 +142,23 @@ pub async fn uploads_past_the_replica_cap_are_503_with_retry_after(b: &impl Back
     // it takes the free slot only for the instant of the batch check (then 409), so it does
     // not race the slow upload for it as a whole upload would (a slow upload refused would
     // sit draining its stalled body, and the test would wait for nothing).
-    let closed = app.create_batch(&token, json!({})).await;
+    // Another session probes and is refused: the slow upload's own session holds its share
+    // of the slots (all of this replica's one) and would be told so instead.
+    let other = app.session().await;
+    let closed = app.create_batch(&other, json!({})).await;
     let closed = closed["id"].as_str().unwrap().to_owned();
     let res = app
-        .post(&token, &format!("/v1/batches/{closed}/close"))
+        .post(&other, &format!("/v1/batches/{closed}/close"))
         .sent()
         .await;
     assert_eq!(res.status(), 200);
+    let others = app.create_batch(&other, json!({})).await;
+    let others = others["id"].as_str().unwrap().to_owned();
     let mut held = false;
     // A loaded machine may take seconds to get the slow request's first bytes to the server.
     for _ in 0..600 {
         let res = app
-            .upload(&token, &closed, &[("probe.jpg", jpeg(8, 8))])
+            .upload(&other, &closed, &[("probe.jpg", jpeg(8, 8))])
             .await;
         if res.status() == 503 {
             held = true;
@@ -164,11 +169,17 @@ pub async fn uploads_past_the_replica_cap_are_503_with_retry_after(b: &impl Back
     }
     assert!(held, "the slow upload never held the slot");
     // Held: the next upload is refused at once, before anything of it is stored.
-    let res = app.upload(&token, &id, &[("fast.jpg", jpeg(32, 24))]).await;
+    let res = app
+        .upload(&other, &others, &[("fast.jpg", jpeg(32, 24))])
+        .await;
     let refused = (res.status() == 503).then_some(res);
     let refused = refused.expect("an upload beyond the cap was accepted");
     assert_eq!(refused.headers()["retry-after"], "4");
     expect_error(refused, 503, "server_busy").await;
+    // The slow upload's session holds its whole share: its own next upload is told so.
+    let res = app.upload(&token, &id, &[("mine.jpg", jpeg(32, 24))]).await;
+    assert_eq!(res.headers()["retry-after"], "4");
+    expect_error(res, 429, "too_many_uploads").await;
     // Other requests are not uploads: they are served as usual.
     assert_eq!(app.batch(&token, &id).await["state"], "open");
     release.send(()).unwrap();
