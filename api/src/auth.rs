@@ -149,10 +149,15 @@ fn rate_verdict(decision: RateDecision) -> Result<(), ApiError> {
     match decision {
         RateDecision::Allowed { .. } => Ok(()),
         RateDecision::Limited { retry_after } => Err(ApiError::RateLimited {
-            // Retry-After is whole seconds; round up so clients never come back early.
-            retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            retry_after_secs: retry_after_secs(retry_after),
         }),
     }
+}
+
+/// A limited counter's delay as `Retry-After` says it, in whole seconds: rounded up, so
+/// that clients never come back early.
+pub fn retry_after_secs(retry_after: std::time::Duration) -> u64 {
+    retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

@@ -104,6 +104,17 @@ mod tests {
 
     use super::*;
 
+    /// The status of `refused`'s answer and its `Retry-After`.
+    fn answer(refused: &ApiError) -> (u16, Option<String>) {
+        let response = refused.error_response();
+        let retry_after = response
+            .headers()
+            .get(actix_web::http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (response.status().as_u16(), retry_after)
+    }
+
     #[test]
     fn past_capacity_uploads_are_refused_with_retry_after_until_a_slot_frees() {
         let slots = UploadSlots::new(2, 2, 3);
@@ -112,15 +123,7 @@ mod tests {
         assert_eq!(slots.in_use(), 2);
         let refused = slots.try_take("three").unwrap_err();
         assert_eq!(refused.code(), "server_busy");
-        let response = refused.error_response();
-        assert_eq!(response.status(), 503);
-        assert_eq!(
-            response
-                .headers()
-                .get(actix_web::http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-            Some("3")
-        );
+        assert_eq!(answer(&refused), (503, Some("3".to_owned())));
         drop(a);
         assert_eq!(slots.in_use(), 1);
         let _c = slots.try_take("three").unwrap();
@@ -133,15 +136,7 @@ mod tests {
         let _b = slots.try_take("greedy").unwrap();
         let refused = slots.try_take("greedy").unwrap_err();
         assert_eq!(refused.code(), "too_many_uploads");
-        let response = refused.error_response();
-        assert_eq!(response.status(), 429);
-        assert_eq!(
-            response
-                .headers()
-                .get(actix_web::http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-            Some("3")
-        );
+        assert_eq!(answer(&refused), (429, Some("3".to_owned())));
         // Another session still gets the slots the greedy one may not take.
         let _c = slots.try_take("other").unwrap();
         let _d = slots.try_take("other").unwrap();

@@ -10,6 +10,7 @@ use tirage_ports::completion::hand_off;
 use tirage_ports::{Cap, RateDecision};
 use uuid::Uuid;
 
+use crate::auth::retry_after_secs;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -64,8 +65,7 @@ async fn within_hourly_quota(state: &AppState, owner: &str) -> Result<(), ApiErr
         RateDecision::Allowed { .. } => Ok(()),
         RateDecision::Limited { retry_after } => Err(ApiError::BatchQuotaExceeded {
             limit,
-            // Whole seconds, rounded up: a client never comes back early.
-            retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            retry_after_secs: retry_after_secs(retry_after),
         }),
     }
 }
