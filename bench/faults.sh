@@ -8,7 +8,10 @@
 #
 # Environment: TIRAGE_FAULTS (default: all seven CI faults then s3_down),
 # TIRAGE_FAULTS_S3_DOWN_SECS (600), TIRAGE_FAULTS_FREEZE_SECS (120),
-# TIRAGE_FAULTS_JOB_DELAY_MS (100 here: a 1,000-photo batch lasts long enough at that).
+# TIRAGE_FAULTS_JOB_DELAY_MS (100 here: a 1,000-photo batch lasts long enough at that; every
+# resize of the suite's test worker, tirage-worker-slowed, sleeps this long first). The suite
+# is built in the profile deploy/local/cluster.sh runs (TIRAGE_BUILD_PROFILE, release unless
+# debug), so that its workers are of the same build as the API.
 # Needs what the suite needs (nginx, redis-server, rabbitmq-server, Garage, cargo) and the
 # machine's shared Redis, RabbitMQ and Garage up (scripts/services.sh up), whose settings
 # cluster.sh reads before the suite points it at its own. Takes about an hour on 2 cores.
@@ -34,8 +37,10 @@ rm -f "$TIRAGE_FAULTS_REPORT"
 cd "$REPO"
 started=$SECONDS
 status=0
-cargo test -p tirage-e2e --all-features --test faults -- --nocapture 2>&1 | tee "$OUT/test.log" ||
-  status=$?
+release=(--release)
+[[ "${TIRAGE_BUILD_PROFILE:-release}" == release ]] || release=()
+cargo test "${release[@]}" -p tirage-e2e --all-features --test faults -- --nocapture 2>&1 |
+  tee "$OUT/test.log" || status=$?
 {
   echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores; ${PHOTOS} photos per batch"
   echo "# TIRAGE_FAULTS=$TIRAGE_FAULTS TIRAGE_FAULTS_PHOTOS=$PHOTOS bench/faults.sh"

@@ -34,15 +34,22 @@
 #   TIRAGE_RUN_DIR                     default /tmp/tirage-quorum-failover
 #   TIRAGE_BUILD_PROFILE (debug), TIRAGE_SKIP_BUILD (1): the binaries deploy/local/cluster.sh
 #                                      runs; they must know [amqp] urls and queue_type (the
-#                                      run checks that the queues came out quorum)
+#                                      run checks that the queues came out quorum). The
+#                                      workers are the test binary tirage-worker-slowed
+#                                      (tests/src/bin/), which this script builds itself
+#                                      (`cargo build -p tirage-e2e --bin tirage-worker-slowed`)
+#                                      unless TIRAGE_SKIP_BUILD=1
 #   TIRAGE_QF_STOP_AT (30)             percentage of photos done when the node stops
 #   TIRAGE_QF_NODE (leader)            which node stops: leader, or 1, 2, 3; none for the
 #                                      same batch with no fault (the baseline)
 #   TIRAGE_QF_HOW (stop)               stop (rabbitmqctl stop, a clean shutdown) or kill (SIGKILL)
-#   TIRAGE_QF_JOB_DELAY_MS (200)       [worker] job_delay_ms, so the batch lasts past the stop
+#   TIRAGE_QF_JOB_DELAY_MS (200)       every resize of tirage-worker-slowed sleeps this long
+#                                      first (its TIRAGE_TEST_JOB_DELAY_MS), so the batch lasts
+#                                      past the stop
 #   TIRAGE_QF_KEEP=1                   leave both clusters running at the end
 # Needs: rabbitmq-server (Debian's), nginx, curl, jq, the machine's Redis and Garage
-# (scripts/services.sh up), and the binaries in target/$TIRAGE_BUILD_PROFILE.
+# (scripts/services.sh up), and the binaries in target/$TIRAGE_BUILD_PROFILE
+# (tirage-api, tirage-worker, tirage-worker-slowed).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +59,7 @@ export TIRAGE_PORT="${TIRAGE_PORT:-18680}"
 export TIRAGE_RUN_DIR="${TIRAGE_RUN_DIR:-/tmp/tirage-quorum-failover}"
 export TIRAGE_BUILD_PROFILE="${TIRAGE_BUILD_PROFILE:-debug}"
 export TIRAGE_SKIP_BUILD="${TIRAGE_SKIP_BUILD:-1}"
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/$TIRAGE_BUILD_PROFILE"
 STOP_AT="${TIRAGE_QF_STOP_AT:-30}"
 WHICH="${TIRAGE_QF_NODE:-leader}"
 case "${TIRAGE_QF_HOW:-stop}" in
@@ -73,6 +81,18 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 code_of() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
 for tool in curl jq nginx; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
+# The workers: the test binary whose every resize sleeps first (deploy/local/cluster.sh runs
+# TIRAGE_WORKER_BIN in place of tirage-worker); the release worker has no delay to set.
+export TIRAGE_WORKER_BIN="$BIN/tirage-worker-slowed"
+export TIRAGE_TEST_JOB_DELAY_MS="${TIRAGE_QF_JOB_DELAY_MS:-200}"
+if [[ "$TIRAGE_SKIP_BUILD" != 1 ]]; then
+  release=(--release)
+  [[ "$TIRAGE_BUILD_PROFILE" == release ]] || release=()
+  say "building tirage-worker-slowed ($TIRAGE_BUILD_PROFILE)"
+  (cd "$REPO" && cargo build "${release[@]}" -p tirage-e2e --bin tirage-worker-slowed)
+fi
+[[ -x "$TIRAGE_WORKER_BIN" ]] ||
+  die "no $TIRAGE_WORKER_BIN: cargo build -p tirage-e2e --bin tirage-worker-slowed (or TIRAGE_SKIP_BUILD=0)"
 mkdir -p "$OUT" "$WORK"
 rm -f "$WORK"/upload-*.json
 mapfile -t CORPUS < <(find "$REPO/bench/corpus" -maxdepth 1 -name '*.jpg' | sort)
@@ -106,7 +126,6 @@ export TIRAGE__AMQP__QUEUE_PREFIX="tirage-$stamp"
 export TIRAGE__REDIS__KEY_PREFIX="tirage-$stamp:"
 export TIRAGE__S3__KEY_PREFIX="$stamp/"
 export TIRAGE__S3__EXPIRE_AFTER_DAYS=0
-export TIRAGE__WORKER__JOB_DELAY_MS="${TIRAGE_QF_JOB_DELAY_MS:-200}"
 "$CLUSTER" down >/dev/null 2>&1 || true
 # cluster.sh appends to its logs: start them empty, the figures below are read from them.
 rm -rf "$TIRAGE_RUN_DIR/logs"
@@ -273,7 +292,7 @@ unready="$([[ -n "$unready_first" ]] && secs "$unready_last" "$unready_first" ||
 {
   echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores; commit $(git -C "$REPO" rev-parse --short HEAD)"
   echo "# TIRAGE_QF_HOW=$HOW TIRAGE_QF_NODE=$WHICH TIRAGE_QF_STOP_AT=$STOP_AT bench/quorum-failover.sh $PHOTOS" \
-    "($TIRAGE_BUILD_PROFILE binaries; job_delay_ms $TIRAGE__WORKER__JOB_DELAY_MS)"
+    "($TIRAGE_BUILD_PROFILE binaries; tirage-worker-slowed, job delay $TIRAGE_TEST_JOB_DELAY_MS ms)"
   echo
   echo "| photos | node stopped | at | done | failed | close → completed | progress stalled | workers consuming again | /readyz not 200 | moved to another node | acks lost, redelivered | renditions checked |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -45,6 +45,11 @@
 #   COMPOSE_PROJECT_NAME=tirage   the project (containers, network and volumes carry it)
 #   TIRAGE_BUILD_PROFILE=release  or debug: which binaries go into the images
 #   TIRAGE_SKIP_BUILD=1           use the binaries already built instead of `cargo build`
+#   TIRAGE_WORKER_BIN             a test's worker binary, put in the local worker image in
+#                                 place of tirage-worker (never built here): the end-to-end
+#                                 test's tirage-worker-slowed (tests/src/bin/), every resize
+#                                 first sleeping TIRAGE_TEST_JOB_DELAY_MS, which the image then
+#                                 sets when given
 #   TIRAGE_COMPOSE_UP_TIMEOUT=300 seconds `up` waits for every service
 #   TIRAGE_CALLBACK_SECRET, TIRAGE_S3_ACCESS_KEY, TIRAGE_S3_SECRET_KEY, TIRAGE_AMQP_PASSWORD,
 #   TIRAGE_REDIS_PASSWORD, TIRAGE_GARAGE_RPC_SECRET
@@ -271,6 +276,23 @@ images() {
   for s in api worker; do
     build "$s" --target "$s" -f "$ctx/app/Containerfile" -t "$LOCAL/$s:dev" "$ctx/app"
   done
+  # A test's worker binary over that image: the same image with its binary swapped (and the
+  # test's job delay in its environment), under the same name.
+  if [[ -n "${TIRAGE_WORKER_BIN:-}" ]]; then
+    [[ -x "$TIRAGE_WORKER_BIN" ]] || die "TIRAGE_WORKER_BIN: no executable $TIRAGE_WORKER_BIN"
+    mkdir -p "$ctx/test-worker"
+    ln -f "$TIRAGE_WORKER_BIN" "$ctx/test-worker/tirage-worker" 2>/dev/null ||
+      cp "$TIRAGE_WORKER_BIN" "$ctx/test-worker/tirage-worker"
+    {
+      echo "FROM $LOCAL/worker:dev"
+      echo "COPY tirage-worker /usr/local/bin/tirage-worker"
+      if [[ -n "${TIRAGE_TEST_JOB_DELAY_MS:-}" ]]; then
+        echo "ENV TIRAGE_TEST_JOB_DELAY_MS=$TIRAGE_TEST_JOB_DELAY_MS"
+      fi
+    } >"$ctx/test-worker/Containerfile"
+    build test-worker -f "$ctx/test-worker/Containerfile" -t "$LOCAL/worker:dev" "$ctx/test-worker"
+    say "worker image runs $TIRAGE_WORKER_BIN"
+  fi
   rm -rf "$ctx"
   # Images replaced by these builds; the layers of the current ones stay as the cache.
   podman image prune -f --filter label=org.tirage.local=1 >/dev/null

@@ -8,16 +8,18 @@ use std::path::{Path, PathBuf};
 
 use tirage_engine::sniff;
 
+use crate::codes::{Code, LocalCode};
+
 /// Why one input has no renditions: its path, a stable code, a message.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub path: PathBuf,
-    pub code: String,
+    pub code: Code,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(path: &Path, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(path: &Path, code: impl Into<Code>, message: impl Into<String>) -> Self {
         Failure {
             path: path.to_path_buf(),
             code: code.into(),
@@ -26,7 +28,7 @@ impl Failure {
     }
 
     pub fn io(path: &Path, e: &impl std::fmt::Display) -> Self {
-        Failure::new(path, "io_error", e.to_string())
+        Failure::new(path, LocalCode::IoError, e.to_string())
     }
 
     /// `error: <path>: <code>: <message>` on stderr.

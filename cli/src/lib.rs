@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod client;
+pub mod codes;
 pub mod commands;
 pub mod inputs;
 

@@ -3,7 +3,9 @@
 //! corrupt file, progress, gallery, ZIP, delete, axe-core). Needs node, /usr/bin/chromium
 //! and `tests/browser/node_modules` (`scripts/install-deps.sh` installs all three); fails,
 //! naming what is missing, without them.
-//! `TIRAGE_BROWSER_SHOTS=DIR` saves the screenshots docs/ shows.
+//! `TIRAGE_BROWSER_SHOTS=DIR` saves the screenshots docs/ shows; `TIRAGE_BROWSER_JOBS=N`
+//! runs the server with `--jobs N` (1 resizes one photo at a time: "mid-batch" lasts long
+//! enough for its screenshot).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -73,7 +75,11 @@ fn run_page(base: &str, photo_dirs: &[PathBuf], extra: &[&str]) {
 
 #[test]
 fn a_person_drops_photos_on_the_page_and_gets_the_gallery_and_the_zip() {
-    let delay = std::env::var("TIRAGE_BROWSER_JOB_DELAY_MS").unwrap_or_else(|_| "0".into());
-    let server = Standalone::start_with(&[], &[("TIRAGE__WORKER__JOB_DELAY_MS", &delay)]);
+    let jobs = std::env::var("TIRAGE_BROWSER_JOBS").ok();
+    let args: Vec<&str> = match &jobs {
+        Some(n) => vec!["--jobs", n.as_str()],
+        None => vec![],
+    };
+    let server = Standalone::start_with(&args, &[]);
     run_page(&server.base, &[fixtures(), corpus()], &[]);
 }

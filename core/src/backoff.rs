@@ -19,8 +19,15 @@ impl Backoff {
     /// less up to 20 % of jitter so that callers failing together do not all come back at
     /// the same instant.
     pub fn delay(&self, attempt: u32) -> Duration {
+        self.delay_with(attempt, random_fraction())
+    }
+
+    /// [`Backoff::delay`] with the jitter drawn by the caller: `fraction` in [0, 1) takes
+    /// that share of the 20 % off (a process that draws its randomness from one source
+    /// passes it here).
+    pub fn delay_with(&self, attempt: u32, fraction: f64) -> Duration {
         let raw = self.ceiling(attempt);
-        raw.saturating_sub(raw.mul_f64(random_fraction() * 0.2))
+        raw.saturating_sub(raw.mul_f64(fraction.clamp(0.0, 1.0) * 0.2))
     }
 
     /// The delay before jitter.
@@ -31,7 +38,7 @@ impl Backoff {
 }
 
 /// A fraction in [0, 1) from a v4 UUID (the OS random source; no extra dependency).
-fn random_fraction() -> f64 {
+pub fn random_fraction() -> f64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     f64::from(n) / (f64::from(u32::MAX) + 1.0)
@@ -57,6 +64,8 @@ mod tests {
             assert!(d9 <= policy.cap && d9 >= policy.cap.mul_f64(0.8), "{d9:?}");
         }
         assert!(policy.delay(u32::MAX) <= policy.cap);
+        assert_eq!(policy.delay_with(3, 0.0), policy.ceiling(3));
+        assert_eq!(policy.delay_with(3, 1.0), policy.ceiling(3).mul_f64(0.8));
         assert_eq!(policy.ceiling(0), policy.base);
     }
 }

@@ -7,8 +7,10 @@ use uuid::Uuid;
 
 use crate::codes::FailureCode;
 
+mod media_type;
 mod options;
 
+pub use media_type::*;
 pub use options::*;
 
 /// One resize job: the message the API publishes for every photo and a worker consumes.

@@ -17,6 +17,10 @@
 #   TIRAGE_RUN_DIR              run folder (pid files, rendered nginx config, logs/);
 #                               default ${TMPDIR:-/tmp}/tirage-cluster-$TIRAGE_PORT
 #   TIRAGE_SKIP_BUILD=1         use the binaries already built
+#   TIRAGE_WORKER_BIN           the worker binary to run, default $BIN/tirage-worker (the
+#                               profile's); it is never built here. The end-to-end tests name
+#                               their test binary tirage-worker-slowed (tests/src/bin/; every
+#                               resize first sleeps TIRAGE_TEST_JOB_DELAY_MS, which they pass)
 #   TIRAGE_BUILD_PROFILE=release  or debug: which cargo profile to build and run
 #   TIRAGE_UP_TIMEOUT=90        seconds `up` waits for the replicas, workers and nginx
 #   TIRAGE__SECTION__KEY        any application setting; passed through to every process
@@ -43,6 +47,7 @@ LOGS="$RUN/logs"
 PROFILE="${TIRAGE_BUILD_PROFILE:-release}"
 [[ "$PROFILE" == release || "$PROFILE" == debug ]] || { echo "cluster: TIRAGE_BUILD_PROFILE is release or debug" >&2; exit 2; }
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE"
+WORKER_BIN="${TIRAGE_WORKER_BIN:-$BIN/tirage-worker}"
 UP_TIMEOUT="${TIRAGE_UP_TIMEOUT:-90}"
 # How long `down` lets a process drain after SIGTERM before SIGKILL. The worker finishes its
 # in-flight jobs within [worker] shutdown_grace_ms (30 s by default), so it gets more.
@@ -298,8 +303,8 @@ up() {
     (cd "$REPO" && cargo build "${release[@]}" --bin tirage-api --bin tirage-worker \
       --features tirage-worker/services)
   fi
-  [[ -x "$BIN/tirage-api" && -x "$BIN/tirage-worker" ]] ||
-    die "missing $BIN/tirage-api or $BIN/tirage-worker"
+  [[ -x "$BIN/tirage-api" && -x "$WORKER_BIN" ]] ||
+    die "missing $BIN/tirage-api or $WORKER_BIN"
 
   service_env
   cd "$REPO" # the applications read config/default.toml relative to the working directory
@@ -313,7 +318,7 @@ up() {
   done
   for ((i = 1; i <= WORKERS; i++)); do
     p=$((WORKER_BASE_PORT + i - 1))
-    start_process "worker-$i" "$BIN/tirage-worker" "$LOGS/worker-$i.log" \
+    start_process "worker-$i" "$WORKER_BIN" "$LOGS/worker-$i.log" \
       TIRAGE__WORKER__HOST=127.0.0.1 TIRAGE__WORKER__PORT="$p"
   done
   for ((i = 1; i <= API_REPLICAS; i++)); do

@@ -8,6 +8,7 @@ pub mod batches;
 pub mod cap;
 pub mod completion;
 pub mod effects;
+pub mod entropy;
 pub mod job_queue;
 pub mod object_store;
 pub mod progress;
@@ -22,6 +23,7 @@ pub mod uploads;
 pub use batches::{Batches, CloseResult, PhotoPage};
 pub use cap::Cap;
 pub use effects::{Effects, claim_field};
+pub use entropy::{Entropy, OsEntropy};
 pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem};
 pub use object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,

@@ -5,21 +5,28 @@
 //! While the link is up it listens on its own port and pipes every connection to the
 //! service. [`ServiceLink::cut`] closes the listening socket (new connections are refused,
 //! as by a stopped service) and closes every connection in flight;
-//! [`ServiceLink::restore`] listens on the same port again.
+//! [`ServiceLink::stall`] freezes the service instead, as a hung process or a black-holed
+//! network does: connections, open ones and new ones alike, stay open and are accepted, but
+//! no byte passes in either direction (nor the end of a stream), so every call waits for its
+//! own timeout rather than failing at once. [`ServiceLink::restore`] ends either: it listens
+//! on the same port again after a cut, and lets the held bytes through after a stall.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A cuttable TCP link from `127.0.0.1:{port}` to a service.
+/// A TCP link from `127.0.0.1:{port}` to a service, which a test can cut or stall.
 pub struct ServiceLink {
     port: u16,
     target: SocketAddr,
     /// `true` while up; piping tasks end when it turns `false`.
     up: watch::Sender<bool>,
+    /// `false` while stalled: piping tasks hold what they read until it turns `true`.
+    flowing: watch::Sender<bool>,
     acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -34,10 +41,12 @@ impl ServiceLink {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (up, _) = watch::channel(true);
+        let (flowing, _) = watch::channel(true);
         let link = ServiceLink {
             port,
             target,
             up,
+            flowing,
             acceptor: Mutex::new(None),
         };
         link.serve(listener);
@@ -68,8 +77,24 @@ impl ServiceLink {
         }
     }
 
-    /// The service is back on the same port.
+    /// The service freezes: every connection, open or new (new ones are still accepted),
+    /// stays open, but from now on no byte is passed on in either direction, nor the end of
+    /// a stream, until [`ServiceLink::restore`]. What a client sends meanwhile is held, not
+    /// lost. A call through the link hangs until its own timeout, where a cut link makes it
+    /// fail at once.
+    pub fn stall(&self) {
+        self.flowing.send_replace(false);
+    }
+
+    /// The service is back: after [`ServiceLink::cut`], on the same port; after
+    /// [`ServiceLink::stall`], on the same connections, which pass what they held first.
     pub async fn restore(&self) {
+        self.flowing.send_replace(true);
+        let listening = self.acceptor.lock().unwrap().is_some();
+        if listening {
+            // Only stalled (or never cut): the listener and the connections are still there.
+            return;
+        }
         // The port was ours a moment ago; a few tries cover the socket's teardown.
         let mut listener = None;
         for _ in 0..50 {
@@ -89,16 +114,22 @@ impl ServiceLink {
     fn serve(&self, listener: TcpListener) {
         let target = self.target;
         let up = self.up.clone();
+        let flowing = self.flowing.clone();
         let acceptor = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mut down = up.subscribe();
+                let flow = flowing.subscribe();
                 tokio::spawn(async move {
                     let Ok(service) = TcpStream::connect(target).await else {
                         return;
                     };
-                    let (mut client, mut service) = (client, service);
+                    let (client_read, client_write) = client.into_split();
+                    let (service_read, service_write) = service.into_split();
+                    let requests = pump(client_read, service_write, flow.clone());
+                    let answers = pump(service_read, client_write, flow);
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut service) => {}
+                        // Both directions to their end, or the first failure of either.
+                        _ = async { tokio::try_join!(requests, answers) } => {}
                         // Both sockets close when this task ends.
                         _ = down.wait_for(|up| !*up) => {}
                     }
@@ -106,6 +137,31 @@ impl ServiceLink {
             }
         });
         *self.acceptor.lock().unwrap() = Some(acceptor);
+    }
+}
+
+/// Copies `from` to `to` until the end of `from`, then shuts `to`'s writing side down (as
+/// `tokio::io::copy_bidirectional` does each way). While `flowing` is `false` (a stalled
+/// link) what it read is held, and so is the end of the stream: nothing reaches `to`.
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    mut flowing: watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let read = from.read(&mut buf).await;
+        if flowing.wait_for(|flowing| *flowing).await.is_err() {
+            return Err(std::io::Error::other("the link is gone"));
+        }
+        match read? {
+            0 => return to.shutdown().await,
+            n => to.write_all(&buf[..n]).await?,
+        }
     }
 }
 
@@ -170,10 +226,8 @@ mod tests {
         assert_eq!(url_addr("redis://127.0.0.1:6380/1"), "127.0.0.1:6380");
     }
 
-    #[tokio::test]
-    async fn a_cut_link_refuses_and_a_restored_one_pipes() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        // An echo service.
+    /// A link to an echo service, and a connection through it that has echoed once.
+    async fn echo_link() -> (ServiceLink, TcpStream) {
         let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service_addr = service.local_addr().unwrap().to_string();
         tokio::spawn(async move {
@@ -190,6 +244,13 @@ mod tests {
         let mut buf = [0u8; 4];
         open.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
+        (link, open)
+    }
+
+    #[tokio::test]
+    async fn a_cut_link_refuses_and_a_restored_one_pipes() {
+        let (link, mut open) = echo_link().await;
+        let mut buf = [0u8; 4];
 
         link.cut();
         let mut rest = Vec::new();
@@ -210,5 +271,34 @@ mod tests {
         again.write_all(b"pong").await.unwrap();
         again.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"pong");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_link_accepts_but_passes_nothing_until_restored() {
+        use std::time::Duration;
+        let (link, mut open) = echo_link().await;
+        let mut buf = [0u8; 4];
+
+        link.stall();
+        open.write_all(b"held").await.unwrap();
+        let mut late = TcpStream::connect(link.addr())
+            .await
+            .expect("a stalled link still accepts");
+        late.write_all(b"late").await.unwrap();
+        for stream in [&mut open, &mut late] {
+            let mut one = [0u8; 1];
+            assert!(
+                tokio::time::timeout(Duration::from_millis(300), stream.read(&mut one))
+                    .await
+                    .is_err(),
+                "no byte (nor the end of the stream) passes while stalled"
+            );
+        }
+
+        link.restore().await;
+        open.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"held", "what was sent meanwhile arrives");
+        late.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"late");
     }
 }

@@ -105,6 +105,17 @@ impl Drop for Cluster {
     }
 }
 
+/// What makes `cluster.sh` run slowed workers: `tirage-worker-slowed` (this crate's test
+/// binary, `src/bin/`) in place of `tirage-worker`, every resize sleeping `delay_ms` first, so
+/// that a fault injected while a batch runs surely finds jobs in flight. `bin` is
+/// `env!("CARGO_BIN_EXE_tirage-worker-slowed")`, which only the test targets know.
+pub fn slowed_workers(bin: &str, delay_ms: impl ToString) -> [(&'static str, String); 2] {
+    [
+        ("TIRAGE_WORKER_BIN", bin.to_owned()),
+        ("TIRAGE_TEST_JOB_DELAY_MS", delay_ms.to_string()),
+    ]
+}
+
 /// `kill -<signal> <pid>`; panics when kill fails.
 pub fn send(pid: u32, signal: &str) {
     let status = Command::new("kill")

@@ -2,8 +2,9 @@
 //! API replicas, two workers, Redis, RabbitMQ and Garage. Real photos go through nginx with an
 //! HTTP client; every rendition is fetched back and checked. Then, with uploads in flight, one
 //! API replica is stopped (no client may see a failure) and one worker is killed mid-job (the
-//! batch must still complete with exact counts). `cluster.sh down` runs at the end, also when
-//! the test fails.
+//! batch must still complete with exact counts; the workers are this crate's test binary
+//! `tirage-worker-slowed`, every resize 150 ms longer, so that the kill surely finds jobs in
+//! flight). `cluster.sh down` runs at the end, also when the test fails.
 //!
 //! Needs what `cluster.sh up` needs: nginx, Redis, RabbitMQ and Garage installed or running,
 //! and cargo to build the release binaries (TIRAGE_SKIP_BUILD=1 uses those already built).
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tirage_e2e::api::Api;
-use tirage_e2e::cluster::Cluster;
+use tirage_e2e::cluster::{Cluster, slowed_workers};
 use tirage_e2e::photos;
 
 fn cluster_up() -> Cluster {
@@ -30,12 +31,12 @@ fn cluster_up() -> Cluster {
         .and_then(|p| p.parse().ok())
         .unwrap_or(18480);
     let run_dir = std::env::temp_dir().join(format!("tirage-e2e-{}", std::process::id()));
-    // Every job takes at least this long, so that a worker killed while the batch runs is
-    // certainly in the middle of jobs.
+    // Every job takes at least this long (the slowed test worker), so that a worker killed
+    // while the batch runs is certainly in the middle of jobs.
     Cluster::up(
         port,
         run_dir,
-        &[("TIRAGE__WORKER__JOB_DELAY_MS", "150".to_string())],
+        &slowed_workers(env!("CARGO_BIN_EXE_tirage-worker-slowed"), 150),
     )
 }
 

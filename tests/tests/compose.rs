@@ -14,8 +14,10 @@
 //! Needs what `scripts/compose.sh up` needs (it installs podman and podman-compose when
 //! missing, builds the local images, and uses the tirage-api and tirage-worker binaries of
 //! TIRAGE_BUILD_PROFILE, building them unless TIRAGE_SKIP_BUILD=1); fails, naming the step,
-//! when something is missing. Environment: TIRAGE_COMPOSE_E2E_PORT (nginx's published port,
-//! default 18490; Garage's S3 port is the next one).
+//! when something is missing. The worker image runs this crate's test binary
+//! `tirage-worker-slowed` in place of tirage-worker (compose.sh's TIRAGE_WORKER_BIN): every
+//! resize first waits JOB_DELAY_MS. Environment: TIRAGE_COMPOSE_E2E_PORT (nginx's published
+//! port, default 18490; Garage's S3 port is the next one).
 
 // Test code: a failed step panics with its message, which is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,7 +33,8 @@ use tirage_e2e::api::Api;
 use tirage_e2e::{photos, repo};
 
 const PROJECT: &str = "tirage-e2e";
-/// Every job waits this long first, so that a worker crashed mid-batch has jobs in flight.
+/// Every job waits this long first (in the slowed test worker), so that a worker crashed
+/// mid-batch has jobs in flight.
 const JOB_DELAY_MS: &str = "300";
 
 fn podman(args: &[&str]) -> String {
@@ -80,7 +83,11 @@ impl Project {
                 format!("http://127.0.0.1:{}", self.port + 1),
             )
             .env("TIRAGE_CALLBACK_SECRET", &self.callback_secret)
-            .env("TIRAGE_WORKER_JOB_DELAY_MS", JOB_DELAY_MS);
+            .env(
+                "TIRAGE_WORKER_BIN",
+                env!("CARGO_BIN_EXE_tirage-worker-slowed"),
+            )
+            .env("TIRAGE_TEST_JOB_DELAY_MS", JOB_DELAY_MS);
         cmd
     }
 

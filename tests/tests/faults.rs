@@ -22,8 +22,9 @@
 //! installed (scripts/install-deps.sh, scripts/garage.sh install). docs/RELIABILITY.md has
 //! the figures. Environment: TIRAGE_FAULTS (comma-separated names, default all seven;
 //! bench/faults.sh adds `s3_down`), TIRAGE_FAULTS_PHOTOS (100), TIRAGE_FAULTS_FREEZE_SECS
-//! (120), TIRAGE_FAULTS_S3_DOWN_SECS (600), TIRAGE_FAULTS_JOB_DELAY_MS (300),
-//! TIRAGE_FAULTS_REPORT (a file the figures are appended to, as Markdown table rows).
+//! (120), TIRAGE_FAULTS_S3_DOWN_SECS (600), TIRAGE_FAULTS_JOB_DELAY_MS (300: the workers are
+//! this crate's test binary `tirage-worker-slowed`, whose every resize first sleeps this
+//! long), TIRAGE_FAULTS_REPORT (a file the figures are appended to, as Markdown table rows).
 
 // Test code: a failed step panics with its message, which is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

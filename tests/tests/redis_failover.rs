@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tirage_e2e::api::Api;
-use tirage_e2e::cluster::{Cluster, alive, send};
+use tirage_e2e::cluster::{Cluster, alive, send, slowed_workers};
 use tirage_e2e::{photos, repo};
 
 const BASE_PORT: u16 = 17101;
@@ -106,18 +106,19 @@ async fn batch_completes_across_a_redis_master_failover() {
     let run_dir = std::env::temp_dir().join(format!("tirage-failover-{}", std::process::id()));
     let (redis, urls) = RedisCluster::up(run_dir.join("redis"));
     let photos = photos::corpus(12);
-    let cluster = Cluster::up(
-        port,
-        run_dir.join("cluster"),
-        &[
-            ("TIRAGE__REDIS__CLUSTER_URLS", urls),
-            // Long enough jobs that the kill lands mid-batch; a stall (a write the failover
-            // lost) is repaired within seconds rather than the default ten minutes.
-            ("TIRAGE__WORKER__JOB_DELAY_MS", "150".to_string()),
-            ("TIRAGE__WORKER__RECONCILE_EVERY_MS", "2000".to_string()),
-            ("TIRAGE__WORKER__STALL_AFTER_MS", "8000".to_string()),
-        ],
-    );
+    let mut env = vec![
+        ("TIRAGE__REDIS__CLUSTER_URLS", urls),
+        // A stall (a write the failover lost) is repaired within seconds rather than the
+        // default ten minutes.
+        ("TIRAGE__WORKER__RECONCILE_EVERY_MS", "2000".to_string()),
+        ("TIRAGE__WORKER__STALL_AFTER_MS", "8000".to_string()),
+    ];
+    // Long enough jobs (the slowed test worker) that the kill lands mid-batch.
+    env.extend(slowed_workers(
+        env!("CARGO_BIN_EXE_tirage-worker-slowed"),
+        150,
+    ));
+    let cluster = Cluster::up(port, run_dir.join("cluster"), &env);
     let mut api = Api::new(cluster.base()).await;
     api.upload_retries = 10;
 

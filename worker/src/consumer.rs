@@ -46,7 +46,12 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, lane: Lane, stop: CancellationToken) 
                 Err(_) => warn!("consume timed out; retrying"),
             }
             failures = failures.saturating_add(1);
-            if !pause(&stop, reconnect.delay(failures)).await {
+            if !pause(
+                &stop,
+                reconnect.delay_with(failures, ctx.seams.entropy.fraction()),
+            )
+            .await
+            {
                 break;
             }
             continue;
@@ -56,7 +61,9 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, lane: Lane, stop: CancellationToken) 
         if ctx.gate.is_closed()
             && !ctx
                 .gate
-                .wait_until_open(&stop, |n| reconnect.delay(n))
+                .wait_until_open(&stop, |n| {
+                    reconnect.delay_with(n, ctx.seams.entropy.fraction())
+                })
                 .await
         {
             break;
@@ -78,7 +85,12 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, lane: Lane, stop: CancellationToken) 
         current = None;
         ctx.metrics.consumer_restarts.inc();
         failures = failures.saturating_add(1);
-        if !pause(&stop, reconnect.delay(failures)).await {
+        if !pause(
+            &stop,
+            reconnect.delay_with(failures, ctx.seams.entropy.fraction()),
+        )
+        .await
+        {
             break;
         }
     }
@@ -109,6 +121,7 @@ pub(crate) async fn consume(ctx: Arc<Ctx>, lane: Lane, stop: CancellationToken) 
 /// Waits `delay` unless stopped first; false when stopped.
 async fn pause(stop: &CancellationToken, delay: Duration) -> bool {
     tokio::select! {
+        biased;
         () = stop.cancelled() => false,
         () = tokio::time::sleep(delay) => true,
     }

@@ -1,15 +1,17 @@
-//! What every job task shares: the settings, the ports, the engine, the metrics and the CPU
-//! pool; and the one way a task calls a dependency ([`Ctx::io`]).
+//! What every job task shares: the settings, the ports, the seams (engine, where it runs,
+//! randomness), the metrics and the CPU pool; and the one way a task calls a dependency
+//! ([`Ctx::io`]).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tirage_core::BatchOptions;
 use tirage_engine::{EngineError, Limits, Resized};
+use tirage_ports::{Entropy, OsEntropy};
 pub use tirage_runtime::Ports;
 
 use crate::consumed::ConsumedReport;
-use crate::cpu::CpuPool;
+use crate::cpu::{BlockingThreads, CpuPool, Offload};
 use crate::failure::Failure;
 use crate::gate::Gate;
 use crate::host_slots::HostSlots;
@@ -21,11 +23,32 @@ use crate::settings::WorkerSettings;
 pub type ResizeFn =
     Arc<dyn Fn(&[u8], &BatchOptions, &Limits) -> Result<Resized, EngineError> + Send + Sync>;
 
+/// What a worker takes from outside besides its settings and ports: the engine, where its
+/// runs execute, and where randomness comes from. [`Seams::production`] in the processes;
+/// benchmarks substitute the engine, the simulator all three.
+#[derive(Clone)]
+pub struct Seams {
+    pub resizer: ResizeFn,
+    pub offload: Arc<dyn Offload>,
+    pub entropy: Arc<dyn Entropy>,
+}
+
+impl Seams {
+    /// The real engine on tokio's blocking threads, the OS's randomness.
+    pub fn production() -> Seams {
+        Seams {
+            resizer: Arc::new(tirage_engine::resize),
+            offload: Arc::new(BlockingThreads),
+            entropy: Arc::new(OsEntropy),
+        }
+    }
+}
+
 /// What every job task shares.
 pub(crate) struct Ctx {
     pub settings: WorkerSettings,
     pub ports: Ports,
-    pub resizer: ResizeFn,
+    pub seams: Seams,
     pub metrics: Metrics,
     /// Bounds the CPU work to `concurrency` engine runs at once.
     pub cpu: CpuPool,

@@ -1,10 +1,52 @@
 //! The CPU pool: at most `concurrency` engine runs at once, off the async runtime. A run
 //! suspected of bringing workers down takes the whole pool, so that if it does again, no
-//! other photo was running beside it to share the blame.
+//! other photo was running beside it to share the blame. Where a run executes is the
+//! [`Offload`] seam: tokio's blocking threads in the processes ([`BlockingThreads`]); the
+//! simulator runs it on its one thread, in virtual time.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use tirage_engine::{EngineError, Resized};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+
+/// What one engine run returns, a panic caught (`Err`) included.
+pub type CpuResult = std::thread::Result<Result<Resized, EngineError>>;
+
+/// One engine run, moved to wherever CPU work executes.
+pub type CpuWork = Box<dyn FnOnce() -> CpuResult + Send + 'static>;
+
+/// Why a run did not return.
+#[derive(Debug, thiserror::Error)]
+pub enum OffloadError {
+    #[error("the CPU task panicked")]
+    Panicked,
+    #[error("the CPU task was cancelled: {0}")]
+    Cancelled(String),
+}
+
+/// Executes CPU work off the async tasks' way.
+#[async_trait]
+pub trait Offload: Send + Sync + 'static {
+    async fn run(&self, work: CpuWork) -> Result<CpuResult, OffloadError>;
+}
+
+/// tokio's blocking threads: what the worker processes run the engine on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BlockingThreads;
+
+#[async_trait]
+impl Offload for BlockingThreads {
+    async fn run(&self, work: CpuWork) -> Result<CpuResult, OffloadError> {
+        tokio::task::spawn_blocking(work).await.map_err(|e| {
+            if e.is_panic() {
+                OffloadError::Panicked
+            } else {
+                OffloadError::Cancelled(e.to_string())
+            }
+        })
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct CpuPool {

@@ -92,6 +92,7 @@ impl Gate {
             }
             tries = tries.saturating_add(1);
             tokio::select! {
+                biased;
                 () = stop.cancelled() => return false,
                 () = tokio::time::sleep(delay(tries)) => {}
             }

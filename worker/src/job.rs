@@ -12,22 +12,22 @@ use futures::StreamExt;
 use futures::future::try_join_all;
 use tirage_core::codes::FailureCode;
 use tirage_core::keys;
-use tirage_core::{Batch, PhotoOutcome, PhotoState, Rendition, ResizeJob};
-use tirage_ports::{ObjectBody, ObjectStoreError};
+use tirage_core::{PhotoOutcome, PhotoState, Rendition, ResizeJob};
+use tirage_ports::{ObjectBody, ObjectStoreError, RecordResult};
 use tracing::warn;
 
 use crate::context::Ctx;
+use crate::cpu::OffloadError;
 use crate::failure::Failure;
 
 /// What a resize attempt produced, before anything is recorded.
-pub(crate) enum Resized {
+pub(crate) enum Attempted {
     /// The renditions are stored; this is the outcome to record.
     Rendered(PhotoOutcome),
-    /// The photo had an outcome already (a duplicate delivery): nothing was done.
-    AlreadyRecorded(Batch),
-    /// The batch never registered this photo (a stray, replayed or forged job): nothing was
-    /// done.
-    UnknownPhoto(Batch),
+    /// Nothing was done, because the store already answers for this photo: it has its
+    /// outcome (a duplicate delivery) or was never registered (a stray, replayed or forged
+    /// job). Never `Recorded`.
+    Answered(RecordResult),
 }
 
 /// Does the work of one resize job. `Err(Failure::Gone)` when the batch no longer exists.
@@ -36,7 +36,7 @@ pub(crate) async fn run(
     job: &ResizeJob,
     attempt: u32,
     redelivered: bool,
-) -> Result<Resized, Failure> {
+) -> Result<Attempted, Failure> {
     if attempt == 1 && !redelivered {
         let lag = (Utc::now() - job.published_at)
             .to_std()
@@ -64,10 +64,10 @@ pub(crate) async fn run(
         return Err(Failure::Gone);
     };
     match photo? {
-        None => return Ok(Resized::UnknownPhoto(batch)),
+        None => return Ok(Attempted::Answered(RecordResult::UnknownPhoto { batch })),
         // Already recorded: skip the CPU work, but still settle completion.
         Some(photo) if photo.state != PhotoState::Queued => {
-            return Ok(Resized::AlreadyRecorded(batch));
+            return Ok(Attempted::Answered(RecordResult::AlreadyRecorded { batch }));
         }
         Some(_) => {}
     }
@@ -93,7 +93,7 @@ pub(crate) async fn run(
             .collect(),
     };
     upload(ctx, job, resized.renditions).await?;
-    Ok(Resized::Rendered(outcome))
+    Ok(Attempted::Rendered(outcome))
 }
 
 /// Reads the job's photo's original (its key derived from the ids, never taken from the
@@ -203,24 +203,23 @@ async fn run_engine(
     if crashed >= ctx.settings.crash_limit {
         return Err(crashed_too_often(crashed));
     }
-    let resizer = ctx.resizer.clone();
+    let resizer = ctx.seams.resizer.clone();
     let options = job.options.clone();
     let limits = ctx.settings.limits();
-    let delay = Duration::from_millis(ctx.settings.job_delay_ms);
-    let joined = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-        std::panic::catch_unwind(AssertUnwindSafe(|| resizer(&source, &options, &limits)))
-    })
-    .await;
+    let joined = ctx
+        .seams
+        .offload
+        .run(Box::new(move || {
+            let _permit = permit;
+            std::panic::catch_unwind(AssertUnwindSafe(|| resizer(&source, &options, &limits)))
+        }))
+        .await;
     let internal = |what: &str| Failure::Permanent(FailureCode::InternalError, what.into());
     match joined {
         Ok(Ok(Ok(resized))) => Ok(resized),
         Ok(Ok(Err(e))) => Err(Failure::Permanent(e.code(), e.to_string())),
         Ok(Err(_panic)) => Err(internal("the engine panicked")),
-        Err(e) if e.is_panic() => Err(internal("the engine task panicked")),
-        Err(e) => Err(Failure::Transient(format!("engine task cancelled: {e}"))),
+        Err(OffloadError::Panicked) => Err(internal("the engine task panicked")),
+        Err(e @ OffloadError::Cancelled(_)) => Err(Failure::Transient(e.to_string())),
     }
 }

@@ -3,7 +3,8 @@
 //! side effects of completed batches (the `batch.completed` event and the callback).
 //!
 //! The worker only knows the ports (`ObjectStore`, `JobQueue`, `StateStore`): the binary
-//! wires it to S3, RabbitMQ and Redis, `tirage standalone` to the embedded adapters, both
+//! wires it to S3, RabbitMQ and Redis (`services`, its whole life in `binary::main_with`,
+//! both behind the `services` feature), `tirage standalone` to the embedded adapters, both
 //! through [`Worker::from_ports`].
 
 //!
@@ -18,12 +19,13 @@
 //! expired batches' objects), one worker at a time. All of them share a `context::Ctx`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tirage_ports::Lane;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+#[cfg(feature = "services")]
+pub mod binary;
 mod callback;
 mod consumed;
 mod consumer;
@@ -36,6 +38,7 @@ mod host_slots;
 mod http;
 mod job;
 pub mod metrics;
+mod node;
 mod outcome;
 mod reconcile;
 #[cfg(feature = "services")]
@@ -44,16 +47,13 @@ pub mod settings;
 pub mod signature;
 pub mod ssrf;
 
-pub use context::{Ports, ResizeFn};
+pub use context::{Ports, ResizeFn, Seams};
+pub use cpu::{BlockingThreads, CpuResult, CpuWork, Offload, OffloadError};
 pub use metrics::{CallbackOutcome, JobKind, JobOutcome, Metrics, Repair};
+pub use node::Node;
 pub use settings::{PhotoLimits, WorkerSettings};
 pub use signature::{SIGNATURE_HEADER, sign, verify};
 
-use consumed::ConsumedReport;
-use context::Ctx;
-use cpu::CpuPool;
-use gate::Gate;
-use host_slots::HostSlots;
 use tirage_core::codes::ProcessCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +97,7 @@ impl WorkerError {
 pub struct Worker {
     settings: WorkerSettings,
     ports: Ports,
-    resizer: ResizeFn,
+    seams: Seams,
     metrics: Metrics,
     listener: std::net::TcpListener,
     addr: SocketAddr,
@@ -121,7 +121,7 @@ impl Worker {
         Ok(Worker {
             settings,
             ports,
-            resizer: Arc::new(tirage_engine::resize),
+            seams: Seams::production(),
             metrics: Metrics::new()?,
             listener,
             addr,
@@ -131,8 +131,15 @@ impl Worker {
 
     /// Replaces the engine (tests inject panics or slow-downs; benchmarks a no-op).
     pub fn with_resizer(mut self, resizer: ResizeFn) -> Self {
-        self.resizer = resizer;
+        self.seams.resizer = resizer;
         self
+    }
+
+    fn node(
+        self,
+    ) -> Result<(Node, std::net::TcpListener, SocketAddr, CancellationToken), WorkerError> {
+        let node = Node::new(self.settings, self.ports, self.seams, self.metrics)?;
+        Ok((node, self.listener, self.addr, self.stop))
     }
 
     pub fn port(&self) -> u16 {
@@ -152,57 +159,33 @@ impl Worker {
         self.stop.clone()
     }
 
-    /// Consumes until the stop token is cancelled, then drains: in-flight jobs get the
-    /// grace period, the rest go back to the queue. Returns once everything is settled.
-    fn context(
-        settings: WorkerSettings,
-        ports: Ports,
-        resizer: ResizeFn,
-        metrics: Metrics,
-    ) -> Arc<Ctx> {
-        Arc::new(Ctx {
-            cpu: CpuPool::new(settings.effective_concurrency()),
-            gate: Gate::new(
-                ports.state.clone(),
-                ports.objects.clone(),
-                metrics.paused.clone(),
-            ),
-            callback_hosts: HostSlots::new(settings.callback_per_host),
-            consumed: ConsumedReport::default(),
-            settings,
-            ports,
-            resizer,
-            metrics,
-        })
-    }
-
     /// One reconciler pass, then return, consuming nothing (`tirage-worker reconcile`):
     /// what a scheduled job runs where workers scale to zero, so stalled batches are still
     /// repaired and expired ones swept while no worker runs. `Ok(false)` when a running
     /// worker holds the reconciler's lease (it does the work).
     pub async fn reconcile_once(self) -> Result<bool, WorkerError> {
-        let ctx = Self::context(self.settings, self.ports, self.resizer, self.metrics);
-        reconcile::once(&ctx)
-            .await
-            .map_err(|e| WorkerError::Reconcile(format!("{e:?}")))
+        let (node, ..) = self.node()?;
+        node.reconcile_once().await
     }
 
     pub async fn run_until_stopped(self) -> Result<(), WorkerError> {
         let concurrency = self.settings.effective_concurrency();
-        let ctx = Self::context(self.settings, self.ports, self.resizer, self.metrics);
-        let server = http::server(ctx.clone(), self.listener).map_err(WorkerError::Http)?;
+        let (node, listener, addr, stop) = self.node()?;
+        let server = http::server(node.ctx(), listener).map_err(WorkerError::Http)?;
         let http = server.handle();
         let server = tokio::spawn(server);
-        info!(port = self.addr.port(), concurrency, "worker started");
-        let reconciler = tokio::spawn(reconcile::run(ctx.clone(), self.stop.clone()));
+        info!(port = addr.port(), concurrency, "worker started");
+        let reconciler = tokio::spawn({
+            let (node, stop) = (node.clone(), stop.clone());
+            async move { node.reconcile(stop).await }
+        });
         // One consume loop per lane: effects wait on third parties, resizes on the CPU, and
         // neither may hold the other's slots.
-        let effects = tokio::spawn(consumer::consume(
-            ctx.clone(),
-            Lane::Effects,
-            self.stop.clone(),
-        ));
-        consumer::consume(ctx, Lane::Resize, self.stop).await;
+        let effects = tokio::spawn({
+            let (node, stop) = (node.clone(), stop.clone());
+            async move { node.consume(Lane::Effects, stop).await }
+        });
+        node.consume(Lane::Resize, stop).await;
         if let Err(e) = effects.await {
             warn!(error = %e, "the effects consumer failed");
         }

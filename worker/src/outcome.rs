@@ -14,7 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::context::Ctx;
 use crate::failure::Failure;
-use crate::job::Resized;
+use crate::job::Attempted;
 use crate::metrics::JobOutcome;
 use crate::settings::WorkerSettings;
 
@@ -51,17 +51,17 @@ impl Tries {
 
 /// The wait before attempt `attempt + 1` of a job that failed transiently: the one retry
 /// rule of every job kind.
-pub(crate) fn retry_delay(settings: &WorkerSettings, attempt: u32) -> Duration {
+pub(crate) fn retry_delay(ctx: &Ctx, attempt: u32) -> Duration {
     Backoff::new(
-        Duration::from_millis(settings.retry_base_ms),
-        Duration::from_millis(settings.retry_cap_ms),
+        Duration::from_millis(ctx.settings.retry_base_ms),
+        Duration::from_millis(ctx.settings.retry_cap_ms),
     )
-    .delay(attempt)
+    .delay_with(attempt, ctx.seams.entropy.fraction())
 }
 
 fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
     (
-        Settle::RetryLater(retry_delay(&ctx.settings, tries.attempt)),
+        Settle::RetryLater(retry_delay(ctx, tries.attempt)),
         JobOutcome::Retried,
     )
 }
@@ -70,7 +70,7 @@ fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
 /// outage is not the job's fault, and intake pauses meanwhile, see [`crate::gate`]),
 /// otherwise while the job's retry budget lasts.
 async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Verdict> {
-    let delay = retry_delay(&ctx.settings, tries.attempt);
+    let delay = retry_delay(ctx, tries.attempt);
     if ctx.gate.outage().await {
         warn!(
             reason,
@@ -151,18 +151,19 @@ pub(crate) async fn resize_verdict(
     ctx: &Ctx,
     job: &ResizeJob,
     tries: Tries,
-    result: Result<Resized, Failure>,
+    result: Result<Attempted, Failure>,
 ) -> Verdict {
     let recorded = match result {
-        Ok(Resized::Rendered(outcome)) => record(ctx, job, outcome).await,
-        Ok(Resized::AlreadyRecorded(batch)) => Ok((
-            RecordResult::AlreadyRecorded { batch },
-            JobOutcome::Duplicate,
-        )),
-        Ok(Resized::UnknownPhoto(batch)) => Ok((
-            RecordResult::UnknownPhoto { batch },
-            JobOutcome::UnknownPhoto,
-        )),
+        Ok(Attempted::Rendered(outcome)) => record(ctx, job, outcome).await,
+        Ok(Attempted::Answered(answer)) => {
+            let label = match answer {
+                RecordResult::UnknownPhoto { .. } => JobOutcome::UnknownPhoto,
+                RecordResult::AlreadyRecorded { .. } | RecordResult::Recorded { .. } => {
+                    JobOutcome::Duplicate
+                }
+            };
+            Ok((answer, label))
+        }
         Err(Failure::Permanent(code, msg)) => {
             info!(%code, reason = %msg, "photo failed permanently");
             record(ctx, job, PhotoOutcome::Failed { code }).await

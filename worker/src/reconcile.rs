@@ -97,7 +97,7 @@ pub(crate) struct Lease {
 impl Lease {
     fn new(ctx: &Ctx) -> Lease {
         Lease {
-            holder: Uuid::new_v4().to_string(),
+            holder: ctx.seams.entropy.uuid().to_string(),
             ttl: Duration::from_millis(ctx.settings.reconcile_every_ms).saturating_mul(3),
         }
     }

@@ -84,9 +84,6 @@ pub struct WorkerSettings {
     /// `/readyz` gives each dependency this long to answer (as the API's setting of the
     /// same name).
     pub readiness_timeout_ms: u64,
-    /// Sleeps this long inside every resize, on the CPU pool. A test and benchmark aid
-    /// (it makes "kill the worker mid-job" deterministic); keep it 0 in production.
-    pub job_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

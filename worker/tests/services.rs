@@ -1,6 +1,7 @@
 //! The worker suite against the real Redis, RabbitMQ and Garage (settings from
 //! `TIRAGE_TEST_*`, every test under its own key prefix, object prefix and queues), plus
-//! what only real processes can show: a worker SIGKILLed mid-job, and SIGTERM → exit 0.
+//! what only real processes can show: a worker SIGKILLed mid-job (held there by an S3 that
+//! froze, through a stalled `ServiceLink`), and SIGTERM → exit 0.
 //! A missing service fails the test, naming it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -127,7 +128,7 @@ suite!(services);
 // ---- the real binary -------------------------------------------------------------------
 
 /// The environment that points a `tirage-worker` process at this test's prefixes.
-fn worker_env(c: &Config, http_port: u16, job_delay_ms: u64) -> Vec<(String, String)> {
+fn worker_env(c: &Config, http_port: u16) -> Vec<(String, String)> {
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut env = vec![
         ("TIRAGE_CONFIG", format!("{repo}/config/default.toml")),
@@ -151,7 +152,6 @@ fn worker_env(c: &Config, http_port: u16, job_delay_ms: u64) -> Vec<(String, Str
         ("TIRAGE__WORKER__HOST", "127.0.0.1".into()),
         ("TIRAGE__WORKER__PORT", http_port.to_string()),
         ("TIRAGE__WORKER__CONCURRENCY", "2".into()),
-        ("TIRAGE__WORKER__JOB_DELAY_MS", job_delay_ms.to_string()),
         ("TIRAGE__WORKER__SHUTDOWN_GRACE_MS", "5000".into()),
         ("TIRAGE__WORKER__CALLBACK_SECRET", common::SECRET.into()),
         ("TIRAGE__LOG__LEVEL", "info".into()),
@@ -182,16 +182,42 @@ impl Proc {
     }
 }
 
-fn spawn_worker(c: &Config, job_delay_ms: u64, name: &str) -> Proc {
+fn spawn_worker(c: &Config, name: &str) -> Proc {
     let port = free_port();
     let log = std::env::temp_dir().join(format!("tirage-worker-{}-{name}.log", std::process::id()));
     let child = Command::new(env!("CARGO_BIN_EXE_tirage-worker"))
-        .envs(worker_env(c, port, job_delay_ms))
+        .envs(worker_env(c, port))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("spawn tirage-worker");
     Proc { child, port, log }
+}
+
+/// Waits until the process's `/readyz` answers 200; panics, with its log, when it exits
+/// first or is not ready within 20 s.
+async fn wait_ready(w: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = reqwest::get(format!("http://127.0.0.1:{}/readyz", w.port))
+            .await
+            .map(|r| r.status().as_u16())
+            .ok();
+        if ready == Some(200) {
+            return;
+        }
+        assert!(
+            w.child.try_wait().unwrap().is_none(),
+            "the worker exited before it was ready:\n{}",
+            w.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "never ready ({ready:?}):\n{}",
+            w.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn metric(port: u16, name: &str) -> Option<f64> {
@@ -209,6 +235,8 @@ async fn metric(port: u16, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_is_replaced_and_counts_stay_exact() {
+    use tirage_testkit::outage::{ServiceLink, url_addr, url_via};
+
     let c = config();
     let h = connect(&c).await;
     let ports = h.ports();
@@ -226,8 +254,27 @@ async fn a_worker_killed_mid_job_is_replaced_and_counts_stay_exact() {
     )
     .await;
 
-    // The first worker sleeps 20 s inside every resize: it is surely mid-job when killed.
-    let mut first = spawn_worker(&c, 20_000, "first");
+    // The first worker reaches S3 through a link that freezes once the worker is ready: both
+    // jobs then hang reading their originals, so it is surely mid-job when killed. A stall,
+    // not a cut: a refused connection would fail the jobs at once (retried later, the gate
+    // paused), a frozen S3 keeps them running. Ready first, because /readyz pings S3 (the
+    // gate only probes it after a job fails). Nothing times out before the kill: the link
+    // accepts, so no connect timeout fires, and a GET gets 60 s (the S3 client's attempt
+    // timeout, s3/src/client.rs, and [worker] io_timeout_ms) before the job would fail
+    // transiently and the gate, finding S3 mute, pause intake; the kill comes as soon as
+    // both jobs are in flight.
+    let link = ServiceLink::start(&url_addr(&c.s3.endpoint)).await;
+    let through_link = Config {
+        s3: S3Settings {
+            endpoint: url_via(&c.s3.endpoint, &link.addr()),
+            ..c.s3.clone()
+        },
+        redis: c.redis.clone(),
+        amqp: c.amqp.clone(),
+    };
+    let mut first = spawn_worker(&through_link, "first");
+    wait_ready(&mut first).await;
+    link.stall();
     common::publish_all(&ports, &f).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -263,7 +310,7 @@ async fn a_worker_killed_mid_job_is_replaced_and_counts_stay_exact() {
     }
 
     // The broker redelivers both unacked jobs to a second worker.
-    let mut second = spawn_worker(&c, 0, "second");
+    let mut second = spawn_worker(&c, "second");
     let batch = common::wait_completed(&ports, f.batch.id, Duration::from_secs(60)).await;
     assert_eq!(
         (batch.total, batch.done, batch.failed),
@@ -335,23 +382,8 @@ async fn the_binary_reports_ready_and_logs_json_with_the_request_id() {
         vec![common::jpeg(640, 480)],
     )
     .await;
-    let mut w = spawn_worker(&c, 0, "ready");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = reqwest::get(format!("http://127.0.0.1:{}/readyz", w.port))
-            .await
-            .map(|r| r.status().as_u16())
-            .ok();
-        if ready == Some(200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready ({ready:?}):\n{}",
-            w.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut w = spawn_worker(&c, "ready");
+    wait_ready(&mut w).await;
     common::publish_all(&ports, &f).await;
     common::wait_completed(&ports, f.batch.id, Duration::from_secs(30)).await;
     let _ = Command::new("kill")
@@ -390,7 +422,7 @@ async fn the_binary_waits_for_the_broker_and_reconnects_after_losing_it() {
         redis: c.redis.clone(),
         s3: c.s3.clone(),
     };
-    let mut w = spawn_worker(&through_link, 0, "late-broker");
+    let mut w = spawn_worker(&through_link, "late-broker");
     let readyz = |port: u16| async move {
         reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
             .await

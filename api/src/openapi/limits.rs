@@ -6,12 +6,13 @@
 
 use serde_json::{Value, json};
 use tirage_core::model::{
-    MAX_QUALITY, MAX_SIZE, MAX_SIZES, MIN_QUALITY, MIN_SIZE, MetadataChoice, OutputFormat,
+    IMAGE_MEDIA_TYPE_PATTERN, MAX_MEDIA_TYPE_LEN, MAX_QUALITY, MAX_SIZE, MAX_SIZES, MIN_QUALITY,
+    MIN_SIZE, MetadataChoice, OutputFormat,
 };
 
 use crate::routes::batches::MAX_CALLBACK_URL_LEN;
 use crate::routes::photos::MAX_CURSOR_DIGITS;
-use crate::routes::uploads::{IDEMPOTENCY_KEY_MAX_LEN, MAX_CONTENT_TYPE_LEN};
+use crate::routes::uploads::IDEMPOTENCY_KEY_MAX_LEN;
 use crate::settings::LimitSettings;
 
 /// What `check_callback_url` accepts, as a pattern: http(s), a host name whose last label
@@ -19,8 +20,6 @@ use crate::settings::LimitSettings;
 /// path. Looser URLs the check also takes are not promised.
 const CALLBACK_URL_PATTERN: &str = r"^https?://([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$";
 /// `image/` and a subtype of the characters the presigned-upload check allows.
-const CONTENT_TYPE_PATTERN: &str = r"^image/[A-Za-z0-9/.+-]*$";
-
 const SCHEMAS: &str = "/components/schemas";
 const PHOTOS: &str = "/paths/~1v1~1batches~1{batch_id}~1photos";
 
@@ -70,7 +69,7 @@ pub fn write(doc: &mut Value, limits: &LimitSettings) -> Vec<String> {
         ),
         (
             format!("{upload}/content_type"),
-            json!({"maxLength": MAX_CONTENT_TYPE_LEN, "pattern": CONTENT_TYPE_PATTERN}),
+            json!({"maxLength": MAX_MEDIA_TYPE_LEN, "pattern": IMAGE_MEDIA_TYPE_PATTERN}),
         ),
     ];
     let parameters = [

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use serde::Deserialize;
+use tirage_core::model::ImageMediaType;
 use tirage_embedded::{FsObjectStore, PresignError};
 use tirage_ports::{ObjectStore, ObjectStoreError};
 
@@ -73,13 +74,11 @@ pub async fn put_object(
     if signed > limit {
         return Err(ApiError::FileTooLarge { limit });
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| v.starts_with("image/") && v.len() <= 100)
-        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let content_type = ImageMediaType::stored_as(
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let size = pump(&mut payload, |body| {
         store.put_stream(&key, body, &content_type, signed)
     })

@@ -7,7 +7,7 @@ use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use futures::StreamExt;
-use tirage_core::model::{PhotoRecord, PhotoState};
+use tirage_core::model::{ImageMediaType, PhotoRecord, PhotoState};
 use tirage_core::wire::{
     AcceptedPhoto, ErrorBody, PhotoUploadForm, PhotosAccepted, UploadTicket, UploadsCreated,
     UploadsRequest,
@@ -125,11 +125,7 @@ async fn read_parts(
             field.content_disposition().and_then(|cd| cd.get_filename()),
             &format!("photo-{}", upload.count() + 1),
         );
-        let content_type = field
-            .content_type()
-            .map(|m| m.essence_str().to_owned())
-            .filter(|m| m.starts_with("image/"))
-            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let content_type = ImageMediaType::stored_as(field.content_type().map(|m| m.essence_str()));
         upload.add(filename, &content_type, &mut field).await?;
     }
     if upload.count() == 0 {
@@ -210,21 +206,15 @@ fn announced(body: &UploadsRequest, limits: &LimitSettings) -> Result<Vec<Announ
                 limit: limits.max_file_bytes,
             });
         }
-        let content_type = f.content_type.to_ascii_lowercase();
-        let plain = content_type.len() <= MAX_CONTENT_TYPE_LEN
-            && content_type.starts_with("image/")
-            && content_type
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/.+-".contains(&b));
-        if !plain {
+        let Some(content_type) = ImageMediaType::parse(&f.content_type) else {
             return Err(ApiError::InvalidFiles(format!(
                 "content_type {:?} is not an image/* media type",
                 f.content_type
             )));
-        }
+        };
         files.push(Announced {
             filename: label(Some(&f.filename), "photo"),
-            content_type,
+            content_type: content_type.into_string(),
             size: f.size,
         });
     }
@@ -281,10 +271,8 @@ fn is_multipart(req: &HttpRequest) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
-/// Longest `Idempotency-Key` and declared content type accepted (both also stated in the
-/// OpenAPI document).
+/// Longest `Idempotency-Key` accepted (also stated in the OpenAPI document).
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 128;
-pub const MAX_CONTENT_TYPE_LEN: usize = 100;
 
 /// The request's `Idempotency-Key`, if it sent one: 1 to 128 of `A-Z a-z 0-9 - _ . :`.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod batches;
+pub mod follow;
 pub mod intake;
 pub mod presigned;
 pub mod renditions;

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use reqwest::{Method, header};
+use tirage_core::codes::ErrorCode;
 use tirage_core::wire::{
     BatchView, CreateBatchRequest, PhotoList, PhotoView, PhotosAccepted, SessionCreated,
     UploadTicket, UploadsCreated, UploadsRequest,
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use super::error::ClientError;
 use super::sse::EventStream;
 use super::transport::Client;
+use crate::codes::Code;
 
 /// One file sent as the `file` part of a multipart upload.
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +141,7 @@ impl Client {
                 status: 404 | 405 | 501,
                 code,
                 ..
-            }) if code != "batch_not_found" => Ok(None),
+            }) if code != Code::Api(ErrorCode::BatchNotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -4,13 +4,15 @@
 use reqwest::Response;
 use tirage_core::wire::ErrorBody;
 
+use crate::codes::{Code, LocalCode};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error body (or an error status without one).
     #[error("{message} (HTTP {status})")]
     Api {
         status: u16,
-        code: String,
+        code: Code,
         message: String,
     },
     /// No answer, even after every retry.
@@ -23,11 +25,11 @@ pub enum ClientError {
 
 impl ClientError {
     /// Stable snake_case code: the server's own code for API errors.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> Code {
         match self {
-            ClientError::Api { code, .. } => code,
-            ClientError::Network(_) => "network_error",
-            ClientError::Protocol(_) => "protocol_error",
+            ClientError::Api { code, .. } => code.clone(),
+            ClientError::Network(_) => LocalCode::NetworkError.into(),
+            ClientError::Protocol(_) => LocalCode::ProtocolError.into(),
         }
     }
 
@@ -47,12 +49,12 @@ pub async fn api_error(response: Response) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(e) => ClientError::Api {
             status: status.as_u16(),
-            code: e.error.code,
+            code: Code::from_api(&e.error.code),
             message: e.error.message,
         },
         Err(_) => ClientError::Api {
             status: status.as_u16(),
-            code: format!("http_{}", status.as_u16()),
+            code: Code::Unrecognised(format!("http_{}", status.as_u16())),
             message: String::from_utf8_lossy(&body).chars().take(200).collect(),
         },
     }

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use tirage_core::{BatchOptions, MetadataChoice, OutputFormat};
 use tirage_engine::Limits;
 
+use crate::codes::LocalCode;
 use crate::inputs::{Failure, discover, stem_of};
 
 #[derive(Debug, Args)]
@@ -135,7 +136,7 @@ fn process(
     if !fresh {
         return Err(Failure::new(
             path,
-            "duplicate_name",
+            LocalCode::DuplicateName,
             format!("another input already writes {stem}_<size> files"),
         ));
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tirage_e2e::api::Api;
-use tirage_e2e::cluster::Cluster;
+use tirage_e2e::cluster::{Cluster, slowed_workers};
 use tirage_e2e::photos;
 use tirage_ports::ObjectStore;
 use tirage_s3::S3ObjectStore;
@@ -126,8 +126,6 @@ impl Suite {
             ),
             ("TIRAGE__REDIS__URL", redis.url()),
             ("TIRAGE__AMQP__URL", rabbit.url()),
-            // Every job takes at least this long, so that a fault at 30 % lands mid-batch.
-            ("TIRAGE__WORKER__JOB_DELAY_MS", job_delay),
             ("TIRAGE__WORKER__STALL_AFTER_MS", "5000".into()),
             ("TIRAGE__WORKER__RECONCILE_EVERY_MS", "1000".into()),
             // Up to the poison photo: the pixel check lets it reach the decoder.
@@ -136,6 +134,12 @@ impl Suite {
                 (poison::PIXELS + 1).to_string(),
             ),
         ];
+        // Every job takes at least this long (the slowed test worker runs in place of
+        // tirage-worker), so that a fault at 30 % lands mid-batch.
+        env.extend(slowed_workers(
+            env!("CARGO_BIN_EXE_tirage-worker-slowed"),
+            job_delay,
+        ));
         for (k, v) in &garage.env {
             if k.starts_with("TIRAGE__S3__") {
                 env.push((k.as_str(), v.clone()));

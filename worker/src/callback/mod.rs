@@ -73,7 +73,7 @@ async fn again_or_give_up(
     tries: Tries,
     reason: &str,
 ) -> Result<EffectRun, Failure> {
-    let delay = backoff(ctx).delay(tries.attempt);
+    let delay = backoff(ctx).delay_with(tries.attempt, ctx.seams.entropy.fraction());
     let budget = Duration::from_millis(ctx.settings.callback_retry_for_ms);
     let spent = tries
         .retrying_since

@@ -302,6 +302,19 @@ pub fn fake_engine() -> ResizeFn {
     })
 }
 
+/// [`fake_engine`], slow: every resize first sleeps `delay` on the CPU pool's blocking
+/// thread (where the worker runs the engine), as a large photo would hold it. Keeps a job in
+/// flight for as long as a test needs, with no setting of the worker's own.
+pub fn slow_engine(delay: Duration) -> ResizeFn {
+    let fake = fake_engine();
+    Arc::new(
+        move |input: &[u8], options: &BatchOptions, limits: &Limits| {
+            std::thread::sleep(delay);
+            fake(input, options, limits)
+        },
+    )
+}
+
 /// An engine stand-in that panics.
 pub fn panicking_engine() -> ResizeFn {
     Arc::new(|input: &[u8], options: &BatchOptions, limits: &Limits| {

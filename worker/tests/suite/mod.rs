@@ -343,11 +343,16 @@ pub async fn shutdown_finishes_in_flight_within_grace(h: Arc<dyn Harness>) {
     let ports = h.ports();
     let f = batch_with(&ports, small_options(), None, vec![b"a".to_vec()]).await;
     let settings = tirage_worker::WorkerSettings {
-        job_delay_ms: 500,
         shutdown_grace_ms: 10_000,
         ..h.settings()
     };
-    let worker = start(ports.clone(), settings, Some(fake_engine())).await;
+    // The job is still resizing when the stop comes; it finishes within the grace period.
+    let worker = start(
+        ports.clone(),
+        settings,
+        Some(slow_engine(Duration::from_millis(500))),
+    )
+    .await;
     publish_all(&ports, &f).await;
     let m = worker.metrics.clone();
     wait_for("job in flight", WAIT, || m.in_flight.get() == 1).await;
@@ -359,12 +364,17 @@ pub async fn shutdown_finishes_in_flight_within_grace(h: Arc<dyn Harness>) {
 pub async fn shutdown_requeues_after_grace(h: Arc<dyn Harness>) {
     let ports = h.ports();
     let f = batch_with(&ports, small_options(), None, vec![b"a".to_vec()]).await;
-    let slow = tirage_worker::WorkerSettings {
-        job_delay_ms: 5_000,
+    let short_grace = tirage_worker::WorkerSettings {
         shutdown_grace_ms: 100,
         ..h.settings()
     };
-    let worker = start(ports.clone(), slow, Some(fake_engine())).await;
+    // The job resizes for far longer than the grace period.
+    let worker = start(
+        ports.clone(),
+        short_grace,
+        Some(slow_engine(Duration::from_secs(5))),
+    )
+    .await;
     publish_all(&ports, &f).await;
     let m = worker.metrics.clone();
     wait_for("job in flight", WAIT, || m.in_flight.get() == 1).await;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::inputs::Input;
 use super::outcome::file_failure;
 use crate::client::Client;
+use crate::codes::{Code, LocalCode};
 use crate::inputs::Failure;
 
 /// Downloads the renditions `jobs` lists (see [`renditions_to_fetch`]); returns how many
@@ -72,7 +73,10 @@ pub fn renditions_to_fetch(
             PhotoState::Done => jobs.extend(photo.outputs.iter().map(|o| (i, o.clone()))),
             _ => failures.push(Failure::new(
                 &inputs[i].path,
-                photo.error.as_deref().unwrap_or("not_processed"),
+                photo
+                    .error
+                    .as_deref()
+                    .map_or(Code::Local(LocalCode::NotProcessed), Code::from_photo),
                 format!("the server could not resize {}", photo.filename),
             )),
         }
@@ -81,7 +85,7 @@ pub fn renditions_to_fetch(
         if !seen.contains(id) {
             failures.push(Failure::new(
                 &inputs[i].path,
-                "photo_missing",
+                LocalCode::PhotoMissing,
                 "the batch does not list this photo",
             ));
         }

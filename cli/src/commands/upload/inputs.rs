@@ -4,9 +4,11 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use tirage_core::codes::ErrorCode;
 use tirage_core::wire::UploadFile;
 use tirage_engine::{SourceFormat, sniff};
 
+use crate::codes::LocalCode;
 use crate::inputs::{Failure, discover, read_head, stem_of};
 
 /// One input file, ready to send.
@@ -55,14 +57,18 @@ pub fn collect(inputs: &[PathBuf], failures: &mut Vec<Failure>) -> Vec<Input> {
                 }
             };
         if size == 0 {
-            failures.push(Failure::new(&path, "empty_file", "the file is empty"));
+            failures.push(Failure::new(
+                &path,
+                ErrorCode::EmptyFile,
+                "the file is empty",
+            ));
             continue;
         }
         // Two inputs with one stem would overwrite each other's renditions.
         if !stems.insert(stem.clone()) {
             failures.push(Failure::new(
                 &path,
-                "duplicate_name",
+                LocalCode::DuplicateName,
                 format!("another input already writes {stem}_<size> files"),
             ));
             continue;

@@ -12,6 +12,7 @@ use super::inputs::Input;
 use super::outcome::{UploadError, file_failure};
 use super::progress::{Bars, CountedBody};
 use crate::client::{Client, ClientError, UploadPart};
+use crate::codes::LocalCode;
 use crate::inputs::Failure;
 
 /// Largest file list sent in one `POST /uploads` (the server's default limit is 500).
@@ -163,11 +164,13 @@ async fn upload_multipart(
         .upload_photo(batch, part, &idempotency_key, || body.body())
         .await
         .map_err(|e| file_failure(&input.path, &e))?;
-    accepted
-        .photos
-        .first()
-        .map(|p| p.id)
-        .ok_or_else(|| Failure::new(&input.path, "protocol_error", "no photo in the answer"))
+    accepted.photos.first().map(|p| p.id).ok_or_else(|| {
+        Failure::new(
+            &input.path,
+            LocalCode::ProtocolError,
+            "no photo in the answer",
+        )
+    })
 }
 
 /// PUTs one file to its presigned URL, then completes it.

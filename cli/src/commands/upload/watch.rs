@@ -3,11 +3,13 @@
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
+use tirage_core::codes::ErrorCode;
 use tirage_core::wire::BatchView;
 use uuid::Uuid;
 
 use super::progress::show_progress;
 use crate::client::{Client, ClientError};
+use crate::codes::Code;
 
 /// How often the fallback poller asks for the batch.
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -28,7 +30,9 @@ pub async fn watch(
             Ok(events) => events,
             // The batch itself is gone or the session is: polling would fail the same way.
             Err(e @ ClientError::Api { status: 401, .. }) => return Err(e),
-            Err(e @ ClientError::Api { status: 404, .. }) if e.code() == "batch_not_found" => {
+            Err(e @ ClientError::Api { status: 404, .. })
+                if e.code() == Code::Api(ErrorCode::BatchNotFound) =>
+            {
                 return Err(e);
             }
             Err(e) => {
