@@ -7,6 +7,8 @@
     validate.py nginx TEMPLATE                    the proxy never forwards probes or metrics
     validate.py sources K8S_DIR                   no Secret manifest, git-ignored generator
                                                   files, nothing key-like in deploy files
+    validate.py rules ALERTS TESTS RULE RUNBOOK   the alert rules agree with their tests, their
+                                                  PrometheusRule and their runbook
 
 Schema validity says a file parses; these checks say it does what issue 5 asks (probes,
 limits, non-root read-only pods, grace periods covering the drain, autoscalers and
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import jsonschema
 import yaml
+from validate_rules import check_prometheus_rule, check_rules
 from validate_security import (check_committed_credentials, check_compose_security,
                                check_k8s_security, check_k8s_sources, check_proxy_config,
                                tracked_deploy_files)
@@ -422,6 +425,10 @@ def check_k8s(name: str, rendered: str, nginx_template: str) -> None:
     check_keda(name, by_kind, deployments, secrets, secret_keys)
     check_ingress(name, by_kind.get("Ingress", {}), services, nginx_template)
     check_k8s_security(name, by_kind, err)
+    # What kustomize renders of k8s/components/monitoring: still alerts.yml's groups.
+    for rname, rule in by_kind.get("PrometheusRule", {}).items():
+        check_prometheus_rule(f"{name} PrometheusRule {rname}",
+                              load_yaml(str(REPO / "deploy/prometheus/alerts.yml")), rule, err)
     finish(f"k8s {name}")
 
 
@@ -553,6 +560,9 @@ def main() -> None:
     elif cmd == "nginx":
         check_proxy_config(sys.argv[2], nginx_locations(Path(sys.argv[2])), err)
         finish(f"nginx ({sys.argv[2]})")
+    elif cmd == "rules":
+        check_rules(*(Path(a) for a in sys.argv[2:6]), err)
+        finish(f"alert rules ({sys.argv[2]})")
     elif cmd == "sources":
         check_k8s_sources(Path(sys.argv[2]).resolve(), err)
         check_committed_credentials(tracked_deploy_files(), err)

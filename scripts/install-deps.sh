@@ -16,6 +16,7 @@ want cmake cmake                  # libjpeg-turbo 3 is built from source (turboj
 want nasm nasm                    # ... with its SIMD code
 want pkg-config pkg-config
 want nginx nginx                  # the reverse proxy of the local cluster and its tests
+want promtool prometheus          # promtool: the alert rules' checks and unit tests (validate-deploy.sh)
 want /usr/include/lcms2.h liblcms2-dev   # ICC profile conversion to sRGB
 want /usr/lib/x86_64-linux-gnu/pkgconfig/libheif.pc libheif-dev   # HEIC/AVIF input (libheif1 brings libde265, dav1d)
 want /usr/share/backgrounds/gnome gnome-backgrounds   # real photographs for tests and benchmarks
@@ -42,6 +43,17 @@ if ((${#need_debs[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
+  # The prometheus package is here for promtool only: its daemon (which apt may have started
+  # and enabled) must not keep running or start with the machine.
+  if [[ " ${need_debs[*]} " == *" prometheus "* ]]; then
+    if command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
+    if [[ -x /etc/init.d/prometheus ]]; then
+      /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 # The schema fuzzer run by api/tests/schema_fuzz.rs: schemathesis from PyPI, pinned, in a venv

