@@ -111,6 +111,10 @@ pub enum ApiError {
     TooManySessions { limit: u32 },
     #[error("this server is at its limit of concurrent uploads; retry in {retry_after_secs} s")]
     ServerBusy { retry_after_secs: u64 },
+    #[error(
+        "the upload body brought less than {need} bytes in {window_secs} s; send faster, or upload through presigned URLs"
+    )]
+    BodyTooSlow { need: u64, window_secs: u64 },
 
     /// The detail is logged, never sent: it may name internal hosts.
     #[error("internal error")]
@@ -144,6 +148,7 @@ impl ApiError {
             ApiError::UploadNotFound => ErrorCode::UploadNotFound,
             ApiError::ObjectNotFound => ErrorCode::ObjectNotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::BodyTooSlow { .. } => ErrorCode::BodyTooSlow,
             ApiError::BatchClosed => ErrorCode::BatchClosed,
             ApiError::TooManyPhotos { .. } => ErrorCode::TooManyPhotos,
             ApiError::TooManyOpenBatches { .. } => ErrorCode::TooManyOpenBatches,

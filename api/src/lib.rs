@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod pace;
 pub mod progress;
 pub mod routes;
 pub mod settings;

@@ -56,14 +56,19 @@ pub struct ApiSettings {
     pub events_keepalive_secs: u64,
     /// Event streams one session may hold open at once, across every replica.
     pub events_per_session: u32,
-    /// Multipart uploads this replica streams at once; more are refused with 503
-    /// `server_busy` (each holds up to one 8 MiB object-store part in memory).
     /// How long an idle client connection is kept: above the reverse proxy's idle timeout
     /// for its upstream connections, so the proxy, never the replica, closes them.
     pub keep_alive_secs: u64,
+    /// Multipart uploads this replica streams at once; more are refused with 503
+    /// `server_busy` (each holds up to one 8 MiB object-store part in memory).
     pub max_concurrent_uploads: usize,
     /// Of those, the most one session may hold at once.
     pub uploads_per_session: usize,
+    /// The slowest multipart body accepted: each `upload_rate_window_secs` must bring this
+    /// many bytes per second, or the upload ends with 408 `body_too_slow` and frees its slot
+    /// ([`crate::pace`]). 0 enforces no rate.
+    pub upload_min_bytes_per_sec: u64,
+    pub upload_rate_window_secs: u64,
     /// `Retry-After` of a `server_busy` answer.
     pub busy_retry_after_secs: u64,
     /// `/readyz` gives each dependency this long to answer.
@@ -206,6 +211,14 @@ impl ApiSettings {
     pub fn events_lease(&self) -> Duration {
         self.events_keepalive() * 3
     }
+    /// What each window of a multipart body must bring; `None` when no rate is enforced.
+    pub fn upload_min_rate(&self) -> Option<crate::pace::MinRate> {
+        crate::pace::MinRate::from_settings(
+            self.upload_min_bytes_per_sec,
+            self.upload_rate_window_secs,
+        )
+    }
+
     pub fn readiness_timeout(&self) -> Duration {
         Duration::from_millis(self.readiness_timeout_ms)
     }

@@ -74,6 +74,10 @@ fn every_variant() -> Vec<ApiError> {
         ApiError::ServerBusy {
             retry_after_secs: 1,
         },
+        ApiError::BodyTooSlow {
+            need: 1,
+            window_secs: 1,
+        },
         ApiError::Internal(String::new()),
         ApiError::StateUnavailable(String::new()),
         ApiError::StateFull(String::new()),

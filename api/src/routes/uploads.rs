@@ -4,6 +4,7 @@
 //! photos, in the order that loses none, is [`crate::usecases::intake`].
 
 use actix_multipart::Multipart;
+use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use futures::StreamExt;
@@ -18,6 +19,7 @@ use crate::auth::Authenticated;
 use crate::body::discard;
 use crate::error::{ApiError, SessionErrors};
 use crate::extract::{owned_batch, read_json};
+use crate::pace::{PaceError, Paced};
 use crate::settings::LimitSettings;
 use crate::state::AppState;
 use crate::telemetry::RequestId;
@@ -43,6 +45,7 @@ const MAX_FILENAME_LEN: usize = 255;
         (status = 202, description = "Photos stored and queued", body = PhotosAccepted),
         (status = 400, description = "Broken multipart body (`malformed_multipart`)", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
+        (status = 408, description = "The body was slower than the configured minimum rate over a window (`body_too_slow`)", body = ErrorBody),
         (status = 409, description = "Batch closed (`batch_closed`) or photo limit reached (`too_many_photos`)", body = ErrorBody),
         (status = 413, description = "A part exceeds the byte limit (`file_too_large`)", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
@@ -60,7 +63,19 @@ pub async fn upload_photos(
     payload: web::Payload,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let mut multipart = Multipart::new(req.headers(), payload);
+    // Paced: a body too slow is cut, so that it cannot hold its upload slot for nothing.
+    let paced = Paced::new(payload, state.settings.api.upload_min_rate());
+    let too_slow = paced.too_slow();
+    let body = paced.map(|chunk| {
+        chunk.map_err(|e| match e {
+            PaceError::Body(e) => e,
+            slow @ PaceError::TooSlow { .. } => PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                slow.to_string(),
+            )),
+        })
+    });
+    let mut multipart = Multipart::new(req.headers(), body);
     let accepted = upload_into(
         &state,
         &auth,
@@ -70,6 +85,17 @@ pub async fn upload_photos(
         &request_id,
     )
     .await;
+    if accepted.is_err()
+        && too_slow.is_set()
+        && let Some(rate) = state.settings.api.upload_min_rate()
+    {
+        // Whatever the body's reader made of its end, it ended for being too slow (and is
+        // not drained: it would be just as slow).
+        return Err(ApiError::BodyTooSlow {
+            need: rate.bytes_per_window,
+            window_secs: rate.window.as_secs(),
+        });
+    }
     // Whatever refused the upload (busy replica, closed batch, a part too large), read what
     // is left of the body before answering: a server that answers mid-body and closes makes
     // the client, or a proxy streaming the body (nginx here), see a reset or a 502 instead

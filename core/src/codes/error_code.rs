@@ -52,6 +52,8 @@ error_codes! {
     /// A size the batch did not ask for, named in a query.
     UnknownSize = "unknown_size", 404;
     MethodNotAllowed = "method_not_allowed", 405;
+    /// An upload body slower than `[api] upload_min_bytes_per_sec` over a window.
+    BodyTooSlow = "body_too_slow", 408;
     BatchClosed = "batch_closed", 409;
     TooManyPhotos = "too_many_photos", 409;
     TooManyOpenBatches = "too_many_open_batches", 409;
