@@ -180,8 +180,7 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
                     outcome::effect_verdict(&ctx, tries, result).await
                 }
                 WorkItem::FinalizeBatch { batch_id, .. } => {
-                    let result = finalize::run(&ctx, batch_id).await;
-                    let result = result.map(EffectRun::Settled);
+                    let result = finalize::run(&ctx, batch_id, tries).await;
                     outcome::effect_verdict(&ctx, tries, result).await
                 }
                 WorkItem::Callback {

@@ -7,13 +7,18 @@
 //! effects stayed undone). Each effect is therefore claimed in the state store before it
 //! runs and marked done after it succeeded:
 //! - done already → skip;
-//! - claimed, and the claim is fresh → skip: its handler is running it (a callback's
-//!   handler renews the claim at every attempt, [`crate::callback`]);
+//! - claimed, and the claim is fresh → another handler is running it (a callback's handler
+//!   renews the claim at every attempt, [`crate::callback`]): this copy comes back later
+//!   (through the delay queue) instead of being acked, and acks once the effect is done;
 //! - claimed longer ago than [`claim_stale_after`] → its handler died: take it over.
 //!
-//! A handler that fails before its effect releases its claim, so its retry claims it again.
-//! Only a failure between the effect and its mark (the state store lost in that instant)
-//! can run an effect twice, once the claim has gone stale.
+//! A handler that fails before its effect releases its claim and retries. Its retry can be
+//! lost with its delivery (the channel died while the effect hung: the broker redelivered
+//! the message to another worker, which found the claim fresh): that is why a copy that
+//! finds a fresh claim waits rather than acks, so some copy always remains until the effect
+//! is done. (Found by the simulator, `tirage-sim` seed 633.) Only a failure between the
+//! effect and its mark (the state store lost in that instant) can run an effect twice, once
+//! the claim has gone stale.
 
 use std::time::Duration;
 
@@ -27,11 +32,23 @@ use uuid::Uuid;
 use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::metrics::JobOutcome;
+use crate::outcome::{EffectRun, Tries, retry_delay};
+
+/// Who runs an effect, as its claim says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Done already: nothing to run.
+    Done,
+    /// This handler runs it now.
+    Ours,
+    /// Another handler's claim is fresh: it runs it.
+    Elsewhere,
+}
 
 /// Runs the side effects of a completed batch that are not done yet (see the module's doc).
-/// Returns `done`, `duplicate` (nothing left to do here) or `dropped` (the batch is not
-/// completed).
-pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid) -> Result<JobOutcome, Failure> {
+/// Settles `done`, `duplicate` (nothing left to do here) or `dropped` (the batch is not
+/// completed); comes back later while another handler holds a fresh claim.
+pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<EffectRun, Failure> {
     let Some(batch) = ctx
         .io("get batch", ctx.ports.state.get_batch(batch_id))
         .await?
@@ -40,13 +57,21 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid) -> Result<JobOutcome, Failure
     };
     if batch.state != BatchState::Completed {
         warn!(state = ?batch.state, "finalisation requested for a batch that is not completed");
-        return Ok(JobOutcome::Dropped);
+        return Ok(EffectRun::Settled(JobOutcome::Dropped));
     }
     // Both effects are claimed before either runs, so the event and the callback carry the
     // same `completed_at`: a concurrent duplicate cannot slip in between with another.
     let completed_at = Utc::now();
-    let run_event = claim(ctx, batch_id, Effect::Event).await?;
-    let callback = batch.callback_url.is_some() && claim(ctx, batch_id, Effect::Callback).await?;
+    let event = claim(ctx, batch_id, Effect::Event).await?;
+    if event == Claim::Elsewhere {
+        // Its holder claimed the callback too, if it could: wait for both.
+        return Ok(EffectRun::Later(retry_delay(ctx, tries.attempt)));
+    }
+    let callback = match batch.callback_url {
+        Some(_) => claim(ctx, batch_id, Effect::Callback).await?,
+        None => Claim::Done,
+    };
+    let (run_event, run_callback) = (event == Claim::Ours, callback == Claim::Ours);
     if run_event {
         let body = completed_json(&batch, completed_at)?;
         let publish = ctx.ports.queue.publish_event(BatchCompleted::EVENT, &body);
@@ -54,7 +79,10 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid) -> Result<JobOutcome, Failure
             release(
                 ctx,
                 batch_id,
-                &[Some(Effect::Event), callback.then_some(Effect::Callback)],
+                &[
+                    Some(Effect::Event),
+                    run_callback.then_some(Effect::Callback),
+                ],
             )
             .await;
             return Err(failure);
@@ -63,7 +91,7 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid) -> Result<JobOutcome, Failure
         mark_done(ctx, batch_id, Effect::Event).await?;
         info!("batch.completed event published");
     }
-    if callback {
+    if run_callback {
         // Marked done by the callback's own delivery, once delivered, refused or given up.
         let item = WorkItem::Callback {
             batch_id,
@@ -75,11 +103,16 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid) -> Result<JobOutcome, Failure
             return Err(failure);
         }
     }
-    Ok(if run_event || callback {
+    if callback == Claim::Elsewhere {
+        // A live callback chain (or a finalisation about to hand one off): come back until
+        // it is done, in case its handler loses its delivery.
+        return Ok(EffectRun::Later(retry_delay(ctx, tries.attempt)));
+    }
+    Ok(EffectRun::Settled(if run_event || run_callback {
         JobOutcome::Done
     } else {
         JobOutcome::Duplicate
-    })
+    }))
 }
 
 async fn mark_done(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Failure> {
@@ -95,15 +128,19 @@ pub(crate) fn claim_stale_after(ctx: &Ctx) -> Duration {
     Duration::from_millis(ctx.settings.stall_after_ms / 2)
 }
 
-/// True when this handler should run `effect` now.
-async fn claim(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Failure> {
+/// Who runs `effect`: nobody (done), this handler (claimed now), or another one.
+async fn claim(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<Claim, Failure> {
     let state = &ctx.ports.state;
     let done = state.is_effect_done(batch_id, effect);
     if ctx.io("effect done?", done).await? {
-        return Ok(false);
+        return Ok(Claim::Done);
     }
     let take = state.claim_effect(batch_id, effect, Utc::now(), claim_stale_after(ctx));
-    ctx.io("claim effect", take).await
+    Ok(if ctx.io("claim effect", take).await? {
+        Claim::Ours
+    } else {
+        Claim::Elsewhere
+    })
 }
 
 /// Drops this handler's claims before it retries; best effort: a claim left behind goes

@@ -1,0 +1,300 @@
+//! The invariants, read from the stores themselves (no fault in the way) and the ledger once
+//! the run is over. A breach is a `Violation` and fails the seed; a breach the documentation
+//! names as not survived (or that this slice found and classified) is `Known`: counted and
+//! printed with its reason, never failing.
+//!
+//! | # | invariant |
+//! |---|---|
+//! | I1 | every registered photo ends exactly once: none left queued; exactly one outcome recorded per photo (the state store's own answers, as the ledger saw them); every photo a client was told is accepted is listed; a done photo has a rendition object per size, of the recorded size and digest; the outcome is one the photo's fate, or the faults, explain |
+//! | I2 | done + failed = total = the photos listed, and done and failed are the counts of each state |
+//! | I3 | every batch closed (close answered `Ok`) is completed |
+//! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out; at least once for every completed batch, whose event effect is then marked done |
+
+use std::collections::BTreeMap;
+
+use tirage_core::codes::{Effect, FailureCode};
+use tirage_core::keys;
+use tirage_core::model::{BatchCompleted, BatchState, PhotoRecord, PhotoState, Rendition};
+use tirage_embedded::inprocess::Event;
+use tirage_ports::StateStore;
+use tokio::sync::broadcast::{self, error::TryRecvError};
+use uuid::Uuid;
+
+use crate::engine::Fate;
+use crate::ledger::Ledger;
+use crate::objects::SimObjects;
+
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub violations: Vec<String>,
+    /// (class, detail).
+    pub known: Vec<(String, String)>,
+}
+
+impl Verdict {
+    fn violation(&mut self, message: String) {
+        self.violations.push(message);
+    }
+
+    fn known(&mut self, class: &str, detail: String) {
+        self.known.push((class.to_owned(), detail));
+    }
+}
+
+/// The `batch.completed` events the broker carried, by batch.
+fn drain_events(
+    events: &mut broadcast::Receiver<Event>,
+    verdict: &mut Verdict,
+) -> BTreeMap<Uuid, u32> {
+    let mut by_batch = BTreeMap::new();
+    loop {
+        match events.try_recv() {
+            Ok(event) => match serde_json::from_slice::<BatchCompleted>(&event.payload) {
+                Ok(e) => *by_batch.entry(e.batch_id).or_default() += 1,
+                Err(e) => verdict.violation(format!("I4: an event that does not parse: {e}")),
+            },
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            Err(TryRecvError::Lagged(n)) => {
+                verdict.violation(format!("sim: the event subscription lagged ({n} missed)"));
+            }
+        }
+    }
+    by_batch
+}
+
+/// Every photo of a batch, page by page.
+async fn all_photos(state: &dyn StateStore, batch: Uuid) -> Result<Vec<PhotoRecord>, String> {
+    let mut photos = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = state
+            .list_photos(batch, cursor.as_deref(), 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        photos.extend(page.photos);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(photos),
+        }
+    }
+}
+
+/// Why a failed photo failed: explained by its fate or the faults, known, or a violation.
+fn check_failure(verdict: &mut Verdict, label: &str, fate: Fate, code: FailureCode) {
+    match (code, fate) {
+        (FailureCode::CorruptImage, Fate::Corrupt)
+        | (FailureCode::InternalError, Fate::Panic)
+        // The API's publish was not confirmed (an injected queue fault).
+        | (FailureCode::EnqueueFailed, _) => {}
+        // No worker dies in this slice: every run counted as crashed was a duplicate.
+        (FailureCode::WorkerCrashed, _) => verdict.known(
+            "I1 worker_crashed without a crash",
+            format!(
+                "{label}: copies of its job at one attempt counted as crashed runs \
+                 (docs/RELIABILITY.md, Not survived: \"Duplicates counted as crashes\"; the \
+                 copies here come from retried uploads, which publish every registered \
+                 photo's job again, and from redeliveries, which that entry does not name)"
+            ),
+        ),
+        (code, fate) => verdict.violation(format!(
+            "I1 {label}: failed {code}, which neither its fate ({fate:?}) nor a fault explains"
+        )),
+    }
+}
+
+pub async fn check(
+    ledger: &Ledger,
+    state: &dyn StateStore,
+    objects: &SimObjects,
+    events: &mut broadcast::Receiver<Event>,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    for problem in ledger.problems() {
+        verdict.violation(format!("run: {problem}"));
+    }
+    let mut events_of = drain_events(events, &mut verdict);
+    for (batch_id, info) in ledger.batches() {
+        let label = info.label.clone();
+        let published = events_of.remove(&batch_id).unwrap_or(0);
+        let batch = match state.get_batch(batch_id).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                verdict.violation(format!("I3 {label}: the batch is gone"));
+                continue;
+            }
+            Err(e) => {
+                verdict.violation(format!("sim: reading {label}: {e}"));
+                continue;
+            }
+        };
+        let photos = match all_photos(state, batch_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                verdict.violation(format!("sim: listing {label}: {e}"));
+                continue;
+            }
+        };
+        let (mut done, mut failed) = (0u64, 0u64);
+        for photo in &photos {
+            let Some(made) = ledger.photo(photo.id) else {
+                verdict.violation(format!("I1 {label}: a photo no client uploaded is listed"));
+                continue;
+            };
+            let plabel = made.label;
+            let recorded = ledger.recorded_for(photo.id);
+            match photo.state {
+                PhotoState::Queued => {
+                    verdict.violation(format!(
+                        "I1 {plabel}: still queued ({:?}, {}/{} counted)",
+                        batch.state,
+                        batch.done + batch.failed,
+                        batch.total
+                    ));
+                }
+                PhotoState::Done | PhotoState::Failed if recorded.len() != 1 => {
+                    verdict.violation(format!(
+                        "I1 {plabel}: {} outcomes recorded: {}",
+                        recorded.len(),
+                        recorded.join("; ")
+                    ));
+                }
+                _ => {}
+            }
+            match photo.state {
+                PhotoState::Queued => {}
+                PhotoState::Done => {
+                    done += 1;
+                    if made.fate != Fate::Ok {
+                        verdict.violation(format!(
+                            "I1 {plabel}: done, although its engine run {:?}",
+                            made.fate
+                        ));
+                    }
+                    check_renditions(&mut verdict, objects, &batch, photo, &plabel);
+                }
+                PhotoState::Failed => {
+                    failed += 1;
+                    match photo.error {
+                        Some(code) => check_failure(&mut verdict, &plabel, made.fate, code),
+                        None => verdict.violation(format!("I1 {plabel}: failed with no code")),
+                    }
+                }
+            }
+        }
+        for (id, made) in ledger.photos_of(batch_id) {
+            if ledger.is_accepted(id) && !photos.iter().any(|p| p.id == id) {
+                verdict.violation(format!(
+                    "I1 {}: accepted by the API, not in its batch",
+                    made.label
+                ));
+            }
+        }
+        let listed = photos.len() as u64;
+        if batch.done + batch.failed != batch.total
+            || batch.total != listed
+            || batch.done != done
+            || batch.failed != failed
+        {
+            verdict.violation(format!(
+                "I2 {label}: done {} + failed {} vs total {}; listed {listed}, of which done {done}, failed {failed}",
+                batch.done, batch.failed, batch.total
+            ));
+        }
+        if info.closed && batch.state != BatchState::Completed {
+            verdict.violation(format!(
+                "I3 {label}: closed but {:?} ({}/{} counted)",
+                batch.state,
+                batch.done + batch.failed,
+                batch.total
+            ));
+        }
+        let marked = state
+            .is_effect_done(batch_id, Effect::Event)
+            .await
+            .unwrap_or(false);
+        if published > 1 {
+            if ledger.is_event_excused(batch_id) {
+                verdict.known(
+                    "I4 event repeated after a lost publish confirm",
+                    format!(
+                        "{label}: batch.completed published {published} times; a publish's confirm was \
+                         lost after the event went out, and finalize (worker/src/finalize.rs) \
+                         releases its claim and publishes again. Not in docs/RELIABILITY.md yet"
+                    ),
+                );
+            } else {
+                verdict.violation(format!(
+                    "I4 {label}: batch.completed published {published} times, no fault excuses it"
+                ));
+            }
+        }
+        if batch.state == BatchState::Completed && (!marked || published == 0) {
+            verdict.violation(format!(
+                "I4 {label}: completed, but its event is {} and was published {published} times",
+                if marked {
+                    "marked done"
+                } else {
+                    "not marked done"
+                }
+            ));
+        }
+        if published > 0 && batch.state != BatchState::Completed {
+            verdict.violation(format!(
+                "I4 {label}: batch.completed published for a batch {:?}",
+                batch.state
+            ));
+        }
+    }
+    if !events_of.is_empty() {
+        verdict.violation(format!(
+            "I4: {} batch.completed events for batches no client made",
+            events_of.values().sum::<u32>()
+        ));
+    }
+    verdict
+}
+
+/// A done photo's renditions: one per size of the batch, each stored with the size and
+/// digest its record holds.
+fn check_renditions(
+    verdict: &mut Verdict,
+    objects: &SimObjects,
+    batch: &tirage_core::model::Batch,
+    photo: &PhotoRecord,
+    label: &str,
+) {
+    let mut sizes: Vec<u32> = photo.outputs.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    let mut wanted = batch.options.sizes.clone();
+    wanted.sort_unstable();
+    if sizes != wanted {
+        verdict.violation(format!(
+            "I1 {label}: renditions {sizes:?} recorded for sizes {wanted:?}"
+        ));
+    }
+    for output in &photo.outputs {
+        let key = keys::rendition_key(batch.id, photo.id, output.size, batch.options.format);
+        match objects.peek(&key) {
+            None => verdict.violation(format!(
+                "I1 {label}: its {} rendition is recorded but not stored",
+                output.size
+            )),
+            Some(data) => {
+                if data.len() as u64 != output.bytes {
+                    verdict.violation(format!(
+                        "I1 {label}: its {} rendition is {} bytes, recorded {}",
+                        output.size,
+                        data.len(),
+                        output.bytes
+                    ));
+                }
+                if output.digest.as_deref() != Some(Rendition::digest_of(&data).as_str()) {
+                    verdict.violation(format!(
+                        "I1 {label}: its {} rendition's digest differs from the record",
+                        output.size
+                    ));
+                }
+            }
+        }
+    }
+}

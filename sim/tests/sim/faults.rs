@@ -1,0 +1,663 @@
+//! The faults of one run, drawn from its seed, and the wrappers that inject them between a
+//! node (or an API replica) and the shared adapters:
+//! - [`FaultyQueue`]: a call fails before it reaches the broker, or after (the message went
+//!   out, the confirm was lost), or hangs first; a publish is sometimes delayed, so that
+//!   concurrent publishers overtake each other;
+//! - [`FaultyStream`]: the consumer's stream ends (its unsettled deliveries go back to the
+//!   queue, redelivered), or hands out the delivery behind the next one first (reordering
+//!   within the prefetch window);
+//! - [`FaultyHandle`]: an ack is lost (the message is requeued: a duplicate delivery), or a
+//!   settlement fails, which breaks the consumer's stream as a dead channel does;
+//! - [`FaultyObjects`]: a call fails before or after, or hangs (up to twice the worker's
+//!   `io_timeout`, so that some time out); a read's body breaks off mid-way.
+//!
+//! Each wrapper draws from its own stream (`faults/<actor>/<port>`) and the same number of
+//! values per call whether or not a fault fires, so that one fault more does not shift the
+//! draws of every later call. Once the plan is healed no fault fires.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use tirage_core::BatchCompleted;
+use tirage_ports::{
+    ByteStream, Delivery, DeliveryHandle, JobQueue, JobStream, Lane, ObjectBody, ObjectMeta,
+    ObjectStore, ObjectStoreError, PresignedRequest, QueueError, WorkItem,
+};
+use tokio::sync::Notify;
+
+use crate::ledger::Ledger;
+use crate::rng::Stream;
+
+/// The chances of each fault, per call. A calm plan injects none.
+#[derive(Debug)]
+pub struct FaultPlan {
+    pub calm: bool,
+    pub err_before: f64,
+    pub err_after: f64,
+    pub hang: f64,
+    /// Longest hang: twice the longest `io_timeout` of the run's workers.
+    pub hang_max: Duration,
+    pub publish_delay: f64,
+    pub lost_ack: f64,
+    pub settle_err: f64,
+    pub stream_end: f64,
+    pub reorder: f64,
+    pub body_break: f64,
+    healed: AtomicBool,
+}
+
+impl FaultPlan {
+    /// Calm for a fifth of the seeds; otherwise the base chances times an intensity of
+    /// 0.5 to 2.
+    pub fn draw(seed: u64, io_timeout: Duration) -> FaultPlan {
+        let rng = Stream::derive(seed, "faults/plan");
+        let calm = rng.chance(0.2);
+        let k = 0.5 + 1.5 * rng.fraction();
+        FaultPlan {
+            calm,
+            err_before: 0.03 * k,
+            err_after: 0.01 * k,
+            hang: 0.01 * k,
+            hang_max: io_timeout.saturating_mul(2),
+            publish_delay: 0.05 * k,
+            lost_ack: 0.02 * k,
+            settle_err: 0.01 * k,
+            stream_end: 0.005 * k,
+            reorder: 0.05 * k,
+            body_break: 0.01 * k,
+            healed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn active(&self) -> bool {
+        !self.calm && !self.healed.load(Ordering::Relaxed)
+    }
+
+    /// From now on no fault fires.
+    pub fn heal(&self) {
+        self.healed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn healed(&self) -> bool {
+        self.healed.load(Ordering::Relaxed)
+    }
+}
+
+/// What happens to one call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Draw {
+    Pass,
+    Hang(Duration),
+    ErrBefore,
+    ErrAfter,
+}
+
+/// The fault source of one port of one actor.
+#[derive(Clone)]
+pub struct Injector {
+    plan: Arc<FaultPlan>,
+    rng: Arc<Stream>,
+    ledger: Arc<Ledger>,
+    actor: Arc<str>,
+    port: &'static str,
+}
+
+impl Injector {
+    pub fn new(
+        seed: u64,
+        plan: Arc<FaultPlan>,
+        ledger: Arc<Ledger>,
+        actor: &str,
+        port: &'static str,
+    ) -> Injector {
+        Injector {
+            rng: Arc::new(Stream::derive(seed, &format!("faults/{actor}/{port}"))),
+            plan,
+            ledger,
+            actor: actor.into(),
+            port,
+        }
+    }
+
+    fn draw(&self) -> Draw {
+        let (kind, length) = (self.rng.fraction(), self.rng.fraction());
+        if !self.plan.active() {
+            return Draw::Pass;
+        }
+        let p = &self.plan;
+        if kind < p.err_before {
+            Draw::ErrBefore
+        } else if kind < p.err_before + p.err_after {
+            Draw::ErrAfter
+        } else if kind < p.err_before + p.err_after + p.hang {
+            Draw::Hang(p.hang_max.mul_f64(length.max(0.05)))
+        } else {
+            Draw::Pass
+        }
+    }
+
+    /// True with probability `p` while the plan is active (one draw either way).
+    fn chance(&self, p: f64) -> bool {
+        let x = self.rng.fraction();
+        self.plan.active() && x < p
+    }
+
+    fn fault(&self, op: &str, kind: &str, subject: &str) {
+        self.ledger.fault(&self.actor, self.port, op, kind, subject);
+    }
+
+    /// Runs `inner` with this call's fault: a hang before it, an error instead of it, or an
+    /// error after it (the effect happened, its answer is lost). `after` is told when an
+    /// answer was lost.
+    async fn call<T, E>(
+        &self,
+        op: &str,
+        subject: &str,
+        inner: impl Future<Output = Result<T, E>>,
+        fail: fn(String) -> E,
+        after: impl FnOnce(),
+    ) -> Result<T, E> {
+        let draw = self.draw();
+        match draw {
+            Draw::ErrBefore => {
+                self.fault(op, "err_before", subject);
+                return Err(fail(format!("sim: {} {op} failed", self.port)));
+            }
+            Draw::Hang(d) => {
+                let op = format!("{}.{op}", self.port);
+                let result = format!("FAULT hang {} ms", d.as_millis());
+                self.ledger.note(&self.actor, &op, subject, &result);
+                self.ledger.count("fault.hang");
+                tokio::time::sleep(d).await;
+            }
+            Draw::ErrAfter | Draw::Pass => {}
+        }
+        let result = inner.await;
+        if draw == Draw::ErrAfter && result.is_ok() {
+            self.fault(op, "err_after", subject);
+            after();
+            return Err(fail(format!("sim: {} {op}: answer lost", self.port)));
+        }
+        result
+    }
+}
+
+fn queue_error(message: String) -> QueueError {
+    QueueError::Unavailable(message)
+}
+
+fn objects_error(message: String) -> ObjectStoreError {
+    ObjectStoreError::Unavailable(message)
+}
+
+/// The job queue through faults.
+pub struct FaultyQueue {
+    inner: Arc<dyn JobQueue>,
+    calls: Injector,
+    /// Draws of the consumer streams and their deliveries' settlements.
+    deliveries: Injector,
+}
+
+impl FaultyQueue {
+    pub fn new(inner: Arc<dyn JobQueue>, calls: Injector, deliveries: Injector) -> FaultyQueue {
+        FaultyQueue {
+            inner,
+            calls,
+            deliveries,
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for FaultyQueue {
+    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+        let subject = self.calls.ledger.item_subject(item);
+        let delay = self.calls.chance(self.calls.plan.publish_delay);
+        let delay_ms = self.calls.rng.range(1, 300);
+        let forward = async {
+            if delay {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            let published = self.inner.publish(item).await;
+            if published.is_ok() {
+                self.calls
+                    .ledger
+                    .note(&self.calls.actor, "publish", &subject, "ok");
+            }
+            published
+        };
+        self.calls
+            .call("publish", &subject, forward, queue_error, || {})
+            .await
+    }
+
+    async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {
+        let subject = lane.as_str();
+        let stream = self
+            .calls
+            .call(
+                "consume",
+                subject,
+                self.inner.consume(lane, prefetch),
+                queue_error,
+                || {},
+            )
+            .await?;
+        self.calls
+            .ledger
+            .note(&self.calls.actor, "consume", subject, "ok");
+        Ok(Box::new(FaultyStream {
+            inner: stream,
+            lane,
+            faults: self.deliveries.clone(),
+            stash: VecDeque::new(),
+            broken: Arc::new(Broken::default()),
+        }))
+    }
+
+    async fn waiting(&self, lane: Lane) -> Result<u64, QueueError> {
+        let inner = self.inner.waiting(lane);
+        self.calls
+            .call("waiting", lane.as_str(), inner, queue_error, || {})
+            .await
+    }
+
+    async fn publish_event(&self, routing_key: &str, payload: &[u8]) -> Result<(), QueueError> {
+        let batch = serde_json::from_slice::<BatchCompleted>(payload)
+            .ok()
+            .map(|e| e.batch_id);
+        let subject = batch.map_or_else(
+            || routing_key.to_owned(),
+            |b| self.calls.ledger.batch_label(b),
+        );
+        let ledger = self.calls.ledger.clone();
+        let forward = async {
+            let published = self.inner.publish_event(routing_key, payload).await;
+            if published.is_ok() {
+                ledger.note(&self.calls.actor, "publish_event", &subject, "ok");
+            }
+            published
+        };
+        // The event went out, its publisher is told it failed: a second one is then
+        // excused (see check.rs, I4).
+        let excuse = || {
+            if let Some(b) = batch {
+                ledger.excuse_event(b);
+            }
+        };
+        self.calls
+            .call("publish_event", &subject, forward, queue_error, excuse)
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.calls
+            .call("ping", "", self.inner.ping(), queue_error, || {})
+            .await
+    }
+}
+
+/// A stream broken by a failed settlement, and the wake-up of its waiting `next`.
+#[derive(Default)]
+struct Broken {
+    flag: AtomicBool,
+    wake: Notify,
+}
+
+impl Broken {
+    fn set(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+/// A consumer's stream through faults.
+pub struct FaultyStream {
+    inner: Box<dyn JobStream>,
+    lane: Lane,
+    faults: Injector,
+    /// A delivery taken ahead of its turn (reordering): handed out next.
+    stash: VecDeque<Delivery>,
+    broken: Arc<Broken>,
+}
+
+impl FaultyStream {
+    fn hand_out(&self, delivery: Delivery) -> Delivery {
+        let Delivery {
+            item,
+            attempt,
+            retrying_since,
+            redelivered,
+            handle,
+        } = delivery;
+        let subject = self.faults.ledger.item_subject(&item);
+        self.faults.ledger.note(
+            &self.faults.actor,
+            &format!("deliver.{}", self.lane.as_str()),
+            &subject,
+            &format!("attempt {attempt} redelivered={redelivered}"),
+        );
+        self.faults.ledger.count("deliveries");
+        if redelivered {
+            self.faults.ledger.count("redeliveries");
+        }
+        Delivery {
+            item,
+            attempt,
+            retrying_since,
+            redelivered,
+            handle: Box::new(FaultyHandle {
+                inner: handle,
+                faults: self.faults.clone(),
+                broken: self.broken.clone(),
+                subject,
+            }),
+        }
+    }
+
+    fn end(&self, why: &str) {
+        self.faults.ledger.note(
+            &self.faults.actor,
+            &format!("stream.{}", self.lane.as_str()),
+            "",
+            why,
+        );
+    }
+}
+
+#[async_trait]
+impl JobStream for FaultyStream {
+    async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
+        if self.broken.is_set() {
+            self.end("ended: a settlement failed");
+            return None;
+        }
+        if let Some(delivery) = self.stash.pop_front() {
+            return Some(Ok(self.hand_out(delivery)));
+        }
+        let (end, reorder) = (
+            self.faults.chance(self.faults.plan.stream_end),
+            self.faults.chance(self.faults.plan.reorder),
+        );
+        if end {
+            self.faults
+                .fault(&format!("stream.{}", self.lane.as_str()), "stream_end", "");
+            return None;
+        }
+        let broken = self.broken.clone();
+        let next = tokio::select! {
+            biased;
+            () = broken.wake.notified() => None,
+            next = self.inner.next() => Some(next),
+        };
+        let Some(next) = next else {
+            self.end("ended: a settlement failed");
+            return None;
+        };
+        let first = match next {
+            Some(Ok(delivery)) => delivery,
+            other => return other,
+        };
+        // Taken now or not at all: only what the queue already holds for this consumer.
+        let ahead = if reorder {
+            self.inner.next().now_or_never()
+        } else {
+            None
+        };
+        if let Some(Some(Ok(second))) = ahead {
+            let subject = self.faults.ledger.item_subject(&first.item);
+            self.faults.fault(
+                &format!("stream.{}", self.lane.as_str()),
+                "reorder",
+                &subject,
+            );
+            self.stash.push_back(first);
+            return Some(Ok(self.hand_out(second)));
+        }
+        Some(Ok(self.hand_out(first)))
+    }
+}
+
+/// A delivery's settlement through faults.
+pub struct FaultyHandle {
+    inner: Box<dyn DeliveryHandle>,
+    faults: Injector,
+    broken: Arc<Broken>,
+    subject: String,
+}
+
+impl FaultyHandle {
+    /// The settlement fails: the channel is taken for dead, the stream ends, and the
+    /// message, never settled, goes back to the queue when the stream is dropped (the inner
+    /// handle is dropped with `self`, unsettled).
+    fn fail(&self, op: &str) -> Result<(), QueueError> {
+        self.faults.fault(op, "settle_err", &self.subject);
+        self.broken.set();
+        Err(QueueError::Unavailable(format!("sim: {op} failed")))
+    }
+
+    fn settled(&self, op: &str) {
+        self.faults
+            .ledger
+            .note(&self.faults.actor, op, &self.subject, "ok");
+    }
+}
+
+#[async_trait]
+impl DeliveryHandle for FaultyHandle {
+    async fn ack(self: Box<Self>) -> Result<(), QueueError> {
+        let (lost, failed) = (
+            self.faults.chance(self.faults.plan.lost_ack),
+            self.faults.chance(self.faults.plan.settle_err),
+        );
+        if failed {
+            return self.fail("ack");
+        }
+        if lost {
+            // The broker never saw the ack: it delivers the message again.
+            self.faults.fault("ack", "lost_ack", &self.subject);
+            let _requeued = self.inner.requeue().await;
+            return Ok(());
+        }
+        self.settled("ack");
+        self.inner.ack().await
+    }
+
+    async fn requeue(self: Box<Self>) -> Result<(), QueueError> {
+        if self.faults.chance(self.faults.plan.settle_err) {
+            return self.fail("requeue");
+        }
+        self.settled("requeue");
+        self.inner.requeue().await
+    }
+
+    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
+        if self.faults.chance(self.faults.plan.settle_err) {
+            return self.fail("retry_later");
+        }
+        self.faults.ledger.note(
+            &self.faults.actor,
+            "retry_later",
+            &self.subject,
+            &format!("{} ms", delay.as_millis()),
+        );
+        self.faults.ledger.count("retries");
+        self.inner.retry_later(delay).await
+    }
+
+    async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {
+        if self.faults.chance(self.faults.plan.settle_err) {
+            return self.fail("dead_letter");
+        }
+        self.faults
+            .ledger
+            .note(&self.faults.actor, "dead_letter", &self.subject, reason);
+        self.faults.ledger.count("dead_letters");
+        self.inner.dead_letter(reason).await
+    }
+}
+
+/// The object store through faults.
+pub struct FaultyObjects {
+    inner: Arc<dyn ObjectStore>,
+    faults: Injector,
+}
+
+impl FaultyObjects {
+    pub fn new(inner: Arc<dyn ObjectStore>, faults: Injector) -> FaultyObjects {
+        FaultyObjects { inner, faults }
+    }
+
+    /// A body that breaks off after its first chunk, with the chance of the plan.
+    fn maybe_break(&self, key: &str, body: ObjectBody) -> ObjectBody {
+        if !self.faults.chance(self.faults.plan.body_break) {
+            return body;
+        }
+        self.faults.fault(
+            "get_stream",
+            "body_break",
+            &self.faults.ledger.key_subject(key),
+        );
+        let broken: ByteStream =
+            Box::pin(body.stream.take(1).chain(futures::stream::once(async {
+                Err(std::io::Error::other("sim: the body broke off"))
+            })));
+        ObjectBody {
+            size: body.size,
+            stream: broken,
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyObjects {
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        let inner = self.inner.put(key, body, content_type);
+        self.faults
+            .call("put", &subject, inner, objects_error, || {})
+            .await
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        content_type: &str,
+        max_bytes: u64,
+    ) -> Result<u64, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        let inner = self.inner.put_stream(key, body, content_type, max_bytes);
+        self.faults
+            .call("put_stream", &subject, inner, objects_error, || {})
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        self.faults
+            .call("get", &subject, self.inner.get(key), objects_error, || {})
+            .await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        let inner = self.inner.get_stream(key);
+        let body = self
+            .faults
+            .call("get_stream", &subject, inner, objects_error, || {})
+            .await?;
+        Ok(self.maybe_break(key, body))
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<ObjectBody, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        let inner = self.inner.get_range(key, range);
+        let body = self
+            .faults
+            .call("get_range", &subject, inner, objects_error, || {})
+            .await?;
+        Ok(self.maybe_break(key, body))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        self.faults
+            .call("head", &subject, self.inner.head(key), objects_error, || {})
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        self.faults
+            .call(
+                "delete",
+                &subject,
+                self.inner.delete(key),
+                objects_error,
+                || {},
+            )
+            .await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(prefix);
+        let inner = self.inner.delete_prefix(prefix);
+        self.faults
+            .call("delete_prefix", &subject, inner, objects_error, || {})
+            .await
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        let inner = self
+            .inner
+            .presign_put(key, content_type, content_length, ttl);
+        self.faults
+            .call("presign_put", &subject, inner, objects_error, || {})
+            .await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, ObjectStoreError> {
+        let subject = self.faults.ledger.key_subject(key);
+        let inner = self.inner.presign_get(key, ttl);
+        self.faults
+            .call("presign_get", &subject, inner, objects_error, || {})
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), ObjectStoreError> {
+        self.faults
+            .call("ping", "", self.inner.ping(), objects_error, || {})
+            .await
+    }
+}

@@ -1,0 +1,311 @@
+//! One run: the shared adapters (one `MemoryStateStore`, one `InProcessQueue`, one
+//! [`SimObjects`]), 1 to 4 worker nodes each consuming both lanes, 1 or 2 API replicas, the
+//! clients, all over fault-injecting ports; then, once the run is quiet (or its virtual-time
+//! horizon is reached), the stop and the checker.
+//!
+//! Quiet means: every client is done; every batch a client closed is completed and its
+//! event marked done; nothing waits on either lane (ready or delayed); no node has a job in
+//! flight. The faults heal once the clients are done and the drawn fault window is over (or
+//! at half the horizon), so that a run ends in a state the invariants can judge.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tirage_api::AppState;
+use tirage_api::backpressure::UploadSlots;
+use tirage_api::progress::ProgressHub;
+use tirage_core::codes::Effect;
+use tirage_core::model::BatchState;
+use tirage_embedded::{InProcessQueue, MemoryStateStore, SystemClock};
+use tirage_ports::{JobQueue, Lane, StateStore};
+use tirage_runtime::config::Layers;
+use tirage_runtime::{PortNames, Ports};
+use tirage_worker::{Metrics, Node, Seams, WorkerSettings};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::check::{self, Verdict};
+use crate::engine::{SimOffload, sim_resizer};
+use crate::faults::{FaultPlan, FaultyObjects, FaultyQueue, Injector};
+use crate::ledger::Ledger;
+use crate::objects::SimObjects;
+use crate::rng::{SimEntropy, Stream};
+use crate::state::ObservedState;
+use crate::workload::{self, Client};
+
+/// How long a run may last in virtual time before it counts as stuck.
+const HORIZON: Duration = Duration::from_secs(30 * 60);
+/// How often the driver looks whether the run is quiet.
+const TICK: Duration = Duration::from_millis(500);
+/// How long the loops get to stop once told.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+/// The workers' callback key (no callback is sent in this slice; the settings need one).
+const SECRET: &str = "sim-callback-secret-0001";
+
+/// What a run produced.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub digest: u64,
+    pub entries: u64,
+    pub verdict: Verdict,
+    pub counts: BTreeMap<String, u64>,
+    pub virtual_ms: u64,
+    /// One line: nodes, replicas, batches, photos, fault profile.
+    pub shape: String,
+    pub trace: Vec<String>,
+}
+
+/// The compiled-in defaults, read once per process.
+fn defaults() -> &'static (WorkerSettings, tirage_api::Settings) {
+    static DEFAULTS: OnceLock<(WorkerSettings, tirage_api::Settings)> = OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let layers = Layers::defaults_only();
+        let worker = WorkerSettings::from_layers(&layers).expect("the default [worker] section");
+        let api = tirage_api::Settings::load_from(&layers).expect("the default API settings");
+        (worker, api)
+    })
+}
+
+/// The workers' settings of this run (every node the same).
+fn worker_settings(rng: &Stream) -> WorkerSettings {
+    WorkerSettings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        concurrency: rng.usize_in(1, 3),
+        effects_concurrency: rng.usize_in(1, 4),
+        callback_per_host: rng.usize_in(1, 2),
+        crash_limit: u32::try_from(rng.range(2, 3)).unwrap_or(3),
+        io_timeout_ms: rng.range(2_000, 5_000),
+        retry_base_ms: rng.range(200, 1_000),
+        retry_cap_ms: rng.range(5_000, 20_000),
+        retry_for_ms: rng.range(60_000, 600_000),
+        reconcile_every_ms: rng.range(2_000, 5_000),
+        // No reconciler runs in this slice; what this still decides is when an effect's
+        // claim goes stale (half of it), and claims are dated by the wall clock: kept far
+        // above the real time of a run, so that no claim goes stale while it runs.
+        stall_after_ms: 600_000,
+        callback_timeout_ms: rng.range(1_000, 3_000),
+        callback_retry_for_ms: rng.range(30_000, 120_000),
+        shutdown_grace_ms: 2_000,
+        callback_secret: SecretString::from(SECRET),
+        ..defaults().0.clone()
+    }
+}
+
+/// Whether the run is quiet; if not, what is still going on.
+async fn quiet(
+    clients: &[JoinHandle<()>],
+    ledger: &Ledger,
+    state: &dyn StateStore,
+    queue: &InProcessQueue,
+    nodes: &[Node],
+) -> Result<(), String> {
+    let running = clients.iter().filter(|c| !c.is_finished()).count();
+    if running > 0 {
+        return Err(format!("{running} clients still working"));
+    }
+    for (id, info) in ledger.batches() {
+        if !info.closed {
+            continue;
+        }
+        let batch = state.get_batch(id).await.ok().flatten();
+        let completed = batch
+            .as_ref()
+            .is_some_and(|b| b.state == BatchState::Completed);
+        if !completed {
+            let counted = batch.map_or_else(
+                || "gone".to_owned(),
+                |b| format!("{:?} {}/{}", b.state, b.done + b.failed, b.total),
+            );
+            return Err(format!("{} not completed ({counted})", info.label));
+        }
+        if !state
+            .is_effect_done(id, Effect::Event)
+            .await
+            .unwrap_or(false)
+        {
+            return Err(format!("{}: event not done", info.label));
+        }
+    }
+    for lane in Lane::ALL {
+        let waiting = queue.waiting(lane).await.unwrap_or(u64::MAX);
+        if waiting > 0 {
+            return Err(format!("{waiting} messages waiting on {}", lane.as_str()));
+        }
+    }
+    let in_flight: i64 = nodes.iter().map(|n| n.metrics().in_flight.get()).sum();
+    if in_flight > 0 {
+        return Err(format!("{in_flight} jobs in flight"));
+    }
+    Ok(())
+}
+
+/// Runs seed `seed` to its end and checks it. Call inside a current-thread runtime with
+/// paused time, within a `LocalSet`.
+pub async fn run(seed: u64, trace: bool) -> RunReport {
+    let start = tokio::time::Instant::now();
+    let ledger = Arc::new(Ledger::new(trace));
+    let rng = Stream::derive(seed, "world");
+    let node_count = rng.usize_in(1, 4);
+    let replica_count = rng.usize_in(1, 2);
+    let settings = worker_settings(&rng);
+    let fault_end = rng.millis(20_000, 180_000);
+    let client_timeout = rng.millis(5_000, 30_000);
+    let plan = Arc::new(FaultPlan::draw(seed, settings.io_timeout()));
+
+    let state = Arc::new(MemoryStateStore::new());
+    let queue = Arc::new(InProcessQueue::new());
+    let mut events = queue.events();
+    let objects = Arc::new(SimObjects::new(Arc::new(SystemClock)));
+    let injector = |actor: &str, port: &'static str| {
+        Injector::new(seed, plan.clone(), ledger.clone(), actor, port)
+    };
+    let ports = |actor: &str| Ports {
+        state: Arc::new(ObservedState::new(state.clone(), actor, ledger.clone())),
+        objects: Arc::new(FaultyObjects::new(
+            objects.clone(),
+            injector(actor, "objects"),
+        )),
+        queue: Arc::new(FaultyQueue::new(
+            queue.clone(),
+            injector(actor, "queue"),
+            injector(actor, "deliveries"),
+        )),
+        names: PortNames::embedded(),
+    };
+
+    let stop = CancellationToken::new();
+    let mut nodes = Vec::new();
+    let mut loops = Vec::new();
+    for i in 0..node_count {
+        let actor = format!("n{i}");
+        let seams = Seams {
+            resizer: sim_resizer(),
+            offload: Arc::new(SimOffload::new(
+                &actor,
+                ledger.clone(),
+                settings.effective_concurrency(),
+            )),
+            entropy: Arc::new(SimEntropy::new(seed, &format!("entropy/{actor}"))),
+        };
+        let metrics = Metrics::new().expect("worker metrics");
+        let node = Node::new(settings.clone(), ports(&actor), seams, metrics).expect("a node");
+        for lane in Lane::ALL {
+            let (node, stop) = (node.clone(), stop.clone());
+            loops.push(tokio::spawn(async move { node.consume(lane, stop).await }));
+        }
+        nodes.push(node);
+    }
+
+    let api = defaults().1.clone();
+    let replicas: Vec<Arc<AppState>> = (0..replica_count)
+        .map(|j| {
+            Arc::new(AppState {
+                ports: ports(&format!("a{j}")),
+                uploads: UploadSlots::new(
+                    api.api.max_concurrent_uploads,
+                    api.api.uploads_per_session,
+                    api.api.busy_retry_after_secs,
+                ),
+                settings: api.clone(),
+                metrics: tirage_api::metrics::Metrics::new().expect("API metrics"),
+                api_key_digests: Vec::new(),
+                progress: ProgressHub::default(),
+                rendition_urls: None,
+            })
+        })
+        .collect();
+
+    let plans = workload::draw(seed);
+    let photos: usize = plans
+        .iter()
+        .map(|b| b.uploads.iter().map(Vec::len).sum::<usize>())
+        .sum();
+    let shape = format!(
+        "{node_count} nodes (concurrency {}), {replica_count} replicas, {} batches, {photos} photos, {}",
+        settings.effective_concurrency(),
+        plans.len(),
+        if plan.calm { "calm" } else { "faulty" }
+    );
+    ledger.note("sim", "world", "", &shape);
+    let clients: Vec<JoinHandle<()>> = plans
+        .into_iter()
+        .map(|batch| {
+            let client = Client {
+                rng: Stream::derive(seed, &format!("client/{}", batch.label)),
+                plan: batch,
+                replicas: replicas.clone(),
+                ledger: ledger.clone(),
+                timeout: client_timeout,
+            };
+            tokio::task::spawn_local(client.run())
+        })
+        .collect();
+
+    let mut verdict = Verdict::default();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let elapsed = start.elapsed();
+        let clients_done = clients.iter().all(JoinHandle::is_finished);
+        if !plan.healed() && ((clients_done && elapsed >= fault_end) || elapsed >= HORIZON / 2) {
+            plan.heal();
+            ledger.note("sim", "heal", "", "");
+        }
+        let outstanding = quiet(&clients, &ledger, state.as_ref(), &queue, &nodes).await;
+        match outstanding {
+            Ok(()) => break,
+            Err(what) if elapsed >= HORIZON => {
+                verdict.violations.push(format!(
+                    "not quiet after {} s of virtual time: {what}",
+                    HORIZON.as_secs()
+                ));
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let virtual_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    ledger.note("sim", "stop", "", "");
+    stop.cancel();
+    for client in clients {
+        if client.is_finished() {
+            if let Err(e) = client.await {
+                verdict
+                    .violations
+                    .push(format!("a client task failed: {e}"));
+            }
+        } else {
+            client.abort();
+        }
+    }
+    match tokio::time::timeout(STOP_WAIT, futures::future::join_all(loops)).await {
+        Ok(stopped) => {
+            for r in stopped {
+                if let Err(e) = r {
+                    verdict
+                        .violations
+                        .push(format!("a consume loop failed: {e}"));
+                }
+            }
+        }
+        Err(_) => verdict.violations.push(format!(
+            "the consume loops did not stop within {} s of being told",
+            STOP_WAIT.as_secs()
+        )),
+    }
+
+    let checked = check::check(&ledger, state.as_ref(), &objects, &mut events).await;
+    verdict.violations.extend(checked.violations);
+    verdict.known.extend(checked.known);
+    RunReport {
+        digest: ledger.digest(),
+        entries: ledger.entries(),
+        counts: ledger.counts(),
+        virtual_ms,
+        shape,
+        trace: ledger.take_trace(),
+        verdict,
+    }
+}
