@@ -17,7 +17,10 @@
 # issue 5 (probes, resources, non-root read-only pods, grace periods, autoscalers, PDBs,
 # ingress rules identical to the nginx configuration), and the alert rules of issue 25
 # (`promtool check rules` and `promtool test rules` on deploy/prometheus/, their
-# PrometheusRule equal to them, a runbook section per alert). The kustomizations are rendered
+# PrometheusRule equal to them, a runbook section per alert), and its Grafana dashboard
+# (deploy/validate_dashboard.py: JSON, datasources, targets, ids, and every query's series one
+# the processes register; tests/tests/cluster.rs checks the same names against a running
+# cluster's /metrics). The kustomizations are rendered
 # from a copy of k8s/ whose git-ignored secret files are their committed examples
 # (placeholders); each component of k8s/components/ is rendered on top of the base.
 #   scripts/validate-deploy.sh          exit 0 when everything holds
@@ -119,6 +122,10 @@ promtool check rules deploy/prometheus/alerts.yml || fail "promtool check rules 
 promtool test rules deploy/prometheus/alerts_test.yml || fail "promtool test rules deploy/prometheus/alerts_test.yml"
 "$VENV/bin/python" deploy/validate.py rules deploy/prometheus/alerts.yml \
   deploy/prometheus/alerts_test.yml k8s/components/monitoring/prometheusrule.yaml docs/RUNBOOK.md
+
+step "Grafana dashboard: panels, datasources, and series the processes register"
+"$VENV/bin/python" deploy/validate_dashboard.py deploy/grafana/tirage.json ||
+  fail "deploy/validate_dashboard.py deploy/grafana/tirage.json"
 
 step "docker-compose.yml and Dockerfiles"
 "$VENV/bin/python" deploy/validate.py compose docker-compose.yml "$COMPOSE_SCHEMA"

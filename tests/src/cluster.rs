@@ -60,6 +60,39 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A `cluster.sh` setting as `up` got it: from `env` (the last one given wins, as in
+    /// [`Cluster::command`]), else from this process's environment, which `up` inherits.
+    fn setting(&self, key: &str) -> Option<String> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(key).ok())
+    }
+
+    fn number(&self, key: &str, default: u16) -> u16 {
+        self.setting(key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// Every API replica's and worker's own HTTP address, as `cluster.sh` assigns the ports:
+    /// `(api-1, http://127.0.0.1:…)`, … from `TIRAGE_API_BASE_PORT` (default `port + 1`), then
+    /// `(worker-1, …)`, … from `TIRAGE_WORKER_BASE_PORT` (default `port + 101`). Their
+    /// `/healthz`, `/readyz` and `/metrics` answer there; nginx proxies none of them.
+    pub fn processes(&self) -> Vec<(String, String)> {
+        let api_base = self.number("TIRAGE_API_BASE_PORT", self.port + 1);
+        let worker_base = self.number("TIRAGE_WORKER_BASE_PORT", self.port + 101);
+        let api = (0..self.number("TIRAGE_API_REPLICAS", 2))
+            .map(|i| (format!("api-{}", i + 1), api_base + i));
+        let workers = (0..self.number("TIRAGE_WORKERS", 2))
+            .map(|i| (format!("worker-{}", i + 1), worker_base + i));
+        api.chain(workers)
+            .map(|(name, port)| (name, format!("http://127.0.0.1:{port}")))
+            .collect()
+    }
+
     /// The pid `up` (or, in supervise mode, the supervisor) recorded for one of its
     /// processes (`api-1`, `worker-2`, ...), if there is a pid file.
     pub fn pid(&self, name: &str) -> Option<u32> {
