@@ -11,6 +11,9 @@ pub struct Metrics {
     registry: Registry,
     /// Requests by route pattern (never the raw path: ids would explode cardinality).
     pub requests: IntCounterVec,
+    /// Error answers by route pattern and error code (a bounded set: `ErrorCode`'s table),
+    /// so an operator sees which 429 or 5xx it was.
+    pub errors: IntCounterVec,
     pub latency: HistogramVec,
     pub upload_bytes: IntCounter,
     pub photos_accepted: IntCounter,
@@ -28,6 +31,13 @@ impl Metrics {
                 "HTTP requests by route, method and status",
             ),
             &["route", "method", "status"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "http_error_answers_total",
+                "Error answers by route and error code (the code of the JSON error body)",
+            ),
+            &["route", "code"],
         )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
@@ -62,6 +72,7 @@ impl Metrics {
             "Jobs the broker did not confirm (their photos are recorded as failed)",
         )?;
         registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(upload_bytes.clone()))?;
         registry.register(Box::new(photos_accepted.clone()))?;
@@ -70,6 +81,7 @@ impl Metrics {
         Ok(Metrics {
             registry,
             requests,
+            errors,
             latency,
             upload_bytes,
             photos_accepted,

@@ -9,8 +9,10 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use tirage_core::codes::ErrorCode;
 use tracing::Instrument;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -69,16 +71,18 @@ pub async fn observe(
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
 
-    let (status, route) = match &result {
+    let (status, route, code) = match &result {
         Ok(res) => (
             res.status(),
             res.request()
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".to_owned()),
+            res.response().error().and_then(error_code),
         ),
         Err(err) => (
             err.as_response_error().status_code(),
             "unmatched".to_owned(),
+            error_code(err),
         ),
     };
     if let Some(state) = state {
@@ -88,6 +92,13 @@ pub async fn observe(
             .requests
             .with_label_values(&[route.as_str(), method.as_str(), status_label.as_str()])
             .inc();
+        if let Some(code) = code {
+            state
+                .metrics
+                .errors
+                .with_label_values(&[route.as_str(), code.as_str()])
+                .inc();
+        }
         state
             .metrics
             .latency
@@ -109,6 +120,12 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(res)
+}
+
+/// The code of an error the API answered (`None` for errors of the framework itself, which
+/// carry no code of ours).
+fn error_code(err: &actix_web::Error) -> Option<ErrorCode> {
+    err.as_error::<ApiError>().map(ApiError::code)
 }
 
 #[cfg(test)]

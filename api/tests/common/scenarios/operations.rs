@@ -61,9 +61,23 @@ pub async fn operations_endpoints_answer(b: &impl Backend) {
     app.batch(&token, batch["id"].as_str().unwrap()).await;
     app.upload_ok(&token, batch["id"].as_str().unwrap(), 1)
         .await;
+    // And an error answer, counted by its code.
+    let missing = format!("/v1/batches/{}", uuid::Uuid::new_v4());
+    let resp = app
+        .client
+        .get(app.url(&missing))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
     let text = app.fetch("/metrics").await.text().await.unwrap();
     assert!(
         text.contains(r#"tirage_api_http_requests_total{method="GET",route="/v1/batches/{batch_id}",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tirage_api_http_error_answers_total{code="batch_not_found",route="/v1/batches/{batch_id}"} 1"#),
         "{text}"
     );
     assert!(text.contains("tirage_api_http_request_duration_seconds_bucket"));
