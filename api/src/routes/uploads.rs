@@ -64,7 +64,8 @@ pub async fn upload_photos(
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     // Paced: a body too slow is cut, so that it cannot hold its upload slot for nothing.
-    let paced = Paced::new(payload, state.settings.api.upload_min_rate());
+    let min_rate = state.settings.api.upload_min_rate();
+    let paced = Paced::new(payload, min_rate);
     let too_slow = paced.too_slow();
     let body = paced.map(|chunk| {
         chunk.map_err(|e| match e {
@@ -87,7 +88,7 @@ pub async fn upload_photos(
     .await;
     if accepted.is_err()
         && too_slow.is_set()
-        && let Some(rate) = state.settings.api.upload_min_rate()
+        && let Some(rate) = min_rate
     {
         // Whatever the body's reader made of its end, it ended for being too slow (and is
         // not drained: it would be just as slow).

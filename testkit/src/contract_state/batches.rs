@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, done, failed, new_batch, photos};
+use super::harness::{HOUR, StateHarness, create, done, failed, new_batch, photos};
 use tirage_core::codes::FailureCode;
 use tirage_core::model::{BatchState, PhotoState};
 use tirage_ports::{RecordResult, StateError};
@@ -12,10 +12,7 @@ use tirage_ports::{RecordResult, StateError};
 pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     assert_eq!(
         store.get_batch(batch.id).await.unwrap(),
         Some(batch.clone())
@@ -136,10 +133,7 @@ pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
 pub async fn add_photos_limit_and_closed<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(5);
     assert_eq!(
         store.add_photos(batch.id, &ps[..2], 3).await.unwrap().total,
@@ -180,20 +174,14 @@ pub async fn add_photos_limit_and_closed<H: StateHarness>(h: &H) {
 pub async fn closing_a_finished_batch_completes_it<H: StateHarness>(h: &H) {
     let store = h.store();
     let empty = new_batch(HOUR);
-    store
-        .create_batch(&empty, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &empty).await;
     let closed = store.close_batch(empty.id).await.unwrap();
     assert!(closed.completed_now);
     assert_eq!(closed.batch.state, BatchState::Completed);
     assert!(!store.close_batch(empty.id).await.unwrap().completed_now);
 
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(2);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     for p in &ps {
@@ -215,10 +203,7 @@ pub async fn closing_a_finished_batch_completes_it<H: StateHarness>(h: &H) {
 pub async fn exactly_once_under_concurrent_duplicates<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(10);
     store.add_photos(batch.id, &ps, 100).await.unwrap();
 
@@ -271,10 +256,7 @@ pub async fn exactly_once_under_concurrent_duplicates<H: StateHarness>(h: &H) {
 pub async fn pagination<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(25);
     for chunk in ps.chunks(7) {
         store.add_photos(batch.id, chunk, 100).await.unwrap();

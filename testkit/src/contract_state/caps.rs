@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, ms, new_batch, photos};
+use super::harness::{HOUR, StateHarness, create, ms, new_batch, photos};
 use tirage_core::model::Batch;
 use tirage_ports::{Cap, PendingUpload, Session, SessionQuota, StateError};
 
@@ -123,10 +123,7 @@ pub async fn open_batches_capped_per_owner<H: StateHarness>(h: &H) {
 pub async fn pending_uploads_count_against_the_limit<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let long = chrono::Duration::hours(1);
     let three: Vec<PendingUpload> = (0..3).map(|_| pending(long)).collect();
     store
@@ -186,10 +183,7 @@ pub async fn pending_uploads_count_against_the_limit<H: StateHarness>(h: &H) {
 
     // Expired tickets free their place.
     let roomy = new_batch(HOUR);
-    store
-        .create_batch(&roomy, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &roomy).await;
     let short: Vec<PendingUpload> = (0..2)
         .map(|_| pending(chrono::Duration::milliseconds(800)))
         .collect();

@@ -24,6 +24,14 @@ pub trait StateHarness: Send + Sync + 'static {
     async fn assert_everything_expires(&self);
 }
 
+/// Creates `batch` with no cap on its owner's open batches (what most cases need).
+pub(super) async fn create(store: &dyn StateStore, batch: &Batch) {
+    store
+        .create_batch(batch, tirage_ports::Cap::Unlimited)
+        .await
+        .unwrap();
+}
+
 /// Milliseconds precision, as every adapter stores it.
 pub(super) fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, done, ms, new_batch, photos};
+use super::harness::{HOUR, StateHarness, create, done, ms, new_batch, photos};
 use tirage_core::codes::Effect;
 use tirage_ports::{PendingUpload, StateError};
 
@@ -13,10 +13,7 @@ use tirage_ports::{PendingUpload, StateError};
 pub async fn batch_expires<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(Duration::from_secs(3));
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(2);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     store
@@ -65,10 +62,7 @@ pub async fn batch_expires<H: StateHarness>(h: &H) {
 pub async fn pending_uploads<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let upload = PendingUpload {
         photo_id: Uuid::new_v4(),
         filename: "a.jpg".into(),
@@ -111,10 +105,7 @@ pub async fn pending_uploads<H: StateHarness>(h: &H) {
 pub async fn effects_once<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     assert!(!store.is_effect_done(batch.id, Effect::Event).await.unwrap());
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -148,10 +139,7 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
     // the effect done. A claim older than `stale_after` (its holder died) is taken over; a
     // renewed one stays fresh; a released one is free.
     let other = new_batch(HOUR);
-    store
-        .create_batch(&other, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &other).await;
     let t0 = Utc::now();
     let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
     let stale = Duration::from_secs(60);
@@ -198,10 +186,7 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
 pub async fn delete_batch<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(3);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     store

@@ -3,16 +3,13 @@
 
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, new_batch, photos};
+use super::harness::{HOUR, StateHarness, create, new_batch, photos};
 use tirage_ports::StateError;
 
 pub async fn runs_count_per_attempt<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let ps = photos(2);
     store.add_photos(batch.id, &ps, 10).await.unwrap();
     let (a, b) = (ps[0].id, ps[1].id);
@@ -41,10 +38,7 @@ pub async fn runs_count_per_attempt<H: StateHarness>(h: &H) {
     assert_eq!(store.runs_started(Uuid::new_v4(), a, 1).await.unwrap(), 0);
 
     store.delete_batch(batch.id).await.unwrap();
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     assert_eq!(
         store.runs_started(batch.id, a, 2).await.unwrap(),
         0,

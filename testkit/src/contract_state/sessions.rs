@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, ms, new_batch};
+use super::harness::{HOUR, StateHarness, create, ms, new_batch};
 use tirage_ports::{Authorize, RateDecision, Session, SessionRate};
 
 pub async fn sessions_slide<H: StateHarness>(h: &H) {
@@ -98,10 +98,7 @@ pub async fn authorize_in_one_call<H: StateHarness>(h: &H) {
         expires_at: now + chrono::Duration::seconds(1),
     };
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let window = Duration::from_secs(60);
     let request = |session_id| Authorize {
         session_id,

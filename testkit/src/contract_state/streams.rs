@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, done, new_batch, photos};
+use super::harness::{HOUR, StateHarness, create, done, new_batch, photos};
 use tirage_ports::ProgressFeed;
 
 /// Waits for the next announcement of `batch_id`, skipping others (other tests' batches
@@ -30,10 +30,7 @@ pub async fn progress_is_announced<H: StateHarness>(h: &H) {
     // A second watcher gets the same announcements: the API has one per replica.
     let mut other = store.watch_progress().await.unwrap();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let added = photos(2);
     store.add_photos(batch.id, &added, 10).await.unwrap();
     next_of(&mut feed, batch.id, "add_photos").await;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use tirage_ports::ConsumedMark;
 use uuid::Uuid;
 
-use super::harness::{HOUR, StateHarness, new_batch};
+use super::harness::{HOUR, StateHarness, create, new_batch};
 
 pub async fn lease_has_one_holder_at_a_time<H: StateHarness>(h: &H) {
     let store = h.store();
@@ -37,14 +37,8 @@ pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &
     let store = h.store();
     let later = new_batch(HOUR * 2);
     let sooner = new_batch(HOUR);
-    store
-        .create_batch(&later, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
-    store
-        .create_batch(&sooner, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &later).await;
+    create(&*store, &sooner).await;
     let listed = store.indexed_batches(0, 100).await.unwrap();
     let ids: Vec<Uuid> = listed.iter().map(|b| b.id).collect();
     assert_eq!(ids, vec![sooner.id, later.id], "soonest expiry first");
@@ -80,10 +74,7 @@ pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &
 pub async fn an_expired_batch_stays_indexed_until_forgotten<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(Duration::from_millis(800));
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     h.pass(Duration::from_millis(1500)).await;
     assert_eq!(store.get_batch(batch.id).await.unwrap(), None, "expired");
     let listed = store.indexed_batches(0, 100).await.unwrap();
@@ -103,10 +94,7 @@ pub async fn an_expired_batch_stays_indexed_until_forgotten<H: StateHarness>(h: 
 pub async fn a_deleted_batch_is_swept_once_its_tickets_lapse<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     store.delete_batch(batch.id).await.unwrap();
     let soon = super::harness::ms(Utc::now()) + chrono::Duration::minutes(30);
     store.sweep_batch_at(batch.id, soon).await.unwrap();
@@ -137,10 +125,7 @@ pub async fn a_deleted_batch_is_swept_once_its_tickets_lapse<H: StateHarness>(h:
 pub async fn watch_tells_since_when_a_batch_is_unchanged<H: StateHarness>(h: &H) {
     let store = h.store();
     let batch = new_batch(HOUR);
-    store
-        .create_batch(&batch, tirage_ports::Cap::Unlimited)
-        .await
-        .unwrap();
+    create(&*store, &batch).await;
     let t0 = super::harness::ms(Utc::now());
     let t1 = t0 + chrono::Duration::seconds(30);
     let t2 = t1 + chrono::Duration::seconds(30);
