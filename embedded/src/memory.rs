@@ -14,6 +14,8 @@ use uuid::Uuid;
 mod batches;
 mod caps;
 mod effects;
+mod expiry_index;
+mod runs;
 mod sessions;
 mod store;
 mod upkeep;
@@ -36,8 +38,8 @@ struct BatchEntry {
     effects: HashSet<Effect>,
     /// Effect → when its handler claimed it, or last renewed the claim (`effects.rs`).
     claims: HashMap<Effect, DateTime<Utc>>,
-    /// Photo → (attempt, runs started at that attempt): see [`Runs::start_run`].
-    runs: HashMap<Uuid, (u32, u32)>,
+    /// Photo → its crashed runs and the run holding it (`runs.rs`).
+    runs: HashMap<Uuid, runs::RunRecord>,
     /// The reconciler's watch: the marker last seen and since when (`upkeep.rs`).
     watch: Option<(String, DateTime<Utc>)>,
 }
@@ -57,7 +59,9 @@ struct Inner {
     /// Client address → until when each session it created counts against it (`caps.rs`).
     creators: HashMap<String, Vec<DateTime<Utc>>>,
     /// Every batch created and not yet forgotten, with its expiry (`upkeep.rs`).
-    index: HashMap<Uuid, DateTime<Utc>>,
+    index: expiry_index::ExpiryIndex,
+    /// The batches of `index` not yet settled (`upkeep.rs`).
+    unsettled: expiry_index::ExpiryIndex,
     /// Lease name → (holder, until when) (`upkeep.rs`).
     leases: HashMap<String, (String, DateTime<Utc>)>,
     /// How far workers have taken resize jobs (`upkeep.rs`).
@@ -93,6 +97,7 @@ impl Inner {
             },
         );
         self.index.insert(batch.id, batch.expires_at);
+        self.unsettled.insert(batch.id, batch.expires_at);
         self.wrote(now);
     }
 

@@ -29,7 +29,7 @@ pub use object_store::{
     ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
 };
 pub use progress::{Progress, ProgressFeed};
-pub use runs::{RecordResult, Runs};
+pub use runs::{RecordResult, RunHold, RunStart, Runs};
 pub use sessions::{
     Authorize, Authorized, ClientLimits, RateDecision, Session, SessionQuota, SessionRate,
     Sessions, session_rate_key,

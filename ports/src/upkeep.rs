@@ -1,7 +1,8 @@
 //! What the reconciler needs from the state store, beside what requests and jobs use: a
-//! lease so that one reconciler runs at a time, an index of every batch by expiry (to find
-//! stalled batches, and to remove an expired batch's objects), and a per-batch watch that
-//! tells how long a batch has shown no progress. Every [`StateStore`] provides it.
+//! lease so that one reconciler runs at a time, an index of every batch by expiry (to remove
+//! an expired batch's objects), the smaller index of batches not yet settled (to find the
+//! stalled ones without reading every batch of the last two days), and a per-batch watch
+//! that tells how long a batch has shown no progress. Every [`StateStore`] provides it.
 //!
 //! [`StateStore`]: crate::StateStore
 
@@ -49,7 +50,21 @@ pub trait Upkeep: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError>;
 
-    /// Drops a batch from the index. Idempotent.
+    /// Batches not yet settled, soonest expiry first: at most `limit` from `offset`. Creating
+    /// a batch lists it here too, until [`Upkeep::settle_batch`] or
+    /// [`Upkeep::forget_batch`]; settled batches need nothing more than their sweep, so a pass
+    /// costs what is in flight, not everything kept.
+    async fn unsettled_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError>;
+
+    /// Takes a batch off the unsettled list: it is completed with its effects done, or
+    /// deleted. It stays in the index until its sweep. Idempotent.
+    async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
+
+    /// Drops a batch from the index and the unsettled list. Idempotent.
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
 
     /// Brings the sweep of an indexed batch forward to `at`: its index entry then lists it

@@ -14,10 +14,13 @@
 //! - `P batch:{id}:pending_exp` — sorted set photo id → the pending upload's expiry (unix
 //!   ms): what counts live pending uploads against the photo limit.
 //! - `P batch:{id}:effects` — hash effect → `1`.
-//! - `P batch:{id}:runs` — hash photo id → `attempt:runs`, the runs of a resize started at
-//!   that attempt (`start_run.lua`).
+//! - `P batch:{id}:runs` — hash photo id → `crashed:holder:until`, the runs of its resize that
+//!   ended with their worker dying and the run holding it now (`run_hold.lua`).
 //! - `P rate:key` — fixed-window counter (`rate_limit.lua`).
 //! - `P batches` — sorted set of every batch id by expiry (unix ms), for the reconciler.
+//! - `P batches:unsettled` — the same for batches not yet settled (completed with their
+//!   effects done, or deleted): what the reconciler checks each pass;
+//!   `P batches:unsettled:seeded` marks it filled from `P batches` (once a week at most).
 //! - `P lease:name` — the holder of a lease (one reconciler at a time).
 //! - `P addr:address:sessions` — sorted set session id → creation (unix ms): the sessions
 //!   one client address created within one session TTL.
@@ -110,6 +113,16 @@ impl KeySpace {
 
     pub fn batch_index(&self) -> String {
         format!("{}batches", self.prefix)
+    }
+
+    /// The batches of the index not yet settled (`Upkeep::unsettled_batches`).
+    pub fn unsettled_index(&self) -> String {
+        format!("{}batches:unsettled", self.prefix)
+    }
+
+    /// Present while the unsettled index holds every batch indexed before it existed.
+    pub fn unsettled_seeded(&self) -> String {
+        format!("{}batches:unsettled:seeded", self.prefix)
     }
 
     /// The consumed mark (`Upkeep::advance_consumed_mark`): one key per deployment.

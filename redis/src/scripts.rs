@@ -15,7 +15,7 @@ pub(super) struct Scripts {
     close_batch: Script,
     record_outcome: Script,
     get_photo: Script,
-    start_run: Script,
+    run_hold: Script,
     take_lease: Script,
     advance_consumed: Script,
     watch_batch: Script,
@@ -48,7 +48,7 @@ impl Scripts {
             close_batch: Script::new(include_str!("scripts/close_batch.lua")),
             record_outcome: Script::new(include_str!("scripts/record_outcome.lua")),
             get_photo: Script::new(include_str!("scripts/get_photo.lua")),
-            start_run: Script::new(include_str!("scripts/start_run.lua")),
+            run_hold: Script::new(include_str!("scripts/run_hold.lua")),
             take_lease: Script::new(include_str!("scripts/take_lease.lua")),
             advance_consumed: Script::new(include_str!("scripts/advance_consumed.lua")),
             watch_batch: Script::new(include_str!("scripts/watch_batch.lua")),
@@ -106,8 +106,8 @@ impl Scripts {
         with_keys(&self.get_photo, &[&k.photos, &k.outcomes])
     }
 
-    pub fn start_run(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
-        with_keys(&self.start_run, &[&k.batch, &k.runs])
+    pub fn run_hold(&self, k: &BatchKeys) -> ScriptInvocation<'_> {
+        with_keys(&self.run_hold, &[&k.batch, &k.runs])
     }
 
     pub fn take_lease(&self, lease: &str) -> ScriptInvocation<'_> {
@@ -191,7 +191,7 @@ mod tests {
             include_str!("scripts/close_batch.lua"),
             include_str!("scripts/record_outcome.lua"),
             include_str!("scripts/get_photo.lua"),
-            include_str!("scripts/start_run.lua"),
+            include_str!("scripts/run_hold.lua"),
             include_str!("scripts/take_lease.lua"),
             include_str!("scripts/watch_batch.lua"),
             include_str!("scripts/restore_lost.lua"),

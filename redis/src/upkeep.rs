@@ -1,6 +1,7 @@
 //! [`Upkeep`] on Redis: the lease is a key set with `NX PX` (`take_lease.lua`); the index a
 //! sorted set `P batches` (batch id scored by expiry in unix ms) written before the batch
-//! itself, and expiring with the last batch it lists; the watch a field of the batch hash
+//! itself, and outliving the last batch it lists by a week, as does its subset of batches
+//! not yet settled, `P batches:unsettled`; the watch a field of the batch hash
 //! (`watch_batch.lua`).
 
 use std::time::Duration;
@@ -26,31 +27,108 @@ const CONSUMED_MARK_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 /// index the moment it expires, before any pass could remove its objects.
 const INDEX_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// How often at most the unsettled index is filled again from the whole index (harmless:
+/// a settled batch copied back is checked once and settled again).
+const SEED_EVERY_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Batches copied at a time when seeding the unsettled index.
+const SEED_PAGE: isize = 1000;
+
 impl RedisStateStore {
-    /// Adds a batch to the index, before the batch is written: a batch is never live
-    /// without being indexed. The index outlives the last batch it lists by
+    /// Adds a batch to the index and the unsettled index, before the batch is written: a
+    /// batch is never live without being indexed. Both outlive the last batch they list by
     /// [`INDEX_GRACE_MS`], so an expired batch stays listed until a pass sweeps it.
     pub(super) async fn index_batch(&self, batch: &Batch) -> Result<(), StateError> {
         let expires = batch.expires_at.timestamp_millis();
-        let index_expires = expires.saturating_add(INDEX_GRACE_MS);
-        let key = self.keys.batch_index();
+        for key in [self.keys.batch_index(), self.keys.unsettled_index()] {
+            self.add_indexed(&key, &[(expires, batch.id.to_string())])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `(expiry, id)` entries to the sorted set `key`, which then expires
+    /// [`INDEX_GRACE_MS`] after the latest of them.
+    async fn add_indexed(&self, key: &str, entries: &[(i64, String)]) -> Result<(), StateError> {
+        let Some(latest) = entries.iter().map(|(expires, _)| *expires).max() else {
+            return Ok(());
+        };
+        let key_expires = latest.saturating_add(INDEX_GRACE_MS);
         let (): () = redis::pipe()
-            .zadd(&key, batch.id.to_string(), expires)
+            .zadd_multiple(key, entries)
             .ignore()
             .cmd("PEXPIREAT")
-            .arg(&key)
-            .arg(index_expires)
+            .arg(key)
+            .arg(key_expires)
             .arg("GT")
             .ignore()
             .cmd("PEXPIREAT")
-            .arg(&key)
-            .arg(index_expires)
+            .arg(key)
+            .arg(key_expires)
             .arg("NX")
             .ignore()
             .query_async(&mut self.conn())
             .await
             .map_err(redis_error)?;
         Ok(())
+    }
+
+    /// Fills the unsettled index from the whole index, at most once per [`SEED_EVERY_MS`]:
+    /// batches indexed before the unsettled index existed (an upgrade) are checked too.
+    async fn seed_unsettled(&self) -> Result<(), StateError> {
+        let first: Option<String> = redis::cmd("SET")
+            .arg(self.keys.unsettled_seeded())
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(SEED_EVERY_MS)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        if first.is_none() {
+            return Ok(());
+        }
+        let (index, unsettled) = (self.keys.batch_index(), self.keys.unsettled_index());
+        let mut start = 0;
+        loop {
+            let page: Vec<(String, f64)> = self
+                .conn()
+                .zrange_withscores(&index, start, start + SEED_PAGE - 1)
+                .await
+                .map_err(redis_error)?;
+            let entries: Vec<(i64, String)> = page
+                .into_iter()
+                .map(|(id, score)| (score as i64, id))
+                .collect();
+            self.add_indexed(&unsettled, &entries).await?;
+            if (entries.len() as isize) < SEED_PAGE {
+                return Ok(());
+            }
+            start += SEED_PAGE;
+        }
+    }
+
+    /// At most `limit` entries of the sorted set `key` from `offset`, soonest expiry first.
+    async fn indexed_page(
+        &self,
+        key: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError> {
+        let stop = offset.saturating_add(limit.max(1)) - 1;
+        let entries: Vec<(String, f64)> = self
+            .conn()
+            .zrange_withscores(key, offset as isize, stop as isize)
+            .await
+            .map_err(redis_error)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let id = Uuid::parse_str(&id).ok()?;
+                let expires_at = DateTime::<Utc>::from_timestamp_millis(score as i64)?;
+                Some(IndexedBatch { id, expires_at })
+            })
+            .collect())
     }
 }
 
@@ -78,28 +156,39 @@ impl Upkeep for RedisStateStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
-        let stop = offset.saturating_add(limit.max(1)) - 1;
-        let entries: Vec<(String, f64)> = self
+        self.indexed_page(&self.keys.batch_index(), offset, limit)
+            .await
+    }
+
+    async fn unsettled_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError> {
+        if offset == 0 {
+            self.seed_unsettled().await?;
+        }
+        self.indexed_page(&self.keys.unsettled_index(), offset, limit)
+            .await
+    }
+
+    async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        let _: i64 = self
             .conn()
-            .zrange_withscores(self.keys.batch_index(), offset as isize, stop as isize)
+            .zrem(self.keys.unsettled_index(), batch_id.to_string())
             .await
             .map_err(redis_error)?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|(id, score)| {
-                let id = Uuid::parse_str(&id).ok()?;
-                let expires_at = DateTime::<Utc>::from_timestamp_millis(score as i64)?;
-                Some(IndexedBatch { id, expires_at })
-            })
-            .collect())
+        Ok(())
     }
 
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        let _: i64 = self
-            .conn()
-            .zrem(self.keys.batch_index(), batch_id.to_string())
-            .await
-            .map_err(redis_error)?;
+        for key in [self.keys.batch_index(), self.keys.unsettled_index()] {
+            let _: i64 = self
+                .conn()
+                .zrem(key, batch_id.to_string())
+                .await
+                .map_err(redis_error)?;
+        }
         Ok(())
     }
 

@@ -372,4 +372,49 @@ mod specifics {
         assert_eq!((again.item, again.redelivered), (item, true));
         again.handle.ack().await.unwrap();
     }
+
+    /// A deployment upgraded from a version before the unsettled list: the batches its index
+    /// already holds are copied into the list on the reconciler's first read, so a stalled
+    /// one among them is still found.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn batches_indexed_before_the_unsettled_list_are_checked_too() {
+        use tirage_ports::Upkeep;
+        let settings = testing::redis::redis_settings();
+        let store = testing::redis::redis_state_on(&settings).await;
+        let client = redis::Client::open(settings.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let old = (Uuid::new_v4(), Uuid::new_v4());
+        let index = format!("{}batches", settings.key_prefix);
+        let (): () = redis::cmd("ZADD")
+            .arg(&index)
+            .arg(2_000_000_000_000_i64)
+            .arg(old.0.to_string())
+            .arg(2_000_000_000_001_i64)
+            .arg(old.1.to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let (): () = redis::cmd("PEXPIRE")
+            .arg(&index)
+            .arg(60_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let unsettled = || async {
+            let listed = store.unsettled_batches(0, 10).await.unwrap();
+            listed.iter().map(|b| b.id).collect::<Vec<Uuid>>()
+        };
+        assert_eq!(unsettled().await, vec![old.0, old.1]);
+        // Settled, it stays off: the copy is made once, not on every read.
+        store.settle_batch(old.0).await.unwrap();
+        assert_eq!(unsettled().await, vec![old.1]);
+        let _: i64 = redis::cmd("DEL")
+            .arg(&index)
+            .arg(format!("{index}:unsettled"))
+            .arg(format!("{index}:unsettled:seeded"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 }

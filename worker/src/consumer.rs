@@ -166,10 +166,16 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
     async move {
         let started = Instant::now();
         ctx.metrics.in_flight.inc();
+        // Names this delivery's run of a resize, should it hold the photo (`job::run`).
+        let run = ctx.seams.entropy.uuid();
+        let resize = match &item {
+            WorkItem::Resize(job) => Some(job.clone()),
+            _ => None,
+        };
         let work = async {
             match item {
                 WorkItem::Resize(job) => {
-                    let result = job::run(&ctx, &job, attempt, redelivered).await;
+                    let result = job::run(&ctx, &job, attempt, redelivered, run).await;
                     outcome::resize_verdict(&ctx, &job, tries, result).await
                 }
                 // Effects published to the resize queue by a version before the lanes: moved
@@ -195,7 +201,14 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
         let (settle, label) = tokio::select! {
             biased;
             r = work => r,
-            () = cancel.cancelled() => (Settle::Requeue, JobOutcome::Requeued),
+            () = cancel.cancelled() => {
+                // Abandoned, not crashed: the copy the broker hands out next must not wait
+                // for this run's hold, nor count it against the photo.
+                if let Some(job) = &resize {
+                    job::end_run(&ctx, job, run).await;
+                }
+                (Settle::Requeue, JobOutcome::Requeued)
+            }
         };
         outcome::settle_delivery(handle, &settle).await;
         ctx.metrics.in_flight.dec();

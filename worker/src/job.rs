@@ -13,8 +13,9 @@ use futures::future::try_join_all;
 use tirage_core::codes::FailureCode;
 use tirage_core::keys;
 use tirage_core::{PhotoOutcome, PhotoState, Rendition, ResizeJob};
-use tirage_ports::{ObjectBody, ObjectStoreError, RecordResult};
+use tirage_ports::{ObjectBody, ObjectStoreError, RecordResult, RunHold, RunStart};
 use tracing::warn;
+use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::cpu::OffloadError;
@@ -28,14 +29,18 @@ pub(crate) enum Attempted {
     /// outcome (a duplicate delivery) or was never registered (a stray, replayed or forged
     /// job). Never `Recorded`.
     Answered(RecordResult),
+    /// Nothing was done: another run holds the photo right now (this delivery is a copy).
+    Held,
 }
 
-/// Does the work of one resize job. `Err(Failure::Gone)` when the batch no longer exists.
+/// Does the work of one resize job; `run` names this run's hold on the photo
+/// ([`tirage_ports::Runs`]). `Err(Failure::Gone)` when the batch no longer exists.
 pub(crate) async fn run(
     ctx: &Ctx,
     job: &ResizeJob,
     attempt: u32,
     redelivered: bool,
+    run: Uuid,
 ) -> Result<Attempted, Failure> {
     if attempt == 1 && !redelivered {
         let lag = (Utc::now() - job.published_at)
@@ -56,8 +61,8 @@ pub(crate) async fn run(
         ctx.io("get batch", state.get_batch(job.batch_id)),
         ctx.io("get photo", state.get_photo(job.batch_id, job.photo_id)),
         ctx.io(
-            "get runs",
-            state.runs_started(job.batch_id, job.photo_id, attempt)
+            "get crashed runs",
+            state.crashed_runs(job.batch_id, job.photo_id, now)
         ),
     );
     let Some(batch) = batch? else {
@@ -76,7 +81,9 @@ pub(crate) async fn run(
         return Err(crashed_too_often(crashed));
     }
     let source = download(ctx, job).await?;
-    let resized = run_engine(ctx, job, attempt, crashed > 0, source).await?;
+    let Some(resized) = run_engine(ctx, job, run, crashed > 0, source).await? else {
+        return Ok(Attempted::Held);
+    };
     let outcome = PhotoOutcome::Done {
         width: resized.width,
         height: resized.height,
@@ -180,15 +187,17 @@ fn crashed_too_often(runs: u32) -> Failure {
 
 /// Runs the engine on the CPU pool: at most `concurrency` resizes at once, off the async
 /// runtime; alone when this photo's earlier runs ended with their worker dying (`suspect`).
-/// The run is counted right before the engine starts, so that a worker dying from here on
-/// is held against this photo. A panic fails this job only.
+/// The run holds the photo from right before the engine starts until it returns, so that a
+/// worker dying from here on is held against this photo, and a copy of the job arriving
+/// meanwhile is told it is one. `None` when another run holds the photo. A panic fails this
+/// job only.
 async fn run_engine(
     ctx: &Ctx,
     job: &ResizeJob,
-    attempt: u32,
+    run: Uuid,
     suspect: bool,
     source: Bytes,
-) -> Result<tirage_engine::Resized, Failure> {
+) -> Result<Option<tirage_engine::Resized>, Failure> {
     if suspect {
         warn!("this photo's earlier runs ended with their worker dying; running it alone");
     }
@@ -198,28 +207,69 @@ async fn run_engine(
         .await
         .map_err(|e| Failure::Transient(format!("cpu pool closed: {e}")))?;
     let state = &ctx.ports.state;
-    let started = state.start_run(job.batch_id, job.photo_id, attempt);
-    let crashed = ctx.io("count run", started).await?;
+    let hold = RunHold {
+        token: run,
+        now: Utc::now(),
+        lasts: ctx.settings.run_hold(),
+    };
+    let started = state.start_run(job.batch_id, job.photo_id, hold);
+    let crashed = match ctx.io("start run", started).await? {
+        RunStart::Held => return Ok(None),
+        RunStart::Started { crashed } => crashed,
+    };
     if crashed >= ctx.settings.crash_limit {
+        end_run(ctx, job, run).await;
         return Err(crashed_too_often(crashed));
     }
     let resizer = ctx.seams.resizer.clone();
     let options = job.options.clone();
     let limits = ctx.settings.limits();
-    let joined = ctx
-        .seams
-        .offload
-        .run(Box::new(move || {
-            let _permit = permit;
-            std::panic::catch_unwind(AssertUnwindSafe(|| resizer(&source, &options, &limits)))
-        }))
-        .await;
+    let engine = ctx.seams.offload.run(Box::new(move || {
+        let _permit = permit;
+        std::panic::catch_unwind(AssertUnwindSafe(|| resizer(&source, &options, &limits)))
+    }));
+    let joined = holding(ctx, job, hold, engine).await;
+    end_run(ctx, job, run).await;
     let internal = |what: &str| Failure::Permanent(FailureCode::InternalError, what.into());
     match joined {
-        Ok(Ok(Ok(resized))) => Ok(resized),
+        Ok(Ok(Ok(resized))) => Ok(Some(resized)),
         Ok(Ok(Err(e))) => Err(Failure::Permanent(e.code(), e.to_string())),
         Ok(Err(_panic)) => Err(internal("the engine panicked")),
         Err(OffloadError::Panicked) => Err(internal("the engine task panicked")),
         Err(e @ OffloadError::Cancelled(_)) => Err(Failure::Transient(e.to_string())),
+    }
+}
+
+/// Awaits `work` while renewing the run's hold every third of its term.
+async fn holding<T>(
+    ctx: &Ctx,
+    job: &ResizeJob,
+    mut hold: RunHold,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let every = ctx.settings.run_hold() / 3;
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            () = tokio::time::sleep(every) => {}
+        }
+        hold.now = Utc::now();
+        let renew = ctx.ports.state.renew_run(job.batch_id, job.photo_id, hold);
+        match ctx.io("renew run", renew).await {
+            Ok(true) => {}
+            Ok(false) => warn!("this run's hold lapsed and another run took the photo"),
+            Err(e) => warn!(reason = ?e, "could not renew this run's hold"),
+        }
+    }
+}
+
+/// Ends the run's hold (best effort: a hold left behind lapses, and the next run then
+/// counts this one as crashed).
+pub(crate) async fn end_run(ctx: &Ctx, job: &ResizeJob, run: Uuid) {
+    let end = ctx.ports.state.end_run(job.batch_id, job.photo_id, run);
+    if let Err(e) = ctx.io("end run", end).await {
+        warn!(reason = ?e, "could not end this run's hold");
     }
 }

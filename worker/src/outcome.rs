@@ -155,6 +155,17 @@ pub(crate) async fn resize_verdict(
 ) -> Verdict {
     let recorded = match result {
         Ok(Attempted::Rendered(outcome)) => record(ctx, job, outcome).await,
+        // A copy of a job being run: back in the delay queue, outside the retry budget
+        // (it must never fail the photo its original is settling), at most one hold term
+        // away, to find the photo settled, or its run dead and the photo free.
+        Ok(Attempted::Held) => {
+            let delay = retry_delay(ctx, tries.attempt).min(ctx.settings.run_hold());
+            debug!(
+                delay_ms = delay.as_millis() as u64,
+                "another run holds this photo"
+            );
+            return (Settle::RetryLater(delay), JobOutcome::Held);
+        }
         Ok(Attempted::Answered(answer)) => {
             let label = match answer {
                 RecordResult::UnknownPhoto { .. } => JobOutcome::UnknownPhoto,

@@ -1,8 +1,10 @@
 //! The reconciler: repairs what no single job can. Every worker runs the loop; a lease in
 //! the state store lets one of them work at a time (the others only renew their claim).
-//! Each pass walks the batch index:
+//! Each pass sweeps the expired batches, then checks the unsettled ones (a pass costs what
+//! is due or in flight, not every batch kept for two days):
 //! - an expired batch: its objects are removed (originals, renditions, uploads never
 //!   completed), then it leaves the index;
+//! - a batch completed with its effects done, or deleted: it leaves the unsettled list;
 //! - a batch with queued photos and no progress for `stall_after_ms`, once the resize queue
 //!   has moved past it (workers took jobs published after the batch last changed, or nothing
 //!   waits and workers have been idle: see [`Backlog`]; a batch waiting behind a longer
@@ -109,9 +111,70 @@ impl Lease {
     }
 }
 
-/// One walk over the batch index, under `lease` (taken by the caller): a pass whose lease
-/// went to another holder between pages stops there.
+/// One pass, under `lease` (taken by the caller): the expired batches swept, then the
+/// unsettled ones checked. A pass whose lease went to another holder between pages stops
+/// there. What a pass reads is what is due or in flight, never every batch kept: the index
+/// is read only up to its first batch not expired, and a batch settled (completed with its
+/// effects done, or deleted) leaves the unsettled list.
 pub(crate) async fn pass(
+    ctx: &Ctx,
+    stop: &CancellationToken,
+    lease: &Lease,
+) -> Result<(), Failure> {
+    if sweep(ctx, stop, lease).await? == Walk::Stopped {
+        return Ok(());
+    }
+    check_unsettled(ctx, stop, lease).await
+}
+
+/// Whether a walk over an index went to its end.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk {
+    Finished,
+    Stopped,
+}
+
+/// Renews the lease before every page but the first; false (with a warning) when it went to
+/// another holder.
+async fn still_held(ctx: &Ctx, lease: &Lease, first_page: &mut bool) -> Result<bool, Failure> {
+    if std::mem::take(first_page) || lease.hold(ctx).await? {
+        return Ok(true);
+    }
+    warn!("reconciler: the lease went to another holder mid-pass; it goes on");
+    Ok(false)
+}
+
+/// Sweeps every expired batch, soonest first; the index is read only up to its first batch
+/// that has not expired.
+async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Walk, Failure> {
+    let mut first_page = true;
+    loop {
+        if !still_held(ctx, lease, &mut first_page).await? {
+            return Ok(Walk::Stopped);
+        }
+        let state = &ctx.ports.state;
+        // Swept batches leave the index, so the next page starts at 0 again.
+        let page = ctx
+            .io("list batches", state.indexed_batches(0, PAGE))
+            .await?;
+        let now = Utc::now();
+        for indexed in &page {
+            if stop.is_cancelled() {
+                return Ok(Walk::Stopped);
+            }
+            if indexed.expires_at > now {
+                return Ok(Walk::Finished);
+            }
+            sweep_expired(ctx, indexed).await?;
+        }
+        if page.len() < PAGE {
+            return Ok(Walk::Finished);
+        }
+    }
+}
+
+/// Checks every unsettled batch that has not expired; a settled one leaves the list.
+async fn check_unsettled(
     ctx: &Ctx,
     stop: &CancellationToken,
     lease: &Lease,
@@ -121,31 +184,35 @@ pub(crate) async fn pass(
     let mut backlog = None;
     let mut first_page = true;
     loop {
-        if !std::mem::take(&mut first_page) && !lease.hold(ctx).await? {
-            warn!("reconciler: the lease went to another holder mid-pass; it goes on");
+        if !still_held(ctx, lease, &mut first_page).await? {
             return Ok(());
         }
         let state = &ctx.ports.state;
         let page = ctx
-            .io("list batches", state.indexed_batches(offset, PAGE))
+            .io(
+                "list unsettled batches",
+                state.unsettled_batches(offset, PAGE),
+            )
             .await?;
         let now = Utc::now();
-        let mut forgotten = 0;
+        let mut settled = 0;
         for indexed in &page {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            if indexed.expires_at <= now {
-                sweep_expired(ctx, indexed).await?;
-                forgotten += 1;
-            } else {
-                check(ctx, indexed.id, now, &mut backlog).await?;
+            // An expired batch is the sweep's, which takes it off this list too.
+            if indexed.expires_at > now
+                && check(ctx, indexed.id, now, &mut backlog).await? == Check::Settled
+            {
+                ctx.io("settle batch", state.settle_batch(indexed.id))
+                    .await?;
+                settled += 1;
             }
         }
         if page.len() < PAGE {
             return Ok(());
         }
-        offset += page.len() - forgotten;
+        offset += page.len() - settled;
     }
 }
 
@@ -163,16 +230,26 @@ async fn sweep_expired(ctx: &Ctx, batch: &IndexedBatch) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What checking an unsettled batch found.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    /// Nothing will ever need repairing: completed with its effects done, or deleted
+    /// (swept when it expires).
+    Settled,
+    /// Still in flight (repaired now if it stalled).
+    Unsettled,
+}
+
 /// Repairs a live batch that has shown no progress for `stall_after_ms`.
 async fn check(
     ctx: &Ctx,
     batch_id: Uuid,
     now: DateTime<Utc>,
     backlog: &mut Option<Backlog>,
-) -> Result<(), Failure> {
+) -> Result<Check, Failure> {
     let state = &ctx.ports.state;
     let Some(batch) = ctx.io("get batch", state.get_batch(batch_id)).await? else {
-        return Ok(()); // deleted: swept when it expires
+        return Ok(Check::Settled);
     };
     let marker = match batch.state {
         BatchState::Open | BatchState::Processing if batch.done + batch.failed < batch.total => {
@@ -184,15 +261,16 @@ async fn check(
             )
         }
         BatchState::Completed if !effects_done(ctx, &batch).await? => "completed".to_owned(),
-        _ => return Ok(()),
+        BatchState::Completed => return Ok(Check::Settled),
+        _ => return Ok(Check::Unsettled),
     };
     let watch = state.unchanged_since(batch_id, &marker, now, false);
     let Some(since) = ctx.io("watch batch", watch).await? else {
-        return Ok(());
+        return Ok(Check::Settled);
     };
     let stall = Duration::from_millis(ctx.settings.stall_after_ms);
     if (now - since).to_std().unwrap_or(Duration::ZERO) < stall {
-        return Ok(());
+        return Ok(Check::Unsettled);
     }
     let backlog = match backlog {
         Some(read) => read,
@@ -202,7 +280,7 @@ async fn check(
         if backlog.effects_waiting > 0 {
             // Its finalisation or callback may be among them: waiting, not lost.
             ctx.metrics.repaired(Repair::Waiting, 1);
-            return Ok(());
+            return Ok(Check::Unsettled);
         }
         redrive_finalisation(ctx, batch_id).await?;
     } else {
@@ -210,7 +288,7 @@ async fn check(
             // Queued behind a longer backlog: waiting, not lost. Checked again next pass.
             ctx.metrics.repaired(Repair::Waiting, 1);
             info!(%batch_id, waiting = backlog.waiting, "reconciler: a batch without progress waits behind a backlog; not republished");
-            return Ok(());
+            return Ok(Check::Unsettled);
         }
         let restore = state.restore_lost_photos(batch_id);
         let restored = ctx.io("restore lost photos", restore).await?;
@@ -222,7 +300,7 @@ async fn check(
     // The repair starts the wait again: nothing is published twice within one stall.
     let restart = state.unchanged_since(batch_id, &marker, now, true);
     ctx.io("restart watch", restart).await?;
-    Ok(())
+    Ok(Check::Unsettled)
 }
 
 /// How far the resize queue has come, read once per pass: a batch that has not moved for

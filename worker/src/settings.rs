@@ -30,9 +30,14 @@ pub struct WorkerSettings {
     /// fails with `retries_exhausted`. Elapsed time, not a count of attempts: fast failures
     /// and slow ones (timeouts) get the same chance to see their cause go away.
     pub retry_for_ms: u64,
-    /// Runs of a photo at one attempt that may end with their worker dying (killed, out of
-    /// memory, a crashing decoder) before the photo fails with `worker_crashed`.
+    /// Runs of a photo that may end with their worker dying (killed, out of memory, a
+    /// crashing decoder) before the photo fails with `worker_crashed`.
     pub crash_limit: u32,
+    /// How long a run's hold on its photo lasts unless renewed (every third of it while the
+    /// engine works). A hold that lapses unended is a crashed run; a copy of the job that
+    /// arrives meanwhile waits in the delay queue. Also how long a photo whose worker died
+    /// mid-resize waits before another worker runs it.
+    pub run_hold_ms: u64,
     /// Delay before the second attempt; doubled on every further attempt, up to the cap.
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
@@ -179,6 +184,9 @@ impl WorkerSettings {
         if self.crash_limit == 0 {
             return Err(InvalidSettings("crash_limit must be at least 1".into()));
         }
+        if self.run_hold_ms < 3 {
+            return Err(InvalidSettings("run_hold_ms must be at least 3".into()));
+        }
         if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
             return Err(InvalidSettings(
                 "retry_base_ms must be > 0 and retry_cap_ms >= retry_base_ms".into(),
@@ -244,6 +252,11 @@ impl WorkerSettings {
             ports: self.callback_ports.clone(),
             allowed_networks: self.callback_allow_networks.clone(),
         }
+    }
+
+    /// How long a run's hold lasts unless renewed.
+    pub fn run_hold(&self) -> Duration {
+        Duration::from_millis(self.run_hold_ms)
     }
 
     pub fn io_timeout(&self) -> Duration {

@@ -1,15 +1,14 @@
-//! Batches, photos, runs and pending uploads in memory ([`Batches`], [`Runs`],
-//! [`PendingUploads`]); the counting rules are in `batches.rs` and `caps.rs`.
+//! Batches, photos and pending uploads in memory ([`Batches`], [`PendingUploads`]); the
+//! counting rules are in `batches.rs` and `caps.rs`, runs and outcomes in `runs.rs`.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::MemoryStateStore;
-use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
+use tirage_core::model::{Batch, PhotoRecord};
 use tirage_ports::records::page_bounds;
 use tirage_ports::{
-    Batches, Cap, CloseResult, PendingUpload, PendingUploads, PhotoPage, RecordResult, Runs,
-    StateError,
+    Batches, Cap, CloseResult, PendingUpload, PendingUploads, PhotoPage, StateError,
 };
 
 #[async_trait]
@@ -93,59 +92,6 @@ impl Batches for MemoryStateStore {
         self.lock().batches.remove(&batch_id);
         self.announce(batch_id);
         Ok(())
-    }
-}
-
-#[async_trait]
-impl Runs for MemoryStateStore {
-    async fn record_outcome(
-        &self,
-        batch_id: Uuid,
-        photo_id: Uuid,
-        outcome: &PhotoOutcome,
-    ) -> Result<RecordResult, StateError> {
-        let now = self.clock.now();
-        let mut inner = self.lock();
-        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        let result = entry.record(photo_id, outcome);
-        if matches!(result, RecordResult::Recorded { .. }) {
-            inner.wrote(now);
-            self.announce(batch_id);
-        }
-        Ok(result)
-    }
-
-    async fn runs_started(
-        &self,
-        batch_id: Uuid,
-        photo_id: Uuid,
-        attempt: u32,
-    ) -> Result<u32, StateError> {
-        let now = self.clock.now();
-        let mut inner = self.lock();
-        Ok(inner
-            .batch(batch_id, now)
-            .and_then(|e| e.runs.get(&photo_id))
-            .map_or(0, |&(at, runs)| if at == attempt { runs } else { 0 }))
-    }
-
-    async fn start_run(
-        &self,
-        batch_id: Uuid,
-        photo_id: Uuid,
-        attempt: u32,
-    ) -> Result<u32, StateError> {
-        let now = self.clock.now();
-        let mut inner = self.lock();
-        let entry = inner.batch(batch_id, now).ok_or(StateError::NotFound)?;
-        let runs = entry.runs.entry(photo_id).or_insert((attempt, 0));
-        if runs.0 != attempt {
-            *runs = (attempt, 0);
-        }
-        let before = runs.1;
-        runs.1 = before.saturating_add(1);
-        inner.wrote(now);
-        Ok(before)
     }
 }
 

@@ -38,25 +38,31 @@ impl Upkeep for MemoryStateStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
-        let inner = self.lock();
-        let mut all: Vec<IndexedBatch> = inner
-            .index
-            .iter()
-            .map(|(&id, &expires_at)| IndexedBatch { id, expires_at })
-            .collect();
-        all.sort_by_key(|b| (b.expires_at, b.id));
-        Ok(all.into_iter().skip(offset).take(limit.max(1)).collect())
+        Ok(self.lock().index.page(offset, limit))
+    }
+
+    async fn unsettled_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError> {
+        Ok(self.lock().unsettled.page(offset, limit))
+    }
+
+    async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        self.lock().unsettled.remove(batch_id);
+        Ok(())
     }
 
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.lock().index.remove(&batch_id);
+        let mut inner = self.lock();
+        inner.index.remove(batch_id);
+        inner.unsettled.remove(batch_id);
         Ok(())
     }
 
     async fn sweep_batch_at(&self, batch_id: Uuid, at: DateTime<Utc>) -> Result<(), StateError> {
-        if let Some(expires_at) = self.lock().index.get_mut(&batch_id) {
-            *expires_at = (*expires_at).min(at);
-        }
+        self.lock().index.bring_forward(batch_id, at);
         Ok(())
     }
 

@@ -86,16 +86,6 @@ fn check_failure(verdict: &mut Verdict, label: &str, fate: Fate, code: FailureCo
         | (FailureCode::InternalError, Fate::Panic)
         // The API's publish was not confirmed (an injected queue fault).
         | (FailureCode::EnqueueFailed, _) => {}
-        // No worker dies in this slice: every run counted as crashed was a duplicate.
-        (FailureCode::WorkerCrashed, _) => verdict.known(
-            "I1 worker_crashed without a crash",
-            format!(
-                "{label}: copies of its job at one attempt counted as crashed runs \
-                 (docs/RELIABILITY.md, Not survived: \"Duplicates counted as crashes\"; the \
-                 copies here come from retried uploads, which publish every registered \
-                 photo's job again, and from redeliveries, which that entry does not name)"
-            ),
-        ),
         (code, fate) => verdict.violation(format!(
             "I1 {label}: failed {code}, which neither its fate ({fate:?}) nor a fault explains"
         )),

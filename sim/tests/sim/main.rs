@@ -20,10 +20,11 @@
 //! **What is checked** ([`check`]): I1 every registered photo ends exactly once (and as its
 //! fate says, with its renditions stored), I2 done + failed = total, I3 every closed batch
 //! completes, I4 `batch.completed` at most once per batch unless a lost confirm excuses it,
-//! and at least once. A product panic in any task fails the seed too. A breach the
-//! documentation lists as not survived (`worker_crashed` from duplicates), or one found here
-//! and classified (a second event after a lost publish confirm, not documented yet), is
-//! reported as `Known` with its reason, counted, and does not fail the seed.
+//! and at least once; no worker dies in this slice, so a photo failed `worker_crashed` is a
+//! breach of I1 (a copy of a job taken for a crash). A product panic in any task fails the
+//! seed too. A breach the documentation lists as not survived (a second event after a lost
+//! publish confirm) is reported as `Known` with its reason, counted, and does not fail the
+//! seed.
 //!
 //! **Running it.**
 //! ```text

@@ -12,8 +12,8 @@ use tirage_core::codes::Effect;
 use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 use tirage_ports::{
     Batches, Cap, ClientLimits, CloseResult, ConsumedMark, Effects, IndexedBatch, PendingUpload,
-    PendingUploads, PhotoPage, Progress, ProgressFeed, RateDecision, RecordResult, Runs, Session,
-    SessionQuota, Sessions, StateError, StateStore, Upkeep,
+    PendingUploads, PhotoPage, Progress, ProgressFeed, RateDecision, RecordResult, RunHold,
+    RunStart, Runs, Session, SessionQuota, Sessions, StateError, StateStore, Upkeep,
 };
 use uuid::Uuid;
 
@@ -200,33 +200,48 @@ impl Runs for ObservedState {
         result
     }
 
-    async fn runs_started(
+    async fn crashed_runs(
         &self,
         batch_id: Uuid,
         photo_id: Uuid,
-        attempt: u32,
+        now: DateTime<Utc>,
     ) -> Result<u32, StateError> {
-        self.inner.runs_started(batch_id, photo_id, attempt).await
+        self.inner.crashed_runs(batch_id, photo_id, now).await
     }
 
     async fn start_run(
         &self,
         batch_id: Uuid,
         photo_id: Uuid,
-        attempt: u32,
-    ) -> Result<u32, StateError> {
-        let started = self.inner.start_run(batch_id, photo_id, attempt).await;
-        if let Ok(before) = &started {
+        hold: RunHold,
+    ) -> Result<RunStart, StateError> {
+        let started = self.inner.start_run(batch_id, photo_id, hold).await;
+        if let Ok(start) = &started {
             let subject = self.ledger.photo_label(photo_id);
-            self.ledger.note(
-                &self.actor,
-                "start_run",
-                &subject,
-                &format!("attempt {attempt}, {before} before"),
-            );
-            note_run_started(batch_id, photo_id);
+            let what = match start {
+                RunStart::Started { crashed } => format!("started, {crashed} crashed before"),
+                RunStart::Held => "held by another run".to_owned(),
+            };
+            self.ledger.note(&self.actor, "start_run", &subject, &what);
+            match start {
+                RunStart::Started { .. } => note_run_started(batch_id, photo_id),
+                RunStart::Held => self.ledger.count("held_copies"),
+            }
         }
         started
+    }
+
+    async fn renew_run(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        hold: RunHold,
+    ) -> Result<bool, StateError> {
+        self.inner.renew_run(batch_id, photo_id, hold).await
+    }
+
+    async fn end_run(&self, batch_id: Uuid, photo_id: Uuid, token: Uuid) -> Result<(), StateError> {
+        self.inner.end_run(batch_id, photo_id, token).await
     }
 }
 
@@ -284,6 +299,18 @@ impl Upkeep for ObservedState {
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
         self.inner.indexed_batches(offset, limit).await
+    }
+
+    async fn unsettled_batches(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<IndexedBatch>, StateError> {
+        self.inner.unsettled_batches(offset, limit).await
+    }
+
+    async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        self.inner.settle_batch(batch_id).await
     }
 
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {

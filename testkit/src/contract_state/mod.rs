@@ -20,14 +20,17 @@ pub use caps::{
 };
 pub use harness::{StateHarness, done, failed, new_batch, photos};
 pub use lifetime::{batch_expires, delete_batch, effects_once, pending_uploads};
-pub use runs::runs_count_per_attempt;
+pub use runs::{
+    a_live_hold_makes_copies_wait_and_a_lapsed_one_counts_a_crash,
+    an_ended_run_never_counts_as_crashed,
+};
 pub use sessions::{authorize_in_one_call, rate_limit_window, sessions_slide};
 pub use streams::{progress_is_announced, stream_leases_cap_per_session};
 pub use upkeep::{
     a_deleted_batch_is_swept_once_its_tickets_lapse,
     an_expired_batch_stays_indexed_until_forgotten, batches_are_indexed_by_expiry_until_forgotten,
-    lease_has_one_holder_at_a_time, the_consumed_mark_only_rises,
-    watch_tells_since_when_a_batch_is_unchanged,
+    lease_has_one_holder_at_a_time, settled_batches_leave_the_unsettled_list,
+    the_consumed_mark_only_rises, watch_tells_since_when_a_batch_is_unchanged,
 };
 
 /// Expands to one `#[tokio::test]` per contract case, each building its harness with
@@ -40,10 +43,13 @@ macro_rules! state_store_contract {
             closing_a_finished_batch_completes_it, exactly_once_under_concurrent_duplicates,
             pagination, batch_expires, pending_uploads, effects_once, rate_limit_window,
             authorize_in_one_call, delete_batch, progress_is_announced,
-            stream_leases_cap_per_session, runs_count_per_attempt,
+            stream_leases_cap_per_session,
+            a_live_hold_makes_copies_wait_and_a_lapsed_one_counts_a_crash,
+            an_ended_run_never_counts_as_crashed,
             sessions_capped_per_creator, open_batches_capped_per_owner,
             pending_uploads_count_against_the_limit, lease_has_one_holder_at_a_time,
             batches_are_indexed_by_expiry_until_forgotten,
+            settled_batches_leave_the_unsettled_list,
             an_expired_batch_stays_indexed_until_forgotten,
             a_deleted_batch_is_swept_once_its_tickets_lapse,
             watch_tells_since_when_a_batch_is_unchanged, the_consumed_mark_only_rises);

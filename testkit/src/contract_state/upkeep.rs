@@ -1,5 +1,6 @@
 //! What the reconciler relies on: one lease holder at a time, every created batch indexed by
-//! expiry until forgotten, and a watch that tells since when a batch has shown no progress.
+//! expiry until forgotten and listed as unsettled until settled, and a watch that tells since
+//! when a batch has shown no progress.
 
 use std::time::Duration;
 
@@ -65,6 +66,47 @@ pub async fn batches_are_indexed_by_expiry_until_forgotten<H: StateHarness>(h: &
         .map(|b| b.id)
         .collect();
     assert_eq!(ids, vec![later.id]);
+    h.assert_everything_expires().await;
+}
+
+/// Every created batch is unsettled until the reconciler settles it; a settled batch stays
+/// indexed for its sweep, a forgotten one leaves both.
+pub async fn settled_batches_leave_the_unsettled_list<H: StateHarness>(h: &H) {
+    let store = h.store();
+    let later = new_batch(HOUR * 2);
+    let sooner = new_batch(HOUR);
+    create(&*store, &later).await;
+    create(&*store, &sooner).await;
+    let ids = |list: Vec<tirage_ports::IndexedBatch>| list.iter().map(|b| b.id).collect::<Vec<_>>();
+    let unsettled = store.unsettled_batches(0, 100).await.unwrap();
+    assert_eq!(
+        ids(unsettled.clone()),
+        vec![sooner.id, later.id],
+        "soonest expiry first"
+    );
+    assert_eq!(unsettled[0].expires_at, sooner.expires_at);
+    assert_eq!(
+        ids(store.unsettled_batches(1, 1).await.unwrap()),
+        vec![later.id]
+    );
+
+    store.settle_batch(sooner.id).await.unwrap();
+    store.settle_batch(sooner.id).await.unwrap();
+    assert_eq!(
+        ids(store.unsettled_batches(0, 100).await.unwrap()),
+        vec![later.id]
+    );
+    assert_eq!(
+        ids(store.indexed_batches(0, 100).await.unwrap()),
+        vec![sooner.id, later.id],
+        "a settled batch stays indexed until its sweep"
+    );
+    store.forget_batch(later.id).await.unwrap();
+    assert!(store.unsettled_batches(0, 100).await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.indexed_batches(0, 100).await.unwrap()),
+        vec![sooner.id]
+    );
     h.assert_everything_expires().await;
 }
 

@@ -362,7 +362,8 @@ async fn wait_ready(port: u16) {
 }
 
 /// Waits until no unsettled photo of the batch has two runs that ended with their worker
-/// dying (`batch:{id}:runs` ≥ 2 without an outcome): the next kill cannot be its third.
+/// dying, or may have (`batch:{id}:runs`, a live hold counted too, ≥ 2 without an
+/// outcome): the next kill cannot be its third.
 async fn wait_no_photo_near_crash_limit(s: &Suite, batch: &str) {
     let runs_key = format!("tirage:batch:{{{batch}}}:runs");
     let outcomes_key = format!("tirage:batch:{{{batch}}}:outcomes");
@@ -373,10 +374,12 @@ async fn wait_no_photo_near_crash_limit(s: &Suite, batch: &str) {
         let mut risky = Vec::new();
         for pair in lines.chunks(2) {
             let [photo, value] = pair else { continue };
-            let count: u32 = value
-                .split_once(':')
-                .and_then(|(_, r)| r.parse().ok())
-                .unwrap_or(0);
+            // `crashed:holder:until` (redis/src/scripts/run_hold.lua): a run holding the
+            // photo now may be one the next kill ends, so it counts as crashed already.
+            let mut fields = value.split(':');
+            let crashed: u32 = fields.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            let held = fields.next().is_some_and(|holder| !holder.is_empty());
+            let count = crashed + u32::from(held);
             if count >= 2 {
                 let settled = blocking(|| {
                     s.redis

@@ -41,6 +41,9 @@ labels! {
         Failed = "failed",
         /// The work had been done already (a redelivery, a copy of the job).
         Duplicate = "duplicate",
+        /// A copy of a job another run was running right then: put back in the delay
+        /// queue, to find the photo settled (or its run dead) later. Never a crash.
+        Held = "held",
         /// The batch is gone, or not completed (a finalisation): nothing to do.
         Dropped = "dropped",
         /// The batch never registered the photo: the job was dropped.

@@ -173,7 +173,8 @@ pub async fn lost_jobs_are_published_again(h: Arc<dyn Harness>) {
 }
 
 /// A completed batch whose event and callback were claimed by a handler that died before
-/// running them: the reconciler redrives the finalisation, and each effect runs once.
+/// running them: the reconciler redrives the finalisation, each effect runs once, and the
+/// settled batch leaves what later passes read.
 pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
     let ports = h.ports();
     let hook = hook(0).await;
@@ -217,6 +218,17 @@ pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(hook.requests.lock().unwrap().len(), 1, "one callback");
     assert_eq!(worker.metrics.reconciled_count(Repair::Redriven), 1);
+    // Settled: later passes no longer read it, but its sweep will.
+    let unsettled = state.unsettled_batches(0, 100).await.unwrap();
+    assert!(
+        unsettled.iter().all(|b| b.id != f.batch.id),
+        "a batch whose effects are done leaves the unsettled list: {unsettled:?}"
+    );
+    let indexed = state.indexed_batches(0, 100).await.unwrap();
+    assert!(
+        indexed.iter().any(|b| b.id == f.batch.id),
+        "it stays indexed"
+    );
     worker.shutdown().await;
 }
 
