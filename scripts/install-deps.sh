@@ -75,6 +75,16 @@ sys.exit(PIL.__version__ != '$PILLOW_VERSION' or pillow_heif.__version__ != '$PI
     "pillow==$PILLOW_VERSION" "pillow-heif==$PILLOW_HEIF_VERSION"
 fi
 
+# The generated client's test (cli/tests/generated_client.rs): openapi-python-client from
+# PyPI, pinned, in a venv of its own (its pydantic and httpx are not schemathesis' concern).
+OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+if [[ "$(.venv-generators/bin/openapi-python-client --version 2>/dev/null)" != *" $OPENAPI_PYTHON_CLIENT_VERSION" ]]; then
+  echo "install-deps: openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION into .venv-generators/"
+  python3 -m venv .venv-generators
+  .venv-generators/bin/pip install -q --disable-pip-version-check \
+    "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION"
+fi
+
 # The web page's browser tests (tests/browser/): playwright-core and axe-core from the npm
 # registry, exactly as package-lock.json pins them. `npm ls` fails when the installed tree
 # differs from package.json, so `npm ci` runs only when something is missing or changed.

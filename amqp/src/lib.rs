@@ -7,6 +7,7 @@
 //! [`stream`]. Every publish waits for the broker's confirm.
 
 pub mod connection;
+mod dead_letters;
 pub mod message;
 mod settings;
 mod stream;

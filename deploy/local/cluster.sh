@@ -7,6 +7,9 @@
 #                                   nginx proxies a public route (it never proxies the probes)
 #   deploy/local/cluster.sh down    stop exactly what `up` started (by pid), nothing else
 #   deploy/local/cluster.sh status  say what runs (exit 1 when no cluster process runs)
+#   deploy/local/cluster.sh admin …  `tirage-worker admin …` against the cluster's services:
+#                                   batch ID | dead-letters [--batch ID] [--limit N]
+#                                   [--replay] | reconcile | drain PID (docs/DEPLOY.md)
 #
 # Environment (all optional):
 #   TIRAGE_PORT=8080            nginx's port; the API replicas and workers use ports after it
@@ -447,6 +450,11 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
+  admin)
+    shift
+    [[ -d "$RUN" ]] || die "no cluster runs from $RUN"
+    service_env
+    exec "$WORKER_BIN" admin "$@" ;;
   supervise-run) shift; supervise_run "$@" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|admin …" >&2; exit 2 ;;
 esac

@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
 
+use tirage_ports::DeadLetter;
 use tirage_ports::job_queue::{
     Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem,
 };
-use tirage_ports::records::DeadLetter;
+
+mod dead_letters;
 
 /// Events kept for a slow subscriber before it starts missing some.
 const EVENT_BUFFER: usize = 1024;

@@ -7,6 +7,7 @@
 pub mod batches;
 pub mod cap;
 pub mod completion;
+pub mod dead_letters;
 pub mod effects;
 pub mod entropy;
 pub mod job_queue;
@@ -19,9 +20,11 @@ pub mod state_error;
 pub mod state_store;
 pub mod upkeep;
 pub mod uploads;
+pub mod work_item;
 
 pub use batches::{Batches, CloseResult, PhotoPage};
 pub use cap::Cap;
+pub use dead_letters::{DeadLetter, DeadLetters};
 pub use effects::{Effects, claim_field};
 pub use entropy::{Entropy, OsEntropy};
 pub use job_queue::{Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem};

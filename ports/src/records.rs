@@ -4,17 +4,6 @@
 use crate::StateError;
 use tirage_core::model::{PhotoOutcome, PhotoRecord, PhotoState};
 
-/// A message the queue gave up on, with why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The message exactly as it was published.
-    pub body: Vec<u8>,
-    /// The attempt it had reached.
-    pub attempt: u32,
-    /// `malformed: …` for messages that did not parse, else the consumer's reason.
-    pub reason: String,
-}
-
 /// Largest page `list_photos` returns, whatever the caller asks.
 pub const MAX_PAGE: usize = 1000;
 

@@ -24,3 +24,19 @@ pub async fn signal() {
         std::future::pending::<()>().await;
     }
 }
+
+/// Resolves on SIGUSR1 (`tirage-worker admin drain`); never where there is no such signal.
+pub async fn drain_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::user_defined1()) {
+            Ok(mut usr1) => {
+                usr1.recv().await;
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1; no drain signal"),
+        }
+    }
+    std::future::pending::<()>().await;
+}

@@ -15,7 +15,7 @@ use lapin::types::FieldTable;
 use super::contract_queue;
 use super::env::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, unique};
 use tirage_amqp::{AmqpQueue, AmqpSettings, QueueType, message, unavailable};
-use tirage_ports::records::DeadLetter;
+use tirage_ports::DeadLetter;
 use tirage_ports::{Lane, QueueError};
 
 /// AMQP settings with classic queues of their own that expire when unused.

@@ -8,8 +8,11 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use tirage_core::model::{BatchOptions, ResizeJob};
+use tirage_ports::DeadLetter;
 use tirage_ports::job_queue::{Delivery, JobQueue, JobStream, Lane, WorkItem};
-use tirage_ports::records::DeadLetter;
+
+mod dead_letters;
+pub use dead_letters::dead_letters_are_read_in_place_and_replayed_by_choice;
 
 /// What a contract run needs besides the queue: the adapter-specific inspection hooks.
 #[async_trait]
@@ -364,7 +367,8 @@ macro_rules! job_queue_contract {
             waiting_counts_ready_and_delayed_messages, requeue_redelivers, retry_later_comes_back_after_the_delay,
             dead_letter_parks_the_message, prefetch_bounds_unacked_deliveries,
             unacked_deliveries_return_when_the_consumer_is_dropped,
-            malformed_messages_are_dead_lettered, events_reach_subscribers);
+            malformed_messages_are_dead_lettered, events_reach_subscribers,
+            dead_letters_are_read_in_place_and_replayed_by_choice);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(

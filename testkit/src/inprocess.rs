@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 use super::contract_queue;
 use tirage_embedded::InProcessQueue;
 use tirage_embedded::inprocess::Event;
-use tirage_ports::records::DeadLetter;
+use tirage_ports::DeadLetter;
 use tirage_ports::{Lane, QueueError};
 
 /// What tests do with an [`InProcessQueue`] beyond the JobQueue port.

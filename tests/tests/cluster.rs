@@ -6,7 +6,10 @@
 //! `tirage-worker-slowed`, every resize 150 ms longer, so that the kill surely finds jobs in
 //! flight). After the first batch, deploy/validate_dashboard.py checks that every series the
 //! Grafana dashboard (deploy/grafana/tirage.json) reads is in some API replica's or worker's
-//! own /metrics. `cluster.sh down` runs at the end, also when the test fails.
+//! own /metrics, and `tirage-worker admin batch` (through `cluster.sh admin`) reports the
+//! batch as the API does. Last, the surviving worker is drained (`admin drain`): it answers
+//! 503 `draining` and takes no new job. `cluster.sh down` runs at the end, also when the
+//! test fails.
 //!
 //! Needs what `cluster.sh up` needs: nginx, Redis, RabbitMQ and Garage installed or running,
 //! cargo to build the release binaries (TIRAGE_SKIP_BUILD=1 uses those already built), and
@@ -126,6 +129,7 @@ async fn cluster_end_to_end() {
         .await;
     // Every process is up and has served a whole batch: its counters have values.
     check_dashboard(&cluster).await;
+    check_admin_report(&cluster, &batch, photos.len());
 
     // 2. Uploads in flight on both replicas; one replica is stopped (SIGTERM: it drains its
     // in-flight requests, nginx sends the rest to the other one). No upload may fail.
@@ -220,5 +224,86 @@ async fn cluster_end_to_end() {
         .count();
     eprintln!("jobs redelivered to worker-2 after worker-1 was killed: {redone}");
     assert!(redone >= 1, "worker-1 was killed with no job in flight");
+
+    // 4. The last worker drained (`tirage-worker admin drain`): it answers 503 `draining`,
+    // keeps running, and takes no new job.
+    drain_the_last_worker(&cluster, &api, &photos[0]).await;
     drop(cluster);
+}
+
+/// `cluster.sh admin …` (`tirage-worker admin …` with the cluster's settings); its JSON.
+fn admin(cluster: &Cluster, args: &[&str]) -> Value {
+    let out = cluster.command("admin").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What an operator sees of a batch that completed: every photo done, no crashed run, its
+/// event out, and no dead letter of it.
+fn check_admin_report(cluster: &Cluster, batch: &str, photos: usize) {
+    let report = admin(cluster, &["batch", batch]);
+    assert_eq!(report["batch"]["state"], "completed", "{report}");
+    let listed = report["photos"].as_array().unwrap();
+    assert_eq!(listed.len(), photos, "{report}");
+    for photo in listed {
+        assert_eq!(photo["state"], "done", "{photo}");
+        assert_eq!(photo["crashed_runs"], 0, "{photo}");
+    }
+    let effects = report["effects"].as_array().unwrap();
+    assert!(
+        effects.iter().any(|e| e[0] == "event" && e[1] == true),
+        "{report}"
+    );
+    assert_eq!(
+        admin(cluster, &["dead-letters", "--batch", batch]),
+        Value::Array(vec![])
+    );
+    let unknown = cluster
+        .command("admin")
+        .args(["batch", &uuid::Uuid::new_v4().to_string()])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success(), "an unknown batch is an error");
+}
+
+async fn drain_the_last_worker(cluster: &Cluster, api: &Api, photo: &(String, Vec<u8>)) {
+    let pid = cluster.live_pid("worker-2", Duration::from_secs(10));
+    let answer = admin(cluster, &["drain", &pid.to_string()]);
+    assert_eq!(answer["drain"], "requested", "{answer}");
+    let (_, base) = cluster
+        .processes()
+        .into_iter()
+        .find(|(name, _)| name == "worker-2")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        if res.status() == 503 {
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "draining", "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker-2 never reported draining"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let batch = api.create_batch().await;
+    api.upload(&batch, &photo.0, &photo.1).await.unwrap();
+    api.close(&batch).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        api.batch(&batch).await["done"],
+        0,
+        "a drained worker took a job"
+    );
+    assert!(
+        tirage_e2e::cluster::alive(pid),
+        "a drained worker keeps running"
+    );
 }

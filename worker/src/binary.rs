@@ -1,7 +1,8 @@
 //! The `tirage-worker` binary's whole life, as a function of the engine it runs: loads the
-//! configuration, installs the logs, connects, then consumes until SIGTERM (exit 0), or,
-//! with the `reconcile` argument, runs one reconciler pass and exits (a scheduled job's
-//! command where workers scale to zero; docs/DEPLOY.md).
+//! configuration, installs the logs, connects, then consumes until SIGTERM (exit 0; SIGUSR1
+//! drains it first), or, with the `reconcile` argument, runs one reconciler pass and exits
+//! (a scheduled job's command where workers scale to zero; docs/DEPLOY.md), or runs an
+//! operator's `admin` command ([`admin`]).
 //!
 //! `worker/src/main.rs` calls [`main_with`] with [`tirage_engine::resize`]. Test binaries
 //! outside this crate call it with an engine of their own (the end-to-end suite's
@@ -16,15 +17,27 @@ use tirage_runtime::telemetry::{self, LogOutput};
 use crate::services::Settings;
 use crate::{ResizeFn, Worker};
 
+mod admin;
+
 /// Runs the worker process with `resizer` as its engine; returns the process's exit code:
 /// 0 after a clean stop (or a reconciler pass), 2 for a bad command line or configuration,
 /// 1 when the worker fails.
 pub fn main_with(resizer: ResizeFn) -> ExitCode {
-    let once = match std::env::args().nth(1).as_deref() {
-        None => false,
-        Some("reconcile") => true,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (once, admin) = match args.first().map(String::as_str) {
+        None => (false, None),
+        Some("reconcile") => (true, None),
+        Some("admin") => match admin::parse(&args[1..]) {
+            Ok(command) => (false, Some(command)),
+            Err(e) => {
+                eprintln!("tirage-worker admin: {e}; {}", admin::USAGE);
+                return ExitCode::from(2);
+            }
+        },
         Some(other) => {
-            eprintln!("tirage-worker: unknown command {other:?}; usage: tirage-worker [reconcile]");
+            eprintln!(
+                "tirage-worker: unknown command {other:?}; usage: tirage-worker [reconcile | admin …]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -35,6 +48,10 @@ pub fn main_with(resizer: ResizeFn) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(command) = admin {
+        // An operator's command: no logs, its report alone on stdout.
+        return admin::run(command, settings, resizer);
+    }
     if let Err(e) = telemetry::init(&settings.log, LogOutput::Stderr) {
         eprintln!("tirage-worker: {e}");
         return ExitCode::from(2);
@@ -74,6 +91,12 @@ pub fn main_with(resizer: ResizeFn) -> ExitCode {
             shutdown::signal().await;
             tracing::info!("stop signal received");
             stop.cancel();
+        });
+        let drain = worker.drain_token();
+        tokio::spawn(async move {
+            shutdown::drain_signal().await;
+            tracing::info!("drain signal received");
+            drain.cancel();
         });
         worker.run_until_stopped().await
     });

@@ -58,6 +58,9 @@ pub(crate) struct Ctx {
     pub callback_hosts: HostSlots,
     /// How far this worker has taken resize jobs (reported for the reconciler).
     pub consumed: ConsumedReport,
+    /// Cancelled once the worker takes no new job: drained (`tirage-worker admin drain`)
+    /// or stopping. Its readiness probe then answers 503.
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 impl Ctx {

@@ -38,8 +38,16 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// 200 only when Redis, the broker and S3 all answer; otherwise 503 naming each failure.
+/// 200 only when Redis, the broker and S3 all answer; otherwise 503 naming each failure
+/// (or `draining`, once the worker takes no new job).
 async fn readyz(ctx: web::Data<Ctx>) -> HttpResponse {
+    if ctx.draining.is_cancelled() {
+        let code = ErrorCode::Draining;
+        let message = "this worker takes no new job: it was drained, or is stopping";
+        let body =
+            json!({"status": "draining", "error": {"code": code.as_str(), "message": message}});
+        return HttpResponse::ServiceUnavailable().json(body);
+    }
     let timeout = Duration::from_millis(ctx.settings.readiness_timeout_ms);
     let readiness = tirage_runtime::readiness(&ctx.ports, timeout).await;
     if readiness.error.is_none() {

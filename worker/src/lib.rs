@@ -24,6 +24,7 @@ use tirage_ports::Lane;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub mod admin;
 #[cfg(feature = "services")]
 pub mod binary;
 mod callback;
@@ -93,6 +94,13 @@ impl WorkerError {
     }
 }
 
+/// What ends a worker's loops: a stop (and the process with them), or a drain (the
+/// process stays until stopped).
+struct Stops {
+    stop: CancellationToken,
+    drain: CancellationToken,
+}
+
 /// A worker bound to its HTTP port, not yet consuming.
 pub struct Worker {
     settings: WorkerSettings,
@@ -102,6 +110,7 @@ pub struct Worker {
     listener: std::net::TcpListener,
     addr: SocketAddr,
     stop: CancellationToken,
+    drain: CancellationToken,
 }
 
 impl Worker {
@@ -126,6 +135,7 @@ impl Worker {
             listener,
             addr,
             stop: CancellationToken::new(),
+            drain: CancellationToken::new(),
         })
     }
 
@@ -135,11 +145,13 @@ impl Worker {
         self
     }
 
-    fn node(
-        self,
-    ) -> Result<(Node, std::net::TcpListener, SocketAddr, CancellationToken), WorkerError> {
+    fn node(self) -> Result<(Node, std::net::TcpListener, SocketAddr, Stops), WorkerError> {
         let node = Node::new(self.settings, self.ports, self.seams, self.metrics)?;
-        Ok((node, self.listener, self.addr, self.stop))
+        let stops = Stops {
+            stop: self.stop,
+            drain: self.drain,
+        };
+        Ok((node, self.listener, self.addr, stops))
     }
 
     pub fn port(&self) -> u16 {
@@ -159,6 +171,13 @@ impl Worker {
         self.stop.clone()
     }
 
+    /// Cancel it to drain the worker (what SIGUSR1 does in the binary, sent by `tirage-worker
+    /// admin drain`): it takes no new job, settles what it took, answers 503 `draining` on
+    /// `/readyz`, and keeps serving its port until stopped.
+    pub fn drain_token(&self) -> CancellationToken {
+        self.drain.clone()
+    }
+
     /// One reconciler pass, then return, consuming nothing (`tirage-worker reconcile`):
     /// what a scheduled job runs where workers scale to zero, so stalled batches are still
     /// repaired and expired ones swept while no worker runs. `Ok(false)` when a running
@@ -170,11 +189,31 @@ impl Worker {
 
     pub async fn run_until_stopped(self) -> Result<(), WorkerError> {
         let concurrency = self.settings.effective_concurrency();
-        let (node, listener, addr, stop) = self.node()?;
+        let (
+            node,
+            listener,
+            addr,
+            Stops {
+                stop: stopped,
+                drain,
+            },
+        ) = self.node()?;
         let server = http::server(node.ctx(), listener).map_err(WorkerError::Http)?;
         let http = server.handle();
         let server = tokio::spawn(server);
         info!(port = addr.port(), concurrency, "worker started");
+        // The loops stop taking work on either a stop or a drain.
+        let stop = node.drain_token();
+        tokio::spawn({
+            let (stopped, stop) = (stopped.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    () = stopped.cancelled() => {}
+                    () = drain.cancelled() => info!("drain requested: taking no new job"),
+                }
+                stop.cancel();
+            }
+        });
         let reconciler = tokio::spawn({
             let (node, stop) = (node.clone(), stop.clone());
             async move { node.reconcile(stop).await }
@@ -188,6 +227,10 @@ impl Worker {
         node.consume(Lane::Resize, stop).await;
         if let Err(e) = effects.await {
             warn!(error = %e, "the effects consumer failed");
+        }
+        if !stopped.is_cancelled() {
+            info!("drained: every job taken is settled; serving /readyz (503) until stopped");
+            stopped.cancelled().await;
         }
         http.stop(true).await;
         if let Err(e) = reconciler.await {

@@ -41,6 +41,7 @@ impl Node {
             ),
             callback_hosts: HostSlots::new(settings.callback_per_host),
             consumed: ConsumedReport::default(),
+            draining: CancellationToken::new(),
             settings,
             ports,
             seams,
@@ -70,6 +71,12 @@ impl Node {
 
     pub fn metrics(&self) -> Metrics {
         self.ctx.metrics.clone()
+    }
+
+    /// Cancel it and the node takes no new job (its loops return once what they took is
+    /// settled); its readiness answers 503 from then on.
+    pub fn drain_token(&self) -> CancellationToken {
+        self.ctx.draining.clone()
     }
 
     pub(crate) fn ctx(&self) -> Arc<Ctx> {

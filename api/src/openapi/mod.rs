@@ -23,11 +23,13 @@ use crate::state::AppState;
 use methods::Routes;
 use stream::BatchEvent;
 
-/// The generated part of the document; [`document`] is what is served. OpenAPI 3.2, whose
-/// `itemSchema` describes the items of the event stream.
+/// The generated part of the document; [`document`] is what is served. OpenAPI 3.1: the
+/// version the client generators in the registries read (openapi-python-client,
+/// openapi-typescript); the event stream's items are described by its `schema`, as 3.2's
+/// `itemSchema` would ([`stream::as_openapi_31`]).
 #[derive(OpenApi)]
 #[openapi(
-    version = "3.2.0",
+    version = "3.1.0",
     info(
         title = "Tirage API",
         description = "Batch photo resizing. Every error answer is `{\"error\":{\"code\",\"message\"}}`; the codes and their statuses are listed under `x-error-codes`, a failed photo's `error` codes under `x-photo-failure-codes`, a completed batch's effects under `x-batch-effects`.",
@@ -131,6 +133,7 @@ impl Modify for ErrorCodes {
 /// runs with written in.
 pub fn document(limits: &LimitSettings) -> Result<serde_json::Value, serde_json::Error> {
     let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    stream::as_openapi_31(&mut doc);
     for place in limits::write(&mut doc, limits) {
         tracing::warn!(place, "a limit has no place in the OpenAPI document");
     }
@@ -218,9 +221,18 @@ mod tests {
         let ok = &doc["paths"]["/v1/batches/{batch_id}/events"]["get"]["responses"]["200"];
         let stream = &ok["content"]["text/event-stream"];
         assert_eq!(
-            stream["itemSchema"]["$ref"], "#/components/schemas/BatchEvent",
+            stream["schema"]["$ref"], "#/components/schemas/BatchEvent",
             "{ok}"
         );
+    }
+
+    /// What the generators in the registries read: 3.1, and no field 3.1 does not define.
+    #[test]
+    fn the_document_is_openapi_31() {
+        let doc = served();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let text = doc.to_string();
+        assert!(!text.contains("\"itemSchema\""), "a 3.2 field is served");
     }
 
     #[test]

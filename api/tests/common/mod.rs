@@ -19,7 +19,11 @@ use actix_web::dev::ServerHandle;
 use async_trait::async_trait;
 use serde_json::Value;
 use tirage_api::{Application, Ports, Settings};
-use tirage_ports::{JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore, WorkItem};
+use tirage_ports::dead_letters::Select;
+use tirage_ports::{
+    DeadLetter, DeadLetters, JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore,
+    WorkItem,
+};
 use tirage_runtime::config::Layers;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -137,6 +141,20 @@ impl JobQueue for RefusingQueue {
     }
     async fn ping(&self) -> Result<(), QueueError> {
         self.0.ping().await
+    }
+}
+
+#[async_trait]
+impl DeadLetters for RefusingQueue {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.0.dead_letters(limit).await
+    }
+    async fn replay_dead_letters(
+        &self,
+        limit: usize,
+        select: Select<'_>,
+    ) -> Result<Vec<WorkItem>, QueueError> {
+        self.0.replay_dead_letters(limit, select).await
     }
 }
 

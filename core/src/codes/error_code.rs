@@ -91,6 +91,9 @@ error_codes! {
     /// Answered by the readiness probe, not by `/v1`.
     DependencyUnavailable = "dependency_unavailable", 503;
     ServerBusy = "server_busy", 503;
+    /// Answered by a worker's readiness probe while it drains (`tirage-worker admin drain`)
+    /// or stops: it takes no new job.
+    Draining = "draining", 503;
 }
 
 impl ErrorCode {

@@ -25,9 +25,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use tirage_core::BatchCompleted;
+use tirage_ports::dead_letters::Select;
 use tirage_ports::{
-    ByteStream, Delivery, DeliveryHandle, JobQueue, JobStream, Lane, ObjectBody, ObjectMeta,
-    ObjectStore, ObjectStoreError, PresignedRequest, QueueError, WorkItem,
+    ByteStream, DeadLetter, DeadLetters, Delivery, DeliveryHandle, JobQueue, JobStream, Lane,
+    ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, QueueError, WorkItem,
 };
 use tokio::sync::Notify;
 
@@ -211,6 +212,22 @@ impl FaultyQueue {
             calls,
             deliveries,
         }
+    }
+}
+
+/// Dead letters are an operator's view, not in the simulated lifecycle: passed through.
+#[async_trait]
+impl DeadLetters for FaultyQueue {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.inner.dead_letters(limit).await
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        limit: usize,
+        select: Select<'_>,
+    ) -> Result<Vec<WorkItem>, QueueError> {
+        self.inner.replay_dead_letters(limit, select).await
     }
 }
 

@@ -13,12 +13,14 @@ use tirage_worker::Ports;
 
 use crate::common::*;
 
+mod admin;
 mod crashes;
 mod finalize;
 mod reconcile;
 mod sizes;
 mod strays;
 
+pub use admin::*;
 pub use crashes::*;
 pub use finalize::*;
 pub use reconcile::*;
@@ -452,7 +454,8 @@ macro_rules! suite {
             expired_batches_leave_no_objects,
             shutdown_finishes_in_flight_within_grace,
             shutdown_requeues_after_grace,
-            http_port_serves_health_readiness_and_metrics
+            http_port_serves_health_readiness_and_metrics,
+            replayed_dead_letters_finish_their_batch
         );
     };
     (@each $make:path; $($name:ident),*) => {
