@@ -67,8 +67,21 @@ function tile(photo) {
   const caption = el('figcaption', {},
     el('span', { className: 'name' }, photo.filename),
     el('span', { className: 'muted dims' }, dims),
+    ...(photo.warnings ?? []).map(warning),
     links);
   return el('li', { className: 'tile' }, el('figure', {}, img, caption));
+}
+
+/** What a photo done carries as a warning, by code (the API's `x-photo-warnings`). */
+const WARNINGS = {
+  truncated: 'The original ends early: its missing part is grey. Upload the whole file again.',
+};
+
+/** One warning on a tile: its code and a sentence. @param {string} code */
+function warning(code) {
+  return el('p', { className: 'warning' },
+    el('code', {}, code), ' — ',
+    WARNINGS[code] ?? 'The server flagged this photo.');
 }
 
 /**

@@ -126,6 +126,42 @@ async fn bad_files_are_reported_with_their_codes() {
     check_renditions(&out, &["ladybird.jpg"], &[300], "jpg");
 }
 
+/// A JPEG cut short is rendered, and said: exit 0, its renditions written, one `warning:`
+/// line with its code; the whole photo beside it, no line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_photo_is_rendered_with_a_warning() {
+    let s = Standalone::start();
+    let work = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(fixtures().join("ladybird.jpg")).unwrap();
+    let cut = work.path().join("cut.jpg");
+    std::fs::write(&cut, &whole[..whole.len() * 6 / 10]).unwrap();
+    let out = work.path().join("out");
+    let output = upload(vec![
+        cut.display().to_string(),
+        fixtures().join("ladybird.jpg").display().to_string(),
+        "--server".into(),
+        s.base.clone(),
+        "--out".into(),
+        out.display().to_string(),
+        "--sizes".into(),
+        "300".into(),
+    ])
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("warning: {}: truncated: ", cut.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ladybird"), "{stderr}");
+    assert_eq!(listing(&out), ["cut_300.jpg", "ladybird_300.jpg"]);
+    let original = dimensions(&fixtures().join("ladybird.jpg"));
+    for file in ["cut_300.jpg", "ladybird_300.jpg"] {
+        // The cut photo is rendered whole, its missing part grey.
+        assert_rendition(original, 300, dimensions(&out.join(file)), file);
+    }
+}
+
 /// A reverse proxy that answers the first request of every kind with 503 (429 with
 /// `Retry-After` for batch creation) and forwards everything else to the upstream.
 struct FlakyProxy {

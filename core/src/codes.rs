@@ -1,6 +1,6 @@
 //! The words Tirage's processes exchange about a photo and a batch, as enums with one table
 //! each: why a photo failed ([`FailureCode`]), which side effects a completed batch runs
-//! ([`Effect`]) what the HTTP API answers when a request fails ([`ErrorCode`]) and why a process could not
+//! ([`Effect`]), why a photo done deserves a second look ([`PhotoWarning`]), what the HTTP API answers when a request fails ([`ErrorCode`]) and why a process could not
 //! start or stopped ([`ProcessCode`]). The
 //! engine, the worker, the API and the CLI all name them through these types; the tables
 //! are what the API's error docs, OpenAPI and README list.
@@ -8,8 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 mod error_code;
+mod photo_warning;
 mod process_code;
 pub use error_code::ErrorCode;
+pub use photo_warning::PhotoWarning;
 pub use process_code::ProcessCode;
 
 /// Why a photo ended `failed`. Stable snake_case strings on the wire and in the state store.
@@ -203,6 +205,12 @@ mod tests {
         for (effect, description) in Effect::TABLE {
             let row = format!("| `{effect}` | {description} |");
             assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+        for (warning, description) in PhotoWarning::TABLE {
+            let row = format!("| `{warning}` | {description} |");
+            assert!(readme.contains(&row), "README lacks the row {row}");
+            let json = serde_json::to_value(warning).unwrap();
+            assert_eq!(json, warning.as_str());
         }
     }
 

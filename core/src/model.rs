@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codes::FailureCode;
+use crate::codes::{FailureCode, PhotoWarning};
 
 mod media_type;
 mod options;
@@ -86,6 +86,9 @@ pub enum PhotoOutcome {
         width: u32,
         height: u32,
         renditions: Vec<Rendition>,
+        /// What the owner should know although it rendered; absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<PhotoWarning>,
     },
     Failed {
         /// Why, as a stable snake_case code such as `corrupt_image` or `retries_exhausted`.
@@ -107,6 +110,10 @@ pub struct PhotoRecord {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub outputs: Vec<Rendition>,
+    /// What the owner should know of a photo done (a truncated original); absent when none,
+    /// and in records written before warnings existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PhotoWarning>,
 }
 
 impl PhotoRecord {
@@ -119,6 +126,7 @@ impl PhotoRecord {
             width: None,
             height: None,
             outputs: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::EngineError;
 use crate::icc;
 pub use crate::jpeg_markers::{JpegInfo, scan};
 use crate::planes::{Pixels, Plane};
+use tirage_core::codes::PhotoWarning;
 
 /// Most progressive scans we decode: a crafted progressive JPEG with thousands of tiny scans
 /// costs minutes of CPU for a few kilobytes (a known libjpeg denial of service).
@@ -57,12 +58,22 @@ const WARNINGS: &[&str] = &[
     "Application transferred too many scanlines",
 ];
 
-/// A decode's result with libjpeg's warnings made what they are: not failures.
-fn tolerate(result: turbojpeg::Result<()>) -> Result<(), EngineError> {
+/// What libjpeg says when the data ends before the image does.
+const TRUNCATED: &str = "Premature end of JPEG file";
+
+/// A decode's result with libjpeg's warnings made what they are: not failures. A truncated
+/// scan is told to the photo's owner ([`PhotoWarning::Truncated`], added to `warnings`).
+fn tolerate(
+    result: turbojpeg::Result<()>,
+    warnings: &mut Vec<PhotoWarning>,
+) -> Result<(), EngineError> {
     match result {
         Err(turbojpeg::Error::TurboJpegError(msg))
             if WARNINGS.iter().any(|w| msg.starts_with(w)) =>
         {
+            if msg.starts_with(TRUNCATED) {
+                warnings.push(PhotoWarning::Truncated);
+            }
             Ok(())
         }
         other => other.map_err(tj),
@@ -78,6 +89,7 @@ pub fn decode(
     min_w: u32,
     min_h: u32,
     planar: bool,
+    warnings: &mut Vec<PhotoWarning>,
 ) -> Result<Pixels, EngineError> {
     let cleaned = info.clean_stream(data);
     let data = &cleaned[..];
@@ -107,7 +119,7 @@ pub fn decode(
                 height: h,
                 format: PixelFormat::CMYK,
             };
-            tolerate(d.decompress(data, img))?;
+            tolerate(d.decompress(data, img), warnings)?;
             let rgb = icc::cmyk_to_srgb(&px, profile.as_ref(), info.adobe)?;
             Ok(Pixels::Rgb(Plane::new(w as u32, h as u32, 3, rgb)))
         }
@@ -122,7 +134,7 @@ pub fn decode(
                 height: h,
                 format: PixelFormat::GRAY,
             };
-            tolerate(d.decompress(data, img))?;
+            tolerate(d.decompress(data, img), warnings)?;
             Ok(Pixels::Gray(Plane::new(w as u32, h as u32, 1, px)))
         }
         cs => {
@@ -132,7 +144,7 @@ pub fn decode(
                 Subsamp::None | Subsamp::Sub2x1 | Subsamp::Sub2x2 | Subsamp::Sub1x2
             );
             if planar && cs == Colorspace::YCbCr && yuv_ok && !needs_icc {
-                return decode_planar(&mut d, data, w, h, header.subsamp);
+                return decode_planar(&mut d, data, w, h, header.subsamp, warnings);
             }
             let mut px = vec![0u8; w * h * 3];
             let img = turbojpeg::Image {
@@ -142,7 +154,7 @@ pub fn decode(
                 height: h,
                 format: PixelFormat::RGB,
             };
-            tolerate(d.decompress(data, img))?;
+            tolerate(d.decompress(data, img), warnings)?;
             if let Some(p) = profile.as_ref().filter(|p| !p.is_srgb()) {
                 p.rgb_to_srgb(&mut px)?;
             }
@@ -157,6 +169,7 @@ fn decode_planar(
     w: usize,
     h: usize,
     subsamp: Subsamp,
+    warnings: &mut Vec<PhotoWarning>,
 ) -> Result<Pixels, EngineError> {
     let len = turbojpeg::yuv_pixels_len(w, 1, h, subsamp).map_err(tj)?;
     let mut yuv = YuvImage {
@@ -166,7 +179,7 @@ fn decode_planar(
         height: h,
         subsamp,
     };
-    tolerate(d.decompress_to_yuv(data, yuv.as_deref_mut()))?;
+    tolerate(d.decompress_to_yuv(data, yuv.as_deref_mut()), warnings)?;
     // libjpeg-turbo pads every plane to whole MCUs: luma to a multiple of the chroma block.
     let (bw, bh) = (subsamp.width(), subsamp.height());
     let (yw, yh) = (w.next_multiple_of(bw), h.next_multiple_of(bh));

@@ -36,7 +36,7 @@ pub use planes::target_size;
 pub use sniff::{SourceFormat, sniff};
 
 use planes::Pixels;
-use tirage_core::codes::FailureCode;
+use tirage_core::codes::{FailureCode, PhotoWarning};
 use tirage_core::{BatchOptions, OutputFormat};
 
 /// Limits checked before any pixel is decoded.
@@ -76,6 +76,8 @@ pub struct Resized {
     pub height: u32,
     /// One per requested size, in the requested order.
     pub renditions: Vec<Rendition>,
+    /// What the photo's owner should know although it rendered (a truncated original).
+    pub warnings: Vec<PhotoWarning>,
 }
 
 /// Why a photo could not be resized. Every variant is permanent: the same bytes fail the
@@ -177,13 +179,14 @@ pub fn resize(
     let format = sniff(input).ok_or(EngineError::UnsupportedFormat)?;
     let largest = options.sizes.iter().copied().max().unwrap_or(0);
     let keep_alpha = options.format != OutputFormat::Jpeg;
+    let mut warnings = Vec::new();
     let (pixels, (w, h), orientation, credits) = match format {
         SourceFormat::Jpeg => {
             let info = jpeg::scan(input)?;
             check_pixels(info.width, info.height, limits)?;
             let (tw, th) = target_size(info.width, info.height, largest);
             let planar = options.format == OutputFormat::Jpeg;
-            let pixels = jpeg::decode(input, &info, tw, th, planar)?;
+            let pixels = jpeg::decode(input, &info, tw, th, planar, &mut warnings)?;
             let size = (info.width, info.height);
             (pixels, size, info.orientation, info.credits)
         }
@@ -206,6 +209,7 @@ pub fn resize(
         width,
         height,
         renditions,
+        warnings,
     })
 }
 

@@ -11,6 +11,7 @@ use common::*;
 use image::RgbImage;
 use independent::{Rgb, pillow, pillow_truncated, rendition};
 use tirage_core::OutputFormat;
+use tirage_core::codes::PhotoWarning;
 use tirage_engine::Limits;
 
 const W: u32 = 160;
@@ -46,8 +47,10 @@ fn engine(input: &[u8]) -> Rgb {
 
 /// Opens with both decoders and compares. Different IDCTs differ by a level or so.
 fn assert_both_open(input: &[u8]) {
-    // The planar YCbCr path (JPEG output) tolerates the same warnings.
-    resize(input, &[60]).expect("the engine opens it for JPEG output");
+    // The planar YCbCr path (JPEG output) tolerates the same warnings; none of them is one
+    // to tell the photo's owner about.
+    let out = resize(input, &[60]).expect("the engine opens it for JPEG output");
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     let theirs = pillow(input).expect("Pillow opens the fixture");
     let ours = engine(input);
     let diff = ours.mean_abs_diff(&theirs);
@@ -136,7 +139,15 @@ fn truncated_scan_is_decoded_with_the_missing_part_grey() {
     let theirs = pillow_truncated(cut).expect("Pillow opens it with LOAD_TRUNCATED_IMAGES");
     let ours = engine(cut);
     assert!(ours.mean_abs_diff(&theirs) < 1.5);
-    resize(cut, &[60]).expect("the planar path decodes it too");
+    let rgb = tirage_engine::resize(cut, &options(&[60], OutputFormat::Png), &Limits::default());
+    assert_eq!(
+        rgb.unwrap().warnings,
+        [PhotoWarning::Truncated],
+        "the RGB path too"
+    );
+    let planar = resize(cut, &[60]).expect("the planar path decodes it too");
+    assert_eq!(planar.warnings, [PhotoWarning::Truncated], "never silently");
+    assert!(resize(&jpeg, &[60]).unwrap().warnings.is_empty());
     // The top is the photo, the bottom rows mid-grey.
     let sound = engine(&jpeg);
     assert_eq!(ours.pixel(5, 2), sound.pixel(5, 2));

@@ -14,12 +14,14 @@ pub fn apply_outcome(record: &mut PhotoRecord, outcome: &PhotoOutcome) {
             width,
             height,
             renditions,
+            warnings,
         } => {
             record.state = PhotoState::Done;
             record.error = None;
             record.width = Some(*width);
             record.height = Some(*height);
             record.outputs = renditions.clone();
+            record.warnings = warnings.clone();
         }
         PhotoOutcome::Failed { code } => {
             record.state = PhotoState::Failed;

@@ -45,7 +45,7 @@ const count = Number(args.count);
 const timeout = Number(args['timeout-secs']) * 1000;
 const log = (...m) => console.error('[page]', ...m);
 
-/** `count` photos under distinct names, plus `broken.jpg`, in a fresh folder. */
+/** `count` photos under distinct names, plus `cut.jpg` (a JPEG cut short) and `broken.jpg`, in a fresh folder. */
 function stagePhotos() {
   const sources = args.photos.flatMap((dir) => readdirSync(dir)
     .filter((f) => /\.(jpe?g|png|webp)$/i.test(f))
@@ -61,6 +61,10 @@ function stagePhotos() {
     files.push(join(dir, name));
   }
   if (args.bench) return { dir, files };
+  // The first JPEG, cut short: rendered, with the warning `truncated` on its tile.
+  const jpeg = readFileSync(sources.find((f) => /\.jpe?g$/i.test(f)) ?? assert.fail('no JPEG among the photos'));
+  writeFileSync(join(dir, 'cut.jpg'), jpeg.subarray(0, Math.floor(jpeg.length * 0.6)));
+  files.push(join(dir, 'cut.jpg'));
   // A JPEG header, then noise: no decoder can make an image of it.
   const broken = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10]), Buffer.from('JFIF\0'), Buffer.alloc(4000, 0x5a)]);
   writeFileSync(join(dir, 'broken.jpg'), broken);
@@ -128,7 +132,7 @@ async function main() {
         target.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
       }, holder);
     }
-    const chosen = args.bench ? count : count + 1;
+    const chosen = args.bench ? count : count + 2;
     await page.locator('#selection', { hasText: `${chosen} photos` }).waitFor({ timeout: 60_000 });
     await page.locator('#start').focus();
     const started = Date.now();
@@ -164,16 +168,17 @@ async function main() {
       return;
     }
     assert.equal(await page.locator('#upload-meter').evaluate((m) => m.value), 1);
-    assert.equal(await page.locator('#process-text').textContent(), `${count + 1} of ${count + 1} (1 failed)`);
+    const done = count + 1; // and cut.jpg
+    assert.equal(await page.locator('#process-text').textContent(), `${done + 1} of ${done + 1} (1 failed)`);
     assert.equal(await page.locator('#status').getAttribute('aria-live'), 'polite');
-    assert.equal(await page.locator('#status').textContent(), `Done: ${count} photos resized, 1 failed.`);
+    assert.equal(await page.locator('#status').textContent(), `Done: ${done} photos resized, 1 failed.`);
 
     // The gallery: every image is its smallest rendition's API URL, and loads.
     const batchId = (await page.locator('#zip').getAttribute('href')).split('/')[3];
     const listed = await page.evaluate(async (id) => (await fetch(`/v1/batches/${id}/photos?limit=1000`)).json(), batchId);
     const images = page.locator('#gallery img');
-    assert.equal(await images.count(), count, `the gallery shows ${count} images`);
-    for (let i = 0; i < count; i++) {
+    assert.equal(await images.count(), done, `the gallery shows ${done} images`);
+    for (let i = 0; i < done; i++) {
       const img = images.nth(i);
       await img.scrollIntoViewIfNeeded();
       await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: 20_000 });
@@ -185,7 +190,12 @@ async function main() {
       const natural = await img.evaluate((el) => [el.naturalWidth, el.naturalHeight]);
       assert.deepEqual(natural, [smallest.width, smallest.height], `${photo.filename}: loaded at its size`);
     }
-    assert.equal(await page.locator('#gallery .sizes a').count(), count * 3, 'a link to every size');
+    assert.equal(await page.locator('#gallery .sizes a').count(), done * 3, 'a link to every size');
+    // The cut photo says so on its tile, with the warning's code; no other tile does.
+    const warnings = page.locator('#gallery .warning');
+    assert.equal(await warnings.count(), 1, 'one warning');
+    assert.equal(await warnings.locator('code').textContent(), 'truncated');
+    assert.match(await page.locator('#gallery .tile', { has: page.locator('.warning') }).textContent(), /cut\.jpg/);
 
     // The corrupt file, with its code.
     const failed = page.locator('#failed li');
@@ -208,7 +218,7 @@ async function main() {
     const failure = await download.failure();
     assert.equal(failure, null, `the ZIP download failed: ${failure}`);
     const entries = readZip(readFileSync(zipPath));
-    assert.equal(entries.length, count * 3, `the ZIP holds ${count * 3} entries`);
+    assert.equal(entries.length, done * 3, `the ZIP holds ${done * 3} entries`);
     for (const entry of entries) {
       const m = entry.name.match(/^(.+)_(\d+)\.jpg$/);
       assert.ok(m, `${entry.name} is <stem>_<size>.jpg`);

@@ -98,6 +98,7 @@ pub(crate) async fn run(
                 digest: Some(Rendition::digest_of(&r.data)),
             })
             .collect(),
+        warnings: resized.warnings.clone(),
     };
     upload(ctx, job, resized.renditions).await?;
     Ok(Attempted::Rendered(outcome))

@@ -11,7 +11,7 @@ mod stream;
 use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, get, web};
-use tirage_core::codes::{Effect, ErrorCode, FailureCode};
+use tirage_core::codes::{Effect, ErrorCode, FailureCode, PhotoWarning};
 use tirage_core::wire::{self, ErrorBody, ErrorDetail};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -32,7 +32,7 @@ use stream::BatchEvent;
     version = "3.1.0",
     info(
         title = "Tirage API",
-        description = "Batch photo resizing. Every error answer is `{\"error\":{\"code\",\"message\"}}`; the codes and their statuses are listed under `x-error-codes`, a failed photo's `error` codes under `x-photo-failure-codes`, a completed batch's effects under `x-batch-effects`.",
+        description = "Batch photo resizing. Every error answer is `{\"error\":{\"code\",\"message\"}}`; the codes and their statuses are listed under `x-error-codes`, a failed photo's `error` codes under `x-photo-failure-codes`, a done photo's `warnings` under `x-photo-warnings`, a completed batch's effects under `x-batch-effects`.",
     ),
     paths(
         sessions::create_session,
@@ -118,10 +118,15 @@ impl Modify for ErrorCodes {
             .iter()
             .map(|(effect, meaning)| (effect.as_str().to_owned(), (*meaning).into()))
             .collect();
+        let warnings: serde_json::Map<String, serde_json::Value> = PhotoWarning::TABLE
+            .iter()
+            .map(|(warning, meaning)| (warning.as_str().to_owned(), (*meaning).into()))
+            .collect();
         let mut extensions = utoipa::openapi::extensions::Extensions::default();
         extensions.insert("x-error-codes".to_owned(), errors.into());
         extensions.insert("x-photo-failure-codes".to_owned(), failures.into());
         extensions.insert("x-batch-effects".to_owned(), effects.into());
+        extensions.insert("x-photo-warnings".to_owned(), warnings.into());
         match openapi.extensions.as_mut() {
             Some(existing) => existing.merge(extensions),
             None => openapi.extensions = Some(extensions),

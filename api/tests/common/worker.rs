@@ -90,6 +90,7 @@ impl TestApp {
                     width: img.width(),
                     height: img.height(),
                     renditions,
+                    warnings: Vec::new(),
                 },
             )
             .await

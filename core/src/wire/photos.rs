@@ -34,6 +34,12 @@ pub struct PhotoView {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub outputs: Vec<OutputView>,
+    /// What the owner should know of a photo done although it rendered, each a stable code
+    /// of the document's `x-photo-warnings` (`truncated`: the original ends before its
+    /// image does). Empty for most photos.
+    // Strings rather than `PhotoWarning`, so a client reads warnings newer than itself.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl PhotoView {
@@ -57,6 +63,7 @@ impl PhotoView {
                     public_url: None,
                 })
                 .collect(),
+            warnings: p.warnings.iter().map(|w| w.as_str().to_owned()).collect(),
         }
     }
 }

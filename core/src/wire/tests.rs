@@ -53,11 +53,12 @@ fn photo_view_links_renditions_and_keeps_nulls() {
         bytes: 1234,
         digest: Some(Rendition::digest_of(b"360")),
     }];
+    record.warnings = vec![crate::codes::PhotoWarning::Truncated];
     let view = PhotoView::new(batch_id, &record);
     let json = serde_json::to_string(&view).unwrap();
     assert_eq!(
         json,
-        r#"{"id":"ffffffff-ffff-ffff-ffff-ffffffffffff","filename":"a.jpg","state":"done","error":null,"width":4000,"height":3000,"outputs":[{"size":360,"width":480,"height":360,"bytes":1234,"url":"/v1/batches/00000000-0000-0000-0000-000000000000/photos/ffffffff-ffff-ffff-ffff-ffffffffffff/360"}]}"#
+        r#"{"id":"ffffffff-ffff-ffff-ffff-ffffffffffff","filename":"a.jpg","state":"done","error":null,"width":4000,"height":3000,"outputs":[{"size":360,"width":480,"height":360,"bytes":1234,"url":"/v1/batches/00000000-0000-0000-0000-000000000000/photos/ffffffff-ffff-ffff-ffff-ffffffffffff/360"}],"warnings":["truncated"]}"#
     );
     let list = PhotoList {
         photos: vec![view],

@@ -178,6 +178,7 @@ pub fn sim_resizer() -> ResizeFn {
                             }
                         })
                         .collect(),
+                    warnings: Vec::new(),
                 }),
             }
         },

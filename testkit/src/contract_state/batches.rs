@@ -5,7 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::harness::{HOUR, StateHarness, create, done, failed, new_batch, photos};
-use tirage_core::codes::FailureCode;
+use tirage_core::codes::{FailureCode, PhotoWarning};
 use tirage_core::model::{BatchState, PhotoState};
 use tirage_ports::{RecordResult, StateError};
 
@@ -60,6 +60,11 @@ pub async fn batch_lifecycle<H: StateHarness>(h: &H) {
     assert_eq!(photo.state, PhotoState::Done);
     assert_eq!((photo.width, photo.height), (Some(3840), Some(2160)));
     assert_eq!(photo.outputs.len(), 2);
+    assert_eq!(
+        photo.warnings,
+        [PhotoWarning::Truncated],
+        "warnings are kept"
+    );
     assert_eq!(photo.filename, ps[0].filename);
 
     let closed = store.close_batch(batch.id).await.unwrap();

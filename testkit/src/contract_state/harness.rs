@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use tirage_core::codes::FailureCode;
+use tirage_core::codes::{FailureCode, PhotoWarning};
 use tirage_core::model::{Batch, BatchOptions, BatchState, PhotoOutcome, PhotoRecord, Rendition};
 use tirage_ports::StateStore;
 
@@ -80,6 +80,7 @@ pub fn done() -> PhotoOutcome {
                 digest: None,
             },
         ],
+        warnings: vec![PhotoWarning::Truncated],
     }
 }
 

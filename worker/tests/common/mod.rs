@@ -298,6 +298,7 @@ pub fn fake_engine() -> ResizeFn {
                     data: format!("rendition {s}").into_bytes(),
                 })
                 .collect(),
+            warnings: Vec::new(),
         })
     })
 }

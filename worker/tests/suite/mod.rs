@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tirage_core::codes::FailureCode;
+use tirage_core::codes::{FailureCode, PhotoWarning};
 use tirage_core::{BatchOptions, BatchState, OutputFormat, PhotoState, keys};
 use tirage_ports::WorkItem;
 use tirage_worker::Ports;
@@ -427,6 +427,35 @@ pub async fn http_port_serves_health_readiness_and_metrics(h: Arc<dyn Harness>) 
     worker.shutdown().await;
 }
 
+/// A truncated original, through the real engine: rendered, done, and never silently — its
+/// record carries the warning.
+pub async fn a_truncated_original_is_done_with_a_warning(h: Arc<dyn Harness>) {
+    let ports = h.ports();
+    let whole = jpeg(640, 480);
+    let cut = whole[..whole.len() * 6 / 10].to_vec();
+    let f = batch_with(&ports, small_options(), None, vec![cut, whole]).await;
+    let worker = start(ports.clone(), h.settings(), None).await;
+    publish_all(&ports, &f).await;
+    let batch = wait_completed(&ports, f.batch.id, WAIT).await;
+    assert_eq!((batch.done, batch.failed), (2, 0), "{batch:?}");
+    let record = |photo| {
+        let ports = ports.clone();
+        async move {
+            ports
+                .state
+                .get_photo(f.batch.id, photo)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let truncated = record(f.photos[0]).await;
+    assert_eq!(truncated.state, PhotoState::Done);
+    assert_eq!(truncated.warnings, [PhotoWarning::Truncated]);
+    assert!(record(f.photos[1]).await.warnings.is_empty());
+    worker.shutdown().await;
+}
+
 /// Instantiates every suite test for a harness factory `$make` (an async fn returning
 /// `Arc<dyn Harness>`).
 #[macro_export]
@@ -455,7 +484,8 @@ macro_rules! suite {
             shutdown_finishes_in_flight_within_grace,
             shutdown_requeues_after_grace,
             http_port_serves_health_readiness_and_metrics,
-            replayed_dead_letters_finish_their_batch
+            replayed_dead_letters_finish_their_batch,
+            a_truncated_original_is_done_with_a_warning
         );
     };
     (@each $make:path; $($name:ident),*) => {

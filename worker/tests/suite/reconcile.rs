@@ -32,6 +32,7 @@ fn done_outcome() -> PhotoOutcome {
             bytes: 5,
             digest: None,
         }],
+        warnings: Vec::new(),
     }
 }
 

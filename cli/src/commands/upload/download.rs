@@ -7,6 +7,7 @@ use std::path::Path;
 
 use futures::StreamExt;
 use tirage_core::PhotoState;
+use tirage_core::codes::PhotoWarning;
 use tirage_core::wire::{OutputView, PhotoView};
 use uuid::Uuid;
 
@@ -91,6 +92,32 @@ pub fn renditions_to_fetch(
         }
     }
     jobs
+}
+
+/// What the server warns of the accepted photos done (a truncated original), each one line
+/// of `warning: <path>: <code>: <meaning>`.
+pub fn warnings_of(
+    photos: &[PhotoView],
+    accepted: &HashMap<Uuid, usize>,
+    inputs: &[Input],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for photo in photos {
+        let Some(&i) = accepted.get(&photo.id) else {
+            continue;
+        };
+        for warning in &photo.warnings {
+            let meaning = PhotoWarning::TABLE
+                .iter()
+                .find(|(known, _)| known.as_str() == warning)
+                .map_or("a warning this client does not know", |(_, m)| m);
+            lines.push(format!(
+                "warning: {}: {warning}: {meaning}",
+                inputs[i].path.display()
+            ));
+        }
+    }
+    lines
 }
 
 /// Writes `data` to `<dir>/<name>` through a temp file in `dir`: the final name appears

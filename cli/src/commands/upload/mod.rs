@@ -112,6 +112,7 @@ async fn upload(args: &UploadArgs) -> Result<Summary, UploadError> {
     bars.photos.finish();
 
     let photos = client.list_photos(batch.id).await?;
+    summary.warnings = download::warnings_of(&photos, &accepted, &inputs);
     let jobs = download::renditions_to_fetch(&photos, &accepted, &inputs, &mut failures);
     let in_archive = jobs.len();
     if let Some(out) = &out_dir {

@@ -39,6 +39,8 @@ pub struct Summary {
     pub photos: usize,
     pub renditions: usize,
     pub failures: Vec<Failure>,
+    /// `warning: …` lines for photos done that the owner should look at.
+    pub warnings: Vec<String>,
 }
 
 /// Prints how the run ended. Exit codes: 0 every photo done; 1 some photo failed (one line
@@ -60,6 +62,9 @@ pub fn report(outcome: Option<Result<Summary, UploadError>>, out: &str, seconds:
         Some(Ok(summary)) => {
             for f in &summary.failures {
                 f.report();
+            }
+            for line in &summary.warnings {
+                eprintln!("{line}");
             }
             println!(
                 "{} photos, {} renditions in {out}, {} failed, {seconds:.2} s",
