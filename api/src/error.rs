@@ -103,6 +103,8 @@ pub enum ApiError {
     BatchQuotaExceeded { limit: u32, retry_after_secs: u64 },
     #[error("this session already holds {limit} event streams; close one first")]
     TooManyStreams { limit: u32 },
+    #[error("this session already downloads {limit} archives; wait for one to end")]
+    TooManyArchives { limit: u32 },
     #[error(
         "this session already streams {limit} uploads through this server; retry in {retry_after_secs} s"
     )]
@@ -171,6 +173,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::BatchQuotaExceeded { .. } => ErrorCode::BatchQuotaExceeded,
             ApiError::TooManyStreams { .. } => ErrorCode::TooManyStreams,
+            ApiError::TooManyArchives { .. } => ErrorCode::TooManyArchives,
             ApiError::TooManySessions { .. } => ErrorCode::TooManySessions,
             ApiError::TooManyUploads { .. } => ErrorCode::TooManyUploads,
             ApiError::ServerBusy { .. } => ErrorCode::ServerBusy,
@@ -210,7 +213,8 @@ pub enum SessionErrors {
     Unauthorized(ErrorBody),
     /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds;
     /// on a multipart upload, the session streams its share of this replica's uploads
-    /// already (`too_many_uploads`, with `Retry-After`).
+    /// already (`too_many_uploads`, with `Retry-After`); on an archive, it downloads its
+    /// `api.archives_per_session` archives already (`too_many_archives`).
     #[response(status = 429)]
     RateLimited(ErrorBody),
     /// A dependency is down or full (`state_store_unavailable`, `state_store_full`, `object_store_unavailable`,

@@ -56,6 +56,12 @@ pub struct ApiSettings {
     pub events_keepalive_secs: u64,
     /// Event streams one session may hold open at once, across every replica.
     pub events_per_session: u32,
+    /// Batch archives one session may download at once, across every replica (each reads
+    /// every rendition of its batch).
+    pub archives_per_session: u32,
+    /// How long an archive's slot lasts unless renewed (every third of it while its bytes
+    /// flow): a replica that dies mid-archive gives the slot back this much later.
+    pub archive_lease_secs: u64,
     /// How long an idle client connection is kept: above the reverse proxy's idle timeout
     /// for its upstream connections, so the proxy, never the replica, closes them.
     pub keep_alive_secs: u64,
@@ -178,11 +184,12 @@ impl Settings {
             return bad("api.events_poll_ms and api.publish_concurrency must be > 0");
         }
         if self.api.events_per_session == 0
+            || self.api.archives_per_session == 0
             || self.api.max_concurrent_uploads == 0
             || self.api.uploads_per_session == 0
         {
             return bad(
-                "api.events_per_session, api.max_concurrent_uploads and api.uploads_per_session must be > 0",
+                "api.events_per_session, api.archives_per_session, api.max_concurrent_uploads and api.uploads_per_session must be > 0",
             );
         }
         if self.api.signed_rendition_urls
@@ -206,6 +213,10 @@ impl ApiSettings {
     }
     pub fn events_keepalive(&self) -> Duration {
         Duration::from_secs(self.events_keepalive_secs.max(1))
+    }
+    /// An archive's slot, unless renewed.
+    pub fn archive_lease(&self) -> Duration {
+        Duration::from_secs(self.archive_lease_secs.max(1))
     }
     /// A stream's lease: three keep-alives, so one late renewal does not lose it.
     pub fn events_lease(&self) -> Duration {

@@ -70,6 +70,7 @@ fn every_variant() -> Vec<ApiError> {
             retry_after_secs: 1,
         },
         ApiError::TooManyStreams { limit: 1 },
+        ApiError::TooManyArchives { limit: 1 },
         ApiError::TooManySessions { limit: 1 },
         ApiError::ServerBusy {
             retry_after_secs: 1,

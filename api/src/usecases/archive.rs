@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use tirage_core::keys;
 use tirage_core::model::{Batch, PhotoRecord, PhotoState};
 use tirage_ports::ObjectStore;
@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::archive::{Layout, UniqueStems, WriteError, entry_name, safe_stem, write};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::usecases::slots::Lease;
 
 /// The archive as the route sends it.
 pub struct ArchiveDownload {
@@ -43,13 +44,28 @@ struct Wanted {
 }
 
 /// Lays out the archive of `batch` (the caller's, already checked) and returns it ready to
-/// stream. `requested` narrows the sizes; each must be one of the batch's.
+/// stream. `requested` narrows the sizes; each must be one of the batch's. The archive holds
+/// one of its session's `api.archives_per_session` slots while it streams
+/// (`too_many_archives` when they are all taken).
 pub async fn prepare(
     state: &AppState,
+    session_id: &str,
     batch: &Batch,
     requested: Option<&[u32]>,
 ) -> Result<ArchiveDownload, ApiError> {
     let sizes = chosen_sizes(&batch.options.sizes, requested)?;
+    let api = &state.settings.api;
+    let limit = api.archives_per_session;
+    let holder = format!("{session_id}:archives");
+    let lease = Lease::open(
+        state.ports.state.clone(),
+        holder,
+        limit,
+        api.archive_lease(),
+    )
+    .await?
+    .ok_or(ApiError::TooManyArchives { limit })?;
+    let lease = Arc::new(lease);
     let photos = all_photos(state, batch.id).await?;
     let wanted = entries(batch, &photos, &sizes);
     let objects = state.ports.objects.clone();
@@ -63,7 +79,16 @@ pub async fn prepare(
     Ok(ArchiveDownload {
         filename: format!("tirage-{}.zip", batch.id),
         length,
-        body: Box::pin(stream_from(objects, keys, layout, batch.id)),
+        // The slot lives as long as the body, renewed while its bytes flow.
+        body: Box::pin(
+            stream_from(objects, keys, layout, batch.id).then(move |chunk| {
+                let lease = lease.clone();
+                async move {
+                    lease.renew_when_due().await;
+                    chunk
+                }
+            }),
+        ),
     })
 }
 

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::extract::owned_batch;
 use crate::progress::BatchWatch;
 use crate::state::AppState;
+use crate::usecases::slots::Lease;
 
 /// What a follower is told next.
 #[derive(Debug)]
@@ -80,67 +81,6 @@ type Snapshot = (BatchState, u64, u64, u64);
 
 fn snapshot(b: &Batch) -> Snapshot {
     (b.state, b.total, b.done, b.failed)
-}
-
-/// One stream's slot among its session's streams; given back when the stream is dropped.
-struct Lease {
-    store: Arc<dyn StateStore>,
-    session_id: String,
-    stream_id: Uuid,
-    limit: u32,
-    length: Duration,
-}
-
-impl Lease {
-    /// Takes a slot, or `None` when the session holds its maximum already.
-    async fn open(
-        store: Arc<dyn StateStore>,
-        session_id: String,
-        limit: u32,
-        length: Duration,
-    ) -> Result<Option<Lease>, ApiError> {
-        let stream_id = Uuid::new_v4();
-        let opened = store
-            .open_stream(&session_id, stream_id, limit, length)
-            .await?;
-        Ok(opened.then_some(Lease {
-            store,
-            session_id,
-            stream_id,
-            limit,
-            length,
-        }))
-    }
-
-    /// Pushes the lease's end further; false when it lapsed and its slot was taken.
-    async fn renew(&self) -> bool {
-        let renew =
-            self.store
-                .open_stream(&self.session_id, self.stream_id, self.limit, self.length);
-        match renew.await {
-            Ok(held) => held,
-            // A passing outage: the lease is still good for a while.
-            Err(e) => {
-                tracing::warn!(error = %e, "event stream lease not renewed");
-                true
-            }
-        }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let (store, session_id, stream_id) =
-            (self.store.clone(), self.session_id.clone(), self.stream_id);
-        // Outside a runtime (the process is ending) the lease lapses by itself.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = store.close_stream(&session_id, stream_id).await {
-                    tracing::debug!(error = %e, "event stream lease left to lapse");
-                }
-            });
-        }
-    }
 }
 
 /// One follower of a batch: what it sent last and when it must wake.

@@ -8,4 +8,5 @@ pub mod intake;
 pub mod presigned;
 pub mod renditions;
 pub mod sessions;
+pub mod slots;
 pub mod streamed;

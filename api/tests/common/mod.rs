@@ -199,6 +199,7 @@ macro_rules! api_suite {
             photos::rendition_urls_are_unsigned_unless_configured,
             archive::archive_holds_every_done_rendition,
             archive::archive_is_cut_when_a_rendition_vanishes,
+            archive::archives_are_capped_per_session,
             dependencies::unconfirmed_jobs_are_recorded_failed_and_503,
             dependencies::a_retry_whose_publish_fails_leaves_a_queued_photo_queued,
             dependencies::state_outage_is_503_and_readyz_names_it,

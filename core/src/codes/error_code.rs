@@ -78,6 +78,8 @@ error_codes! {
     /// A session created as many batches within the hour as it may (closed ones count).
     BatchQuotaExceeded = "batch_quota_exceeded", 429;
     TooManyStreams = "too_many_streams", 429;
+    /// A session downloads as many batch archives at once as it may.
+    TooManyArchives = "too_many_archives", 429;
     /// A session streams as many multipart uploads through one replica as it may.
     TooManyUploads = "too_many_uploads", 429;
     TooManySessions = "too_many_sessions", 429;

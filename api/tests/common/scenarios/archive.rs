@@ -227,11 +227,13 @@ pub async fn archive_holds_every_done_rendition(b: &impl Backend) {
 
 /// An object store whose `get_stream` finds nothing at one key (its `head` still does): a
 /// rendition that vanishes between the archive's layout and its turn to stream. It counts
-/// the `head` calls: the archive is laid out from the recorded sizes, with none.
+/// the `head` calls: the archive is laid out from the recorded sizes, with none. With
+/// `stall` set, every `get_stream` waits forever: an archive that stops flowing.
 struct Vanishing {
     inner: Arc<dyn ObjectStore>,
     key: std::sync::Mutex<Option<String>>,
     heads: std::sync::atomic::AtomicUsize,
+    stall: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -252,6 +254,9 @@ impl ObjectStore for Vanishing {
         self.inner.get(key).await
     }
     async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+        if self.stall.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.key.lock().unwrap().as_deref() == Some(key) {
             return Err(ObjectStoreError::NotFound(key.to_owned()));
         }
@@ -294,6 +299,7 @@ pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
         inner: ports.objects.clone(),
         key: std::sync::Mutex::new(None),
         heads: std::sync::atomic::AtomicUsize::new(0),
+        stall: std::sync::atomic::AtomicBool::new(false),
     });
     ports.objects = vanishing.clone() as Arc<dyn ObjectStore>;
     let app = TestApp::on(ports, guard, |_| {});
@@ -353,4 +359,53 @@ pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
         0,
         "the archive is planned from the sizes the worker recorded, not a HEAD per rendition"
     );
+}
+
+/// A session downloads at most `api.archives_per_session` archives at once, across
+/// replicas: a finished download gives its slot back at once; one that stops flowing holds
+/// it (a second is refused `too_many_archives`) until it lapses, unrenewed.
+pub async fn archives_are_capped_per_session(b: &impl Backend) {
+    let TestDeps { mut ports, guard } = b.ports().await;
+    let stalling = Arc::new(Vanishing {
+        inner: ports.objects.clone(),
+        key: std::sync::Mutex::new(None),
+        heads: std::sync::atomic::AtomicUsize::new(0),
+        stall: std::sync::atomic::AtomicBool::new(false),
+    });
+    ports.objects = stalling.clone() as Arc<dyn ObjectStore>;
+    let app = Arc::new(TestApp::on(ports, guard, |s| {
+        s.api.archives_per_session = 1;
+        s.api.archive_lease_secs = 1;
+    }));
+    let token = app.session().await;
+    let batch = app.create_batch(&token, json!({"sizes": [24]})).await;
+    let id = batch["id"].as_str().unwrap().to_owned();
+    app.upload_ok(&token, &id, 2).await;
+    for job in app.take_jobs(2).await {
+        app.finish(&job).await;
+    }
+    let archive = format!("/v1/batches/{id}/archive");
+    download(&app, &token, &archive).await;
+    download(&app, &token, &archive).await;
+
+    stalling
+        .stall
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let stalled = tokio::spawn({
+        let (app, token, archive) = (app.clone(), token.clone(), archive.clone());
+        async move {
+            let res = app.get(&token, &archive).sent().await;
+            let _ = res.bytes().await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = app.get(&token, &archive).sent().await;
+    expect_error(res, 429, "too_many_archives").await;
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stalling
+        .stall
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    download(&app, &token, &archive).await;
+    stalled.abort();
 }
