@@ -41,6 +41,16 @@ impl WorkItem {
             WorkItem::FinalizeBatch { .. } | WorkItem::Callback { .. } => Lane::Effects,
         }
     }
+
+    /// The batch this item is for.
+    pub fn batch_id(&self) -> Uuid {
+        match self {
+            WorkItem::Resize(job) => job.batch_id,
+            WorkItem::FinalizeBatch { batch_id, .. } | WorkItem::Callback { batch_id, .. } => {
+                *batch_id
+            }
+        }
+    }
 }
 
 /// The queues work travels on, each consumed with its own bounded concurrency so that one

@@ -79,17 +79,15 @@ pub struct ItemView {
 
 impl ItemView {
     fn of(item: Option<&WorkItem>) -> ItemView {
-        let (kind, batch_id, photo_id) = match item {
-            Some(WorkItem::Resize(job)) => ("resize", Some(job.batch_id), Some(job.photo_id)),
-            Some(WorkItem::FinalizeBatch { batch_id, .. }) => {
-                ("finalize_batch", Some(*batch_id), None)
-            }
-            Some(WorkItem::Callback { batch_id, .. }) => ("callback", Some(*batch_id), None),
-            None => ("malformed", None, None),
+        let (kind, photo_id) = match item {
+            Some(WorkItem::Resize(job)) => ("resize", Some(job.photo_id)),
+            Some(WorkItem::FinalizeBatch { .. }) => ("finalize_batch", None),
+            Some(WorkItem::Callback { .. }) => ("callback", None),
+            None => ("malformed", None),
         };
         ItemView {
             kind: kind.to_owned(),
-            batch_id,
+            batch_id: item.map(WorkItem::batch_id),
             photo_id,
         }
     }
@@ -102,14 +100,6 @@ pub struct DeadLetterView {
     pub item: ItemView,
     pub attempt: u32,
     pub reason: String,
-}
-
-/// The batch a work item is for.
-pub fn batch_of(item: &WorkItem) -> Uuid {
-    match item {
-        WorkItem::Resize(job) => job.batch_id,
-        WorkItem::FinalizeBatch { batch_id, .. } | WorkItem::Callback { batch_id, .. } => *batch_id,
-    }
 }
 
 /// The first `limit` dead letters, those of `batch` only when given.
@@ -138,7 +128,7 @@ pub async fn replay_dead_letters(
     batch: Option<Uuid>,
     limit: usize,
 ) -> Result<Vec<ItemView>, QueueError> {
-    let select = move |item: &WorkItem| batch.is_none_or(|b| batch_of(item) == b);
+    let select = move |item: &WorkItem| batch.is_none_or(|b| item.batch_id() == b);
     let replayed = ports.queue.replay_dead_letters(limit, &select).await?;
     Ok(replayed
         .iter()

@@ -24,6 +24,14 @@ impl PhotoWarning {
         }
     }
 
+    /// The warning named `s` (as the API lists it), if this build knows it.
+    pub fn parse(s: &str) -> Option<PhotoWarning> {
+        Self::TABLE
+            .iter()
+            .map(|(warning, _)| *warning)
+            .find(|warning| warning.as_str() == s)
+    }
+
     /// The meaning of this warning, from [`PhotoWarning::TABLE`].
     pub fn meaning(self) -> &'static str {
         Self::TABLE

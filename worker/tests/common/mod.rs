@@ -227,6 +227,16 @@ pub async fn publish_all(ports: &Ports, f: &Fixture) {
 }
 
 /// Waits until the batch is completed and returns it.
+/// The photo's record, which must exist.
+pub async fn photo_record(ports: &Ports, batch_id: Uuid, photo_id: Uuid) -> PhotoRecord {
+    ports
+        .state
+        .get_photo(batch_id, photo_id)
+        .await
+        .unwrap()
+        .expect("photo recorded")
+}
+
 pub async fn wait_completed(ports: &Ports, batch_id: Uuid, within: Duration) -> Batch {
     let deadline = Instant::now() + within;
     loop {

@@ -42,17 +42,7 @@ pub async fn a_photo_that_keeps_crashing_workers_fails_worker_crashed(h: Arc<dyn
         "{batch:?}"
     );
 
-    let record = |photo| {
-        let ports = ports.clone();
-        async move {
-            ports
-                .state
-                .get_photo(f.batch.id, photo)
-                .await
-                .unwrap()
-                .expect("photo recorded")
-        }
-    };
+    let record = |photo| photo_record(&ports, f.batch.id, photo);
     let failed = record(poison).await;
     assert_eq!(failed.state, PhotoState::Failed);
     assert_eq!(failed.error, Some(FailureCode::WorkerCrashed));

@@ -438,17 +438,7 @@ pub async fn a_truncated_original_is_done_with_a_warning(h: Arc<dyn Harness>) {
     publish_all(&ports, &f).await;
     let batch = wait_completed(&ports, f.batch.id, WAIT).await;
     assert_eq!((batch.done, batch.failed), (2, 0), "{batch:?}");
-    let record = |photo| {
-        let ports = ports.clone();
-        async move {
-            ports
-                .state
-                .get_photo(f.batch.id, photo)
-                .await
-                .unwrap()
-                .unwrap()
-        }
-    };
+    let record = |photo| photo_record(&ports, f.batch.id, photo);
     let truncated = record(f.photos[0]).await;
     assert_eq!(truncated.state, PhotoState::Done);
     assert_eq!(truncated.warnings, [PhotoWarning::Truncated]);

@@ -107,10 +107,8 @@ pub fn warnings_of(
             continue;
         };
         for warning in &photo.warnings {
-            let meaning = PhotoWarning::TABLE
-                .iter()
-                .find(|(known, _)| known.as_str() == warning)
-                .map_or("a warning this client does not know", |(_, m)| m);
+            let meaning = PhotoWarning::parse(warning)
+                .map_or("a warning this client does not know", PhotoWarning::meaning);
             lines.push(format!(
                 "warning: {}: {warning}: {meaning}",
                 inputs[i].path.display()
