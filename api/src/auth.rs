@@ -12,7 +12,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use tirage_core::model::Batch;
-use tirage_ports::{Authorize, RateDecision, Session, SessionRate};
+use tirage_ports::{Authorize, Payer, RateDecision, Session, SessionRate};
 use uuid::Uuid;
 
 use crate::client_addr::client_address;
@@ -81,9 +81,21 @@ fn checked(token: &str) -> Result<String, ApiError> {
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub session: Session,
+    /// The client address the per-address caps count ([`crate::client_addr`]).
+    pub address: String,
     /// The route's `{batch_id}` and that batch as read (`None`: it does not exist), for
     /// [`crate::extract::owned_batch`].
     pub route_batch: Option<(Uuid, Option<Batch>)>,
+}
+
+impl Authenticated {
+    /// Who pays for the bytes this request makes the service keep.
+    pub fn payer(&self) -> Payer<'_> {
+        Payer {
+            session_id: &self.session.id,
+            address: &self.address,
+        }
+    }
 }
 
 impl FromRequest for Authenticated {
@@ -100,7 +112,8 @@ impl FromRequest for Authenticated {
             .and_then(|id| Uuid::parse_str(id).ok());
         let address = state
             .as_ref()
-            .map(|s| client_address(req, &s.settings.rate_limit.trusted_proxies));
+            .map(|s| client_address(req, &s.settings.rate_limit.trusted_proxies))
+            .unwrap_or_default();
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
@@ -121,7 +134,7 @@ impl FromRequest for Authenticated {
                 .await?;
             let Some(authorized) = authorized else {
                 if limits.enabled && limits.unknown_token_requests > 0 {
-                    let key = format!("unknown-token:{}", address.unwrap_or_default());
+                    let key = format!("unknown-token:{address}");
                     check_rate(&state, &key, limits.unknown_token_requests).await?;
                 }
                 return Err(ApiError::InvalidSession);
@@ -129,6 +142,7 @@ impl FromRequest for Authenticated {
             rate_verdict(authorized.rate)?;
             Ok(Authenticated {
                 session: authorized.session,
+                address,
                 route_batch: batch_id.map(|id| (id, authorized.batch)),
             })
         })
@@ -141,6 +155,29 @@ pub async fn check_rate(state: &AppState, key: &str, limit: u32) -> Result<(), A
         .ports
         .state
         .rate_limit(key, limit, state.settings.rate_limit.window())
+        .await?;
+    rate_verdict(decision)
+}
+
+/// Counts a request that does the work of `hits` more (an archive, of a GET per rendition)
+/// on the session's own request counter: 429 `rate_limited` once past the session's limit.
+pub async fn charge_requests(
+    state: &AppState,
+    session_id: &str,
+    hits: u32,
+) -> Result<(), ApiError> {
+    let limits = &state.settings.rate_limit;
+    if !limits.enabled || hits == 0 {
+        return Ok(());
+    }
+    let rate = SessionRate {
+        limit: limits.requests,
+        window: limits.window(),
+    };
+    let decision = state
+        .ports
+        .state
+        .charge_session_requests(session_id, hits, rate)
         .await?;
     rate_verdict(decision)
 }

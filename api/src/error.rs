@@ -55,6 +55,14 @@ pub enum ApiError {
     TooManyOpenBatches { limit: u32 },
     #[error("nothing was uploaded for photo {0}")]
     UploadMissing(Uuid),
+    #[error(
+        "this {payer} keeps {held} bytes of the {cap} it may, and these files would pass that; delete batches it no longer needs (their bytes count until their objects are removed)"
+    )]
+    StorageQuotaExceeded {
+        payer: &'static str,
+        held: u64,
+        cap: u64,
+    },
 
     #[error("a file exceeds the limit of {limit} bytes")]
     FileTooLarge { limit: u64 },
@@ -99,7 +107,9 @@ pub enum ApiError {
 
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
-    #[error("this session created {limit} batches within the hour; retry in {retry_after_secs} s")]
+    #[error(
+        "this session, or its address across its sessions, created {limit} batches within the hour; retry in {retry_after_secs} s"
+    )]
     BatchQuotaExceeded { limit: u32, retry_after_secs: u64 },
     #[error("this session already holds {limit} event streams; close one first")]
     TooManyStreams { limit: u32 },
@@ -155,6 +165,7 @@ impl ApiError {
             ApiError::TooManyPhotos { .. } => ErrorCode::TooManyPhotos,
             ApiError::TooManyOpenBatches { .. } => ErrorCode::TooManyOpenBatches,
             ApiError::UploadMissing(_) => ErrorCode::UploadMissing,
+            ApiError::StorageQuotaExceeded { .. } => ErrorCode::StorageQuotaExceeded,
             ApiError::FileTooLarge { .. } => ErrorCode::FileTooLarge,
             ApiError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
             ApiError::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
@@ -214,7 +225,8 @@ pub enum SessionErrors {
     /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds;
     /// on a multipart upload, the session streams its share of this replica's uploads
     /// already (`too_many_uploads`, with `Retry-After`); on an archive, it downloads its
-    /// `api.archives_per_session` archives already (`too_many_archives`).
+    /// `api.archives_per_session` archives already (`too_many_archives`), or its request
+    /// budget cannot pay for a request per file the archive holds (`rate_limited`).
     #[response(status = 429)]
     RateLimited(ErrorBody),
     /// A dependency is down or full (`state_store_unavailable`, `state_store_full`, `object_store_unavailable`,

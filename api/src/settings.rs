@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use tirage_ports::{ByteCap, StorageCaps};
 use tirage_runtime::ServiceSettings;
 use tirage_runtime::config::{self, Layers};
 use tirage_runtime::telemetry::LogSettings;
@@ -107,6 +108,14 @@ pub struct LimitSettings {
     /// Batches one session may create within an hour, whatever became of them (0 =
     /// unlimited).
     pub batches_per_session_per_hour: u32,
+    /// Batches the sessions of one client address may create within an hour, together (0 =
+    /// unlimited).
+    pub batches_per_address_per_hour: u32,
+    /// Bytes one session may make the service keep at once, originals and renditions,
+    /// until the sweep removes them (0 = unlimited; [`tirage_ports::Storage`]).
+    pub stored_bytes_per_session: u64,
+    /// The same across every session of one client address (0 = unlimited).
+    pub stored_bytes_per_address: u64,
     /// Largest JSON request body.
     pub max_json_bytes: usize,
     /// Most presigned uploads one request may ask for.
@@ -118,6 +127,16 @@ pub struct LimitSettings {
     /// After a refused upload (503, 409, 413, ...), how much more of the request body is
     /// read and discarded so the client gets the answer instead of a reset connection.
     pub drain_max_bytes: u64,
+}
+
+impl LimitSettings {
+    /// The caps on the bytes one charge may bring a session and its client address to.
+    pub fn storage_caps(&self) -> StorageCaps {
+        StorageCaps {
+            per_session: ByteCap::from_setting(self.stored_bytes_per_session),
+            per_address: ByteCap::from_setting(self.stored_bytes_per_address),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,6 +17,7 @@ mod effects;
 mod expiry_index;
 mod runs;
 mod sessions;
+mod storage;
 mod store;
 mod upkeep;
 
@@ -66,6 +67,8 @@ struct Inner {
     leases: HashMap<String, (String, DateTime<Utc>)>,
     /// How far workers have taken resize jobs (`upkeep.rs`).
     consumed_mark: Option<ConsumedMark>,
+    /// Bytes kept per session and client address, and per batch (`storage.rs`).
+    storage: storage::Ledger,
     writes: u64,
 }
 
@@ -113,6 +116,7 @@ impl Inner {
             });
             self.streams
                 .retain(|_, leases| leases.values().any(|until| *until > now));
+            self.storage.prune(now);
         }
     }
 }

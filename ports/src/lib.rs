@@ -18,6 +18,7 @@ pub mod runs;
 pub mod sessions;
 pub mod state_error;
 pub mod state_store;
+pub mod storage;
 pub mod upkeep;
 pub mod uploads;
 pub mod work_item;
@@ -39,5 +40,8 @@ pub use sessions::{
 };
 pub use state_error::StateError;
 pub use state_store::StateStore;
+pub use storage::{
+    ByteCap, CHARGE_GRACE, Charge, Payer, PayerKind, Storage, StorageCaps, StoredBytes,
+};
 pub use upkeep::{ConsumedMark, IndexedBatch, Upkeep};
 pub use uploads::{PendingUpload, PendingUploads};

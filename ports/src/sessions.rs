@@ -103,6 +103,18 @@ pub trait ClientLimits: Send + Sync + 'static {
         window: Duration,
     ) -> Result<RateDecision, StateError>;
 
+    /// Counts `hits` more on the session's own request counter (the one
+    /// [`StateStore::authorize`] counts one on), for a request that costs as much as that
+    /// many; limited past `rate.limit`, as [`ClientLimits::rate_limit`] is.
+    ///
+    /// [`StateStore::authorize`]: crate::StateStore::authorize
+    async fn charge_session_requests(
+        &self,
+        session_id: &str,
+        hits: u32,
+        rate: SessionRate,
+    ) -> Result<RateDecision, StateError>;
+
     /// Opens (or renews) the lease of event stream `stream_id` of session `session_id`
     /// until now + `lease`. False, with nothing stored, when the session already holds
     /// `limit` live leases: the cap holds across every API replica. Leases of streams whose

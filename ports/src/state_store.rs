@@ -15,12 +15,13 @@ use crate::sessions::{
     Authorize, Authorized, ClientLimits, RateDecision, Sessions, session_rate_key,
 };
 use crate::state_error::StateError;
+use crate::storage::Storage;
 use crate::upkeep::Upkeep;
 use crate::uploads::PendingUploads;
 
 #[async_trait]
 pub trait StateStore:
-    Sessions + ClientLimits + Batches + Runs + PendingUploads + Progress + Upkeep + Effects
+    Sessions + ClientLimits + Batches + Runs + PendingUploads + Progress + Upkeep + Effects + Storage
 {
     /// Proves the store answers; used by `/readyz`.
     async fn ping(&self) -> Result<(), StateError>;

@@ -64,7 +64,8 @@ pub trait Upkeep: Send + Sync + 'static {
     /// deleted. It stays in the index until its sweep. Idempotent.
     async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
 
-    /// Drops a batch from the index and the unsettled list. Idempotent.
+    /// Drops a batch from the index and the unsettled list, and gives back the bytes charged
+    /// under it ([`crate::Storage`]): its objects are gone. Idempotent.
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError>;
 
     /// Brings the sweep of an indexed batch forward to `at`: its index entry then lists it

@@ -145,6 +145,22 @@ impl KeySpace {
     pub fn owner_batches(&self, owner: &str) -> String {
         format!("{}owner:{owner}:batches", self.prefix)
     }
+
+    /// The bytes a session is charged, in its session's slot.
+    pub fn session_stored(&self, id: &str) -> String {
+        format!("{}:stored", self.session(id))
+    }
+
+    /// The bytes a client address is charged.
+    pub fn address_stored(&self, address: &str) -> String {
+        format!("{}addr:{address}:stored", self.prefix)
+    }
+
+    /// What was charged under a batch, in its slot but not among [`BatchKeys::all`]: it
+    /// outlives the batch's delete until the sweep gives it back.
+    pub fn batch_stored(&self, id: Uuid) -> String {
+        format!("{}:stored", self.batch_hash(id))
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +211,8 @@ mod tests {
         }
         assert_eq!(hash_tag(&keys.session("abc")), "abc");
         assert_eq!(hash_tag(&keys.session_rate("abc")), "abc");
+        assert_eq!(hash_tag(&keys.session_stored("abc")), "abc");
+        assert_eq!(hash_tag(&keys.batch_stored(id)), tag);
     }
 
     #[test]

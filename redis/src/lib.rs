@@ -13,6 +13,7 @@ mod keys;
 mod runs;
 mod scripts;
 mod sessions;
+mod storage;
 mod streams;
 mod upkeep;
 

@@ -27,6 +27,9 @@ pub(super) struct Scripts {
     claim_effect: Script,
     rate_limit: Script,
     authorize: Script,
+    charge_count: Script,
+    refund_count: Script,
+    batch_charge: Script,
 }
 
 /// An invocation of `script` with `keys` as KEYS[1..].
@@ -60,6 +63,9 @@ impl Scripts {
             claim_effect: Script::new(include_str!("scripts/claim_effect.lua")),
             rate_limit: Script::new(include_str!("scripts/rate_limit.lua")),
             authorize: Script::new(include_str!("scripts/authorize.lua")),
+            charge_count: Script::new(include_str!("scripts/charge_count.lua")),
+            refund_count: Script::new(include_str!("scripts/refund_count.lua")),
+            batch_charge: Script::new(include_str!("scripts/batch_charge.lua")),
         }
     }
 
@@ -154,6 +160,18 @@ impl Scripts {
 
     pub fn rate_limit(&self, counter: &str) -> ScriptInvocation<'_> {
         with_keys(&self.rate_limit, &[counter])
+    }
+
+    pub fn charge_count(&self, count: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.charge_count, &[count])
+    }
+
+    pub fn refund_count(&self, count: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.refund_count, &[count])
+    }
+
+    pub fn batch_charge(&self, record: &str) -> ScriptInvocation<'_> {
+        with_keys(&self.batch_charge, &[record])
     }
 
     pub fn authorize(&self, session: &str, session_rate: &str) -> ScriptInvocation<'_> {

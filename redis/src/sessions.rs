@@ -15,7 +15,7 @@ use super::RedisStateStore;
 use super::codec::{corrupt, millis, rate_decision, redis_error, slid_session, to_json};
 use tirage_ports::{
     Authorize, Authorized, Batches, Cap, ClientLimits, RateDecision, Session, SessionQuota,
-    Sessions, StateError,
+    SessionRate, Sessions, StateError,
 };
 
 impl RedisStateStore {
@@ -123,10 +123,28 @@ impl ClientLimits for RedisStateStore {
             .scripts
             .rate_limit(&self.keys.rate(key))
             .arg(millis(window))
+            .arg(1)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_error)?;
         Ok(rate_decision(count, ttl, limit))
+    }
+
+    async fn charge_session_requests(
+        &self,
+        session_id: &str,
+        hits: u32,
+        rate: SessionRate,
+    ) -> Result<RateDecision, StateError> {
+        let (count, ttl): (u64, i64) = self
+            .scripts
+            .rate_limit(&self.keys.session_rate(session_id))
+            .arg(millis(rate.window))
+            .arg(hits)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_error)?;
+        Ok(rate_decision(count, ttl, rate.limit))
     }
 
     async fn open_stream(

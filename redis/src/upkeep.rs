@@ -182,6 +182,9 @@ impl Upkeep for RedisStateStore {
     }
 
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        // Given back first: a failure after it forgets the batch on the next pass, and the
+        // record, once released, is not released twice.
+        self.release_stored(batch_id).await?;
         for key in [self.keys.batch_index(), self.keys.unsettled_index()] {
             let _: i64 = self
                 .conn()

@@ -8,7 +8,11 @@
 //! - a batch flood from one session: 409 `too_many_open_batches`;
 //! - a pending-upload flood into one batch: 409 `too_many_photos` at the photo limit;
 //! - a presigned PUT larger than announced, straight to S3 (Garage): refused, nothing
-//!   stored, while the announced size goes through.
+//!   stored, while the announced size goes through;
+//! - one session creating and closing empty batches in a loop: 429 `batch_quota_exceeded`
+//!   past its hourly quota;
+//! - sessions holding tickets and streamed parts: 409 `storage_quota_exceeded` past the bytes
+//!   a session, then the address across its sessions, may keep.
 //!
 //! Needs what `cluster.sh up` needs (nginx, Redis, RabbitMQ, Garage, cargo for the release
 //! binaries; TIRAGE_SKIP_BUILD=1 uses those already built) and fails naming the step.
@@ -32,6 +36,12 @@ const SESSIONS_PER_WINDOW: usize = 20;
 const UNKNOWN_TOKENS_PER_WINDOW: usize = 50;
 const OPEN_BATCHES: usize = 10;
 const PHOTOS_PER_BATCH: usize = 200;
+/// Above the batch flood's 100 attempts (every attempt counts).
+const BATCHES_PER_HOUR: usize = 110;
+/// Above what the pending-upload flood holds at once (30 requests of 50 kB each, charged
+/// before the photo limit refuses them and gives them back).
+const STORED_PER_SESSION: u64 = 2_000_000;
+const STORED_PER_ADDRESS: u64 = 3_000_000;
 
 /// The cluster with small caps, so that a flood reaches them in seconds, on its own keys.
 fn cluster_up() -> Cluster {
@@ -66,6 +76,18 @@ fn cluster_up() -> Cluster {
             (
                 "TIRAGE__LIMITS__MAX_PHOTOS_PER_BATCH",
                 PHOTOS_PER_BATCH.to_string(),
+            ),
+            (
+                "TIRAGE__LIMITS__BATCHES_PER_SESSION_PER_HOUR",
+                BATCHES_PER_HOUR.to_string(),
+            ),
+            (
+                "TIRAGE__LIMITS__STORED_BYTES_PER_SESSION",
+                STORED_PER_SESSION.to_string(),
+            ),
+            (
+                "TIRAGE__LIMITS__STORED_BYTES_PER_ADDRESS",
+                STORED_PER_ADDRESS.to_string(),
             ),
         ],
     )
@@ -202,7 +224,9 @@ async fn floods_are_refused_while_other_sessions_are_served() {
     let bystander_batch = client.batch(&bystander).await;
     let batcher = client.session().await;
     let uploader = client.session().await;
-    let made_before = 3;
+    let churner = client.session().await;
+    let hoarders = [client.session().await, client.session().await];
+    let made_before = 6;
 
     // 1. Sessions with forged forwarding headers: nginx replaces X-Real-IP, the API reads
     //    nothing else, so all of them count against 127.0.0.1.
@@ -361,4 +385,67 @@ async fn floods_are_refused_while_other_sessions_are_served() {
     assert!(exact.status().is_success(), "{}", exact.status());
     let (status, body) = client.post(&uploader, &complete, &json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // 6. One session creating and closing empty batches in a loop: bounded by the hour.
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    for i in 0..BATCHES_PER_HOUR {
+        let id = client.batch(&churner).await;
+        let (status, body) = client
+            .post(&churner, &format!("/v1/batches/{id}/close"), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "close {i}: {body}");
+    }
+    let (status, body) = client.post(&churner, "/v1/batches", &json!({})).await;
+    watch.finish("batch churn").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "batch_quota_exceeded");
+
+    // 7. Bytes kept: tickets by their announced sizes, per session, then per address (the
+    //    uploader above holds 201,000 of the address's bytes already).
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    let [first, second] = &hoarders;
+    let hoard = client.batch(first).await;
+    let tickets = |n: usize, size: u64| {
+        let files: Vec<Value> = (0..n)
+            .map(|i| json!({"filename": format!("h{i}.jpg"), "size": size, "content_type": "image/jpeg"}))
+            .collect();
+        json!({ "files": files })
+    };
+    let path = format!("/v1/batches/{hoard}/uploads");
+    let (status, body) = client.post(first, &path, &tickets(2, 800_000)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = client.post(first, &path, &tickets(1, 500_000)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "storage_quota_exceeded");
+    // A streamed part is charged once stored: past the quota it is refused and removed.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![0xA5u8; 500_000])
+            .file_name("big.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let resp = client
+        .http
+        .post(client.url(&format!("/v1/batches/{hoard}/photos")))
+        .bearer_auth(first)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "storage_quota_exceeded");
+    // Another session of the same address: its own session count, the address's shared.
+    let other = client.batch(second).await;
+    let path = format!("/v1/batches/{other}/uploads");
+    let (status, body) = client.post(second, &path, &tickets(1, 800_000)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = client.post(second, &path, &tickets(1, 800_000)).await;
+    watch.finish("stored bytes").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "storage_quota_exceeded");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("address"), "{message}");
 }

@@ -172,11 +172,13 @@ async fn netns_end_to_end() {
     // ...and the API counted every session against the address nginx named in X-Real-IP
     // (its per-address session set), never nginx's own 10.77.0.10, the TCP peer it saw, nor
     // the address a client wrote.
+    // (The same for the bytes its uploads keep, `addr:<address>:stored`.)
     let counted = redis_keys(&format!("{prefix}addr:*"));
-    assert_eq!(
-        counted,
-        vec![format!("{prefix}addr:{CLIENT}:sessions")],
-        "the addresses the API counted sessions against"
+    let client = format!("{prefix}addr:{CLIENT}:");
+    assert!(
+        counted.contains(&format!("{client}sessions"))
+            && counted.iter().all(|k| k.starts_with(&client)),
+        "the addresses the API counted sessions and bytes against: {counted:?}"
     );
     let limited = redis_keys(&format!("{prefix}rate:new-session:*"));
     assert_eq!(limited, vec![format!("{prefix}rate:new-session:{CLIENT}")]);

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use tirage_core::backoff::Backoff;
 use tirage_core::codes::FailureCode;
 use tirage_core::keys;
+use tirage_core::model::{Batch, Rendition};
 use tirage_core::{PhotoOutcome, ResizeJob};
 use tirage_ports::completion::hand_off;
 use tirage_ports::{DeliveryHandle, RecordResult};
@@ -231,7 +232,26 @@ async fn record(
     if let Err(Failure::Gone) | Ok(RecordResult::UnknownPhoto { .. }) = &recorded {
         remove_own_renditions(ctx, job).await;
     }
+    if let (Ok(RecordResult::Recorded { batch, .. }), PhotoOutcome::Done { renditions, .. }) =
+        (&recorded, &outcome)
+    {
+        charge_renditions(ctx, batch, renditions).await;
+    }
     Ok((recorded?, label))
+}
+
+/// Charges the renditions this recording kept to the batch's payer (`tirage_ports::Storage`),
+/// once: only the recording that moved the photo charges. A charge that fails is logged and
+/// left: the payer keeps those bytes uncounted rather than the photo being retried.
+async fn charge_renditions(ctx: &Ctx, batch: &Batch, renditions: &[Rendition]) {
+    let bytes = renditions.iter().map(|r| r.bytes).sum();
+    let state = &ctx.ports.state;
+    if let Err(f) = ctx
+        .io("charge renditions", state.charge_renditions(batch, bytes))
+        .await
+    {
+        warn!(batch_id = %batch.id, bytes, reason = ?f, "could not charge the renditions to the batch's payer");
+    }
 }
 
 /// Settles a job once its outcome is recorded (or known recorded before): hands the batch's

@@ -71,6 +71,11 @@ fn every_variant() -> Vec<ApiError> {
         },
         ApiError::TooManyStreams { limit: 1 },
         ApiError::TooManyArchives { limit: 1 },
+        ApiError::StorageQuotaExceeded {
+            payer: "session",
+            held: 1,
+            cap: 1,
+        },
         ApiError::TooManySessions { limit: 1 },
         ApiError::ServerBusy {
             retry_after_secs: 1,

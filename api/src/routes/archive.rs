@@ -57,7 +57,9 @@ fn parse_sizes(text: &str) -> Result<Vec<u32>, ApiError> {
 /// upload order; the stem comes from the photo's file name, made safe, and numbered
 /// (`name_2`) when two photos share one. The length is known before the first byte; if a
 /// rendition cannot be read once the download has started, the connection is closed before
-/// `Content-Length` bytes were sent (retry the download).
+/// `Content-Length` bytes were sent (retry the download). An archive costs the session's
+/// request budget one request per file it holds, as downloading them one by one would
+/// (`rate_limited` when the budget cannot pay for it).
 #[utoipa::path(
     tag = "batches",
     params(("batch_id" = Uuid, Path, description = "Batch id"), ArchiveQuery),

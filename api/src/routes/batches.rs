@@ -54,7 +54,7 @@ pub fn check_callback_url(raw: &str) -> Result<String, ApiError> {
         (status = 413, description = "Body too large (`body_too_large`)", body = ErrorBody),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = ErrorBody),
         (status = 409, description = "The session has as many open batches as it may (`too_many_open_batches`): close or delete one", body = ErrorBody),
-        (status = 429, description = "The session created as many batches within the hour as it may, closed ones included (`batch_quota_exceeded`, with `Retry-After`)", body = ErrorBody),
+        (status = 429, description = "The session, or its client address across its sessions, created as many batches within the hour as it may, closed ones included (`batch_quota_exceeded`, with `Retry-After`)", body = ErrorBody),
         (status = 422, description = "Invalid value (`invalid_sizes`, `invalid_quality`, `invalid_format`, `invalid_metadata`, `invalid_callback_url`, `invalid_body`)", body = ErrorBody),
         SessionErrors,
     ),
@@ -82,7 +82,14 @@ pub async fn create_batch(
         .as_deref()
         .map(check_callback_url)
         .transpose()?;
-    let batch = batches::create(&state, auth.session.id.clone(), options, callback_url).await?;
+    let batch = batches::create(
+        &state,
+        auth.session.id.clone(),
+        &auth.address,
+        options,
+        callback_url,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(BatchView::from(&batch)))
 }
 

@@ -46,7 +46,7 @@ const MAX_FILENAME_LEN: usize = 255;
         (status = 400, description = "Broken multipart body (`malformed_multipart`)", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
         (status = 408, description = "The body was slower than the configured minimum rate over a window (`body_too_slow`)", body = ErrorBody),
-        (status = 409, description = "Batch closed (`batch_closed`) or photo limit reached (`too_many_photos`)", body = ErrorBody),
+        (status = 409, description = "Batch closed (`batch_closed`), photo limit reached (`too_many_photos`), or the session or its client address keeps as many bytes as it may (`storage_quota_exceeded`)", body = ErrorBody),
         (status = 413, description = "A part exceeds the byte limit (`file_too_large`)", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
         (status = 422, description = "No `file` part (`no_files`), an empty one (`empty_file`) or a malformed `Idempotency-Key` (`invalid_idempotency_key`)", body = ErrorBody),
@@ -128,7 +128,7 @@ async fn upload_into(
     }
     let idempotency_key = idempotency_key(req)?;
     let batch = owned_batch(state, auth, batch_id).await?;
-    let mut upload = StreamedUpload::start(state, &batch, idempotency_key).await?;
+    let mut upload = StreamedUpload::start(state, &batch, auth.payer(), idempotency_key).await?;
     if let Err(e) = read_parts(multipart, &mut upload).await {
         upload.abandon().await;
         return Err(e);
@@ -175,7 +175,7 @@ async fn read_parts(
         (status = 201, description = "Upload URLs", body = UploadsCreated),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such batch for this session", body = ErrorBody),
-        (status = 409, description = "Batch closed (`batch_closed`) or photo limit reached, counting tickets handed out and not completed (`too_many_photos`)", body = ErrorBody),
+        (status = 409, description = "Batch closed (`batch_closed`), photo limit reached, counting tickets handed out and not completed (`too_many_photos`), or the announced sizes would pass the bytes the session or its client address may keep (`storage_quota_exceeded`)", body = ErrorBody),
         (status = 413, description = "A declared size exceeds the byte limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Bad file list (`invalid_files`, `invalid_body`)", body = ErrorBody),
@@ -197,7 +197,8 @@ pub async fn create_uploads(
         .ok_or_else(|| ApiError::InvalidFiles("a body with `files` is required".into()))?;
     let files = announced(&body, limits)?;
     let batch = owned_batch(&state, &auth, path.into_inner()).await?;
-    let tickets = presigned::issue_tickets(&state, &batch, files).await?;
+    let payer = auth.payer();
+    let tickets = presigned::issue_tickets(&state, &batch, payer, files).await?;
     let uploads = tickets
         .into_iter()
         .map(|t| UploadTicket {

@@ -23,6 +23,7 @@ use tirage_ports::ObjectStore;
 use uuid::Uuid;
 
 use crate::archive::{Layout, UniqueStems, WriteError, entry_name, safe_stem, write};
+use crate::auth::charge_requests;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::usecases::slots::Lease;
@@ -46,7 +47,8 @@ struct Wanted {
 /// Lays out the archive of `batch` (the caller's, already checked) and returns it ready to
 /// stream. `requested` narrows the sizes; each must be one of the batch's. The archive holds
 /// one of its session's `api.archives_per_session` slots while it streams
-/// (`too_many_archives` when they are all taken).
+/// (`too_many_archives` when they are all taken), and costs the session a request per file
+/// it holds, as the downloads it replaces would (`rate_limited` past the session's limit).
 pub async fn prepare(
     state: &AppState,
     session_id: &str,
@@ -54,6 +56,11 @@ pub async fn prepare(
     requested: Option<&[u32]>,
 ) -> Result<ArchiveDownload, ApiError> {
     let sizes = chosen_sizes(&batch.options.sizes, requested)?;
+    let photos = all_photos(state, batch.id).await?;
+    let wanted = entries(batch, &photos, &sizes);
+    // The archive's own request is counted already.
+    let more = u32::try_from(wanted.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    charge_requests(state, session_id, more).await?;
     let api = &state.settings.api;
     let limit = api.archives_per_session;
     let holder = format!("{session_id}:archives");
@@ -66,8 +73,6 @@ pub async fn prepare(
     .await?
     .ok_or(ApiError::TooManyArchives { limit })?;
     let lease = Arc::new(lease);
-    let photos = all_photos(state, batch.id).await?;
-    let wanted = entries(batch, &photos, &sizes);
     let objects = state.ports.objects.clone();
     let (names, keys): (Vec<(String, u64)>, Vec<String>) = wanted
         .into_iter()

@@ -16,15 +16,21 @@ use crate::state::AppState;
 
 /// Creates an open, empty batch owned by `owner` (a session id), expiring after the
 /// configured batch lifetime; [`ApiError::BatchQuotaExceeded`] when the session created
-/// `limits.batches_per_session_per_hour` within the hour, [`ApiError::TooManyOpenBatches`]
+/// `limits.batches_per_session_per_hour` within the hour, or its client `address`
+/// `limits.batches_per_address_per_hour` across its sessions, [`ApiError::TooManyOpenBatches`]
 /// when it has `limits.max_open_batches_per_session` open ones.
 pub async fn create(
     state: &AppState,
     owner: String,
+    address: &str,
     options: BatchOptions,
     callback_url: Option<String>,
 ) -> Result<Batch, ApiError> {
-    within_hourly_quota(state, &owner).await?;
+    let limits = &state.settings.limits;
+    let session_key = format!("batches-created:{owner}");
+    within_hourly_quota(state, &session_key, limits.batches_per_session_per_hour).await?;
+    let address_key = format!("batches-created-by:{address}");
+    within_hourly_quota(state, &address_key, limits.batches_per_address_per_hour).await?;
     let now = Utc::now();
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.settings.limits.batch_ttl_secs)
@@ -51,16 +57,16 @@ pub async fn create(
     Ok(batch)
 }
 
-/// Counts one batch creation against the session's hourly quota. Every attempt counts,
-/// closed, deleted and refused ones too: what a session may make the store keep for a
-/// batch's lifetime is bounded by the hour, not only by what is open at once.
-async fn within_hourly_quota(state: &AppState, owner: &str) -> Result<(), ApiError> {
-    let limit = state.settings.limits.batches_per_session_per_hour;
+/// Counts one batch creation on `key` (a session's, or a client address's across its
+/// sessions) against `limit` per hour (0: none). Every attempt counts, closed, deleted and
+/// refused ones too: what a client may make the store keep for a batch's lifetime is
+/// bounded by the hour, not only by what is open at once, and new sessions bring no new
+/// room past the address's quota.
+async fn within_hourly_quota(state: &AppState, key: &str, limit: u32) -> Result<(), ApiError> {
     if limit == 0 {
         return Ok(());
     }
-    let key = format!("batches-created:{owner}");
-    let decision = state.ports.state.rate_limit(&key, limit, HOUR).await?;
+    let decision = state.ports.state.rate_limit(key, limit, HOUR).await?;
     match decision {
         RateDecision::Allowed { .. } => Ok(()),
         RateDecision::Limited { retry_after } => Err(ApiError::BatchQuotaExceeded {

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod follow;
 pub mod intake;
 pub mod presigned;
+pub mod quota;
 pub mod renditions;
 pub mod sessions;
 pub mod slots;

@@ -4,10 +4,11 @@
 
 use tirage_core::keys;
 use tirage_core::model::{Batch, PhotoRecord, PhotoState};
-use tirage_ports::{PendingUpload, PresignedRequest};
+use tirage_ports::{Payer, PendingUpload, PresignedRequest};
 use uuid::Uuid;
 
 use super::intake::{delete_objects, ensure_accepting, publish_jobs, register_and_publish};
+use super::quota;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,17 +28,36 @@ pub struct Ticket {
 /// A presigned upload per file, each signed for exactly its announced size and remembered
 /// as pending until its `complete`. The pending uploads hold their place under the batch's
 /// photo limit (all of them or none, [`PendingUploads::put_pending_uploads`]), so tickets can
-/// never add up to more photos than a batch may hold.
+/// never add up to more photos than a batch may hold. Their announced sizes are charged to
+/// `payer` first ([`quota`]): a presigned PUT cannot be taken back, so its bytes count from
+/// the moment it is handed out.
 ///
 /// [`PendingUploads::put_pending_uploads`]: tirage_ports::PendingUploads::put_pending_uploads
 pub async fn issue_tickets(
     state: &AppState,
     batch: &Batch,
+    payer: Payer<'_>,
     files: Vec<Announced>,
 ) -> Result<Vec<Ticket>, ApiError> {
     let limit = state.settings.limits.max_photos_per_batch;
     // A quick refusal from the batch as read; the store counts pending uploads atomically.
     ensure_accepting(batch, files.len() as u64, limit)?;
+    let bytes = files.iter().map(|f| f.size).sum();
+    quota::charge(state, batch, payer, bytes).await?;
+    let issued = presign_and_hold(state, batch, files, limit).await;
+    if issued.is_err() {
+        quota::refund(state, batch, bytes).await;
+    }
+    issued
+}
+
+/// Signs a PUT per file and holds the files' places under the batch's photo limit.
+async fn presign_and_hold(
+    state: &AppState,
+    batch: &Batch,
+    files: Vec<Announced>,
+    limit: u64,
+) -> Result<Vec<Ticket>, ApiError> {
     let ttl = state.settings.api.presign_ttl();
     let mut tickets = Vec::with_capacity(files.len());
     let mut pending = Vec::with_capacity(files.len());

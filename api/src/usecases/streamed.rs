@@ -7,9 +7,13 @@ use bytes::Bytes;
 use futures::Stream;
 use tirage_core::keys;
 use tirage_core::model::{Batch, PhotoRecord};
+use tirage_ports::Payer;
 use uuid::Uuid;
 
-use super::intake::{delete_unregistered_originals, ensure_accepting, register_and_publish};
+use super::intake::{
+    delete_objects, delete_unregistered_originals, ensure_accepting, register_and_publish,
+};
+use super::quota;
 use crate::backpressure::UploadSlot;
 use crate::body::{discard, pump};
 use crate::error::ApiError;
@@ -19,13 +23,15 @@ use crate::state::AppState;
 pub struct StreamedUpload<'a> {
     state: &'a AppState,
     batch: &'a Batch,
+    /// Who is charged for the bytes stored ([`quota`]).
+    payer: Payer<'a>,
     idempotency_key: Option<String>,
     photos: Vec<PhotoRecord>,
     /// Photos an earlier attempt with the same key registered: their jobs may be queued.
     earlier: Vec<Uuid>,
     /// Photos stored by this attempt (not by an earlier one with the same key).
     fresh: u64,
-    /// Bytes stored by this attempt.
+    /// Bytes stored by this attempt, each charged to `payer` once stored.
     received: u64,
     /// This upload's place among the replica's concurrent uploads, held to the end.
     _slot: UploadSlot,
@@ -36,18 +42,22 @@ impl<'a> StreamedUpload<'a> {
     /// takes no more photos, or while the broker is known to be down: the client retries
     /// the same request later, instead of getting photos recorded as failed. Refused first,
     /// with 503 `server_busy`, when this replica streams its maximum of uploads already,
-    /// or 429 `too_many_uploads` when the batch's session holds its share of them.
+    /// or 429 `too_many_uploads` when the batch's session holds its share of them; with
+    /// 409 `storage_quota_exceeded` when `payer` keeps all the bytes it may.
     pub async fn start(
         state: &'a AppState,
         batch: &'a Batch,
+        payer: Payer<'a>,
         idempotency_key: Option<String>,
     ) -> Result<Self, ApiError> {
         let slot = state.uploads.try_take(&batch.owner)?;
         ensure_accepting(batch, 1, state.settings.limits.max_photos_per_batch)?;
+        quota::ensure_room(state, payer).await?;
         state.ports.queue.ping().await?;
         Ok(StreamedUpload {
             state,
             batch,
+            payer,
             idempotency_key,
             photos: Vec::new(),
             earlier: Vec::new(),
@@ -107,19 +117,27 @@ impl<'a> StreamedUpload<'a> {
                 .put_stream(&key, body, content_type, limit)
         })
         .await?;
+        // A part's size is known once it is stored: charged then, and removed again when
+        // it would pass the quota.
+        if let Err(refused) = quota::charge(state, batch, self.payer, size).await {
+            delete_objects(state, &[key]).await;
+            return Err(refused);
+        }
+        self.received += size;
         // Recorded before the emptiness check so a stored empty object is cleaned up.
         self.photos
             .push(PhotoRecord::queued(photo_id, filename.clone()));
         if size == 0 {
             return Err(ApiError::EmptyFile(filename));
         }
-        self.received += size;
         Ok(())
     }
 
-    /// Gives the upload up: deletes the originals it stored that no photo needs.
+    /// Gives the upload up: deletes the originals it stored that no photo needs, and gives
+    /// their bytes back.
     pub async fn abandon(&self) {
         delete_unregistered_originals(self.state, self.batch.id, &self.photos).await;
+        quota::refund(self.state, self.batch, self.received).await;
     }
 
     /// Registers every photo in the batch and publishes their jobs.

@@ -58,6 +58,9 @@ error_codes! {
     TooManyPhotos = "too_many_photos", 409;
     TooManyOpenBatches = "too_many_open_batches", 409;
     UploadMissing = "upload_missing", 409;
+    /// A session or a client address keeps as many bytes as it may
+    /// (`limits.stored_bytes_per_session`, `limits.stored_bytes_per_address`).
+    StorageQuotaExceeded = "storage_quota_exceeded", 409;
     FileTooLarge = "file_too_large", 413;
     BodyTooLarge = "body_too_large", 413;
     UnsupportedMediaType = "unsupported_media_type", 415;

@@ -102,6 +102,7 @@ impl Inner {
     pub(super) fn count_request(
         &mut self,
         key: &str,
+        hits: u32,
         limit: u32,
         window: Duration,
         now: DateTime<Utc>,
@@ -117,7 +118,7 @@ impl Inner {
             slot.count = 0;
             slot.ends_at = after(now, window);
         }
-        slot.count = slot.count.saturating_add(1);
+        slot.count = slot.count.saturating_add(hits);
         if slot.count > limit {
             RateDecision::Limited {
                 retry_after: (slot.ends_at - now).to_std().unwrap_or(Duration::ZERO),

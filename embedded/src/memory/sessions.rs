@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{MemoryStateStore, after};
-use tirage_ports::{ClientLimits, RateDecision, Session, SessionQuota, Sessions, StateError};
+use tirage_ports::{
+    ClientLimits, RateDecision, Session, SessionQuota, SessionRate, Sessions, StateError,
+    session_rate_key,
+};
 
 #[async_trait]
 impl Sessions for MemoryStateStore {
@@ -51,7 +54,21 @@ impl ClientLimits for MemoryStateStore {
     ) -> Result<RateDecision, StateError> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        let decision = inner.count_request(key, limit, window, now);
+        let decision = inner.count_request(key, 1, limit, window, now);
+        inner.wrote(now);
+        Ok(decision)
+    }
+
+    async fn charge_session_requests(
+        &self,
+        session_id: &str,
+        hits: u32,
+        rate: SessionRate,
+    ) -> Result<RateDecision, StateError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let key = session_rate_key(session_id);
+        let decision = inner.count_request(&key, hits, rate.limit, rate.window, now);
         inner.wrote(now);
         Ok(decision)
     }

@@ -58,6 +58,7 @@ impl Upkeep for MemoryStateStore {
         let mut inner = self.lock();
         inner.index.remove(batch_id);
         inner.unsettled.remove(batch_id);
+        inner.storage.release(batch_id, None);
         Ok(())
     }
 

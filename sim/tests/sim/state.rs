@@ -15,6 +15,7 @@ use tirage_ports::{
     PendingUploads, PhotoPage, Progress, ProgressFeed, RateDecision, RecordResult, RunHold,
     RunStart, Runs, Session, SessionQuota, Sessions, StateError, StateStore, Upkeep,
 };
+use tirage_ports::{Charge, Payer, SessionRate, Storage, StorageCaps, StoredBytes};
 use uuid::Uuid;
 
 use crate::engine::note_run_started;
@@ -86,6 +87,17 @@ impl ClientLimits for ObservedState {
     ) -> Result<bool, StateError> {
         self.inner
             .open_stream(session_id, stream_id, limit, lease)
+            .await
+    }
+
+    async fn charge_session_requests(
+        &self,
+        session_id: &str,
+        hits: u32,
+        rate: SessionRate,
+    ) -> Result<RateDecision, StateError> {
+        self.inner
+            .charge_session_requests(session_id, hits, rate)
             .await
     }
 
@@ -408,5 +420,30 @@ impl Effects for ObservedState {
         self.ledger
             .note(&self.actor, "release_claim", &subject, &effect.to_string());
         released
+    }
+}
+
+#[async_trait]
+impl Storage for ObservedState {
+    async fn charge_stored(
+        &self,
+        batch: &Batch,
+        payer: Payer<'_>,
+        bytes: u64,
+        caps: StorageCaps,
+    ) -> Result<Charge, StateError> {
+        self.inner.charge_stored(batch, payer, bytes, caps).await
+    }
+
+    async fn charge_renditions(&self, batch: &Batch, bytes: u64) -> Result<(), StateError> {
+        self.inner.charge_renditions(batch, bytes).await
+    }
+
+    async fn refund_stored(&self, batch_id: Uuid, bytes: u64) -> Result<(), StateError> {
+        self.inner.refund_stored(batch_id, bytes).await
+    }
+
+    async fn stored_bytes(&self, payer: Payer<'_>) -> Result<StoredBytes, StateError> {
+        self.inner.stored_bytes(payer).await
     }
 }

@@ -198,7 +198,7 @@ impl Client {
         let created = self
             .request("create", &label, |app, _| {
                 let (owner, options) = (owner.clone(), self.plan.options.clone());
-                async move { batches::create(&app, owner, options, None).await }
+                async move { batches::create(&app, owner, "sim-client", options, None).await }
             })
             .await;
         let Attempt::Done(batch) = created else {
@@ -276,7 +276,11 @@ async fn upload(
         .await?
         .ok_or(ApiError::BatchNotFound)?;
     let request_id = format!("{key}-a{attempt}");
-    let mut upload = StreamedUpload::start(app, &batch, Some(key)).await?;
+    let payer = tirage_ports::Payer {
+        session_id: &batch.owner,
+        address: "sim-client",
+    };
+    let mut upload = StreamedUpload::start(app, &batch, payer, Some(key)).await?;
     for (j, photo) in photos.iter().enumerate() {
         let size = photo.bytes.len().div_ceil(photo.chunks).max(1);
         let chunks: Vec<Result<Bytes, std::io::Error>> = (0..photo.bytes.len())

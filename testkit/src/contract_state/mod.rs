@@ -7,6 +7,7 @@ mod harness;
 mod lifetime;
 mod runs;
 mod sessions;
+mod storage;
 mod streams;
 mod upkeep;
 
@@ -25,6 +26,10 @@ pub use runs::{
     an_ended_run_never_counts_as_crashed,
 };
 pub use sessions::{authorize_in_one_call, rate_limit_window, sessions_slide};
+pub use storage::{
+    charges_last_until_the_batch_is_forgotten, requests_charged_in_bulk_count_on_the_session,
+    stored_bytes_are_capped_per_session_and_address,
+};
 pub use streams::{progress_is_announced, stream_leases_cap_per_session};
 pub use upkeep::{
     a_deleted_batch_is_swept_once_its_tickets_lapse,
@@ -52,7 +57,10 @@ macro_rules! state_store_contract {
             settled_batches_leave_the_unsettled_list,
             an_expired_batch_stays_indexed_until_forgotten,
             a_deleted_batch_is_swept_once_its_tickets_lapse,
-            watch_tells_since_when_a_batch_is_unchanged, the_consumed_mark_only_rises);
+            watch_tells_since_when_a_batch_is_unchanged, the_consumed_mark_only_rises,
+            stored_bytes_are_capped_per_session_and_address,
+            charges_last_until_the_batch_is_forgotten,
+            requests_charged_in_bulk_count_on_the_session);
     };
     (@cases $harness:expr; $($case:ident),*) => {
         $(

@@ -140,6 +140,19 @@ pub async fn same_job_twice_counts_once(h: Arc<dyn Harness>) {
         f.batch.id,
     );
     assert_eq!(got.len(), 1, "one event despite duplicates: {got:?}");
+    // The renditions are charged to the batch's payer once each, whatever ran twice.
+    let mut kept = 0;
+    for photo in &f.photos {
+        let record = photo_record(&ports, f.batch.id, *photo).await;
+        kept += record.outputs.iter().map(|r| r.bytes).sum::<u64>();
+    }
+    assert!(kept > 0);
+    let payer = tirage_ports::Payer {
+        session_id: &f.batch.owner,
+        address: "",
+    };
+    let charged = ports.state.stored_bytes(payer).await.unwrap();
+    assert_eq!(charged.session, kept);
     worker.shutdown().await;
 }
 

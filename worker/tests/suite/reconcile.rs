@@ -284,6 +284,18 @@ pub async fn expired_batches_leave_no_objects(h: Arc<dyn Harness>) {
         .create_batch(&expiring, tirage_ports::Cap::Unlimited)
         .await
         .unwrap();
+    // Its bytes were charged to its payer: the sweep gives them back.
+    let address = format!("addr-{}", uuid::Uuid::new_v4());
+    let payer = tirage_ports::Payer {
+        session_id: &expiring.owner,
+        address: &address,
+    };
+    let caps = tirage_ports::StorageCaps {
+        per_session: tirage_ports::ByteCap::Unlimited,
+        per_address: tirage_ports::ByteCap::Unlimited,
+    };
+    let charge = ports.state.charge_stored(&expiring, payer, 15, caps);
+    assert_eq!(charge.await.unwrap(), tirage_ports::Charge::Charged);
     let photo = uuid::Uuid::new_v4();
     let stored = [
         keys::original_key(expiring.id, photo),
@@ -323,6 +335,12 @@ pub async fn expired_batches_leave_no_objects(h: Arc<dyn Harness>) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let charged = ports.state.stored_bytes(payer).await.unwrap();
+    assert_eq!(
+        (charged.session, charged.address),
+        (0, 0),
+        "given back by the sweep"
+    );
     let live_original = keys::original_key(live.batch.id, live.photos[0]);
     assert!(ports.objects.head(&live_original).await.unwrap().is_some());
     let indexed = ports.state.indexed_batches(0, 100).await.unwrap();

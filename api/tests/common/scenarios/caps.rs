@@ -139,7 +139,11 @@ pub async fn open_batches_are_capped_per_session(b: &impl Backend) {
 /// Creating and closing empty batches in a loop is bounded by the hour, not only by what is
 /// open at once: each batch stays in the store for its lifetime.
 pub async fn batch_creations_are_capped_per_session_per_hour(b: &impl Backend) {
-    let app = TestApp::spawn_with(b, |s| s.limits.batches_per_session_per_hour = 3).await;
+    let app = TestApp::spawn_with(b, |s| {
+        s.limits.batches_per_session_per_hour = 3;
+        s.limits.batches_per_address_per_hour = 5;
+    })
+    .await;
     let token = app.session().await;
     for _ in 0..3 {
         let id = app.create_batch(&token, json!({})).await["id"]
@@ -160,12 +164,21 @@ pub async fn batch_creations_are_capped_per_session_per_hour(b: &impl Backend) {
         .unwrap();
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
     expect_error(res, 429, "batch_quota_exceeded").await;
-    // Another session has its own quota.
+    // Another session has its own quota, within what the address has left (the refused
+    // attempt above counted on the session only): two more.
     let other = app.session().await;
     app.create_batch(&other, json!({})).await;
+    app.create_batch(&other, json!({})).await;
+    let res = app.post_json(&other, "/v1/batches", &json!({})).await;
+    expect_error(res, 429, "batch_quota_exceeded").await;
+    // A new session of the same address brings no new room.
+    let third = app.session().await;
+    let res = app.post_json(&third, "/v1/batches", &json!({})).await;
+    expect_error(res, 429, "batch_quota_exceeded").await;
 }
 
-fn files(n: usize, size: usize) -> Value {
+/// A request for `n` presigned tickets of `size` bytes each.
+pub fn files(n: usize, size: usize) -> Value {
     let files: Vec<Value> = (0..n)
         .map(|i| json!({"filename": format!("p{i}.jpg"), "size": size, "content_type": "image/jpeg"}))
         .collect();

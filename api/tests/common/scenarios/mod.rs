@@ -8,6 +8,7 @@ pub mod dependencies;
 pub mod events;
 pub mod operations;
 pub mod photos;
+pub mod quotas;
 pub mod sessions;
 pub mod streams;
 pub mod uploads_multipart;
