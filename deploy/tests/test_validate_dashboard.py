@@ -268,6 +268,10 @@ tirage_worker_publish_to_start_seconds_sum 1
 tirage_worker_publish_to_start_seconds_count 12
 tirage_worker_events_published_total 1
 tirage_worker_consumer_restarts_total 0
+tirage_worker_jobs_waiting{lane="resize"} 0
+tirage_worker_jobs_waiting{lane="effects"} 0
+tirage_worker_oldest_waiting_job_seconds 0
+tirage_worker_batches_stalled 0
 """
 
 

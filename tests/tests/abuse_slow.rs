@@ -1,7 +1,8 @@
 //! Slow bodies cannot hold the upload slots (issue #24), tried as an attacker would: through
 //! nginx on the local cluster, sessions trickle multipart bodies (a few bytes a second) into
-//! every upload slot of the replica. While they hold them, another session's upload is
-//! refused 503 `server_busy`, which shows the slots are really taken; within a few rate
+//! every upload slot of the replica. While they hold them, an attacker's upload past its share
+//! is refused 429 `too_many_uploads` and another session's upload 503 `server_busy`, which
+//! shows the slots are really taken; within a few rate
 //! windows every trickle is cut with 408 `body_too_slow` and the other session's upload,
 //! retried after `Retry-After` as clients do, is accepted.
 //!
@@ -114,6 +115,7 @@ async fn trickled_bodies_are_cut_and_others_upload() {
 
     // Attackers: SLOTS / PER_SESSION sessions, each trickling its share.
     let mut trickles = Vec::new();
+    let mut attackers = Vec::new();
     for _ in 0..SLOTS / PER_SESSION {
         let attacker = Api::new(base.clone()).await;
         let batch = attacker.create_batch().await;
@@ -124,6 +126,7 @@ async fn trickled_bodies_are_cut_and_others_upload() {
                 batch.clone(),
             )));
         }
+        attackers.push((attacker, batch));
     }
     let bystander = Api::new(base.clone()).await;
     let batch = bystander.create_batch().await;
@@ -142,6 +145,24 @@ async fn trickled_bodies_are_cut_and_others_upload() {
 
     // The trickles hold every slot: the bystander is refused as long as they last.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // An attacker past its share is refused on its own account (429), whatever the replica
+    // has left.
+    let (attacker, attacked) = &attackers[0];
+    let part = reqwest::multipart::Part::bytes(photo.clone())
+        .file_name(name.clone())
+        .mime_str("image/jpeg")
+        .unwrap();
+    let resp = attacker
+        .http
+        .post(format!("{base}/v1/batches/{attacked}/photos"))
+        .bearer_auth(&attacker.token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let refused = resp.text().await.unwrap();
+    assert!(refused.contains("too_many_uploads"), "{refused}");
     let mut accepted = 0;
     let busy_seen = Instant::now();
     let refused = loop {

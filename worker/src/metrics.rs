@@ -1,8 +1,10 @@
 //! Prometheus metrics, in a registry owned by each worker (not the global one) so that
 //! several workers in one process (tests, `tirage standalone`) never collide.
 
+mod backlog;
 mod labels;
 
+pub use backlog::BacklogGauges;
 pub use labels::{CallbackOutcome, JobKind, JobOutcome, Repair};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -26,6 +28,8 @@ pub struct Metrics {
     /// 1 while intake is paused because Redis or the object store does not answer.
     pub paused: IntGauge,
     reconciled: IntCounterVec,
+    /// What the reconciler saw at its last pass.
+    pub backlog: BacklogGauges,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +107,7 @@ impl Metrics {
         registry.register(Box::new(events_published.clone()))?;
         registry.register(Box::new(callbacks.clone()))?;
         registry.register(Box::new(consumer_restarts.clone()))?;
+        let backlog = BacklogGauges::register(&registry)?;
         Ok(Metrics {
             registry,
             jobs,
@@ -115,6 +120,7 @@ impl Metrics {
             consumer_restarts,
             reconciled,
             paused,
+            backlog,
         })
     }
 

@@ -57,7 +57,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
         }
         match lease.hold(&ctx).await {
             Ok(true) => {}
-            Ok(false) => continue,
+            Ok(false) => {
+                ctx.metrics.backlog.clear();
+                continue;
+            }
             Err(e) => {
                 warn!(reason = ?e, "reconciler: cannot take the lease");
                 continue;
@@ -124,7 +127,12 @@ pub(crate) async fn pass(
     if sweep(ctx, stop, lease).await? == Walk::Stopped {
         return Ok(());
     }
-    check_unsettled(ctx, stop, lease).await
+    let backlog = Backlog::read(ctx).await?;
+    backlog.publish(ctx, Utc::now());
+    if let Some(stalled) = check_unsettled(ctx, stop, lease, &backlog).await? {
+        ctx.metrics.backlog.stalled(stalled);
+    }
+    Ok(())
 }
 
 /// Whether a walk over an index went to its end.
@@ -173,19 +181,20 @@ async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Wal
     }
 }
 
-/// Checks every unsettled batch that has not expired; a settled one leaves the list.
+/// Checks every unsettled batch that has not expired; a settled one leaves the list. How
+/// many were found stalled, when the walk went to the end of the list.
 async fn check_unsettled(
     ctx: &Ctx,
     stop: &CancellationToken,
     lease: &Lease,
-) -> Result<(), Failure> {
+    backlog: &Backlog,
+) -> Result<Option<u64>, Failure> {
     let mut offset = 0;
-    // Read when the first stalled batch needs it, then kept for the pass.
-    let mut backlog = None;
+    let mut stalled = 0;
     let mut first_page = true;
     loop {
         if !still_held(ctx, lease, &mut first_page).await? {
-            return Ok(());
+            return Ok(None);
         }
         let state = &ctx.ports.state;
         let page = ctx
@@ -198,19 +207,24 @@ async fn check_unsettled(
         let mut settled = 0;
         for indexed in &page {
             if stop.is_cancelled() {
-                return Ok(());
+                return Ok(None);
             }
             // An expired batch is the sweep's, which takes it off this list too.
-            if indexed.expires_at > now
-                && check(ctx, indexed.id, now, &mut backlog).await? == Check::Settled
-            {
-                ctx.io("settle batch", state.settle_batch(indexed.id))
-                    .await?;
-                settled += 1;
+            if indexed.expires_at <= now {
+                continue;
+            }
+            match check(ctx, indexed.id, now, backlog).await? {
+                Check::Settled => {
+                    ctx.io("settle batch", state.settle_batch(indexed.id))
+                        .await?;
+                    settled += 1;
+                }
+                Check::Stalled => stalled += 1,
+                Check::Unsettled => {}
             }
         }
         if page.len() < PAGE {
-            return Ok(());
+            return Ok(Some(stalled));
         }
         offset += page.len() - settled;
     }
@@ -236,8 +250,11 @@ enum Check {
     /// Nothing will ever need repairing: completed with its effects done, or deleted
     /// (swept when it expires).
     Settled,
-    /// Still in flight (repaired now if it stalled).
+    /// Still in flight, and moving.
     Unsettled,
+    /// Still in flight, without progress for `stall_after_ms`: waiting behind a backlog, or
+    /// repaired now.
+    Stalled,
 }
 
 /// Repairs a live batch that has shown no progress for `stall_after_ms`.
@@ -245,7 +262,7 @@ async fn check(
     ctx: &Ctx,
     batch_id: Uuid,
     now: DateTime<Utc>,
-    backlog: &mut Option<Backlog>,
+    backlog: &Backlog,
 ) -> Result<Check, Failure> {
     let state = &ctx.ports.state;
     let Some(batch) = ctx.io("get batch", state.get_batch(batch_id)).await? else {
@@ -272,15 +289,11 @@ async fn check(
     if (now - since).to_std().unwrap_or(Duration::ZERO) < stall {
         return Ok(Check::Unsettled);
     }
-    let backlog = match backlog {
-        Some(read) => read,
-        None => backlog.insert(Backlog::read(ctx).await?),
-    };
     if batch.state == BatchState::Completed {
         if backlog.effects_waiting > 0 {
             // Its finalisation or callback may be among them: waiting, not lost.
             ctx.metrics.repaired(Repair::Waiting, 1);
-            return Ok(Check::Unsettled);
+            return Ok(Check::Stalled);
         }
         redrive_finalisation(ctx, batch_id).await?;
     } else {
@@ -288,7 +301,7 @@ async fn check(
             // Queued behind a longer backlog: waiting, not lost. Checked again next pass.
             ctx.metrics.repaired(Repair::Waiting, 1);
             info!(%batch_id, waiting = backlog.waiting, "reconciler: a batch without progress waits behind a backlog; not republished");
-            return Ok(Check::Unsettled);
+            return Ok(Check::Stalled);
         }
         let restore = state.restore_lost_photos(batch_id);
         let restored = ctx.io("restore lost photos", restore).await?;
@@ -300,7 +313,7 @@ async fn check(
     // The repair starts the wait again: nothing is published twice within one stall.
     let restart = state.unchanged_since(batch_id, &marker, now, true);
     ctx.io("restart watch", restart).await?;
-    Ok(Check::Unsettled)
+    Ok(Check::Stalled)
 }
 
 /// How far the resize queue has come, read once per pass: a batch that has not moved for
@@ -324,6 +337,24 @@ struct Backlog {
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
 
 impl Backlog {
+    /// Sets the gauges operators page on ([`crate::metrics::BacklogGauges`]).
+    fn publish(&self, ctx: &Ctx, now: DateTime<Utc>) {
+        let gauges = &ctx.metrics.backlog;
+        gauges.queue(Lane::Resize, self.waiting, self.oldest_wait(now));
+        gauges.queue(Lane::Effects, self.effects_waiting, Duration::ZERO);
+    }
+
+    /// At most how long the oldest waiting resize job has waited: every job published
+    /// before the consumed mark's `through` has been taken, so the oldest one waiting was
+    /// published after it. Zero when nothing waits, or while no worker has taken any job
+    /// (then the broker's own consumer count tells more).
+    fn oldest_wait(&self, now: DateTime<Utc>) -> Duration {
+        match self.consumed {
+            Some(mark) if self.waiting > 0 => (now - mark.through).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
     async fn read(ctx: &Ctx) -> Result<Backlog, Failure> {
         let waiting = ctx.ports.queue.waiting(Lane::Resize);
         let effects_waiting = ctx.ports.queue.waiting(Lane::Effects);

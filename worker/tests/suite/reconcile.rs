@@ -10,6 +10,7 @@ use chrono::Utc;
 use tirage_core::codes::Effect;
 use tirage_core::{BatchOptions, PhotoOutcome, Rendition, keys};
 use tirage_engine::Limits;
+use tirage_ports::Lane;
 use tirage_worker::{ResizeFn, WorkerSettings};
 
 use crate::common::*;
@@ -64,10 +65,36 @@ pub async fn a_batch_behind_a_backlog_is_not_republished(h: Arc<dyn Harness>) {
     let mut settings = reconciling(h.settings());
     settings.concurrency = 1;
     let worker = start(ports.clone(), settings, Some(slow)).await;
+    // What operators see meanwhile: the most the reconciler's gauges showed.
+    let gauges = worker.metrics.backlog.clone();
+    let most = Arc::new(std::sync::Mutex::new((0i64, 0f64, 0i64)));
+    let sampler = tokio::spawn({
+        let (gauges, most) = (gauges.clone(), most.clone());
+        async move {
+            loop {
+                let (waiting, oldest, stalled) = gauges.read(Lane::Resize);
+                {
+                    let mut m = most.lock().unwrap();
+                    *m = (m.0.max(waiting), m.1.max(oldest), m.2.max(stalled));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
     for f in [&ahead, &behind] {
         let batch = wait_completed(&ports, f.batch.id, WAIT).await;
         assert_eq!(batch.failed, 0, "{batch:?}");
     }
+    sampler.abort();
+    let (waiting, oldest, stalled) = *most.lock().unwrap();
+    assert!(waiting > 0, "jobs were seen waiting");
+    assert!(oldest > 0.0, "the oldest waiting job's age was seen");
+    assert!(stalled >= 1, "the batch behind was seen without progress");
+    wait_for("the gauges drained with the queue", WAIT, || {
+        let (waiting, oldest, stalled) = gauges.read(Lane::Resize);
+        waiting == 0 && oldest == 0.0 && stalled == 0
+    })
+    .await;
     let m = worker.metrics.clone();
     // A job is counted once settled, just after its outcome completed the batch.
     wait_for("every job settled", WAIT, || {
