@@ -111,10 +111,10 @@ pub enum ApiError {
         "this session, or its address across its sessions, created {limit} batches within the hour; retry in {retry_after_secs} s"
     )]
     BatchQuotaExceeded { limit: u32, retry_after_secs: u64 },
-    #[error("this session already holds {limit} event streams; close one first")]
-    TooManyStreams { limit: u32 },
-    #[error("this session already downloads {limit} archives; wait for one to end")]
-    TooManyArchives { limit: u32 },
+    #[error("this {scope} already holds {limit} event streams; close one first")]
+    TooManyStreams { scope: &'static str, limit: u32 },
+    #[error("this {scope} already downloads {limit} archives; wait for one to end")]
+    TooManyArchives { scope: &'static str, limit: u32 },
     #[error(
         "this session already streams {limit} uploads through this server; retry in {retry_after_secs} s"
     )]
@@ -225,7 +225,8 @@ pub enum SessionErrors {
     /// Too many requests for this session: `rate_limited`, with `Retry-After` in seconds;
     /// on a multipart upload, the session streams its share of this replica's uploads
     /// already (`too_many_uploads`, with `Retry-After`); on an archive, it downloads its
-    /// `api.archives_per_session` archives already (`too_many_archives`), or its request
+    /// `api.archives_per_session` archives already, or its client address
+    /// `api.archives_per_address` across its sessions (`too_many_archives`), or its request
     /// budget cannot pay for a request per file the archive holds (`rate_limited`).
     #[response(status = 429)]
     RateLimited(ErrorBody),

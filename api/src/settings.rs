@@ -60,6 +60,12 @@ pub struct ApiSettings {
     /// Batch archives one session may download at once, across every replica (each reads
     /// every rendition of its batch).
     pub archives_per_session: u32,
+    /// Event streams the sessions of one client address may hold open at once, together,
+    /// across every replica (0 = unlimited).
+    pub events_per_address: u32,
+    /// Batch archives the sessions of one client address may download at once, together (0
+    /// = unlimited).
+    pub archives_per_address: u32,
     /// How long an archive's slot lasts unless renewed (every third of it while its bytes
     /// flow): a replica that dies mid-archive gives the slot back this much later.
     pub archive_lease_secs: u64,

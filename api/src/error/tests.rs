@@ -69,8 +69,14 @@ fn every_variant() -> Vec<ApiError> {
         ApiError::RateLimited {
             retry_after_secs: 1,
         },
-        ApiError::TooManyStreams { limit: 1 },
-        ApiError::TooManyArchives { limit: 1 },
+        ApiError::TooManyStreams {
+            scope: "session",
+            limit: 1,
+        },
+        ApiError::TooManyArchives {
+            scope: "address",
+            limit: 1,
+        },
         ApiError::StorageQuotaExceeded {
             payer: "session",
             held: 1,

@@ -84,7 +84,7 @@ pub async fn get_archive(
 ) -> Result<HttpResponse, ApiError> {
     let requested = query.sizes.as_deref().map(parse_sizes).transpose()?;
     let batch = owned_batch(&state, &auth, path.into_inner()).await?;
-    let download = archive::prepare(&state, &auth.session.id, &batch, requested.as_deref()).await?;
+    let download = archive::prepare(&state, auth.payer(), &batch, requested.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((

@@ -46,7 +46,8 @@ fn chunk(followed: &Followed) -> Bytes {
 ///
 /// Sends a `progress` event (the batch JSON) now and whenever its counters change, then a
 /// final `completed` event. The stream ends after a configured lifetime; reconnect to go on.
-/// A session holds a configured number of streams at once (`too_many_streams`, 429, past it).
+/// A session holds a configured number of streams at once, and the sessions of one client
+/// address together another (`too_many_streams`, 429, past either).
 #[utoipa::path(
     tag = "batches",
     params(("batch_id" = Uuid, Path, description = "Batch id")),

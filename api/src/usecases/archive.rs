@@ -19,14 +19,14 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tirage_core::keys;
 use tirage_core::model::{Batch, PhotoRecord, PhotoState};
-use tirage_ports::ObjectStore;
+use tirage_ports::{ObjectStore, Payer};
 use uuid::Uuid;
 
 use crate::archive::{Layout, UniqueStems, WriteError, entry_name, safe_stem, write};
 use crate::auth::charge_requests;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::usecases::slots::Lease;
+use crate::usecases::slots::{self, Lease};
 
 /// The archive as the route sends it.
 pub struct ArchiveDownload {
@@ -46,15 +46,17 @@ struct Wanted {
 
 /// Lays out the archive of `batch` (the caller's, already checked) and returns it ready to
 /// stream. `requested` narrows the sizes; each must be one of the batch's. The archive holds
-/// one of its session's `api.archives_per_session` slots while it streams
-/// (`too_many_archives` when they are all taken), and costs the session a request per file
-/// it holds, as the downloads it replaces would (`rate_limited` past the session's limit).
+/// one of its session's `api.archives_per_session` slots and one of its client address's
+/// `api.archives_per_address` while it streams (`too_many_archives` when they are all
+/// taken), and costs the session a request per file it holds, as the downloads it replaces
+/// would (`rate_limited` past the session's limit).
 pub async fn prepare(
     state: &AppState,
-    session_id: &str,
+    payer: Payer<'_>,
     batch: &Batch,
     requested: Option<&[u32]>,
 ) -> Result<ArchiveDownload, ApiError> {
+    let session_id = payer.session_id;
     let sizes = chosen_sizes(&batch.options.sizes, requested)?;
     let photos = all_photos(state, batch.id).await?;
     let wanted = entries(batch, &photos, &sizes);
@@ -62,16 +64,26 @@ pub async fn prepare(
     let more = u32::try_from(wanted.len().saturating_sub(1)).unwrap_or(u32::MAX);
     charge_requests(state, session_id, more).await?;
     let api = &state.settings.api;
-    let limit = api.archives_per_session;
-    let holder = format!("{session_id}:archives");
-    let lease = Lease::open(
-        state.ports.state.clone(),
-        holder,
-        limit,
-        api.archive_lease(),
-    )
-    .await?
-    .ok_or(ApiError::TooManyArchives { limit })?;
+    let (per_session, per_address) = (api.archives_per_session, api.archives_per_address);
+    let caps = slots::caps(
+        session_id,
+        payer.address,
+        "archives",
+        per_session,
+        per_address,
+    );
+    let lease = Lease::open(state.ports.state.clone(), caps, api.archive_lease())
+        .await?
+        .map_err(|refused| match refused {
+            0 => ApiError::TooManyArchives {
+                scope: "session",
+                limit: per_session,
+            },
+            _ => ApiError::TooManyArchives {
+                scope: "address",
+                limit: per_address,
+            },
+        })?;
     let lease = Arc::new(lease);
     let objects = state.ports.objects.clone();
     let (names, keys): (Vec<(String, u64)>, Vec<String>) = wanted

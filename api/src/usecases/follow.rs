@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::extract::owned_batch;
 use crate::progress::BatchWatch;
 use crate::state::AppState;
-use crate::usecases::slots::Lease;
+use crate::usecases::slots::{self, Lease};
 
 /// What a follower is told next.
 #[derive(Debug)]
@@ -38,7 +38,8 @@ pub enum Followed {
 }
 
 /// Starts following the caller's batch: `batch_not_found` when it is not theirs,
-/// `too_many_streams` when their session follows its maximum already.
+/// `too_many_streams` when their session, or their client address across its sessions,
+/// follows its maximum already.
 pub async fn follow(
     state: &AppState,
     auth: &Authenticated,
@@ -47,15 +48,25 @@ pub async fn follow(
     let batch = owned_batch(state, auth, batch_id).await?;
     let api = &state.settings.api;
     let store = state.ports.state.clone();
-    let limit = api.events_per_session;
-    let lease = Lease::open(
-        store.clone(),
-        auth.session.id.clone(),
-        limit,
-        api.events_lease(),
-    )
-    .await?
-    .ok_or(ApiError::TooManyStreams { limit })?;
+    let caps = slots::caps(
+        &auth.session.id,
+        &auth.address,
+        slots::STREAMS,
+        api.events_per_session,
+        api.events_per_address,
+    );
+    let lease = Lease::open(store.clone(), caps, api.events_lease())
+        .await?
+        .map_err(|refused| match refused {
+            0 => ApiError::TooManyStreams {
+                scope: "session",
+                limit: api.events_per_session,
+            },
+            _ => ApiError::TooManyStreams {
+                scope: "address",
+                limit: api.events_per_address,
+            },
+        })?;
     // Watching starts before the first read is sent, so no change falls in between.
     let watch = state.progress.watch(batch.id);
     let now = Instant::now();

@@ -1,7 +1,7 @@
-//! A session's slot among its long answers of one kind — event streams (`follow`), archives
-//! (`archive`) — held as a lease in the state store, so that the cap holds across every API
-//! replica: renewed while the answer lives, given back when it is dropped, and lapsing by
-//! itself when its replica dies.
+//! A long answer's slots — an event stream's (`follow`), an archive's (`archive`) — among
+//! those of its session and of its client address, each held as a lease in the state store,
+//! so that the caps hold across every API replica: renewed while the answer lives, given back
+//! when it is dropped, and lapsing by themselves when the replica dies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,50 +13,67 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// One answer's slot; given back when dropped.
+/// One of the caps a long answer counts against: its holder (the session's leases of one
+/// kind, or its client address's) and how many it may hold at once.
+pub struct Cap {
+    pub holder: String,
+    pub limit: u32,
+}
+
+/// One answer's slots, one under each of its caps; given back when dropped.
 pub struct Lease {
     store: Arc<dyn StateStore>,
-    /// The session's leases of this kind: its id, with the kind for any but event streams.
-    holder: String,
+    caps: Vec<Cap>,
     id: Uuid,
-    limit: u32,
     length: Duration,
     renewed: Mutex<Instant>,
 }
 
 impl Lease {
-    /// Takes a slot among `holder`'s `limit`, for `length`; `None` when all are taken.
+    /// Takes a slot under each of `caps`, in order, for `length`; `Ok(Err(i))` when `caps[i]`
+    /// has none left (the slots taken before it are given back).
     pub async fn open(
         store: Arc<dyn StateStore>,
-        holder: String,
-        limit: u32,
+        caps: Vec<Cap>,
         length: Duration,
-    ) -> Result<Option<Lease>, ApiError> {
+    ) -> Result<Result<Lease, usize>, ApiError> {
         let id = Uuid::new_v4();
-        let opened = store.open_stream(&holder, id, limit, length).await?;
-        Ok(opened.then_some(Lease {
+        for (i, cap) in caps.iter().enumerate() {
+            let opened = store.open_stream(&cap.holder, id, cap.limit, length).await;
+            if !matches!(opened, Ok(true)) {
+                for taken in &caps[..i] {
+                    if let Err(e) = store.close_stream(&taken.holder, id).await {
+                        tracing::debug!(error = %e, "answer lease left to lapse");
+                    }
+                }
+                return opened.map(|_| Err(i)).map_err(ApiError::from);
+            }
+        }
+        Ok(Ok(Lease {
             store,
-            holder,
+            caps,
             id,
-            limit,
             length,
             renewed: Mutex::new(Instant::now()),
         }))
     }
 
-    /// Pushes the lease's end further; false when it lapsed and its slot was taken.
+    /// Pushes the slots' end further; false when one lapsed and was taken.
     pub async fn renew(&self) -> bool {
-        let renew = self
-            .store
-            .open_stream(&self.holder, self.id, self.limit, self.length);
-        let held = match renew.await {
-            Ok(held) => held,
-            // A passing outage: the lease is still good for a while.
-            Err(e) => {
-                tracing::warn!(error = %e, "answer lease not renewed");
-                true
-            }
-        };
+        let mut held = true;
+        for cap in &self.caps {
+            let renew = self
+                .store
+                .open_stream(&cap.holder, self.id, cap.limit, self.length);
+            held &= match renew.await {
+                Ok(held) => held,
+                // A passing outage: the lease is still good for a while.
+                Err(e) => {
+                    tracing::warn!(error = %e, "answer lease not renewed");
+                    true
+                }
+            };
+        }
         *self.renewed.lock().await = Instant::now();
         held
     }
@@ -72,14 +89,49 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let (store, holder, id) = (self.store.clone(), self.holder.clone(), self.id);
+        let (store, id) = (self.store.clone(), self.id);
+        let holders: Vec<String> = self.caps.iter().map(|c| c.holder.clone()).collect();
         // Outside a runtime (the process is ending) the lease lapses by itself.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = store.close_stream(&holder, id).await {
-                    tracing::debug!(error = %e, "answer lease left to lapse");
+                for holder in holders {
+                    if let Err(e) = store.close_stream(&holder, id).await {
+                        tracing::debug!(error = %e, "answer lease left to lapse");
+                    }
                 }
             });
         }
     }
 }
+
+/// The caps a long answer of `kind` counts against: its session's `per_session`, and its
+/// client address's `per_address` across its sessions unless that is 0. `kind` names the
+/// session's leases of that kind (the event streams' are named by the session id alone, as
+/// before addresses were counted).
+pub fn caps(
+    session_id: &str,
+    address: &str,
+    kind: &str,
+    per_session: u32,
+    per_address: u32,
+) -> Vec<Cap> {
+    let session = if kind == STREAMS {
+        session_id.to_owned()
+    } else {
+        format!("{session_id}:{kind}")
+    };
+    let mut caps = vec![Cap {
+        holder: session,
+        limit: per_session,
+    }];
+    if per_address > 0 {
+        caps.push(Cap {
+            holder: format!("address:{address}:{kind}"),
+            limit: per_address,
+        });
+    }
+    caps
+}
+
+/// The kind of the event streams' leases.
+pub const STREAMS: &str = "streams";

@@ -179,6 +179,7 @@ macro_rules! api_suite {
             events::upload_queue_complete_and_stream_events,
             streams::progress_reaches_streams_without_polling,
             streams::event_streams_are_capped_per_session,
+            streams::event_streams_are_capped_per_address,
             streams::uploads_past_the_replica_cap_are_503_with_retry_after,
             uploads_multipart::oversize_part_is_413_and_nothing_is_counted,
             uploads_multipart::idempotency_keys_make_upload_retries_safe,

@@ -375,6 +375,7 @@ pub async fn archives_are_capped_per_session(b: &impl Backend) {
     ports.objects = stalling.clone() as Arc<dyn ObjectStore>;
     let app = Arc::new(TestApp::on(ports, guard, |s| {
         s.api.archives_per_session = 1;
+        s.api.archives_per_address = 1;
         s.api.archive_lease_secs = 1;
     }));
     let token = app.session().await;
@@ -401,6 +402,17 @@ pub async fn archives_are_capped_per_session(b: &impl Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let res = app.get(&token, &archive).sent().await;
     expect_error(res, 429, "too_many_archives").await;
+    // Another session of the same client address: refused on the address's account.
+    let other = app.session().await;
+    let other_batch = app.create_batch(&other, json!({"sizes": [24]})).await;
+    let other_archive = format!(
+        "/v1/batches/{}/archive",
+        other_batch["id"].as_str().unwrap()
+    );
+    let res = app.get(&other, &other_archive).sent().await;
+    let body = expect_error(res, 429, "too_many_archives").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("address"), "{message}");
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stalling

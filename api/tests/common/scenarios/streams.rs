@@ -54,6 +54,57 @@ pub async fn progress_reaches_streams_without_polling(b: &impl Backend) {
     assert!(text.contains("\"done\":1"), "{text}");
 }
 
+/// New sessions bring no new streams past the client address's share: the address's cap
+/// holds across its sessions, and a stream that ends gives both slots back.
+pub async fn event_streams_are_capped_per_address(b: &impl Backend) {
+    let app = TestApp::spawn_with(b, |s| {
+        s.api.events_per_session = 2;
+        s.api.events_per_address = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    let mut paths = Vec::new();
+    for _ in 0..2 {
+        let token = app.session().await;
+        let batch = app.create_batch(&token, json!({})).await;
+        let path = format!("/v1/batches/{}/events", batch["id"].as_str().unwrap());
+        paths.push((token, path));
+    }
+    let [(first, first_path), (second, second_path)] = &paths[..] else {
+        unreachable!()
+    };
+    for _ in 0..2 {
+        let res = app.get(first, first_path).sent().await;
+        assert_eq!(res.status(), 200);
+        held.push(res);
+    }
+    let res = app.get(second, second_path).sent().await;
+    assert_eq!(res.status(), 200, "the address's third");
+    let res = app.get(second, second_path).sent().await;
+    let body = expect_error(res, 429, "too_many_streams").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("address"), "{message}");
+    // Streams that end give the session's and the address's slots back: closing the first
+    // session's batch completes (and ends) both of its streams.
+    let first_batch = first_path
+        .trim_start_matches("/v1/batches/")
+        .trim_end_matches("/events");
+    let close = format!("/v1/batches/{first_batch}/close");
+    assert_eq!(app.post(first, &close).sent().await.status(), 200);
+    for res in held {
+        read_until(res, "event: completed").await;
+    }
+    let mut reopened = false;
+    for _ in 0..100 {
+        if app.get(second, second_path).sent().await.status() == 200 {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "the address's slot came back");
+}
+
 pub async fn event_streams_are_capped_per_session(b: &impl Backend) {
     let app = TestApp::spawn_with(b, |s| s.api.events_per_session = 2).await;
     let token = app.session().await;
