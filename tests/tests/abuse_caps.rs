@@ -10,7 +10,7 @@
 //! - a presigned PUT larger than announced, straight to S3 (Garage): refused, nothing
 //!   stored, while the announced size goes through;
 //! - one session creating and closing empty batches in a loop: 429 `batch_quota_exceeded`
-//!   past its hourly quota;
+//!   past its hourly quota, and a new session of the same address past the address's;
 //! - sessions holding tickets and streamed parts: 409 `storage_quota_exceeded` past the bytes
 //!   a session, then the address across its sessions, may keep.
 //!
@@ -38,6 +38,9 @@ const OPEN_BATCHES: usize = 10;
 const PHOTOS_PER_BATCH: usize = 200;
 /// Above the batch flood's 100 attempts (every attempt counts).
 const BATCHES_PER_HOUR: usize = 110;
+/// Across the address's sessions: above what the steps before the last one create (about
+/// 216), below that plus one session's hourly quota.
+const BATCHES_PER_ADDRESS: usize = 300;
 /// Above what the pending-upload flood holds at once (30 requests of 50 kB each, charged
 /// before the photo limit refuses them and gives them back).
 const STORED_PER_SESSION: u64 = 2_000_000;
@@ -80,6 +83,10 @@ fn cluster_up() -> Cluster {
             (
                 "TIRAGE__LIMITS__BATCHES_PER_SESSION_PER_HOUR",
                 BATCHES_PER_HOUR.to_string(),
+            ),
+            (
+                "TIRAGE__LIMITS__BATCHES_PER_ADDRESS_PER_HOUR",
+                BATCHES_PER_ADDRESS.to_string(),
             ),
             (
                 "TIRAGE__LIMITS__STORED_BYTES_PER_SESSION",
@@ -226,7 +233,8 @@ async fn floods_are_refused_while_other_sessions_are_served() {
     let uploader = client.session().await;
     let churner = client.session().await;
     let hoarders = [client.session().await, client.session().await];
-    let made_before = 6;
+    let latecomer = client.session().await;
+    let made_before = 7;
 
     // 1. Sessions with forged forwarding headers: nginx replaces X-Real-IP, the API reads
     //    nothing else, so all of them count against 127.0.0.1.
@@ -448,4 +456,31 @@ async fn floods_are_refused_while_other_sessions_are_served() {
     assert_eq!(body["error"]["code"], "storage_quota_exceeded");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("address"), "{message}");
+
+    // 8. A new session of the same address brings no new batches past the address's
+    //    hourly quota: refused before its own quota.
+    let watch = Bystander::start(&client, &bystander, &bystander_batch);
+    let mut created = 0;
+    let refused = loop {
+        let (status, body) = client.post(&latecomer, "/v1/batches", &json!({})).await;
+        if status != StatusCode::CREATED {
+            break (status, body);
+        }
+        created += 1;
+        let id = body["id"].as_str().expect("batch id").to_owned();
+        let close = format!("/v1/batches/{id}/close");
+        assert_eq!(
+            client.post(&latecomer, &close, &json!({})).await.0,
+            StatusCode::OK
+        );
+        assert!(
+            created < BATCHES_PER_HOUR,
+            "the address's quota never refused"
+        );
+    };
+    watch.finish("batch churn from a new session").await;
+    let (status, body) = refused;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "batch_quota_exceeded");
+    assert!(created > 0, "the address had room left for the new session");
 }

@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 /// The cluster's settings for these cases: small caps so that a flood reaches them, and a
 /// receiver network the SSRF guard lets through (everything else stays refused).
 const EVENTS_PER_SESSION: usize = 4;
+/// Across the sessions of one client address (every session here comes through nginx from
+/// 127.0.0.1).
+const EVENTS_PER_ADDRESS: usize = 8;
 const UPLOADS_PER_REPLICA: usize = 8;
 const SECRET: &str = "abuse-suite-callback-key-4f1d9c0b7e2a";
 
@@ -39,6 +42,10 @@ async fn abuse_of_streams_is_refused_and_others_are_served() {
         (
             "TIRAGE__API__EVENTS_PER_SESSION",
             EVENTS_PER_SESSION.to_string(),
+        ),
+        (
+            "TIRAGE__API__EVENTS_PER_ADDRESS",
+            EVENTS_PER_ADDRESS.to_string(),
         ),
         (
             "TIRAGE__API__MAX_CONCURRENT_UPLOADS",
@@ -183,6 +190,40 @@ async fn sse_flood_is_capped(base: &str, bystander: &Api, bystander_batch: &str)
         .expect("bystander's first event");
     assert!(String::from_utf8_lossy(&first).contains("event: progress"));
     bystander_served(bystander, bystander_batch, "the SSE flood").await;
+    // A second session of the address gets only what the address has left: the flooder's
+    // streams and the bystander's one count against it too.
+    let second = Api::new(base.to_string()).await;
+    let second_batch = second.create_batch_with(json!({})).await;
+    let second_path = format!("/v1/batches/{second_batch}/events");
+    let mut second_held = Vec::new();
+    for i in 0..EVENTS_PER_ADDRESS - EVENTS_PER_SESSION - 1 {
+        let resp = second.get(&second_path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "second session's stream {i}");
+        second_held.push(resp);
+    }
+    let resp = second.get(&second_path).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "past the address's cap"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("address"), "{message}");
+    // Its batch closed, its streams end and give the address's slots back.
+    second
+        .post_empty(&format!("/v1/batches/{second_batch}/close"))
+        .await;
+    for mut resp in second_held {
+        let mut seen = String::new();
+        while !seen.contains("event: completed") {
+            match tokio::time::timeout(Duration::from_secs(20), resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("second session's stream ended early ({other:?}): {seen}"),
+            }
+        }
+    }
     // Progress reaches a held stream through the replica's one subscription: closing the
     // batch changes its state, and the stream says so without the client polling.
     flooder
