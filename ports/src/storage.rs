@@ -69,6 +69,24 @@ pub struct StorageCaps {
     pub per_address: ByteCap,
 }
 
+impl StorageCaps {
+    /// The refusal a store answers when `bytes` more would take one of the counts `held`
+    /// past its cap (the session's checked first); `None` when both admit them.
+    pub fn refusal(self, held: StoredBytes, bytes: u64) -> Option<Charge> {
+        [
+            (PayerKind::Session, held.session, self.per_session),
+            (PayerKind::Address, held.address, self.per_address),
+        ]
+        .into_iter()
+        .find(|(_, held, cap)| !cap.admits(*held, bytes))
+        .map(|(payer, held, cap)| Charge::Refused {
+            payer,
+            held,
+            cap: cap.as_script_arg(),
+        })
+    }
+}
+
 /// Which of a payer's two counts refused a charge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PayerKind {

@@ -64,25 +64,18 @@ pub async fn prepare(
     let more = u32::try_from(wanted.len().saturating_sub(1)).unwrap_or(u32::MAX);
     charge_requests(state, session_id, more).await?;
     let api = &state.settings.api;
-    let (per_session, per_address) = (api.archives_per_session, api.archives_per_address);
     let caps = slots::caps(
         session_id,
         payer.address,
         "archives",
-        per_session,
-        per_address,
+        api.archives_per_session,
+        api.archives_per_address,
     );
     let lease = Lease::open(state.ports.state.clone(), caps, api.archive_lease())
         .await?
-        .map_err(|refused| match refused {
-            0 => ApiError::TooManyArchives {
-                scope: "session",
-                limit: per_session,
-            },
-            _ => ApiError::TooManyArchives {
-                scope: "address",
-                limit: per_address,
-            },
+        .map_err(|full| ApiError::TooManyArchives {
+            scope: full.scope,
+            limit: full.limit,
         })?;
     let lease = Arc::new(lease);
     let objects = state.ports.objects.clone();

@@ -57,15 +57,9 @@ pub async fn follow(
     );
     let lease = Lease::open(store.clone(), caps, api.events_lease())
         .await?
-        .map_err(|refused| match refused {
-            0 => ApiError::TooManyStreams {
-                scope: "session",
-                limit: api.events_per_session,
-            },
-            _ => ApiError::TooManyStreams {
-                scope: "address",
-                limit: api.events_per_address,
-            },
+        .map_err(|full| ApiError::TooManyStreams {
+            scope: full.scope,
+            limit: full.limit,
         })?;
     // Watching starts before the first read is sent, so no change falls in between.
     let watch = state.progress.watch(batch.id);

@@ -4,7 +4,7 @@
 //! batch's objects gives the rest back.
 
 use tirage_core::model::Batch;
-use tirage_ports::{Charge, Payer};
+use tirage_ports::{Charge, Payer, PayerKind};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,12 +27,16 @@ pub async fn charge(
         Charge::Charged => Ok(()),
         Charge::Refused { payer, held, cap } => {
             tracing::info!(batch_id = %batch.id, payer = payer.as_str(), held, cap, bytes, "storage quota reached");
-            Err(ApiError::StorageQuotaExceeded {
-                payer: payer.as_str(),
-                held,
-                cap,
-            })
+            Err(exceeded(payer, held, cap))
         }
+    }
+}
+
+fn exceeded(payer: PayerKind, held: u64, cap: u64) -> ApiError {
+    ApiError::StorageQuotaExceeded {
+        payer: payer.as_str(),
+        held,
+        cap,
     }
 }
 
@@ -42,19 +46,10 @@ pub async fn charge(
 pub async fn ensure_room(state: &AppState, payer: Payer<'_>) -> Result<(), ApiError> {
     let caps = state.settings.limits.storage_caps();
     let held = state.ports.state.stored_bytes(payer).await?;
-    for (name, held, cap) in [
-        ("session", held.session, caps.per_session),
-        ("address", held.address, caps.per_address),
-    ] {
-        if !cap.admits(held, 1) {
-            return Err(ApiError::StorageQuotaExceeded {
-                payer: name,
-                held,
-                cap: cap.as_script_arg(),
-            });
-        }
+    match caps.refusal(held, 1) {
+        Some(Charge::Refused { payer, held, cap }) => Err(exceeded(payer, held, cap)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Gives back bytes charged under `batch` that are not kept; logged, not failed, when the

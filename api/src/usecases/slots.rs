@@ -14,9 +14,17 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 /// One of the caps a long answer counts against: its holder (the session's leases of one
-/// kind, or its client address's) and how many it may hold at once.
+/// kind, or its client address's), whose it is, and how many it may hold at once.
 pub struct Cap {
     pub holder: String,
+    pub scope: &'static str,
+    pub limit: u32,
+}
+
+/// A cap with no slot left: whose it is (`session` or `address`) and how many it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full {
+    pub scope: &'static str,
     pub limit: u32,
 }
 
@@ -30,13 +38,13 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Takes a slot under each of `caps`, in order, for `length`; `Ok(Err(i))` when `caps[i]`
-    /// has none left (the slots taken before it are given back).
+    /// Takes a slot under each of `caps`, in order, for `length`; `Ok(Err(full))` when one
+    /// of them has none left (the slots taken before it are given back).
     pub async fn open(
         store: Arc<dyn StateStore>,
         caps: Vec<Cap>,
         length: Duration,
-    ) -> Result<Result<Lease, usize>, ApiError> {
+    ) -> Result<Result<Lease, Full>, ApiError> {
         let id = Uuid::new_v4();
         for (i, cap) in caps.iter().enumerate() {
             let opened = store.open_stream(&cap.holder, id, cap.limit, length).await;
@@ -46,7 +54,11 @@ impl Lease {
                         tracing::debug!(error = %e, "answer lease left to lapse");
                     }
                 }
-                return opened.map(|_| Err(i)).map_err(ApiError::from);
+                let full = Full {
+                    scope: cap.scope,
+                    limit: cap.limit,
+                };
+                return opened.map(|_| Err(full)).map_err(ApiError::from);
             }
         }
         Ok(Ok(Lease {
@@ -122,11 +134,13 @@ pub fn caps(
     };
     let mut caps = vec![Cap {
         holder: session,
+        scope: "session",
         limit: per_session,
     }];
     if per_address > 0 {
         caps.push(Cap {
             holder: format!("address:{address}:{kind}"),
+            scope: "address",
             limit: per_address,
         });
     }

@@ -1,5 +1,5 @@
 //! The bytes each session and client address is charged, in memory ([`Storage`]), with the
-//! rules of Redis's `charge_stored.lua` family: a payer's count lives until the last batch
+//! rules of Redis's `charge_count.lua`, `refund_count.lua` and `batch_charge.lua`: a payer's count lives until the last batch
 //! charged to it expires plus [`CHARGE_GRACE`]; a batch remembers its payer and its bytes
 //! until [`Upkeep::forget_batch`] gives them back.
 //!
@@ -45,6 +45,14 @@ impl Ledger {
             self.counts.remove(&key);
         }
         self.counts.get(&key).map_or(0, |c| c.bytes)
+    }
+
+    /// Both of `payer`'s counts.
+    fn held_by(&mut self, payer: Payer<'_>, now: DateTime<Utc>) -> StoredBytes {
+        StoredBytes {
+            session: self.held(PayerKind::Session, payer.session_id, now),
+            address: self.held(PayerKind::Address, payer.address, now),
+        }
     }
 
     fn add(&mut self, payer: PayerKind, id: &str, bytes: u64, until: DateTime<Utc>) {
@@ -124,18 +132,9 @@ impl Storage for MemoryStateStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let ledger = &mut inner.storage;
-        for (kind, id, cap) in [
-            (PayerKind::Session, payer.session_id, caps.per_session),
-            (PayerKind::Address, payer.address, caps.per_address),
-        ] {
-            let held = ledger.held(kind, id, now);
-            if !cap.admits(held, bytes) {
-                return Ok(Charge::Refused {
-                    payer: kind,
-                    held,
-                    cap: cap.as_script_arg(),
-                });
-            }
+        let held = ledger.held_by(payer, now);
+        if let Some(refused) = caps.refusal(held, bytes) {
+            return Ok(refused);
         }
         let until = kept_until(batch);
         ledger.add(PayerKind::Session, payer.session_id, bytes, until);
@@ -169,12 +168,6 @@ impl Storage for MemoryStateStore {
 
     async fn stored_bytes(&self, payer: Payer<'_>) -> Result<StoredBytes, StateError> {
         let now = self.clock.now();
-        let mut inner = self.lock();
-        Ok(StoredBytes {
-            session: inner
-                .storage
-                .held(PayerKind::Session, payer.session_id, now),
-            address: inner.storage.held(PayerKind::Address, payer.address, now),
-        })
+        Ok(self.lock().storage.held_by(payer, now))
     }
 }
