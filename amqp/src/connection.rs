@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::message;
 use super::settings::{AmqpSettings, node_of};
 use super::topology;
+use tirage_ports::TraceContext;
 use tirage_ports::job_queue::{Lane, QueueError};
 
 /// Longest a connection to one node or a confirmed publish may take before the caller gets
@@ -242,9 +243,14 @@ impl LazyConnection {
     }
 
     /// Publishes a job's bytes to its lane's work queue as a first attempt.
-    pub async fn publish_job(&self, lane: Lane, body: &[u8]) -> Result<(), QueueError> {
+    pub async fn publish_job(
+        &self,
+        lane: Lane,
+        body: &[u8],
+        trace: &TraceContext,
+    ) -> Result<(), QueueError> {
         let queue = self.settings.work_queue(lane);
-        self.publish_to_queue(&queue, body, message::persistent(1))
+        self.publish_to_queue(&queue, body, message::persistent(1, trace))
             .await
     }
 
@@ -253,12 +259,13 @@ impl LazyConnection {
         &self,
         body: &[u8],
         attempt: u32,
+        trace: &TraceContext,
         reason: &str,
     ) -> Result<(), QueueError> {
         self.publish_to_queue(
             &self.settings.dead_queue(),
             body,
-            message::dead(attempt, reason),
+            message::dead(attempt, trace, reason),
         )
         .await
     }

@@ -66,7 +66,12 @@ impl DeadLetters for AmqpQueue {
                 continue;
             };
             self.connection
-                .publish_job(item.lane(), &parked.body)
+                .publish_job(
+                    item.lane(),
+                    &parked.body,
+                    // A replayed job continues the trace it was first published in.
+                    &message::trace_of(&got.delivery.properties),
+                )
                 .await?;
             got.delivery
                 .acker

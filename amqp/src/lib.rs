@@ -24,6 +24,7 @@ use connection::LazyConnection;
 pub use connection::unavailable;
 pub use settings::{AmqpSettings, QueueType};
 use stream::AmqpStream;
+use tirage_ports::TraceContext;
 use tirage_ports::job_queue::{JobQueue, JobStream, Lane, QueueError, WorkItem};
 
 /// RabbitMQ job queue. Clones share the connection.
@@ -62,10 +63,10 @@ impl AmqpQueue {
 
 #[async_trait]
 impl JobQueue for AmqpQueue {
-    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+    async fn publish(&self, item: &WorkItem, trace: &TraceContext) -> Result<(), QueueError> {
         let body = serde_json::to_vec(item)
             .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
-        self.connection.publish_job(item.lane(), &body).await
+        self.connection.publish_job(item.lane(), &body, trace).await
     }
 
     async fn consume(&self, lane: Lane, prefetch: u16) -> Result<Box<dyn JobStream>, QueueError> {

@@ -1,24 +1,29 @@
 //! Message properties: every message is persistent JSON carrying its attempt number in the
 //! `x-tirage-attempt` header; a retried one, when its retries began in
 //! `x-tirage-retrying-since` (Unix milliseconds); dead letters add the reason in
-//! `x-tirage-dead-reason`.
+//! `x-tirage-dead-reason`. A message published inside a trace carries the W3C
+//! `traceparent` and `tracestate` headers, kept through retries and dead-lettering.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use tirage_ports::TraceContext;
 
 const ATTEMPT_HEADER: &str = "x-tirage-attempt";
 const REASON_HEADER: &str = "x-tirage-dead-reason";
 const RETRYING_SINCE_HEADER: &str = "x-tirage-retrying-since";
 
-/// A persistent JSON message at `attempt`.
-pub fn persistent(attempt: u32) -> BasicProperties {
+/// A persistent JSON message at `attempt`, in the trace `trace` names.
+pub fn persistent(attempt: u32, trace: &TraceContext) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(
         ATTEMPT_HEADER.into(),
         AMQPValue::LongLongInt(i64::from(attempt)),
     );
+    for (name, value) in trace.headers() {
+        headers.insert(name.into(), AMQPValue::LongString(value.into()));
+    }
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
@@ -33,21 +38,21 @@ fn with_header(props: BasicProperties, name: &str, value: AMQPValue) -> BasicPro
 }
 
 /// A persistent JSON message at `attempt`, dead-lettered for `reason`.
-pub(super) fn dead(attempt: u32, reason: &str) -> BasicProperties {
+pub(super) fn dead(attempt: u32, trace: &TraceContext, reason: &str) -> BasicProperties {
     with_header(
-        persistent(attempt),
+        persistent(attempt, trace),
         REASON_HEADER,
         AMQPValue::LongString(reason.into()),
     )
 }
 
 /// A persistent JSON message at `attempt` whose retries began at `since`.
-pub(super) fn retried(attempt: u32, since: SystemTime) -> BasicProperties {
+pub(super) fn retried(attempt: u32, trace: &TraceContext, since: SystemTime) -> BasicProperties {
     let ms = since
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     with_header(
-        persistent(attempt),
+        persistent(attempt, trace),
         RETRYING_SINCE_HEADER,
         AMQPValue::LongLongInt(ms),
     )
@@ -89,11 +94,27 @@ pub fn retrying_since_of(props: &BasicProperties) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
+/// The trace context a message carries (empty when it has none, or only headers that are
+/// not text).
+pub fn trace_of(props: &BasicProperties) -> TraceContext {
+    let mut trace = TraceContext::none();
+    for name in [TraceContext::TRACEPARENT, TraceContext::TRACESTATE] {
+        if let Some(value) = text_header(props, name) {
+            trace.set(name, &value);
+        }
+    }
+    trace
+}
+
+fn text_header(props: &BasicProperties, name: &str) -> Option<String> {
+    match header(props, name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
 /// Why a dead letter was given up on ("" when the header is missing).
 pub fn reason_of(props: &BasicProperties) -> String {
-    match header(props, REASON_HEADER) {
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        Some(AMQPValue::ShortString(s)) => s.as_str().to_owned(),
-        _ => String::new(),
-    }
+    text_header(props, REASON_HEADER).unwrap_or_default()
 }

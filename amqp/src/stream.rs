@@ -12,6 +12,7 @@ use lapin::{Channel, Consumer};
 
 use super::connection::{LazyConnection, unavailable};
 use super::message;
+use tirage_ports::TraceContext;
 use tirage_ports::job_queue::{Delivery, DeliveryHandle, JobStream, Lane, QueueError, WorkItem};
 
 pub(super) struct AmqpStream {
@@ -65,7 +66,12 @@ impl AmqpStream {
         let reason = format!("malformed: {error}");
         let parked = self
             .connection
-            .dead_letter(&delivery.data, attempt, &reason)
+            .dead_letter(
+                &delivery.data,
+                attempt,
+                &message::trace_of(&delivery.properties),
+                &reason,
+            )
             .await;
         let settled = match parked {
             Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
@@ -101,6 +107,7 @@ impl JobStream for AmqpStream {
             };
             let attempt = message::attempt_of(&delivery.properties);
             let retrying_since = message::retrying_since_of(&delivery.properties);
+            let trace = message::trace_of(&delivery.properties);
             match serde_json::from_slice::<WorkItem>(&delivery.data) {
                 Ok(item) => {
                     return Some(Ok(Delivery {
@@ -108,6 +115,7 @@ impl JobStream for AmqpStream {
                         attempt,
                         retrying_since,
                         redelivered: delivery.redelivered,
+                        trace: trace.clone(),
                         handle: Box::new(AmqpHandle {
                             connection: self.connection.clone(),
                             lane: self.lane,
@@ -115,6 +123,7 @@ impl JobStream for AmqpStream {
                             body: delivery.data,
                             attempt,
                             retrying_since,
+                            trace,
                         }),
                     }));
                 }
@@ -150,6 +159,7 @@ struct AmqpHandle {
     body: Vec<u8>,
     attempt: u32,
     retrying_since: Option<SystemTime>,
+    trace: TraceContext,
 }
 
 impl AmqpHandle {
@@ -206,7 +216,7 @@ impl DeliveryHandle for AmqpHandle {
     async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
         let since = self.retrying_since.unwrap_or_else(SystemTime::now);
-        let props = message::retried(self.attempt.saturating_add(1), since)
+        let props = message::retried(self.attempt.saturating_add(1), &self.trace, since)
             .with_expiration(ms.to_string().into());
         let republished = self
             .connection
@@ -222,7 +232,7 @@ impl DeliveryHandle for AmqpHandle {
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {
         let parked = self
             .connection
-            .dead_letter(&self.body, self.attempt, reason)
+            .dead_letter(&self.body, self.attempt, &self.trace, reason)
             .await;
         self.settle_after(parked).await
     }

@@ -1,4 +1,5 @@
-//! `tirage-api`: loads settings, installs JSON logs, serves until SIGTERM, exits 0.
+//! `tirage-api`: loads settings, installs JSON logs (and the trace export when `OTEL_*`
+//! asks), serves until SIGTERM, exits 0.
 
 use std::process::ExitCode;
 
@@ -14,10 +15,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = telemetry::init(&settings.log, LogOutput::Stdout) {
-        eprintln!("tirage-api: {e}");
-        return ExitCode::from(2);
-    }
+    let telemetry = match telemetry::init(&settings.log, LogOutput::Stdout, "tirage-api") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tirage-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = serve(settings).await;
+    telemetry.shutdown();
+    code
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {

@@ -10,6 +10,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tirage_core::codes::ErrorCode;
+use tirage_ports::TraceContext;
+use tirage_runtime::telemetry::propagation;
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -61,12 +63,23 @@ pub async fn observe(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().to_string();
+    // The trace's span name, known before routing (the resource map matches the path); a
+    // name recorded later would not reach a span already started.
+    let pattern = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "request",
+        otel.name = format!("{method} {pattern}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
         request_id = %request_id,
         method = %method,
         path = %req.path(),
     );
+    // A client (or a proxy) that traces sends its context: this request continues it.
+    propagation::continue_trace(&span, &incoming_trace(req.headers()));
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -105,6 +118,10 @@ pub async fn observe(
             .with_label_values(&[route.as_str(), method.as_str()])
             .observe(elapsed.as_secs_f64());
     }
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -120,6 +137,17 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(res)
+}
+
+/// The W3C Trace Context headers of a request (values that are not sane are dropped).
+fn incoming_trace(headers: &actix_web::http::header::HeaderMap) -> TraceContext {
+    let mut trace = TraceContext::none();
+    for name in [TraceContext::TRACEPARENT, TraceContext::TRACESTATE] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            trace.set(name, value);
+        }
+    }
+    trace
 }
 
 /// The code of an error the API answered (`None` for errors of the framework itself, which

@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
 
-use tirage_ports::DeadLetter;
 use tirage_ports::job_queue::{
     Delivery, DeliveryHandle, JobQueue, JobStream, Lane, QueueError, WorkItem,
 };
+use tirage_ports::{DeadLetter, TraceContext};
 
 mod dead_letters;
 
@@ -36,6 +36,7 @@ struct Message {
     attempt: u32,
     retrying_since: Option<SystemTime>,
     redelivered: bool,
+    trace: TraceContext,
 }
 
 #[derive(Default)]
@@ -126,13 +127,14 @@ impl InProcessQueue {
     }
 
     /// Enqueues a message's bytes on `lane` as a first attempt.
-    fn enqueue(&self, lane: Lane, body: Vec<u8>) {
+    fn enqueue(&self, lane: Lane, body: Vec<u8>, trace: TraceContext) {
         self.shared.push(Message {
             lane,
             body,
             attempt: 1,
             retrying_since: None,
             redelivered: false,
+            trace,
         });
     }
 
@@ -140,7 +142,7 @@ impl InProcessQueue {
     /// it: enqueue unchecked bytes, take a dead letter, follow the events, count what is
     /// ready.
     pub fn enqueue_raw(&self, lane: Lane, body: &[u8]) {
-        self.enqueue(lane, body.to_vec());
+        self.enqueue(lane, body.to_vec(), TraceContext::none());
     }
 
     pub fn pop_dead_letter(&self) -> Option<DeadLetter> {
@@ -158,10 +160,10 @@ impl InProcessQueue {
 
 #[async_trait]
 impl JobQueue for InProcessQueue {
-    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+    async fn publish(&self, item: &WorkItem, trace: &TraceContext) -> Result<(), QueueError> {
         let body = serde_json::to_vec(item)
             .map_err(|e| QueueError::Rejected(format!("message does not serialise: {e}")))?;
-        self.enqueue(item.lane(), body);
+        self.enqueue(item.lane(), body, trace.clone());
         Ok(())
     }
 
@@ -232,8 +234,12 @@ impl InProcessStream {
             };
             state.next_tag += 1;
             let tag = state.next_tag;
-            let (attempt, retrying_since, redelivered) =
-                (message.attempt, message.retrying_since, message.redelivered);
+            let (attempt, retrying_since, redelivered, trace) = (
+                message.attempt,
+                message.retrying_since,
+                message.redelivered,
+                message.trace.clone(),
+            );
             state.unacked.insert(tag, (self.id, message));
             *state.in_flight.entry(self.id).or_insert(0) += 1;
             return Some(Delivery {
@@ -241,6 +247,7 @@ impl InProcessStream {
                 attempt,
                 retrying_since,
                 redelivered,
+                trace,
                 handle: Box::new(InProcessHandle {
                     shared: self.shared.clone(),
                     tag,
@@ -334,6 +341,7 @@ impl DeliveryHandle for InProcessHandle {
             attempt: message.attempt.saturating_add(1),
             retrying_since: Some(message.retrying_since.unwrap_or_else(SystemTime::now)),
             redelivered: false,
+            trace: message.trace,
         };
         let shared = self.shared.clone();
         tokio::spawn(async move {

@@ -6,13 +6,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::dead_letters::DeadLetters;
+use crate::trace_context::TraceContext;
 pub use crate::work_item::{Lane, QueueError, WorkItem};
 
 #[async_trait]
 pub trait JobQueue: DeadLetters {
     /// Publishes a persistent message on its lane ([`WorkItem::lane`]) and returns only once
-    /// the broker has confirmed it.
-    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError>;
+    /// the broker has confirmed it. `trace` travels with the message (its headers) and comes
+    /// back on its every delivery, retries included.
+    async fn publish(&self, item: &WorkItem, trace: &TraceContext) -> Result<(), QueueError>;
 
     /// Starts consuming one lane with at most `prefetch` unacknowledged deliveries in
     /// flight. A retried delivery ([`DeliveryHandle::retry_later`]) comes back on the lane it
@@ -53,6 +55,8 @@ pub struct Delivery {
     pub retrying_since: Option<SystemTime>,
     /// The broker says this exact message was delivered before (a crash or lost ack).
     pub redelivered: bool,
+    /// The trace context it was published with (empty when none).
+    pub trace: TraceContext,
     pub handle: Box<dyn DeliveryHandle>,
 }
 
@@ -63,6 +67,7 @@ impl std::fmt::Debug for Delivery {
             .field("attempt", &self.attempt)
             .field("retrying_since", &self.retrying_since)
             .field("redelivered", &self.redelivered)
+            .field("trace", &self.trace)
             .finish_non_exhaustive()
     }
 }
@@ -73,8 +78,8 @@ pub trait DeliveryHandle: Send + Sync {
     async fn ack(self: Box<Self>) -> Result<(), QueueError>;
     /// Puts the message back for any worker now (used when draining on shutdown).
     async fn requeue(self: Box<Self>) -> Result<(), QueueError>;
-    /// Publishes the message again, with `attempt + 1` and `retrying_since` kept (now, on
-    /// the first retry), to come back after `delay` (a delay queue dead-lettering into the
+    /// Publishes the message again, with `attempt + 1`, its trace context and
+    /// `retrying_since` kept (now, on the first retry), to come back after `delay` (a delay queue dead-lettering into the
     /// work queue), then acks this delivery.
     async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError>;
     /// Moves the message to the dead-letter queue with `reason`, then acks this delivery.

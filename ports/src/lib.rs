@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod state_error;
 pub mod state_store;
 pub mod storage;
+pub mod trace_context;
 pub mod upkeep;
 pub mod uploads;
 pub mod work_item;
@@ -43,5 +44,6 @@ pub use state_store::StateStore;
 pub use storage::{
     ByteCap, CHARGE_GRACE, Charge, Payer, PayerKind, Storage, StorageCaps, StoredBytes,
 };
+pub use trace_context::TraceContext;
 pub use upkeep::{ConsumedMark, IndexedBatch, Upkeep};
 pub use uploads::{PendingUpload, PendingUploads};

@@ -16,7 +16,7 @@ use super::contract_queue;
 use super::env::{TEST_EVENTS_EXCHANGE, TEST_QUEUE_EXPIRES_MS, amqp_url, unique};
 use tirage_amqp::{AmqpQueue, AmqpSettings, QueueType, message, unavailable};
 use tirage_ports::DeadLetter;
-use tirage_ports::{Lane, QueueError};
+use tirage_ports::{Lane, QueueError, TraceContext};
 
 /// AMQP settings with classic queues of their own that expire when unused.
 pub fn amqp_settings() -> AmqpSettings {
@@ -68,7 +68,10 @@ pub trait AmqpTestExt {
 #[async_trait]
 impl AmqpTestExt for AmqpQueue {
     async fn publish_raw(&self, body: &[u8]) -> Result<(), QueueError> {
-        self.connection().publish_job(Lane::Resize, body).await
+        let trace = TraceContext::none();
+        self.connection()
+            .publish_job(Lane::Resize, body, &trace)
+            .await
     }
 
     async fn take_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tirage_ports::TraceContext;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -68,14 +69,17 @@ pub async fn publish_consume_ack<H: QueueHarness>(h: &H) {
     queue.ping().await.unwrap();
     let items: Vec<WorkItem> = (0..3).map(|_| job()).collect();
     for item in &items {
-        queue.publish(item).await.unwrap();
+        queue.publish(item, &TraceContext::none()).await.unwrap();
     }
     // A redrive travels with its flag: the handler decides on it.
     let finalize = WorkItem::FinalizeBatch {
         batch_id: Uuid::new_v4(),
         redrive: true,
     };
-    queue.publish(&finalize).await.unwrap();
+    queue
+        .publish(&finalize, &TraceContext::none())
+        .await
+        .unwrap();
     let mut stream = queue.consume(Lane::Resize, 10).await.unwrap();
     for item in &items {
         let d = next(&mut stream).await;
@@ -111,13 +115,13 @@ pub async fn lanes_do_not_hold_each_other<H: QueueHarness>(h: &H) {
     };
     let finals: Vec<WorkItem> = (0..3).map(finalize).collect();
     for item in &finals {
-        queue.publish(item).await.unwrap();
+        queue.publish(item, &TraceContext::none()).await.unwrap();
     }
     let mut effects = queue.consume(Lane::Effects, 1).await.unwrap();
     let held = next(&mut effects).await;
     assert_eq!(held.item, finals[0]);
     let resize = job();
-    queue.publish(&resize).await.unwrap();
+    queue.publish(&resize, &TraceContext::none()).await.unwrap();
     let mut jobs = queue.consume(Lane::Resize, 1).await.unwrap();
     let d = next(&mut jobs).await;
     assert_eq!(
@@ -149,7 +153,7 @@ pub async fn waiting_counts_ready_and_delayed_messages<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     assert_eq!(queue.waiting(Lane::Resize).await.unwrap(), 0);
     for _ in 0..2 {
-        queue.publish(&job()).await.unwrap();
+        queue.publish(&job(), &TraceContext::none()).await.unwrap();
     }
     assert_eq!(queue.waiting(Lane::Resize).await.unwrap(), 2);
     assert_eq!(queue.waiting(Lane::Effects).await.unwrap(), 0);
@@ -184,7 +188,7 @@ pub async fn waiting_counts_ready_and_delayed_messages<H: QueueHarness>(h: &H) {
 pub async fn requeue_redelivers<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
-    queue.publish(&item).await.unwrap();
+    queue.publish(&item, &TraceContext::none()).await.unwrap();
     let mut stream = queue.consume(Lane::Resize, 1).await.unwrap();
     let first = next(&mut stream).await;
     first.handle.requeue().await.unwrap();
@@ -199,7 +203,7 @@ pub async fn requeue_redelivers<H: QueueHarness>(h: &H) {
 pub async fn retry_later_comes_back_after_the_delay<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
-    queue.publish(&item).await.unwrap();
+    queue.publish(&item, &TraceContext::none()).await.unwrap();
     let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     let first = next(&mut stream).await;
     let before = SystemTime::now();
@@ -240,10 +244,53 @@ pub async fn retry_later_comes_back_after_the_delay<H: QueueHarness>(h: &H) {
     nothing(&mut stream).await;
 }
 
+/// A message's trace context comes back on its every delivery: the first, a requeued one
+/// and a retry. A message published outside any trace carries none.
+pub async fn trace_context_travels_with_every_delivery<H: QueueHarness>(h: &H) {
+    let queue = h.queue();
+    let mut trace = TraceContext::none();
+    trace.set(
+        TraceContext::TRACEPARENT,
+        &format!(
+            "00-{}-{}-01",
+            Uuid::new_v4().simple(),
+            &Uuid::new_v4().simple().to_string()[..16]
+        ),
+    );
+    trace.set(TraceContext::TRACESTATE, "tirage=contract");
+    let traced = job();
+    queue.publish(&traced, &trace).await.unwrap();
+    let mut stream = queue.consume(Lane::Resize, 1).await.unwrap();
+    let first = next(&mut stream).await;
+    assert_eq!((&first.item, &first.trace), (&traced, &trace));
+    first.handle.requeue().await.unwrap();
+    let requeued = next(&mut stream).await;
+    assert_eq!((&requeued.item, &requeued.trace), (&traced, &trace));
+    requeued
+        .handle
+        .retry_later(Duration::from_millis(100))
+        .await
+        .unwrap();
+    let retried = next(&mut stream).await;
+    assert_eq!((&retried.item, retried.attempt), (&traced, 2));
+    assert_eq!(retried.trace, trace, "a retry stays in its trace");
+    retried.handle.ack().await.unwrap();
+    let untraced = job();
+    queue
+        .publish(&untraced, &TraceContext::none())
+        .await
+        .unwrap();
+    let other = next(&mut stream).await;
+    assert_eq!(other.item, untraced);
+    assert!(other.trace.is_empty(), "{:?}", other.trace);
+    other.handle.ack().await.unwrap();
+    nothing(&mut stream).await;
+}
+
 pub async fn dead_letter_parks_the_message<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     let item = job();
-    queue.publish(&item).await.unwrap();
+    queue.publish(&item, &TraceContext::none()).await.unwrap();
     let mut stream = queue.consume(Lane::Resize, 1).await.unwrap();
     let d = next(&mut stream).await;
     d.handle
@@ -265,7 +312,7 @@ pub async fn dead_letter_parks_the_message<H: QueueHarness>(h: &H) {
 pub async fn prefetch_bounds_unacked_deliveries<H: QueueHarness>(h: &H) {
     let queue = h.queue();
     for _ in 0..5 {
-        queue.publish(&job()).await.unwrap();
+        queue.publish(&job(), &TraceContext::none()).await.unwrap();
     }
     let mut stream = queue.consume(Lane::Resize, 2).await.unwrap();
     let a = next(&mut stream).await;
@@ -287,7 +334,7 @@ pub async fn unacked_deliveries_return_when_the_consumer_is_dropped<H: QueueHarn
     let queue = h.queue();
     let items = [job(), job()];
     for item in &items {
-        queue.publish(item).await.unwrap();
+        queue.publish(item, &TraceContext::none()).await.unwrap();
     }
     let mut first = queue.consume(Lane::Resize, 10).await.unwrap();
     let held = [next(&mut first).await, next(&mut first).await];
@@ -316,7 +363,7 @@ pub async fn malformed_messages_are_dead_lettered<H: QueueHarness>(h: &H) {
     h.publish_raw(b"{\"kind\":\"resize\",\"batch_id\":42}")
         .await;
     let item = job();
-    queue.publish(&item).await.unwrap();
+    queue.publish(&item, &TraceContext::none()).await.unwrap();
     let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     let d = next(&mut stream).await;
     assert_eq!(
@@ -365,6 +412,7 @@ macro_rules! job_queue_contract {
         $crate::job_queue_contract!(@cases $harness;
             publish_consume_ack, lanes_do_not_hold_each_other,
             waiting_counts_ready_and_delayed_messages, requeue_redelivers, retry_later_comes_back_after_the_delay,
+            trace_context_travels_with_every_delivery,
             dead_letter_parks_the_message, prefetch_bounds_unacked_deliveries,
             unacked_deliveries_return_when_the_consumer_is_dropped,
             malformed_messages_are_dead_lettered, events_reach_subscribers,

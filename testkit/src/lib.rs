@@ -14,6 +14,7 @@ pub mod env;
 pub mod inprocess;
 pub mod memory;
 pub mod objects;
+pub mod otlp;
 pub mod outage;
 pub mod receivers;
 pub mod redis;

@@ -336,7 +336,7 @@ mod specifics {
     /// to the queue at once, not left unsettled holding the consumer's only prefetch slot.
     #[tokio::test]
     async fn a_failed_retry_publish_hands_the_delivery_back() {
-        use tirage_ports::{JobQueue, Lane, WorkItem};
+        use tirage_ports::{JobQueue, Lane, TraceContext, WorkItem};
         use tirage_testkit::AmqpTestExt;
 
         let settings = testing::amqp_settings();
@@ -345,7 +345,7 @@ mod specifics {
             batch_id: Uuid::new_v4(),
             redrive: false,
         };
-        queue.publish(&item).await.unwrap();
+        queue.publish(&item, &TraceContext::none()).await.unwrap();
         let mut stream = queue.consume(Lane::Effects, 1).await.unwrap();
         let first = tokio::time::timeout(QUICKLY, stream.next())
             .await

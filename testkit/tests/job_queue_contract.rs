@@ -16,7 +16,7 @@ mod rabbitmq_quorum {
 /// Adapter-specific: a dead connection heals itself on the next publish or consume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_reconnects_after_the_connection_died() {
-    use tirage_ports::{JobQueue, Lane};
+    use tirage_ports::{JobQueue, Lane, TraceContext};
     use tirage_testkit::AmqpTestExt;
     use tirage_testkit::contract_queue::{job, next};
 
@@ -30,7 +30,7 @@ async fn rabbitmq_reconnects_after_the_connection_died() {
         "consumer survived its connection"
     );
     let item = job();
-    queue.publish(&item).await.unwrap();
+    queue.publish(&item, &TraceContext::none()).await.unwrap();
     queue.ping().await.unwrap();
     let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     let d = next(&mut stream).await;
@@ -44,7 +44,7 @@ async fn rabbitmq_reconnects_after_the_connection_died() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
     use tirage_amqp::QueueType;
-    use tirage_ports::{JobQueue, Lane, QueueError};
+    use tirage_ports::{JobQueue, Lane, QueueError, TraceContext};
     use tirage_testkit::contract_queue::{job, next};
     use tirage_testkit::outage::{ServiceLink, url_addr, url_via};
     use tirage_testkit::{amqp_queue_with, amqp_settings_of, amqp_url};
@@ -62,15 +62,24 @@ async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
     ];
     let queue = amqp_queue_with(&settings).await;
     let items = [job(), job(), job()];
-    queue.publish(&items[0]).await.unwrap();
+    queue
+        .publish(&items[0], &TraceContext::none())
+        .await
+        .unwrap();
 
     one.cut();
-    queue.publish(&items[1]).await.unwrap();
+    queue
+        .publish(&items[1], &TraceContext::none())
+        .await
+        .unwrap();
 
     // Back on the first node, the process stays on the second until that one dies too.
     one.restore().await;
     two.cut();
-    queue.publish(&items[2]).await.unwrap();
+    queue
+        .publish(&items[2], &TraceContext::none())
+        .await
+        .unwrap();
 
     one.cut();
     let err = loop {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tirage_ports::TraceContext;
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -125,7 +126,11 @@ async fn through_worker(
     let start = Instant::now();
     for id in &ids {
         let job = WorkItem::Resize(ResizeJob::new(&batch, *id, None));
-        ports.queue.publish(&job).await.unwrap();
+        ports
+            .queue
+            .publish(&job, &TraceContext::none())
+            .await
+            .unwrap();
     }
     loop {
         let b = ports.state.get_batch(batch.id).await.unwrap().unwrap();

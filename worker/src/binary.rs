@@ -52,10 +52,20 @@ pub fn main_with(resizer: ResizeFn) -> ExitCode {
         // An operator's command: no logs, its report alone on stdout.
         return admin::run(command, settings, resizer);
     }
-    if let Err(e) = telemetry::init(&settings.log, LogOutput::Stderr) {
-        eprintln!("tirage-worker: {e}");
-        return ExitCode::from(2);
-    }
+    let telemetry = match telemetry::init(&settings.log, LogOutput::Stderr, "tirage-worker") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tirage-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = serve(settings, resizer, once);
+    telemetry.shutdown();
+    code
+}
+
+/// Runs the worker (or one reconciler pass, `once`) until stopped.
+fn serve(settings: Settings, resizer: ResizeFn, once: bool) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tirage_core::backoff::Backoff;
 use tirage_ports::{Delivery, JobStream, Lane, WorkItem};
+use tirage_runtime::telemetry::propagation;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
@@ -135,34 +136,51 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
         attempt,
         retrying_since,
         redelivered,
+        trace,
         handle,
     } = delivery;
     let tries = Tries {
         attempt,
         retrying_since,
     };
+    // A consumer span in the trace its publisher started (when tracing is on).
     let (kind, span) = match &item {
         WorkItem::Resize(job) => (
             JobKind::Resize,
             info_span!(
                 "job",
+                otel.name = "process resize",
+                otel.kind = "consumer",
                 kind = "resize",
                 request_id = job.request_id.as_deref().unwrap_or(""),
                 batch_id = %job.batch_id,
                 photo_id = %job.photo_id,
                 attempt,
                 redelivered,
+                // Since the job was first published: its wait in the queue (and its
+                // earlier attempts').
+                queued_ms = (chrono::Utc::now() - job.published_at).num_milliseconds().max(0),
             ),
         ),
-        WorkItem::FinalizeBatch { batch_id, .. } => (
-            JobKind::Finalize,
-            info_span!("job", kind = "finalize", batch_id = %batch_id, attempt, redelivered),
-        ),
-        WorkItem::Callback { batch_id, .. } => (
-            JobKind::Callback,
-            info_span!("job", kind = "callback", batch_id = %batch_id, attempt, redelivered),
-        ),
+        WorkItem::FinalizeBatch { batch_id, .. } | WorkItem::Callback { batch_id, .. } => {
+            let kind = if matches!(item, WorkItem::Callback { .. }) {
+                JobKind::Callback
+            } else {
+                JobKind::Finalize
+            };
+            let span = info_span!(
+                "job",
+                otel.name = format!("process {}", kind.as_str()),
+                otel.kind = "consumer",
+                kind = kind.as_str(),
+                batch_id = %batch_id,
+                attempt,
+                redelivered
+            );
+            (kind, span)
+        }
     };
+    propagation::continue_trace(&span, &trace);
     async move {
         let started = Instant::now();
         ctx.metrics.in_flight.inc();
@@ -181,7 +199,8 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
                 // Effects published to the resize queue by a version before the lanes: moved
                 // to their own lane rather than run in a resize slot.
                 other if other.lane() != lane => {
-                    let moved = ctx.io("move to its lane", ctx.ports.queue.publish(&other));
+                    let publish = ctx.ports.queue.publish(&other, &trace);
+                    let moved = ctx.io("move to its lane", publish);
                     let result = moved.await.map(|()| EffectRun::Settled(JobOutcome::Moved));
                     outcome::effect_verdict(&ctx, tries, result).await
                 }

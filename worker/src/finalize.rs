@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use tirage_core::codes::{Effect, FailureCode};
 use tirage_core::{Batch, BatchCompleted, BatchState};
 use tirage_ports::WorkItem;
+use tirage_runtime::telemetry::propagation;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -97,7 +98,8 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
             batch_id,
             completed_at,
         };
-        let publish = ctx.ports.queue.publish(&item);
+        let trace = propagation::current();
+        let publish = ctx.ports.queue.publish(&item, &trace);
         if let Err(failure) = ctx.io("publish callback", publish).await {
             release(ctx, batch_id, &[Some(Effect::Callback)]).await;
             return Err(failure);

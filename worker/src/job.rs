@@ -14,7 +14,7 @@ use tirage_core::codes::FailureCode;
 use tirage_core::keys;
 use tirage_core::{PhotoOutcome, PhotoState, Rendition, ResizeJob};
 use tirage_ports::{ObjectBody, ObjectStoreError, RecordResult, RunHold, RunStart};
-use tracing::warn;
+use tracing::{Instrument, info_span, warn};
 use uuid::Uuid;
 
 use crate::context::Ctx;
@@ -80,8 +80,12 @@ pub(crate) async fn run(
     if crashed >= ctx.settings.crash_limit {
         return Err(crashed_too_often(crashed));
     }
-    let source = download(ctx, job).await?;
-    let Some(resized) = run_engine(ctx, job, run, crashed > 0, source).await? else {
+    // The steps are spans of the job's trace: where a photo's time goes, photo by photo.
+    let source = download(ctx, job)
+        .instrument(info_span!("download original"))
+        .await?;
+    let engine = run_engine(ctx, job, run, crashed > 0, source);
+    let Some(resized) = engine.instrument(info_span!("resize")).await? else {
         return Ok(Attempted::Held);
     };
     let outcome = PhotoOutcome::Done {
@@ -170,10 +174,12 @@ async fn upload(
     let puts = renditions.into_iter().map(|r| {
         let key = keys::rendition_key(job.batch_id, job.photo_id, r.size, format);
         let body = Bytes::from(r.data);
+        let span = info_span!("write rendition", size = r.size, bytes = body.len());
         async move {
             let put = ctx.ports.objects.put(&key, body, format.content_type());
             ctx.io("put rendition", put).await
         }
+        .instrument(span)
     });
     try_join_all(puts).await?;
     Ok(())

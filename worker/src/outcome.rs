@@ -11,7 +11,8 @@ use tirage_core::model::{Batch, Rendition};
 use tirage_core::{PhotoOutcome, ResizeJob};
 use tirage_ports::completion::hand_off;
 use tirage_ports::{DeliveryHandle, RecordResult};
-use tracing::{debug, error, info, warn};
+use tirage_runtime::telemetry::propagation;
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::context::Ctx;
 use crate::failure::Failure;
@@ -226,6 +227,7 @@ async fn record(
             "record outcome",
             state.record_outcome(job.batch_id, job.photo_id, &outcome),
         )
+        .instrument(info_span!("record outcome", outcome = label.as_str()))
         .await;
     // Renditions written for a batch that is gone or a photo it never registered would be
     // orphans: remove them, and only them.
@@ -278,8 +280,13 @@ async fn after_record(
         Err(failure) => return unrecorded(ctx, tries, failure).await,
     };
     let (state, queue) = (&*ctx.ports.state, &*ctx.ports.queue);
+    // The finalisation continues the trace of the photo that completed the batch.
+    let trace = propagation::current();
     match ctx
-        .io("hand off", hand_off(state, queue, &batch, completed_now))
+        .io(
+            "hand off",
+            hand_off(state, queue, &batch, completed_now, &trace),
+        )
         .await
     {
         Ok(true) => info!(

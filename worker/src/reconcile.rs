@@ -27,6 +27,7 @@ use tirage_core::codes::Effect;
 use tirage_core::keys;
 use tirage_core::{Batch, BatchState, PhotoState, ResizeJob};
 use tirage_ports::{ConsumedMark, IndexedBatch, Lane, WorkItem};
+use tirage_runtime::telemetry::propagation;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -401,8 +402,12 @@ async fn redrive_finalisation(ctx: &Ctx, batch_id: Uuid) -> Result<(), Failure> 
         batch_id,
         redrive: true,
     };
-    ctx.io("publish finalisation", ctx.ports.queue.publish(&item))
-        .await?;
+    let trace = propagation::current();
+    ctx.io(
+        "publish finalisation",
+        ctx.ports.queue.publish(&item, &trace),
+    )
+    .await?;
     ctx.metrics.repaired(Repair::Redriven, 1);
     warn!(%batch_id, "reconciler: a completed batch's effects stayed undone; finalisation redriven");
     Ok(())
@@ -418,7 +423,9 @@ async fn republish_queued(ctx: &Ctx, batch: &Batch) -> Result<(), Failure> {
         let page = ctx.io("list photos", list).await?;
         for photo in page.photos.iter().filter(|p| p.state == PhotoState::Queued) {
             let job = WorkItem::Resize(ResizeJob::new(batch, photo.id, None));
-            ctx.io("publish job", ctx.ports.queue.publish(&job)).await?;
+            let trace = propagation::current();
+            ctx.io("publish job", ctx.ports.queue.publish(&job, &trace))
+                .await?;
             republished += 1;
         }
         match page.next_cursor {

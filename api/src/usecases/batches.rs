@@ -8,6 +8,7 @@ use tirage_core::keys;
 use tirage_core::model::{Batch, BatchOptions, BatchState};
 use tirage_ports::completion::hand_off;
 use tirage_ports::{Cap, RateDecision};
+use tirage_runtime::telemetry::propagation;
 use uuid::Uuid;
 
 use crate::auth::retry_after_secs;
@@ -85,7 +86,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub async fn close(state: &AppState, batch_id: Uuid) -> Result<Batch, ApiError> {
     let closed = state.ports.state.close_batch(batch_id).await?;
     let (states, queue) = (state.ports.state.as_ref(), state.ports.queue.as_ref());
-    hand_off(states, queue, &closed.batch, closed.completed_now).await?;
+    let trace = propagation::current();
+    hand_off(states, queue, &closed.batch, closed.completed_now, &trace).await?;
     let completed = closed.batch.state == BatchState::Completed;
     tracing::info!(batch_id = %batch_id, completed, "batch closed");
     Ok(closed.batch)

@@ -16,6 +16,8 @@ use tirage_core::keys;
 use tirage_core::model::{Batch, BatchState, PhotoOutcome, PhotoRecord, ResizeJob};
 use tirage_ports::completion::hand_off;
 use tirage_ports::{QueueError, RecordResult, WorkItem};
+use tirage_runtime::telemetry::propagation;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -74,7 +76,21 @@ pub async fn publish_jobs(
         .map(|job| async move {
             let started = Instant::now();
             let photo_id = job.photo_id;
-            let result = state.ports.queue.publish(&WorkItem::Resize(job)).await;
+            // The job carries this span's context: the worker's run of it is its child.
+            let span = tracing::info_span!(
+                "publish",
+                otel.name = "publish resize",
+                otel.kind = "producer",
+                batch_id = %batch.id,
+                photo_id = %photo_id,
+            );
+            let trace = propagation::of(&span);
+            let result = state
+                .ports
+                .queue
+                .publish(&WorkItem::Resize(job), &trace)
+                .instrument(span)
+                .await;
             state
                 .metrics
                 .publish_latency
@@ -128,7 +144,8 @@ async fn record_enqueue_failure(state: &AppState, batch_id: Uuid, photo_id: Uuid
             // This failure may have completed a closed batch: its side effects still need
             // a worker.
             let (states, queue) = (state.ports.state.as_ref(), state.ports.queue.as_ref());
-            if let Err(e) = hand_off(states, queue, &batch, completed_now).await {
+            let trace = propagation::current();
+            if let Err(e) = hand_off(states, queue, &batch, completed_now, &trace).await {
                 tracing::error!(batch_id = %batch_id, error = %e, "could not hand the completed batch to the workers; closing it again retries");
             }
         }

@@ -22,7 +22,7 @@ use tirage_api::{Application, Ports, Settings};
 use tirage_ports::dead_letters::Select;
 use tirage_ports::{
     DeadLetter, DeadLetters, JobQueue, JobStream, Lane, ObjectStore, QueueError, StateStore,
-    WorkItem,
+    TraceContext, WorkItem,
 };
 use tirage_runtime::config::Layers;
 use tokio::sync::Mutex;
@@ -125,7 +125,7 @@ pub struct RefusingQueue(pub Arc<dyn JobQueue>);
 
 #[async_trait]
 impl JobQueue for RefusingQueue {
-    async fn publish(&self, _item: &WorkItem) -> Result<(), QueueError> {
+    async fn publish(&self, _item: &WorkItem, _trace: &TraceContext) -> Result<(), QueueError> {
         Err(QueueError::Unavailable(
             "broker connection lost (test)".into(),
         ))

@@ -14,7 +14,9 @@ use tirage_api::{Application, Settings};
 use tirage_core::codes::ProcessCode;
 use tirage_embedded::{FsObjectStore, FsSettings, InProcessQueue, MemoryStateStore};
 use tirage_ports::ObjectStore;
-use tirage_runtime::telemetry::{self, LogFormat, LogOutput, LogSettings};
+use tirage_runtime::telemetry::{
+    self, LogFormat, LogOutput, LogSettings, Telemetry, TelemetryError,
+};
 use tirage_runtime::{PortNames, Ports, config, shutdown};
 use tirage_worker::{Worker, WorkerSettings};
 
@@ -74,11 +76,21 @@ impl StandaloneError {
 }
 
 pub fn run(args: StandaloneArgs) -> ExitCode {
+    let telemetry = match init_telemetry() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", ProcessCode::InvalidSettings);
+            return ExitCode::from(2);
+        }
+    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(StandaloneError::Runtime)
         .and_then(|rt| rt.block_on(serve(args)));
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -91,14 +103,19 @@ pub fn run(args: StandaloneArgs) -> ExitCode {
     }
 }
 
-/// Human-readable logs on stderr (stdout carries the URL); quiet unless `RUST_LOG` asks.
-fn init_logs() {
+/// Human-readable logs on stderr (stdout carries the URL), quiet unless `RUST_LOG` asks;
+/// traces when `OTEL_*` asks (one process, so one service: `tirage-standalone`).
+fn init_telemetry() -> Result<Option<Telemetry>, TelemetryError> {
     let quiet = LogSettings {
         level: "warn".into(),
         format: LogFormat::Pretty,
     };
-    // A second install (tests calling in-process) keeps the first one; nothing to report.
-    let _ = telemetry::init(&quiet, LogOutput::Stderr);
+    match telemetry::init(&quiet, LogOutput::Stderr, "tirage-standalone") {
+        Ok(t) => Ok(Some(t)),
+        // A second install (tests calling in-process) keeps the first one.
+        Err(TelemetryError::Install(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The URL clients use for an address we listen on: a wildcard address is reached through
@@ -124,7 +141,6 @@ fn random_secret() -> String {
 }
 
 async fn serve(args: StandaloneArgs) -> Result<(), StandaloneError> {
-    init_logs();
     let mut settings = Settings::load().map_err(|e| StandaloneError::Config(e.to_string()))?;
     settings.api.host = args.host.clone();
     settings.api.port = args.port;

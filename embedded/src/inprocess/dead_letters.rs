@@ -2,9 +2,9 @@
 //! place, and chosen ones put back on their lane as first attempts.
 
 use async_trait::async_trait;
-use tirage_ports::DeadLetter;
 use tirage_ports::dead_letters::{DeadLetters, Select};
 use tirage_ports::job_queue::{QueueError, WorkItem};
+use tirage_ports::{DeadLetter, TraceContext};
 
 use super::{InProcessQueue, Message};
 
@@ -48,6 +48,8 @@ impl DeadLetters for InProcessQueue {
                     attempt: 1,
                     retrying_since: None,
                     redelivered: false,
+                    // The in-process queue keeps no trace with its dead letters.
+                    trace: TraceContext::none(),
                 });
                 item
             })

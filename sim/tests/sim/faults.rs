@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tirage_ports::TraceContext;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -233,7 +234,7 @@ impl DeadLetters for FaultyQueue {
 
 #[async_trait]
 impl JobQueue for FaultyQueue {
-    async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
+    async fn publish(&self, item: &WorkItem, trace: &TraceContext) -> Result<(), QueueError> {
         let subject = self.calls.ledger.item_subject(item);
         let delay = self.calls.chance(self.calls.plan.publish_delay);
         let delay_ms = self.calls.rng.range(1, 300);
@@ -241,7 +242,7 @@ impl JobQueue for FaultyQueue {
             if delay {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             }
-            let published = self.inner.publish(item).await;
+            let published = self.inner.publish(item, trace).await;
             if published.is_ok() {
                 self.calls
                     .ledger
@@ -355,6 +356,7 @@ impl FaultyStream {
             attempt,
             retrying_since,
             redelivered,
+            trace,
             handle,
         } = delivery;
         let subject = self.faults.ledger.item_subject(&item);
@@ -373,6 +375,7 @@ impl FaultyStream {
             attempt,
             retrying_since,
             redelivered,
+            trace,
             handle: Box::new(FaultyHandle {
                 inner: handle,
                 faults: self.faults.clone(),

@@ -3,6 +3,7 @@
 //! a letter that never parsed is never replayed.
 
 use std::collections::HashSet;
+use tirage_ports::TraceContext;
 
 use tirage_ports::job_queue::{Lane, WorkItem};
 
@@ -14,7 +15,7 @@ pub async fn dead_letters_are_read_in_place_and_replayed_by_choice<H: QueueHarne
     let queue = h.queue();
     let items: Vec<WorkItem> = (0..3).map(|_| job()).collect();
     for item in &items {
-        queue.publish(item).await.unwrap();
+        queue.publish(item, &TraceContext::none()).await.unwrap();
     }
     let mut stream = queue.consume(Lane::Resize, 4).await.unwrap();
     for item in &items {

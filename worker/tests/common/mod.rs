@@ -9,6 +9,7 @@ pub use hook::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use tirage_ports::TraceContext;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -222,7 +223,11 @@ pub fn job(f: &Fixture, photo: Uuid) -> WorkItem {
 
 pub async fn publish_all(ports: &Ports, f: &Fixture) {
     for p in &f.photos {
-        ports.queue.publish(&job(f, *p)).await.expect("publish job");
+        ports
+            .queue
+            .publish(&job(f, *p), &TraceContext::none())
+            .await
+            .expect("publish job");
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tirage_ports::TraceContext;
 
 use tirage_core::BatchCompleted;
 use tirage_ports::WorkItem;
@@ -31,10 +32,13 @@ pub async fn completion_event_and_webhook_once(h: Arc<dyn Harness>) {
     for _ in 0..2 {
         ports
             .queue
-            .publish(&WorkItem::FinalizeBatch {
-                batch_id: f.batch.id,
-                redrive: false,
-            })
+            .publish(
+                &WorkItem::FinalizeBatch {
+                    batch_id: f.batch.id,
+                    redrive: false,
+                },
+                &TraceContext::none(),
+            )
             .await
             .unwrap();
     }
@@ -131,7 +135,11 @@ pub async fn silent_callback_receivers_hold_no_resize_slot(h: Arc<dyn Harness>) 
             batch_id: f.batch.id,
             redrive: false,
         };
-        ports.queue.publish(&finalize).await.unwrap();
+        ports
+            .queue
+            .publish(&finalize, &TraceContext::none())
+            .await
+            .unwrap();
     }
     let worker = start(ports.clone(), settings, Some(fake_engine())).await;
     let m = worker.metrics.clone();

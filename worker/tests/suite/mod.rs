@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tirage_ports::TraceContext;
 
 use tirage_core::codes::{FailureCode, PhotoWarning};
 use tirage_core::{BatchOptions, BatchState, OutputFormat, PhotoState, keys};
@@ -111,8 +112,16 @@ pub async fn same_job_twice_counts_once(h: Arc<dyn Harness>) {
     let worker = start(ports.clone(), h.settings(), Some(fake_engine())).await;
     for p in &f.photos {
         // The duplicate is a second publish (not a redelivery), like a publisher retry.
-        ports.queue.publish(&job(&f, *p)).await.unwrap();
-        ports.queue.publish(&job(&f, *p)).await.unwrap();
+        ports
+            .queue
+            .publish(&job(&f, *p), &TraceContext::none())
+            .await
+            .unwrap();
+        ports
+            .queue
+            .publish(&job(&f, *p), &TraceContext::none())
+            .await
+            .unwrap();
     }
     let batch = wait_completed(&ports, f.batch.id, WAIT).await;
     let m = worker.metrics.clone();
@@ -123,7 +132,11 @@ pub async fn same_job_twice_counts_once(h: Arc<dyn Harness>) {
     })
     .await;
     // Once more after completion: still nothing moves.
-    ports.queue.publish(&job(&f, f.photos[0])).await.unwrap();
+    ports
+        .queue
+        .publish(&job(&f, f.photos[0]), &TraceContext::none())
+        .await
+        .unwrap();
     wait_for("late duplicate settled", WAIT, || {
         m.job_count(JobKind::Resize, JobOutcome::Duplicate) == 4
     })

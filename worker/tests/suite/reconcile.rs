@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tirage_ports::TraceContext;
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -183,7 +184,11 @@ pub async fn lost_jobs_are_published_again(h: Arc<dyn Harness>) {
     )
     .await;
     // One job made it; two were lost.
-    ports.queue.publish(&job(&f, f.photos[0])).await.unwrap();
+    ports
+        .queue
+        .publish(&job(&f, f.photos[0]), &TraceContext::none())
+        .await
+        .unwrap();
     let worker = start(
         ports.clone(),
         reconciling(h.settings()),

@@ -2,6 +2,7 @@
 //! touch what a real batch stored.
 
 use std::sync::Arc;
+use tirage_ports::TraceContext;
 
 use tirage_core::{BatchState, keys};
 use uuid::Uuid;
@@ -37,7 +38,11 @@ pub async fn a_stray_job_never_touches_a_finished_batch(h: Arc<dyn Harness>) {
     }
     assert_eq!(renditions.len(), 4, "{renditions:?}");
 
-    ports.queue.publish(&job(&f, Uuid::new_v4())).await.unwrap();
+    ports
+        .queue
+        .publish(&job(&f, Uuid::new_v4()), &TraceContext::none())
+        .await
+        .unwrap();
     let m = worker.metrics.clone();
     wait_for("stray job dropped", WAIT, || {
         m.job_count(JobKind::Resize, JobOutcome::UnknownPhoto) == 1
