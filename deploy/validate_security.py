@@ -463,7 +463,9 @@ def check_compose_security(services: dict, err: Err) -> None:
             err("compose service nginx", f"its healthcheck asks {p}, which nginx does not proxy")
 
 
-PUBLISHED = {"nginx": None, "garage": "3900"}  # who may publish, and which container port
+# Who may publish, and which container port: nginx, Garage's S3 port (presigned URLs), and
+# Prometheus's UI and API (no authentication: on the loopback address by default, as all are).
+PUBLISHED = {"nginx": None, "garage": "3900", "prometheus": "9090"}
 LOOPBACK = r"(127\.0\.0\.1|\$\{[A-Za-z0-9_]+:-127\.0\.0\.1\})"
 
 
@@ -471,7 +473,7 @@ def check_compose_ports(sname: str, svc: dict, err: Err) -> None:
     where = f"compose service {sname}"
     ports = svc.get("ports") or []
     if ports and sname not in PUBLISHED:
-        err(where, "publishes ports: only nginx and Garage's S3 port may be")
+        err(where, "publishes ports: only nginx, Garage's S3 port and Prometheus may be")
     for p in ports:
         if isinstance(p, dict):
             host_ip, target = str(p.get("host_ip", "")), str(p.get("target", ""))

@@ -20,11 +20,11 @@
 #   scripts/compose.sh images build the local images: the Debian base once (debootstrap, then
 #                         cached), the others with podman's layer cache
 #   scripts/compose.sh prepare  tools, the base and the images that need no binary (Redis,
-#                         RabbitMQ, nginx): what scripts/test.sh overlaps with its build
+#                         RabbitMQ, nginx, Prometheus): what scripts/test.sh overlaps with its build
 #   scripts/compose.sh ps | logs SERVICE | compose ARGS...   look inside; podman-compose as-is
 #
 # The images (all FROM a Debian bookworm minbase made with debootstrap, since nothing can be
-# pulled): Redis, RabbitMQ and nginx from Debian's packages (deploy/podman/*.Containerfile,
+# pulled): Redis, RabbitMQ, nginx and Prometheus from Debian's packages (deploy/podman/*.Containerfile,
 # keeping the official images' contracts the compose file relies on); Garage from the binary
 # `scripts/garage.sh install` builds; garage-init from deploy/docker/garage-init.Dockerfile as
 # it is; tirage-api and tirage-worker from deploy/docker/Dockerfile's runtime stages as they
@@ -40,7 +40,8 @@
 #   TIRAGE_PORT=8080              nginx's published port (the compose file's own variable)
 #   TIRAGE_S3_PORT=3900           Garage's published S3 port (presigned URLs name it)
 #   TIRAGE_S3_PUBLIC_ENDPOINT     default http://127.0.0.1:$TIRAGE_S3_PORT
-#   TIRAGE_BIND_ADDRESS=127.0.0.1 the host address both are published on
+#   TIRAGE_PROMETHEUS_PORT=9090   Prometheus's published port (its UI and API)
+#   TIRAGE_BIND_ADDRESS=127.0.0.1 the host address they are published on
 #   TIRAGE_REDIS_MAXMEMORY=512mb  Redis's memory bound (it refuses writes past it, never evicts)
 #   COMPOSE_PROJECT_NAME=tirage   the project (containers, network and volumes carry it)
 #   TIRAGE_BUILD_PROFILE=release  or debug: which binaries go into the images
@@ -229,7 +230,7 @@ prepare() {
   local t0=$SECONDS s
   base_image
   podman tag "$BASE" docker.io/library/debian:bookworm-slim
-  for s in redis rabbitmq nginx; do
+  for s in redis rabbitmq nginx prometheus; do
     build "$s" -f "deploy/podman/$s.Containerfile" -t "$LOCAL/$s:dev" deploy/podman
   done
   # The runtime stage the api and worker images share (its layers are their build cache).
@@ -327,6 +328,7 @@ up() {
   secrets
   check_port nginx TIRAGE_PORT 8080
   check_port garage TIRAGE_S3_PORT 3900
+  check_port prometheus TIRAGE_PROMETHEUS_PORT 9090
   images
   local t0=$SECONDS
   mkdir -p "$STATE"

@@ -152,7 +152,7 @@ class Compose(unittest.TestCase):
         services["rabbitmq"]["ports"] = ["127.0.0.1:15672:15672"]
         errors = Errors()
         vs.check_compose_security(services, errors)
-        self.assertTrue(errors.naming("service rabbitmq", "only nginx and Garage"), errors)
+        self.assertTrue(errors.naming("service rabbitmq", "only nginx, Garage"), errors)
 
     def test_todays_compose_file_holds_none(self):
         self.assertEqual(self.check(REPO / "docker-compose.yml"), [])

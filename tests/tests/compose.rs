@@ -1,6 +1,6 @@
 //! docker-compose.yml, run for real: `scripts/compose.sh up` brings the compose project up in
 //! containers with podman (local images, the same compose file: nginx, two API replicas, two
-//! workers, Redis with AOF, RabbitMQ, Garage and its init), and this test drives it through
+//! workers, Redis with AOF, RabbitMQ, Garage and its init, Prometheus), and this test drives it through
 //! nginx's published port as a user would:
 //! 1. a batch of real photos, every rendition fetched back and checked;
 //! 2. a batch uploaded on four connections while one API container and one worker container
@@ -8,7 +8,9 @@
 //!    restart policy brings both back, no upload fails, and the batch completes with exact
 //!    counts;
 //! 3. `up --scale worker=3`: three worker containers consume the queue and each one's jobs
-//!    show in its log;
+//!    show in its log; the compose file's Prometheus (Debian's, in the local image) has found
+//!    every API replica and all three workers through the network's DNS and scrapes them and
+//!    RabbitMQ's queues, has loaded Tirage's alert rules, and holds the workers' job counts;
 //! 4. `scripts/compose.sh down` leaves no container, network or volume of the project.
 //!
 //! Needs what `scripts/compose.sh up` needs (it installs podman and podman-compose when
@@ -17,7 +19,7 @@
 //! when something is missing. The worker image runs this crate's test binary
 //! `tirage-worker-slowed` in place of tirage-worker (compose.sh's TIRAGE_WORKER_BIN): every
 //! resize first waits JOB_DELAY_MS. Environment: TIRAGE_COMPOSE_E2E_PORT (nginx's published
-//! port, default 18490; Garage's S3 port is the next one).
+//! port, default 18490; Garage's S3 port is the next one, Prometheus's the one after).
 
 // Test code: a failed step panics with its message, which is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -78,6 +80,7 @@ impl Project {
             .env("COMPOSE_PROJECT_NAME", PROJECT)
             .env("TIRAGE_PORT", self.port.to_string())
             .env("TIRAGE_S3_PORT", (self.port + 1).to_string())
+            .env("TIRAGE_PROMETHEUS_PORT", (self.port + 2).to_string())
             .env(
                 "TIRAGE_S3_PUBLIC_ENDPOINT",
                 format!("http://127.0.0.1:{}", self.port + 1),
@@ -457,7 +460,83 @@ async fn compose_end_to_end() {
         eprintln!("{}: {jobs} jobs of the last batch", w.name);
         assert!(jobs >= 1, "{} took no job of the last batch", w.name);
     }
+    prometheus_scrapes_the_topology(project.port + 2, workers.len()).await;
 
     // 4. Down: nothing of the project is left.
     project.down();
+}
+
+/// Prometheus, as docker-compose.yml runs it, scrapes the whole topology: both API replicas
+/// and every worker (found by DNS, scaled ones included) and RabbitMQ's per-queue metrics,
+/// all up; Tirage's rule groups are loaded; and the workers' job counter has samples.
+async fn prometheus_scrapes_the_topology(port: u16, workers: usize) {
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let resp = http.get(path).send().await.ok()?;
+            resp.json::<Value>().await.ok()
+        }
+    };
+    let wanted = [
+        ("tirage-api", 2),
+        ("tirage-worker", workers),
+        ("tirage-rabbitmq-queues", 1),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = Value::Null;
+    loop {
+        if let Some(targets) = get(format!("{base}/targets?state=active")).await {
+            let up = |job: &str| {
+                targets["data"]["activeTargets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t["labels"]["job"] == job && t["health"] == "up")
+                    .count()
+            };
+            if wanted.iter().all(|(job, n)| up(job) == *n) {
+                break;
+            }
+            last = targets;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus does not scrape {wanted:?}, all up, within 120 s: {last}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let rules = get(format!("{base}/rules"))
+        .await
+        .expect("GET /api/v1/rules");
+    let groups: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    for group in ["tirage.api", "tirage.worker", "tirage.rabbitmq"] {
+        assert!(
+            groups.contains(&group),
+            "rule group {group} not loaded: {groups:?}"
+        );
+    }
+    // Scraped values, not only targets: the jobs the workers settled, per worker.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let query =
+            format!("{base}/query?query=sum%20by%20(instance)%20(tirage_worker_jobs_total)");
+        let result = get(query).await.unwrap_or(Value::Null);
+        let series = result["data"]["result"].as_array().map_or(0, Vec::len);
+        if series == workers {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tirage_worker_jobs_total of {workers} workers not in Prometheus: {result}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    eprintln!("Prometheus scrapes {wanted:?}, rules loaded: {groups:?}");
 }
