@@ -15,7 +15,8 @@
 #   scripts/compose.sh test   the end-to-end test (tests/tests/compose.rs): up, photos through
 #                         nginx, containers crashed and restarted, --scale worker=3, down
 #   scripts/compose.sh tools  install podman, runc, netavark, aardvark-dns, iptables (netavark's
-#                         firewall driver; only recommended, so not pulled in), debootstrap (apt)
+#                         firewall driver; only recommended, so not pulled in), debootstrap,
+#                         catatonit (the pause process of `podman kube play`'s pods; apt)
 #                         and podman-compose (pinned, in a venv); only what is missing
 #   scripts/compose.sh images build the local images: the Debian base once (debootstrap, then
 #                         cached), the others with podman's layer cache
@@ -150,6 +151,7 @@ runc runc
 /usr/lib/podman/aardvark-dns aardvark-dns
 /usr/sbin/iptables iptables
 debootstrap debootstrap
+catatonit catatonit
 EOF
   if ((${#need[@]})); then
     [[ "$(id -u)" == 0 ]] || die "podman stack missing (${need[*]}) and not root to apt-get it"
