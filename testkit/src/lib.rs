@@ -12,6 +12,7 @@ pub mod contract_queue;
 pub mod contract_state;
 pub mod env;
 pub mod inprocess;
+pub mod intercepted;
 pub mod memory;
 pub mod objects;
 pub mod otlp;

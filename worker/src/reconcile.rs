@@ -93,8 +93,12 @@ pub(crate) async fn once(ctx: &Ctx) -> Result<bool, Failure> {
 }
 
 /// This process's claim to be the one reconciler: held for three `reconcile_every_ms`
-/// (across a missed renewal or two), renewed before every page of a pass, so a pass longer
-/// than that never runs on two workers at once.
+/// (across a missed renewal or two), renewed before every page of a pass and before every
+/// repair, so a pass longer than that never runs on two workers at once, and a pass that
+/// stalled (a frozen process, a call that took almost its `io_timeout_ms`) until its lease
+/// went to another worker repairs nothing more. Left open: a stall inside one repair, between
+/// its renewal and its writes; every repair is idempotent, and only fencing tokens checked by
+/// the stores would close it.
 pub(crate) struct Lease {
     holder: String,
     ttl: Duration,
@@ -116,8 +120,8 @@ impl Lease {
 }
 
 /// One pass, under `lease` (taken by the caller): the expired batches swept, then the
-/// unsettled ones checked. A pass whose lease went to another holder between pages stops
-/// there. What a pass reads is what is due or in flight, never every batch kept: the index
+/// unsettled ones checked. A pass whose lease went to another holder (seen before a page or
+/// a repair) stops there. What a pass reads is what is due or in flight, never every batch kept: the index
 /// is read only up to its first batch not expired, and a batch settled (completed with its
 /// effects done, or deleted) leaves the unsettled list.
 pub(crate) async fn pass(
@@ -153,6 +157,16 @@ async fn still_held(ctx: &Ctx, lease: &Lease, first_page: &mut bool) -> Result<b
     Ok(false)
 }
 
+/// Renews the lease right before a repair; false (with a warning) when it went to another
+/// holder while this pass was checking: the pass stops, and the holder repairs.
+async fn may_repair(ctx: &Ctx, lease: &Lease) -> Result<bool, Failure> {
+    if lease.hold(ctx).await? {
+        return Ok(true);
+    }
+    warn!("reconciler: the lease went to another holder before a repair; this pass stops");
+    Ok(false)
+}
+
 /// Sweeps every expired batch, soonest first; the index is read only up to its first batch
 /// that has not expired.
 async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Walk, Failure> {
@@ -173,6 +187,9 @@ async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Wal
             }
             if indexed.expires_at > now {
                 return Ok(Walk::Finished);
+            }
+            if !may_repair(ctx, lease).await? {
+                return Ok(Walk::Stopped);
             }
             sweep_expired(ctx, indexed).await?;
         }
@@ -214,7 +231,8 @@ async fn check_unsettled(
             if indexed.expires_at <= now {
                 continue;
             }
-            match check(ctx, indexed.id, now, backlog).await? {
+            match check(ctx, lease, indexed.id, now, backlog).await? {
+                Check::LeaseLost => return Ok(None),
                 Check::Settled => {
                     ctx.io("settle batch", state.settle_batch(indexed.id))
                         .await?;
@@ -256,11 +274,14 @@ enum Check {
     /// Still in flight, without progress for `stall_after_ms`: waiting behind a backlog, or
     /// repaired now.
     Stalled,
+    /// Due a repair, but the lease went to another holder: left to it.
+    LeaseLost,
 }
 
 /// Repairs a live batch that has shown no progress for `stall_after_ms`.
 async fn check(
     ctx: &Ctx,
+    lease: &Lease,
     batch_id: Uuid,
     now: DateTime<Utc>,
     backlog: &Backlog,
@@ -296,6 +317,9 @@ async fn check(
             ctx.metrics.repaired(Repair::Waiting, 1);
             return Ok(Check::Stalled);
         }
+        if !may_repair(ctx, lease).await? {
+            return Ok(Check::LeaseLost);
+        }
         redrive_finalisation(ctx, batch_id).await?;
     } else {
         if !backlog.passed(since, now) {
@@ -303,6 +327,9 @@ async fn check(
             ctx.metrics.repaired(Repair::Waiting, 1);
             info!(%batch_id, waiting = backlog.waiting, "reconciler: a batch without progress waits behind a backlog; not republished");
             return Ok(Check::Stalled);
+        }
+        if !may_repair(ctx, lease).await? {
+            return Ok(Check::LeaseLost);
         }
         let restore = state.restore_lost_photos(batch_id);
         let restored = ctx.io("restore lost photos", restore).await?;

@@ -57,11 +57,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are exported.
-    pub fn traces_enabled(&self) -> bool {
-        self.traces.is_some()
-    }
-
     /// Exports the spans still buffered (bounded by `OTEL_BSP_EXPORT_TIMEOUT`).
     pub fn shutdown(self) {
         if let Some(traces) = self.traces {

@@ -20,10 +20,9 @@ use tirage_core::{
     Batch, BatchCompleted, BatchOptions, BatchState, OutputFormat, PhotoRecord, ResizeJob, keys,
 };
 use tirage_engine::{EngineError, Limits, Rendition as EngineRendition, Resized};
-use tirage_ports::{
-    ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, WorkItem,
-};
+use tirage_ports::{ObjectBody, ObjectStore, ObjectStoreError, WorkItem};
 use tirage_runtime::config;
+use tirage_testkit::intercepted::{Intercepted, ObjectHooks};
 pub use tirage_worker::{CallbackOutcome, JobKind, JobOutcome, Repair};
 use tirage_worker::{Metrics, Ports, ResizeFn, Worker, WorkerSettings};
 use tokio::task::JoinHandle;
@@ -350,25 +349,25 @@ pub fn small_options() -> BatchOptions {
     }
 }
 
-/// An object store that fails the first `failures` calls of `get` and `put` with
-/// `Unavailable`, as S3 does while it restarts, then behaves.
-pub struct FlakyStore {
-    pub inner: Arc<dyn ObjectStore>,
+/// The hooks of an object store that fails the first `failures` calls of `get` and `put`
+/// with `Unavailable`, as S3 does while it restarts, then behaves. A `get_stream` fails at
+/// its body's first read, so a caller that never reads the body never trips one.
+pub struct Flaky {
     pub remaining: Arc<AtomicU32>,
     pub failed: Arc<AtomicU32>,
 }
 
-impl FlakyStore {
-    pub fn new(inner: Arc<dyn ObjectStore>, failures: u32) -> Self {
-        FlakyStore {
-            inner,
+/// An object store over an inner one that fails like [`Flaky`].
+pub type FlakyStore = Intercepted<Flaky>;
+
+/// `inner`, failing its first `failures` calls of `get` and `put` (and first reads).
+pub fn flaky_store(inner: Arc<dyn ObjectStore>, failures: u32) -> FlakyStore {
+    Intercepted {
+        inner,
+        hooks: Flaky {
             remaining: Arc::new(AtomicU32::new(failures)),
             failed: Arc::new(AtomicU32::new(0)),
-        }
-    }
-
-    fn trip(&self) -> Result<(), ObjectStoreError> {
-        trip(&self.remaining, &self.failed)
+        },
     }
 }
 
@@ -383,65 +382,23 @@ fn trip(remaining: &AtomicU32, failed: &AtomicU32) -> Result<(), ObjectStoreErro
 }
 
 #[async_trait]
-impl ObjectStore for FlakyStore {
-    async fn put(&self, key: &str, body: Bytes, ct: &str) -> Result<(), ObjectStoreError> {
-        self.trip()?;
-        self.inner.put(key, body, ct).await
+impl ObjectHooks for Flaky {
+    async fn before_put(&self, _key: &str) -> Result<(), ObjectStoreError> {
+        trip(&self.remaining, &self.failed)
     }
-    async fn put_stream(
-        &self,
-        key: &str,
-        body: ByteStream,
-        ct: &str,
-        max: u64,
-    ) -> Result<u64, ObjectStoreError> {
-        self.inner.put_stream(key, body, ct, max).await
+    async fn before_get(&self, _key: &str) -> Result<(), ObjectStoreError> {
+        trip(&self.remaining, &self.failed)
     }
-    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
-        self.trip()?;
-        self.inner.get(key).await
-    }
-    /// The size comes with the answer; an injected failure breaks the body's first read, so
-    /// a caller that never reads the body never trips one.
-    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
-        let body = self.inner.get_stream(key).await?;
+    fn map_body(&self, body: ObjectBody) -> ObjectBody {
         let (remaining, failed) = (self.remaining.clone(), self.failed.clone());
         let first_read = futures::stream::once(async move {
             trip(&remaining, &failed)
                 .map(|()| Bytes::new())
                 .map_err(|e| std::io::Error::other(e.to_string()))
         });
-        Ok(ObjectBody {
+        ObjectBody {
             size: body.size,
             stream: Box::pin(first_read.chain(body.stream)),
-        })
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn presign_put(
-        &self,
-        key: &str,
-        ct: &str,
-        length: u64,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        self.inner.presign_put(key, ct, length, ttl).await
-    }
-    async fn presign_get(
-        &self,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        self.inner.presign_get(key, ttl).await
-    }
-    async fn ping(&self) -> Result<(), ObjectStoreError> {
-        self.inner.ping().await
+        }
     }
 }

@@ -18,6 +18,7 @@ mod admin;
 mod crashes;
 mod finalize;
 mod reconcile;
+mod reconcile_lease;
 mod sizes;
 mod strays;
 
@@ -25,6 +26,7 @@ pub use admin::*;
 pub use crashes::*;
 pub use finalize::*;
 pub use reconcile::*;
+pub use reconcile_lease::*;
 pub use sizes::*;
 pub use strays::*;
 
@@ -227,7 +229,7 @@ fn mentions(d: &DeadLetter, batch_id: uuid::Uuid) -> bool {
 pub async fn store_outage_is_retried_then_done(h: Arc<dyn Harness>) {
     let base = h.ports();
     let f = batch_with(&base, small_options(), None, vec![b"x".to_vec()]).await;
-    let flaky = Arc::new(FlakyStore::new(base.objects.clone(), 3));
+    let flaky = Arc::new(flaky_store(base.objects.clone(), 3));
     let ports = Ports {
         objects: flaky.clone(),
         ..base.clone()
@@ -236,7 +238,7 @@ pub async fn store_outage_is_retried_then_done(h: Arc<dyn Harness>) {
     publish_all(&ports, &f).await;
     let batch = wait_completed(&ports, f.batch.id, WAIT).await;
     assert_eq!((batch.done, batch.failed), (1, 0));
-    assert_eq!(flaky.failed.load(Ordering::SeqCst), 3);
+    assert_eq!(flaky.hooks.failed.load(Ordering::SeqCst), 3);
     // The batch completes before the job is acked and counted: wait for the count.
     let m = worker.metrics.clone();
     wait_for("job counted done", WAIT, || {
@@ -263,7 +265,7 @@ pub async fn a_spent_retry_budget_dead_letters(h: Arc<dyn Harness>) {
     )
     .await;
     let ports = Ports {
-        objects: Arc::new(FlakyStore::new(base.objects.clone(), u32::MAX)),
+        objects: Arc::new(flaky_store(base.objects.clone(), u32::MAX)),
         ..base.clone()
     };
     let settings = tirage_worker::WorkerSettings {
@@ -497,6 +499,7 @@ macro_rules! suite {
             undone_effects_are_redriven,
             a_redrive_never_doubles_a_live_callback,
             expired_batches_leave_no_objects,
+            a_stalled_reconciler_repairs_nothing_after_losing_its_lease,
             shutdown_finishes_in_flight_within_grace,
             shutdown_requeues_after_grace,
             http_port_serves_health_readiness_and_metrics,

@@ -7,7 +7,7 @@ pub async fn an_original_over_the_byte_limit_fails_too_large_unread(h: Arc<dyn H
     let base = h.ports();
     let f = batch_with(&base, small_options(), None, vec![vec![0xA5; 5000]]).await;
     // Every read of the object would fail: the photo may only end through its size.
-    let unreadable = Arc::new(FlakyStore::new(base.objects.clone(), u32::MAX));
+    let unreadable = Arc::new(flaky_store(base.objects.clone(), u32::MAX));
     let ports = Ports {
         objects: unreadable.clone(),
         ..base.clone()
@@ -26,7 +26,7 @@ pub async fn an_original_over_the_byte_limit_fails_too_large_unread(h: Arc<dyn H
         .unwrap();
     assert_eq!(rec.error, Some(FailureCode::TooLarge), "{rec:?}");
     assert_eq!(
-        unreadable.failed.load(Ordering::SeqCst),
+        unreadable.hooks.failed.load(Ordering::SeqCst),
         0,
         "the original was never read"
     );

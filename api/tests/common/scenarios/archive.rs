@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use serde_json::{Value, json};
 use tirage_core::codes::FailureCode;
 use tirage_core::model::PhotoOutcome;
-use tirage_ports::{
-    ByteStream, ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest,
-};
+use tirage_ports::{ObjectStore, ObjectStoreError};
+use tirage_testkit::intercepted::{Intercepted, ObjectHooks};
 use uuid::Uuid;
 
 use crate::common::{Backend, Sent, TestApp, TestDeps, expect_error, jpeg, json_of, photo_ids};
@@ -225,83 +223,53 @@ pub async fn archive_holds_every_done_rendition(b: &impl Backend) {
     expect_error(res, 404, "batch_not_found").await;
 }
 
-/// An object store whose `get_stream` finds nothing at one key (its `head` still does): a
+/// Hooks of an object store whose `get_stream` finds nothing at one key (its `head` still does): a
 /// rendition that vanishes between the archive's layout and its turn to stream. It counts
 /// the `head` calls: the archive is laid out from the recorded sizes, with none. With
 /// `stall` set, every `get_stream` waits forever: an archive that stops flowing.
 struct Vanishing {
-    inner: Arc<dyn ObjectStore>,
     key: std::sync::Mutex<Option<String>>,
     heads: std::sync::atomic::AtomicUsize,
     stall: std::sync::atomic::AtomicBool,
 }
 
+impl Vanishing {
+    /// The hooks, and `inner` behind them.
+    fn over(inner: Arc<dyn ObjectStore>) -> (Arc<Vanishing>, Arc<dyn ObjectStore>) {
+        let hooks = Arc::new(Vanishing {
+            key: std::sync::Mutex::new(None),
+            heads: std::sync::atomic::AtomicUsize::new(0),
+            stall: std::sync::atomic::AtomicBool::new(false),
+        });
+        let store = Intercepted {
+            inner,
+            hooks: hooks.clone(),
+        };
+        (hooks, Arc::new(store))
+    }
+}
+
 #[async_trait]
-impl ObjectStore for Vanishing {
-    async fn put(&self, key: &str, body: Bytes, ct: &str) -> Result<(), ObjectStoreError> {
-        self.inner.put(key, body, ct).await
-    }
-    async fn put_stream(
-        &self,
-        key: &str,
-        body: ByteStream,
-        ct: &str,
-        max: u64,
-    ) -> Result<u64, ObjectStoreError> {
-        self.inner.put_stream(key, body, ct, max).await
-    }
-    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
-        self.inner.get(key).await
-    }
-    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
+impl ObjectHooks for Vanishing {
+    async fn before_get_stream(&self, key: &str) -> Result<(), ObjectStoreError> {
         if self.stall.load(std::sync::atomic::Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         if self.key.lock().unwrap().as_deref() == Some(key) {
             return Err(ObjectStoreError::NotFound(key.to_owned()));
         }
-        self.inner.get_stream(key).await
+        Ok(())
     }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+    async fn before_head(&self, _key: &str) -> Result<(), ObjectStoreError> {
         self.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn presign_put(
-        &self,
-        key: &str,
-        ct: &str,
-        length: u64,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        self.inner.presign_put(key, ct, length, ttl).await
-    }
-    async fn presign_get(
-        &self,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        self.inner.presign_get(key, ttl).await
-    }
-    async fn ping(&self) -> Result<(), ObjectStoreError> {
-        self.inner.ping().await
+        Ok(())
     }
 }
 
 pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
     let TestDeps { mut ports, guard } = b.ports().await;
-    let vanishing = Arc::new(Vanishing {
-        inner: ports.objects.clone(),
-        key: std::sync::Mutex::new(None),
-        heads: std::sync::atomic::AtomicUsize::new(0),
-        stall: std::sync::atomic::AtomicBool::new(false),
-    });
-    ports.objects = vanishing.clone() as Arc<dyn ObjectStore>;
+    let (vanishing, store) = Vanishing::over(ports.objects.clone());
+    ports.objects = store;
     let app = TestApp::on(ports, guard, |_| {});
     let token = app.session().await;
     let batch = app.create_batch(&token, json!({"sizes": [24]})).await;
@@ -366,13 +334,8 @@ pub async fn archive_is_cut_when_a_rendition_vanishes(b: &impl Backend) {
 /// it (a second is refused `too_many_archives`) until it lapses, unrenewed.
 pub async fn archives_are_capped_per_session(b: &impl Backend) {
     let TestDeps { mut ports, guard } = b.ports().await;
-    let stalling = Arc::new(Vanishing {
-        inner: ports.objects.clone(),
-        key: std::sync::Mutex::new(None),
-        heads: std::sync::atomic::AtomicUsize::new(0),
-        stall: std::sync::atomic::AtomicBool::new(false),
-    });
-    ports.objects = stalling.clone() as Arc<dyn ObjectStore>;
+    let (stalling, store) = Vanishing::over(ports.objects.clone());
+    ports.objects = store;
     let app = Arc::new(TestApp::on(ports, guard, |s| {
         s.api.archives_per_session = 1;
         s.api.archives_per_address = 1;
