@@ -24,7 +24,7 @@ pub struct Span {
     pub span_id: String,
     /// Empty for a root span.
     pub parent_span_id: String,
-    /// The span kind as OTLP numbers it (2 server, 4 producer, 5 consumer).
+    /// The span kind as OTLP numbers it (2 server, 3 client, 4 producer, 5 consumer).
     pub kind: i32,
     pub attributes: Vec<(String, String)>,
 }
@@ -39,6 +39,7 @@ impl Span {
 }
 
 pub const KIND_SERVER: i32 = 2;
+pub const KIND_CLIENT: i32 = 3;
 pub const KIND_PRODUCER: i32 = 4;
 pub const KIND_CONSUMER: i32 = 5;
 

@@ -8,7 +8,9 @@
 //!    the job's steps under it (the original's download, the resize, each rendition's write,
 //!    the outcome's record); the batch's finalisation continues the trace of the photo that
 //!    completed it.
-//! 2. A collector that accepts connections and never answers slows no request and no job.
+//! 2. A batch's callback carries the trace on to its receiver (`traceparent` naming the
+//!    worker's client span of the POST, in the trace of the photo that completed the batch).
+//! 3. A collector that accepts connections and never answers slows no request and no job.
 //!
 //! Needs what `cluster.sh up` needs. Environment: TIRAGE_TRACES_PORT (nginx's port, default
 //! 18920; the processes use the ports after it).
@@ -21,13 +23,18 @@ use std::time::{Duration, Instant};
 use tirage_e2e::api::Api;
 use tirage_e2e::cluster::Cluster;
 use tirage_e2e::photos;
-use tirage_testkit::otlp::{KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER, Receiver, Span};
+use tirage_testkit::otlp::{
+    KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER, Receiver, Span,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 const PHOTOS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_photo_is_one_trace_from_upload_to_rendition() {
     let receiver = Receiver::start().await;
+    let hook = Hook::start().await;
     let port = std::env::var("TIRAGE_TRACES_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -43,6 +50,15 @@ async fn a_photo_is_one_trace_from_upload_to_rendition() {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
             // Export every 200 ms rather than every 5 s: the test reads them soon after.
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+            // The callback receiver's address, which the SSRF guard otherwise refuses.
+            (
+                "TIRAGE__WORKER__CALLBACK_ALLOW_NETWORKS",
+                "127.0.0.2/32".into(),
+            ),
+            (
+                "TIRAGE__WORKER__CALLBACK_PORTS",
+                format!("80,443,{}", hook.port),
+            ),
         ],
     );
     let api = Api::new(cluster.base()).await;
@@ -85,7 +101,42 @@ async fn a_photo_is_one_trace_from_upload_to_rendition() {
         "the finalisation {finalize:?} continues no photo's trace: {jobs:?}"
     );
 
-    // 2. A collector that hangs: requests and jobs go on at their pace.
+    // 2. The callback carries the trace on to its receiver: its `traceparent` names the
+    //    worker's client span of the POST, in the trace of the photo that completed the batch.
+    let batch = api
+        .create_batch_with(serde_json::json!({"callback_url": hook.url()}))
+        .await;
+    let (name, bytes) = photos::corpus(1).remove(0);
+    api.upload(&batch, &name, &bytes).await.unwrap();
+    api.close(&batch).await;
+    api.wait_completed(&batch, Duration::from_secs(60)).await;
+    let traceparent = hook.traceparent(Duration::from_secs(30)).await;
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "traceparent {traceparent}");
+    let (trace_id, parent) = (parts[1].to_owned(), parts[2].to_owned());
+    let post = receiver
+        .wait_for(Duration::from_secs(30), |spans| {
+            spans
+                .iter()
+                .find(|s| s.span_id == parent && s.trace_id == trace_id)
+                .cloned()
+        })
+        .await;
+    assert_eq!(
+        (post.service.as_str(), post.name.as_str(), post.kind),
+        ("tirage-worker", "post callback", KIND_CLIENT),
+        "{post:?}"
+    );
+    receiver
+        .wait_for(Duration::from_secs(30), |spans| {
+            spans
+                .iter()
+                .find(|s| s.name == "process resize" && s.trace_id == trace_id)
+                .map(drop)
+        })
+        .await;
+
+    // 3. A collector that hangs: requests and jobs go on at their pace.
     receiver.silence();
     let exports_before = receiver.requests();
     let batch = api.create_batch().await;
@@ -168,4 +219,62 @@ fn photo_trace(spans: &[Span], photo: &str, renditions: usize) -> Option<Span> {
         .all(|step| steps.contains(step))
         && writes == renditions;
     complete.then(|| job.clone())
+}
+
+/// A callback receiver on 127.0.0.2 that answers 200 and keeps the first request's
+/// `traceparent` header.
+struct Hook {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Hook {
+    async fn start() -> Hook {
+        let listener = TcpListener::bind(("127.0.0.2", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let keep = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut chunk).await {
+                        Ok(n) if n > 0 => head.extend_from_slice(&chunk[..n]),
+                        _ => break,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let traceparent = text.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("traceparent")
+                        .then(|| v.trim().to_owned())
+                });
+                keep.lock()
+                    .unwrap()
+                    .get_or_insert(traceparent.unwrap_or_default());
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        Hook { port, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.2:{}/hook", self.port)
+    }
+
+    /// The first callback's `traceparent` (failing when it came without one).
+    async fn traceparent(&self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(seen) = self.seen.lock().unwrap().clone() {
+                assert!(!seen.is_empty(), "the callback came without a traceparent");
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "no callback within {within:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

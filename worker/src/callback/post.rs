@@ -6,6 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use secrecy::ExposeSecret;
 use tirage_core::BatchCompleted;
+use tirage_runtime::telemetry::propagation;
+use tracing::{Instrument, info_span};
 
 use crate::context::Ctx;
 use crate::signature::{SIGNATURE_HEADER, sign};
@@ -56,7 +58,10 @@ async fn attempt(ctx: &Ctx, url: &str, body: &[u8]) -> Attempt {
         Utc::now().timestamp(),
         body,
     );
-    let sent = client
+    // A receiver that traces continues the batch's trace: the POST carries the context of
+    // its own client span (W3C `traceparent`, when tracing is on).
+    let span = info_span!("post callback", otel.kind = "client");
+    let mut request = client
         .post(target.url)
         .header("content-type", "application/json")
         .header(
@@ -64,10 +69,11 @@ async fn attempt(ctx: &Ctx, url: &str, body: &[u8]) -> Attempt {
             concat!("tirage-worker/", env!("CARGO_PKG_VERSION")),
         )
         .header("x-tirage-event", BatchCompleted::EVENT)
-        .header(SIGNATURE_HEADER, signature)
-        .body(body.to_vec())
-        .send()
-        .await;
+        .header(SIGNATURE_HEADER, signature);
+    for (name, value) in propagation::of(&span).headers() {
+        request = request.header(name, value);
+    }
+    let sent = request.body(body.to_vec()).send().instrument(span).await;
     let status = match sent {
         Ok(response) => response.status(),
         Err(e) => return Attempt::Failed(e.to_string()),
