@@ -15,6 +15,8 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::receivers::read_request;
+
 /// One received span.
 #[derive(Debug, Clone)]
 pub struct Span {
@@ -159,35 +161,6 @@ async fn serve(
             return;
         }
     }
-}
-
-/// The next request's head and body (`content-length` framed), keeping what was read past it.
-async fn read_request(socket: &mut TcpStream, buffered: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
-    let mut chunk = [0u8; 64 * 1024];
-    let head_end = loop {
-        if let Some(at) = buffered.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = socket.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
-        buffered.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffered[..head_end]).into_owned();
-    let length = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    while buffered.len() < head_end + length {
-        let n = socket.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
-        buffered.extend_from_slice(&chunk[..n]);
-    }
-    let body = buffered[head_end..head_end + length].to_vec();
-    buffered.drain(..head_end + length);
-    Some((head, body))
 }
 
 fn flatten(request: ExportTraceServiceRequest) -> Vec<Span> {

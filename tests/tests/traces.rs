@@ -26,7 +26,8 @@ use tirage_e2e::photos;
 use tirage_testkit::otlp::{
     KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER, Receiver, Span,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tirage_testkit::receivers::{header, read_request};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const PHOTOS: usize = 3;
@@ -236,24 +237,11 @@ impl Hook {
         let keep = seen.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let mut head = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut chunk).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&chunk[..n]),
-                        _ => break,
-                    }
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let traceparent = text.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.trim()
-                        .eq_ignore_ascii_case("traceparent")
-                        .then(|| v.trim().to_owned())
-                });
-                keep.lock()
-                    .unwrap()
-                    .get_or_insert(traceparent.unwrap_or_default());
+                let Some((head, _)) = read_request(&mut socket, &mut Vec::new()).await else {
+                    continue;
+                };
+                let traceparent = header(&head, "traceparent").unwrap_or_default();
+                keep.lock().unwrap().get_or_insert(traceparent);
                 let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
                 let _ = socket.write_all(answer.as_bytes()).await;
             }

@@ -11,12 +11,13 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 pub use tirage_e2e::api::Api;
 pub use tirage_e2e::cluster::Cluster;
 pub use tirage_testkit::SilentReceiver;
+use tirage_testkit::receivers::{header, read_request};
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -277,20 +278,13 @@ impl Receiver {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let (state, key) = (state.clone(), key.clone());
                 tokio::spawn(async move {
-                    let Some((headers, body)) = read_request(&mut socket).await else {
+                    let read = read_request(&mut socket, &mut Vec::new()).await;
+                    let Some((headers, body)) = read else {
                         return;
                     };
-                    let header = |name: &str| {
-                        headers.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.trim()
-                                .eq_ignore_ascii_case(name)
-                                .then(|| v.trim().to_string())
-                        })
-                    };
-                    let signature = header("x-tirage-signature");
-                    let from_worker =
-                        header("user-agent").is_some_and(|ua| ua.starts_with("tirage-worker/"));
+                    let signature = header(&headers, "x-tirage-signature");
+                    let from_worker = header(&headers, "user-agent")
+                        .is_some_and(|ua| ua.starts_with("tirage-worker/"));
                     let status = {
                         let mut seen = state.lock().unwrap();
                         let status = match &signature {
@@ -377,38 +371,4 @@ impl Receiver {
             .filter(|c| c.from_worker)
             .count()
     }
-}
-
-/// Reads one HTTP/1.1 request with a `content-length` body: its header text and body.
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let headers = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let length: usize = headers
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((headers, buf[header_end..].to_vec()))
 }
