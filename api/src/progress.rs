@@ -198,7 +198,14 @@ mod tests {
     async fn announcements_wake_only_the_watchers_of_their_batch() {
         let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
         let for_hub = store.clone();
-        let hub = ProgressHub::start(move || for_hub).unwrap();
+        // The hub subscribes only once the watchers below exist, so that its first
+        // subscription's "everyone re-read" reaches them instead of racing them.
+        let (watchers_ready, hub_may_subscribe) = std::sync::mpsc::channel::<()>();
+        let hub = ProgressHub::start(move || {
+            let _ = hub_may_subscribe.recv();
+            for_hub
+        })
+        .unwrap();
         let [a, b] = [
             new_batch(Duration::from_secs(60)),
             new_batch(Duration::from_secs(60)),
@@ -215,8 +222,8 @@ mod tests {
         let mut watch_b = hub.watch(b.id);
         let mut watch_a2 = hub.watch(a.id);
         assert_eq!(hub.watched(), 2);
-        // The hub subscribes on its own thread; until then announcements are missed, and
-        // its first subscription wakes everyone.
+        watchers_ready.send(()).unwrap();
+        // Its first subscription wakes everyone: changes before it were not announced.
         tokio::time::timeout(Duration::from_secs(10), watch_b.changed())
             .await
             .unwrap();
