@@ -14,6 +14,16 @@
 # the same half): photos sorted by the MD5 of their name, alternately to tune/ and held/.
 # The .debs are fetched with `apt-get download` into bench/.cache and unpacked with `dpkg -x`
 # (idempotent, nothing installed). Re-running does nothing when every file is there.
+#
+#   bench/corpus.sh           the engine benchmark's corpus (bench/photos/{tune,held})
+#   bench/corpus.sh classes   the quality-by-class corpus (bench/photos/classes/{tune,held},
+#                             issue #26): every entry below at its own shape and, when it is
+#                             larger, shrunk to a short side of 2160 and of 1440 (Lanczos, aspect
+#                             kept, never enlarged), each saved at q92 in 4:2:0, 4:2:2 and 4:4:4.
+#                             Its renditions then cover every class of source-to-target ratio
+#                             (< 1.5, 1.5-2.5, 2.5-4, >= 4) in every subsampling, with the same
+#                             split by source photograph as the engine corpus, plus 1:1 crops at
+#                             3840x2160 of the six photographs larger than that.
 set -euo pipefail
 cd "$(dirname "$0")"
 IM=/usr/bin/convert-im6.q16
@@ -86,6 +96,51 @@ done < <(for e in "${entries[@]}"; do
   g=${e%%|*}
   echo "$(printf %s "$g" | md5sum | cut -c1-32) $g"
 done | sort -u)
+
+if [[ "${1:-}" == classes ]]; then
+  out=$out/classes
+  mkdir -p "$out/tune" "$out/held"
+  # 4K is the most common source and ratio 2 the hardest for a DCT-scaled decode: 1:1 pixel
+  # crops at 3840x2160 keep each camera's own fine detail (a shrunk copy is smoother). They
+  # belong to their photograph's group, so the split stays by source photograph.
+  crop4k="-gravity center -crop 3840x2160+0+0 +repage"
+  entries+=(
+    "Bridge|lom_Bridge_crop4k|$bg/Bridge_by_Sander_Klootwijk.jpg|$crop4k"
+    "Dragonfly|lom_Dragonfly_crop4k|$bg/Dragonfly_by_Bolly.jpg|$crop4k"
+    "Kleiber|lom_Kleiber_crop4k|$bg/Kleiber_by_Lukas_Baubkus.jpg|$crop4k"
+    "seeding|lom_seeding_crop4k|$bg/seeding_by_Clements_Engelhardt.jpg|$crop4k"
+    "sunset|lom_sunset_crop4k|$bg/sunset_by_Aitzol_Berasategi.jpg|$crop4k"
+    "InfiniteSea|lom_InfiniteSea_crop4k|$bg/Infinite-Sea_by_Aury88.jpg|$crop4k"
+  )
+  for e in "${entries[@]}"; do
+    IFS='|' read -r group name from ops <<<"$e"
+    for sampling in 2x2:420 2x1:422 1x1:444; do
+      for short in native 2160 1440; do
+        dest=$out/${half[$group]}/${name}_${short}_${sampling#*:}.jpg
+        [[ -s $dest || -f $dest.skip ]] && continue
+        shrink=()
+        if [[ $short != native ]]; then
+          # shellcheck disable=SC2086 # ops is a list of ImageMagick words
+          size=$("$IM" "$from" $ops -format '%w %h' info:)
+          read -r w h <<<"$size"
+          # Only shapes that are a real shrink (not within 10 % of the native short side).
+          if (( (w < h ? w : h) * 10 <= short * 11 )); then
+            : >"$dest.skip"
+            continue
+          fi
+          shrink=(-filter Lanczos -resize "${short}x${short}^")
+        fi
+        # shellcheck disable=SC2086 # ops is a list of ImageMagick words
+        "$IM" "$from" $ops "${shrink[@]}" -strip -quality 92 -sampling-factor "${sampling%%:*}" \
+          -interlace none "$dest.tmp.jpg" && mv "$dest.tmp.jpg" "$dest"
+      done
+    done
+  done
+  for h in tune held; do
+    echo "classes $h: $(find "$out/$h" -name '*.jpg' | wc -l) photos"
+  done
+  exit 0
+fi
 
 enc=(-strip -quality 92 -sampling-factor 2x2 -interlace none)
 for e in "${entries[@]}"; do

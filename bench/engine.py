@@ -11,12 +11,20 @@ the range are reported with the load average, since the machine may be shared.
 Quality (bench/quality.py): mean SSIM per size and per channel (Y, Cb, Cr, R, G, B) of the
 last round's renditions against a float Lanczos3 resize of the full decode; output bytes.
 
-Environment: BENCH_HALVES (tune,held), BENCH_TOOLS (engine,vips: scores of a tool not run are
-read back from its last run's JSON), BENCH_ROUNDS (3; 0 = one untimed pass for quality only),
-BENCH_PASSES (2), BENCH_BIN (the bench driver), BENCH_PEERS=1 adds one timed round of ImageMagick,
+Quality is also reported by class of source (issue #26): source-to-target ratio (< 1.5,
+1.5-2.5, 2.5-4, >= 4) and the source's chroma subsampling, tirage against libvips.
+
+Environment: BENCH_CORPUS (photos: bench/photos/<half>; classes: bench/photos/classes/<half>,
+built by `bench/corpus.sh classes`), BENCH_CHANNELS (Y,Cb,Cr,R,G,B), BENCH_SHORT ("MIN-MAX":
+only the sources whose short side is within, to time one class of ratio), BENCH_JOBS
+(processes scoring quality, untimed; all cores), BENCH_HALVES (tune,held), BENCH_TOOLS
+(engine,vips: scores of a tool not run are read back from its last run's JSON), BENCH_ROUNDS
+(3; 0 = one untimed pass for quality only), BENCH_PASSES (2), BENCH_BIN (the bench driver),
+BENCH_PEERS=1 adds one timed round of ImageMagick,
 Pillow and the naive `image` crate path (and their SSIM) to each half."""
 import glob
 import json
+import multiprocessing
 import os
 import shlex
 import statistics
@@ -24,7 +32,8 @@ import subprocess
 import sys
 
 from peers import SIZES
-from quality import CHANNELS, references, rendition_size, scores
+from quality import (CHANNELS, RATIO_CLASSES, SUBSAMPLING, ratio_class, references,
+                     rendition_size, scores, source_class)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -40,6 +49,10 @@ HALVES = env("BENCH_HALVES", "tune,held").split(",")
 TOOLS = env("BENCH_TOOLS", "engine,vips").split(",")
 ROUNDS = int(env("BENCH_ROUNDS", "3"))
 PASSES = int(env("BENCH_PASSES", "2"))
+CORPUS = env("BENCH_CORPUS", "photos")
+PHOTOS = os.path.join(HERE, "photos", *(["classes"] if CORPUS == "classes" else []))
+OUT = os.path.join(OUT, *(["classes"] if CORPUS == "classes" else []))
+JOBS = int(env("BENCH_JOBS", str(os.cpu_count() or 1)))
 BENCH = env("BENCH_BIN", os.path.join(ROOT, "target", "release", "examples", "bench"))
 LABEL = {"engine": "tirage", "vips": "libvips", "magick": "ImageMagick", "pillow": "Pillow",
          "naive": "naive image"}
@@ -108,24 +121,44 @@ def speed(half, files, tools):
     return runs, loads
 
 
+def score_source(job):
+    """[(size, ratio class, subsampling, bytes, {channel: SSIM}, name)] of one source's
+    renditions."""
+    f, out, ref_dir = job
+    stem = os.path.splitext(os.path.basename(f))[0]
+    short, sub = source_class(f)
+    paths = {n: os.path.join(out, f"{stem}_{n}.jpg") for n in SIZES}
+    refs = references(f, [rendition_size(p) for p in paths.values()], ref_dir)
+    rows = []
+    for n, p in paths.items():
+        size = rendition_size(p)
+        rows.append((n, ratio_class(short, size), sub, os.path.getsize(p),
+                     scores(refs[size], p), f"{stem}@{n}"))
+    return rows
+
+
+def mean_scores(rows):
+    return {c: sum(r[4][c] for r in rows) / len(rows) for c in CHANNELS}
+
+
 def quality(half, files, tool):
-    """{size: {channel: mean SSIM, "bytes": total}} of a tool's last outputs."""
-    per = {n: {c: [] for c in CHANNELS} for n in SIZES}
-    total = {n: 0 for n in SIZES}
+    """{size: {channel: mean SSIM, "bytes": total}, "classes": {"ratio|subsampling": {channel:
+    mean SSIM, "count": renditions}}, "renditions": {"photo@size": {"class": "ratio|subsampling",
+    channel: SSIM}}} of a tool's last outputs."""
     out = os.path.join(OUT, half, tool)
-    for f in files:
-        stem = os.path.splitext(os.path.basename(f))[0]
-        paths = {n: os.path.join(out, f"{stem}_{n}.jpg") for n in SIZES}
-        refs = references(f, [rendition_size(p) for p in paths.values()],
-                          os.path.join(OUT, "ref", half))
-        for n, p in paths.items():
-            total[n] += os.path.getsize(p)
-            for c, s in scores(refs[rendition_size(p)], p).items():
-                per[n][c].append(s)
-    result = {n: {c: sum(v) / len(v) for c, v in per[n].items()} for n in SIZES}
+    jobs = [(f, out, os.path.join(OUT, "ref", half)) for f in files]
+    with multiprocessing.Pool(JOBS) as pool:
+        rows = [r for per_source in pool.map(score_source, jobs) for r in per_source]
+    result = {}
     for n in SIZES:
-        result[n]["bytes"] = total[n]
-    return {str(n): v for n, v in result.items()}
+        of_size = [r for r in rows if r[0] == n]
+        result[str(n)] = dict(mean_scores(of_size), bytes=sum(r[3] for r in of_size))
+    groups = {}
+    for r in rows:
+        groups.setdefault(f"{r[1]}|{r[2]}", []).append(r)
+    result["classes"] = {k: dict(mean_scores(v), count=len(v)) for k, v in groups.items()}
+    result["renditions"] = {r[5]: dict(r[4], **{"class": f"{r[1]}|{r[2]}"}) for r in rows}
+    return result
 
 
 def report(half, nfiles, runs, loads, q):
@@ -157,6 +190,48 @@ def report(half, nfiles, runs, loads, q):
         eb, vb = (sum(x[n]["bytes"] for n in map(str, SIZES)) for x in (e, base))
         print(f"\nworst SSIM tirage - libvips: {worst[0]:+.4f} ({worst[1]} {worst[2]}); "
               f"bytes {100.0 * (eb / vb - 1):+.1f} %")
+        report_classes(e, base)
+
+
+def worst_renditions(engine, vips):
+    """{class: (tirage - libvips, photo@size, channel)}: each class's worst single rendition."""
+    worst = {}
+    for name, e in engine.get("renditions", {}).items():
+        v = vips.get("renditions", {}).get(name)
+        if v is None:
+            continue
+        gap = min((e[c] - v[c], name, c) for c in CHANNELS)
+        worst[e["class"]] = min(worst.get(e["class"], gap), gap)
+    return worst
+
+
+def report_classes(engine_q, vips_q):
+    """Tirage's mean SSIM (and tirage - libvips) by ratio class and source subsampling, with
+    each class's worst channel of the means and its worst single rendition."""
+    engine, vips = engine_q.get("classes", {}), vips_q.get("classes", {})
+    singles = worst_renditions(engine_q, vips_q)
+    print(f"\nby class of source (ratio | subsampling), tirage (tirage - libvips):\n")
+    print(f"| ratio | subsampling | renditions | {' | '.join(CHANNELS)} | worst mean | "
+          "worst rendition |")
+    print("|---|---|---:|" + "---:|" * (len(CHANNELS) + 1) + "---|")
+    order = [name for _, name in RATIO_CLASSES]
+    subs = list(SUBSAMPLING.values()) + ["gray", "other"]
+    keys = sorted((k for k in engine if k in vips),
+                  key=lambda k: (order.index(k.split("|")[0]), subs.index(k.split("|")[1])))
+    worst_all = None
+    for k in keys:
+        e, v = engine[k], vips[k]
+        diffs = {c: e[c] - v[c] for c in CHANNELS}
+        worst = min((d, c) for c, d in diffs.items())
+        worst_all = min(worst_all or (worst[0], k, worst[1]), (worst[0], k, worst[1]))
+        cells = " | ".join(f"{e[c]:.4f} ({diffs[c]:+.4f})" for c in CHANNELS)
+        ratio, sub = k.split("|")
+        single = singles.get(k)
+        single = f"{single[0]:+.4f} {single[1]} {single[2]}" if single else ""
+        print(f"| {ratio} | {sub} | {e['count']} | {cells} | {worst[0]:+.4f} {worst[1]} | "
+              f"{single} |")
+    if worst_all:
+        print(f"\nworst class: {worst_all[0]:+.4f} ({worst_all[1]} {worst_all[2]})")
 
 
 def main():
@@ -164,9 +239,12 @@ def main():
         sys.exit(f"no bench driver at {BENCH}")
     peers = ["magick", "pillow", "naive"] if env("BENCH_PEERS") == "1" else []
     for half in HALVES:
-        files = sorted(glob.glob(os.path.join(HERE, "photos", half, "*.jpg")))
+        files = sorted(glob.glob(os.path.join(PHOTOS, half, "*.jpg")))
+        if env("BENCH_SHORT"):
+            low, high = map(int, env("BENCH_SHORT").split("-"))
+            files = [f for f in files if low <= source_class(f)[0] <= high]
         if not files:
-            sys.exit(f"bench/photos/{half} is empty: run bench/corpus.sh")
+            sys.exit(f"{PHOTOS}/{half} has no photo to run: run bench/corpus.sh {CORPUS}")
         runs, loads = speed(half, files, TOOLS)
         if peers:
             saved = globals()["ROUNDS"]

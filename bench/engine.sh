@@ -6,10 +6,13 @@
 # (interleaved rounds, one thread) and the SSIM per size and per channel of both.
 #   bench/engine.sh                        (BENCH_ROUNDS=3, BENCH_PASSES=2; see bench/engine.py)
 #   CARGO_TARGET_DIR=/elsewhere bench/engine.sh
+#   BENCH_CORPUS=classes BENCH_ROUNDS=0 bench/engine.sh   quality by ratio and subsampling class
 set -euo pipefail
 cd "$(dirname "$0")/.."
+corpus=bench/photos
+[[ "${BENCH_CORPUS:-photos}" == classes ]] && corpus=bench/photos/classes
 for half in tune held; do
-  [[ -n "$(ls bench/photos/$half/*.jpg 2>/dev/null)" ]] || bench/corpus.sh
+  [[ -n "$(ls $corpus/$half/*.jpg 2>/dev/null)" ]] || bench/corpus.sh "${BENCH_CORPUS:-photos}"
 done
 if [[ ! -x bench/.venv/bin/python ]]; then
   python3 -m venv bench/.venv

@@ -11,11 +11,14 @@ next to the outputs (they depend only on the source)."""
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 from skimage.metrics import structural_similarity
 
 Image.MAX_IMAGE_PIXELS = None
-CHANNELS = ("Y", "Cb", "Cr", "R", "G", "B")
+CHANNELS = tuple(os.environ.get("BENCH_CHANNELS", "Y,Cb,Cr,R,G,B").split(","))
+# Classes of source-to-target ratio (source short side over the rendition's), issue #26.
+RATIO_CLASSES = ((1.5, "<1.5"), (2.5, "1.5-2.5"), (4.0, "2.5-4"), (float("inf"), ">=4"))
+SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 
 
 def with_ycbcr(rgb):
@@ -59,6 +62,20 @@ def references(source, sizes, cache_dir):
 def rendition_size(path):
     with Image.open(path) as img:
         return img.size
+
+
+def source_class(source):
+    """(short side, chroma subsampling name) of a source JPEG."""
+    with Image.open(source) as img:
+        sub = JpegImagePlugin.get_sampling(img) if img.format == "JPEG" else -1
+        if img.mode == "L":
+            return min(img.size), "gray"
+        return min(img.size), SUBSAMPLING.get(sub, "other")
+
+
+def ratio_class(source_short, rendition_size):
+    ratio = source_short / min(rendition_size)
+    return next(name for bound, name in RATIO_CLASSES if ratio < bound)
 
 
 def scores(reference, rendition):

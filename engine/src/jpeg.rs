@@ -18,12 +18,24 @@ fn corrupt(what: &str) -> EngineError {
     EngineError::CorruptImage(what.to_string())
 }
 
-/// The smallest n/8 (n = 1..=8) at which a `width`×`height` frame still covers `min_w`×`min_h`,
-/// as libjpeg rounds scaled sizes (up); 5/8..7/8 become 8/8.
-pub fn pick_scale(width: u32, height: u32, min_w: u32, min_h: u32) -> ScalingFactor {
+/// How much of the shrink the DCT scale leaves to the Lanczos3 resize, at least. Decoded
+/// straight at the target's size, a DCT-scaled frame keeps visibly less fine luma detail than
+/// a Lanczos3 shrink of a larger frame: measured by class of source-to-target ratio (issue
+/// #26, docs/BENCHMARKS.md), leaving 1× cost up to 0.010 of Y SSIM against libvips on a
+/// fine-textured 4K photo at 1080, leaving 2× nothing in any class. libvips leaves 2× too.
+pub const RESAMPLE_SHARE: u32 = 2;
+
+/// The smallest n/8 (n = 1..=8) at which a `width`×`height` frame still covers
+/// [`RESAMPLE_SHARE`] × `target_w`×`target_h`, as libjpeg rounds scaled sizes (up); 5/8..7/8
+/// become 8/8.
+pub fn pick_scale(width: u32, height: u32, target_w: u32, target_h: u32) -> ScalingFactor {
     let scaled = |d: u32, n: u32| (u64::from(d) * u64::from(n)).div_ceil(8);
+    let (min_w, min_h) = (
+        u64::from(target_w) * u64::from(RESAMPLE_SHARE),
+        u64::from(target_h) * u64::from(RESAMPLE_SHARE),
+    );
     let n = (1..=8u32)
-        .find(|&n| scaled(width, n) >= u64::from(min_w) && scaled(height, n) >= u64::from(min_h))
+        .find(|&n| scaled(width, n) >= min_w && scaled(height, n) >= min_h)
         .unwrap_or(8);
     // libjpeg-turbo's 5/8..7/8 IDCTs have no SIMD version: measured on the benchmark corpus, a
     // full SIMD decode plus the longer resize is ~2 % less CPU overall than a 6/8 decode (and
@@ -80,14 +92,15 @@ fn tolerate(
     }
 }
 
-/// Decodes at the smallest DCT scale that still covers `min_w`×`min_h` (stored orientation).
+/// Decodes at the smallest DCT scale that still leaves [`RESAMPLE_SHARE`] of the shrink to
+/// `target_w`×`target_h` (stored orientation) to the resize.
 /// With `planar` and a YCbCr or grayscale source whose profile (if any) is sRGB, returns the
 /// planes as stored; otherwise RGB, converted to sRGB when it carries another profile.
 pub fn decode(
     data: &[u8],
     info: &JpegInfo,
-    min_w: u32,
-    min_h: u32,
+    target_w: u32,
+    target_h: u32,
     planar: bool,
     warnings: &mut Vec<PhotoWarning>,
 ) -> Result<Pixels, EngineError> {
@@ -104,7 +117,7 @@ pub fn decode(
     if header.is_lossless {
         return Err(EngineError::UnsupportedFormat);
     }
-    let factor = pick_scale(info.width, info.height, min_w, min_h);
+    let factor = pick_scale(info.width, info.height, target_w, target_h);
     d.set_scaling_factor(factor).map_err(tj)?;
     let (w, h) = (factor.scale(header.width), factor.scale(header.height));
 
@@ -205,16 +218,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scale_is_the_smallest_that_covers() {
-        let f = pick_scale(3840, 2160, 1920, 1080);
-        assert_eq!((f.num(), f.denom()), (1, 2));
-        let f = pick_scale(2400, 1600, 1620, 1080);
-        assert_eq!((f.num(), f.denom()), (1, 1));
-        let f = pick_scale(4000, 3000, 1440, 1080);
-        assert_eq!((f.num(), f.denom()), (3, 8));
-        let f = pick_scale(100, 100, 200, 200);
-        assert_eq!((f.num(), f.denom()), (1, 1));
-        let f = pick_scale(4000, 3000, 480, 360);
-        assert_eq!((f.num(), f.denom()), (1, 8));
+    fn scale_leaves_twice_the_target_to_the_resize() {
+        let scale = |w, h, tw, th| {
+            let f = pick_scale(w, h, tw, th);
+            (f.num(), f.denom())
+        };
+        // 4K to 1080: a ratio of 2 leaves nothing to shrink in the DCT.
+        assert_eq!(scale(3840, 2160, 1920, 1080), (1, 1));
+        // 12 MP to 1080 would need 6/8, which has no SIMD IDCT: decoded in full.
+        assert_eq!(scale(4000, 3000, 1440, 1080), (1, 1));
+        // To 360 only: 4K at 3/8 (1440×810), 12 MP at a quarter (1000×750).
+        assert_eq!(scale(3840, 2160, 640, 360), (3, 8));
+        assert_eq!(scale(4000, 3000, 480, 360), (1, 4));
+        // 48 MP to 1080: 3/8 decodes 3000×2250, 2.08× the target.
+        assert_eq!(scale(8000, 6000, 1440, 1080), (3, 8));
+        // 8× and more: an eighth.
+        assert_eq!(scale(8000, 6000, 480, 360), (1, 8));
+        // Never beyond the source.
+        assert_eq!(scale(100, 100, 200, 200), (1, 1));
+        // Every pick leaves the resize at least twice the target, or decodes in full.
+        for (w, h) in [
+            (3840, 2160),
+            (4032, 3024),
+            (6000, 4000),
+            (8192, 4608),
+            (2560, 1600),
+        ] {
+            for short in [1080, 720, 360] {
+                let (tw, th) = if w >= h {
+                    (w * short / h, short)
+                } else {
+                    (short, h * short / w)
+                };
+                let f = pick_scale(w, h, tw, th);
+                let full = f.num() == f.denom();
+                assert!(
+                    full || (f.scale(h as usize) as u32) >= 2 * th,
+                    "{w}x{h} to {short}"
+                );
+            }
+        }
     }
 }
