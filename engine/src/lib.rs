@@ -27,11 +27,13 @@ mod icc;
 mod isobmff;
 mod jpeg;
 mod jpeg_markers;
+mod memory;
 mod other;
 mod planes;
 mod sniff;
 mod transpose;
 
+pub use memory::keep_working_memory;
 pub use planes::target_size;
 pub use sniff::{SourceFormat, sniff};
 

@@ -4,5 +4,6 @@
 //! run here with the real engine.
 
 fn main() -> std::process::ExitCode {
+    tirage_engine::keep_working_memory();
     tirage_worker::binary::main_with(std::sync::Arc::new(tirage_engine::resize))
 }
