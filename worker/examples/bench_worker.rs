@@ -8,6 +8,9 @@
 //! The difference is the cost of S3, AMQP and Redis per photo.
 //!
 //!   cargo run --release -p tirage-worker --example bench_worker -- bench/corpus [rounds]
+//!
+//! `BENCH_DEFAULT_MALLOC=1` leaves glibc's default thresholds (the A/B of
+//! `tirage_engine::keep_working_memory`, docs/BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -195,6 +198,10 @@ fn cpu_seconds() -> [f64; 4] {
 
 #[tokio::main]
 async fn main() {
+    // As `tirage-worker` does: both the engine alone and the worker run as they ship.
+    if std::env::var_os("BENCH_DEFAULT_MALLOC").is_none() {
+        tirage_engine::keep_working_memory();
+    }
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "bench/corpus".into()));
     let rounds: usize = args.next().map(|r| r.parse().unwrap()).unwrap_or(3);
