@@ -46,6 +46,8 @@ fn naive(bytes: &[u8], options: &BatchOptions) -> Result<Vec<(u32, Vec<u8>)>, St
 }
 
 fn main() -> ExitCode {
+    // As the worker and the CLI do, so the loop measures the engine as it ships.
+    tirage_engine::keep_working_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
         eprintln!("usage: bench <engine|naive> <out-dir> <passes> <files>...");
@@ -57,8 +59,6 @@ fn main() -> ExitCode {
         .iter()
         .filter_map(|f| Some((PathBuf::from(f), std::fs::read(f).ok()?)))
         .collect();
-    // As the worker and the CLI do, so the loop measures the engine as it ships.
-    tirage_engine::keep_working_memory();
     let options = BatchOptions::default();
     let limits = Limits::default();
     let start = cpu_seconds();

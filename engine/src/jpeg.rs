@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(scale(4000, 3000, 480, 360), (1, 4));
         // 48 MP to 1080: 3/8 decodes 3000×2250, 2.08× the target.
         assert_eq!(scale(8000, 6000, 1440, 1080), (3, 8));
-        // 8× and more: an eighth.
+        // 16× and more: an eighth.
         assert_eq!(scale(8000, 6000, 480, 360), (1, 8));
         // Never beyond the source.
         assert_eq!(scale(100, 100, 200, 200), (1, 1));

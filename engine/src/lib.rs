@@ -4,11 +4,11 @@
 //! Pipeline: sniff the format from the bytes; read the dimensions from the header and check
 //! them against [`Limits`] before any pixel is decoded; decode (JPEG through libjpeg-turbo at
 //! the smallest DCT scale that leaves the resize at least twice the largest rendition, as
-//! YCbCr planes when the output is JPEG); resize the largest size first and cascade each smaller one from the previous
-//! result; apply the EXIF orientation to the small results; encode. Nothing of the source's
-//! metadata (EXIF, ICC, XMP, comments) is copied into the renditions, except, when the batch
-//! asks for it (`MetadataChoice::Copyright`), its EXIF Artist and Copyright, with an sRGB
-//! profile (see `embed`).
+//! YCbCr planes when the output is JPEG); resize the largest size first and cascade each
+//! smaller one from the previous result; apply the EXIF orientation to the small results;
+//! encode. Nothing of the source's metadata (EXIF, ICC, XMP, comments) is copied into the
+//! renditions, except, when the batch asks for it (`MetadataChoice::Copyright`), its EXIF
+//! Artist and Copyright, with an sRGB profile (see `embed`).
 //!
 //! Inputs: JPEG (libjpeg-turbo; its warnings — junk between segments, broken ICC chunks, a
 //! truncated scan — are not failures, see `jpeg_markers` and `jpeg::tolerate`), PNG, WebP and

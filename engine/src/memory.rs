@@ -12,8 +12,8 @@
 
 /// Blocks at least this large are mapped on their own and unmapped when freed. 32 MiB is the
 /// most glibc takes on 64-bit: a 4K source's planes (12 MB at 4:2:0, 25 MB at 4:4:4) and a
-/// 12 MP one's at 4:2:0 (18 MB) stay below it; a 12 MP 4:4:4 source's (36 MB) and a 100 Mpx
-/// PNG's do not.
+/// 12 MP one's at 4:2:0 (18 MB) stay below it; a 12 MP 4:4:4 source's (36 MB), a 24 MP 4:2:0
+/// one's (also decoded in full for 1080: 36 MB) and a 100 Mpx PNG's do not.
 pub const MMAP_THRESHOLD: usize = 32 << 20;
 
 /// Free memory kept at the top of a heap before it is given back to the kernel.

@@ -9,7 +9,7 @@
 //!
 //!   cargo run --release -p tirage-worker --example bench_worker -- bench/corpus [rounds]
 //!
-//! `BENCH_DEFAULT_MALLOC=1` leaves glibc's default thresholds (the A/B of
+//! `BENCH_DEFAULT_MALLOC` set (to anything) leaves glibc's default thresholds (the A/B of
 //! `tirage_engine::keep_working_memory`, docs/BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
