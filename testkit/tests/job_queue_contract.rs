@@ -100,14 +100,32 @@ async fn rabbitmq_moves_to_the_next_url_when_its_node_dies() {
     two.restore().await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await; // the reconnect cooldown
     let mut stream = queue.consume(Lane::Resize, 10).await.unwrap();
-    for item in &items {
+    // A cut can fall between the broker taking a publish and its confirm reaching the
+    // process, which then publishes it again on the next node (at least once, as the
+    // port promises): a copy of an item already delivered is allowed, nothing else.
+    let mut first_arrivals = Vec::new();
+    let mut deliveries = 0;
+    while first_arrivals.len() < items.len() {
         let d = next(&mut stream).await;
-        assert_eq!(
-            &d.item, item,
-            "every publish reached the one queue, in order"
+        deliveries += 1;
+        assert!(
+            deliveries <= 2 * items.len(),
+            "endless copies: {first_arrivals:?}"
         );
+        assert!(
+            items.contains(&d.item),
+            "an item nobody published: {:?}",
+            d.item
+        );
+        if !first_arrivals.contains(&d.item) {
+            first_arrivals.push(d.item.clone());
+        }
         d.handle.ack().await.unwrap();
     }
+    assert_eq!(
+        first_arrivals, items,
+        "every publish reached the one queue, in order"
+    );
 }
 
 /// Adapter-specific: a node that accepts connections but never answers (a hung host) costs
