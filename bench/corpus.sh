@@ -114,17 +114,20 @@ if [[ "${1:-}" == classes ]]; then
   )
   for e in "${entries[@]}"; do
     IFS='|' read -r group name from ops <<<"$e"
+    native_short=  # measured once per entry, the first time a shrunk shape is missing
     for sampling in 2x2:420 2x1:422 1x1:444; do
       for short in native 2160 1440; do
         dest=$out/${half[$group]}/${name}_${short}_${sampling#*:}.jpg
         [[ -s $dest || -f $dest.skip ]] && continue
         shrink=()
         if [[ $short != native ]]; then
-          # shellcheck disable=SC2086 # ops is a list of ImageMagick words
-          size=$("$IM" "$from" $ops -format '%w %h' info:)
-          read -r w h <<<"$size"
+          if [[ -z $native_short ]]; then
+            # shellcheck disable=SC2086 # ops is a list of ImageMagick words
+            read -r w h <<<"$("$IM" "$from" $ops -format '%w %h' info:)"
+            native_short=$((w < h ? w : h))
+          fi
           # Only shapes that are a real shrink (not within 10 % of the native short side).
-          if (( (w < h ? w : h) * 10 <= short * 11 )); then
+          if (( native_short * 10 <= short * 11 )); then
             : >"$dest.skip"
             continue
           fi

@@ -32,7 +32,7 @@ import subprocess
 import sys
 
 from peers import SIZES
-from quality import (CHANNELS, RATIO_CLASSES, SUBSAMPLING, ratio_class, references,
+from quality import (CHANNELS, RATIO_CLASSES, SOURCE_KINDS, ratio_class, references,
                      rendition_size, scores, source_class)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -128,13 +128,10 @@ def score_source(job):
     stem = os.path.splitext(os.path.basename(f))[0]
     short, sub = source_class(f)
     paths = {n: os.path.join(out, f"{stem}_{n}.jpg") for n in SIZES}
-    refs = references(f, [rendition_size(p) for p in paths.values()], ref_dir)
-    rows = []
-    for n, p in paths.items():
-        size = rendition_size(p)
-        rows.append((n, ratio_class(short, size), sub, os.path.getsize(p),
-                     scores(refs[size], p), f"{stem}@{n}"))
-    return rows
+    sizes = {n: rendition_size(p) for n, p in paths.items()}
+    refs = references(f, list(sizes.values()), ref_dir)
+    return [(n, ratio_class(short, sizes[n]), sub, os.path.getsize(p),
+             scores(refs[sizes[n]], p), f"{stem}@{n}") for n, p in paths.items()]
 
 
 def mean_scores(rows):
@@ -215,9 +212,9 @@ def report_classes(engine_q, vips_q):
           "worst rendition |")
     print("|---|---|---:|" + "---:|" * (len(CHANNELS) + 1) + "---|")
     order = [name for _, name in RATIO_CLASSES]
-    subs = list(SUBSAMPLING.values()) + ["gray", "other"]
     keys = sorted((k for k in engine if k in vips),
-                  key=lambda k: (order.index(k.split("|")[0]), subs.index(k.split("|")[1])))
+                  key=lambda k: (order.index(k.split("|")[0]),
+                                 SOURCE_KINDS.index(k.split("|")[1])))
     worst_all = None
     for k in keys:
         e, v = engine[k], vips[k]

@@ -19,6 +19,8 @@ CHANNELS = tuple(os.environ.get("BENCH_CHANNELS", "Y,Cb,Cr,R,G,B").split(","))
 # Classes of source-to-target ratio (source short side over the rendition's), issue #26.
 RATIO_CLASSES = ((1.5, "<1.5"), (2.5, "1.5-2.5"), (4.0, "2.5-4"), (float("inf"), ">=4"))
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+# Every kind of source `source_class` names, in the order reports list them.
+SOURCE_KINDS = (*SUBSAMPLING.values(), "gray", "other")
 
 
 def with_ycbcr(rgb):
