@@ -1,6 +1,8 @@
 //! Message properties: every message is persistent JSON carrying its attempt number in the
-//! `x-tirage-attempt` header; a retried one, when its retries began in
-//! `x-tirage-retrying-since` (Unix milliseconds); dead letters add the reason in
+//! `x-tirage-attempt` header; a retried one, how much of its retry budget it has spent in
+//! `x-tirage-retry-spent-ms` (a message retried by a version before that header carries
+//! when its retries began instead, `x-tirage-retrying-since`, Unix milliseconds, read as
+//! the time since then); dead letters add the reason in
 //! `x-tirage-dead-reason`. A message published inside a trace carries the W3C
 //! `traceparent` and `tracestate` headers, kept through retries and dead-lettering.
 
@@ -12,6 +14,9 @@ use tirage_ports::TraceContext;
 
 const ATTEMPT_HEADER: &str = "x-tirage-attempt";
 const REASON_HEADER: &str = "x-tirage-dead-reason";
+const RETRY_SPENT_HEADER: &str = "x-tirage-retry-spent-ms";
+/// Written by versions before `x-tirage-retry-spent-ms`; still read, so that the retries
+/// they left in the delay queues keep their budget across an upgrade.
 const RETRYING_SINCE_HEADER: &str = "x-tirage-retrying-since";
 
 /// A persistent JSON message at `attempt`, in the trace `trace` names.
@@ -46,14 +51,12 @@ pub(super) fn dead(attempt: u32, trace: &TraceContext, reason: &str) -> BasicPro
     )
 }
 
-/// A persistent JSON message at `attempt` whose retries began at `since`.
-pub(super) fn retried(attempt: u32, trace: &TraceContext, since: SystemTime) -> BasicProperties {
-    let ms = since
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+/// A persistent JSON message at `attempt` that has spent `spent` of its retry budget.
+pub(super) fn retried(attempt: u32, trace: &TraceContext, spent: Duration) -> BasicProperties {
+    let ms = i64::try_from(spent.as_millis()).unwrap_or(i64::MAX);
     with_header(
         persistent(attempt, trace),
-        RETRYING_SINCE_HEADER,
+        RETRY_SPENT_HEADER,
         AMQPValue::LongLongInt(ms),
     )
 }
@@ -87,11 +90,22 @@ pub fn attempt_of(props: &BasicProperties) -> u32 {
         .max(1)
 }
 
-/// When the message's retries began; `None` on a message never retried (or a header that
-/// is not a non-negative integer).
-pub fn retrying_since_of(props: &BasicProperties) -> Option<SystemTime> {
-    let ms = u64::try_from(integer_header(props, RETRYING_SINCE_HEADER)?).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+/// How much of its retry budget the message has spent: zero on a message never retried
+/// (or a header that is not a non-negative integer); on one retried by an earlier version,
+/// the time since its retries began by `now`.
+pub fn retry_spent_of(props: &BasicProperties, now: SystemTime) -> Duration {
+    let non_negative = |name| {
+        integer_header(props, name)
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Duration::from_millis)
+    };
+    if let Some(spent) = non_negative(RETRY_SPENT_HEADER) {
+        return spent;
+    }
+    non_negative(RETRYING_SINCE_HEADER)
+        .and_then(|since| UNIX_EPOCH.checked_add(since))
+        .and_then(|since| now.duration_since(since).ok())
+        .unwrap_or_default()
 }
 
 /// The trace context a message carries (empty when it has none, or only headers that are
@@ -117,4 +131,43 @@ fn text_header(props: &BasicProperties, name: &str) -> Option<String> {
 /// Why a dead letter was given up on ("" when the header is missing).
 pub fn reason_of(props: &BasicProperties) -> String {
     text_header(props, REASON_HEADER).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &str, ms: i64) -> BasicProperties {
+        with_header(
+            persistent(2, &TraceContext::none()),
+            name,
+            AMQPValue::LongLongInt(ms),
+        )
+    }
+
+    #[test]
+    fn a_retry_carries_the_budget_it_spent() {
+        let props = retried(3, &TraceContext::none(), Duration::from_millis(4_500));
+        assert_eq!(attempt_of(&props), 3);
+        assert_eq!(
+            retry_spent_of(&props, SystemTime::now()),
+            Duration::from_millis(4_500)
+        );
+        let first = persistent(1, &TraceContext::none());
+        assert_eq!(retry_spent_of(&first, SystemTime::now()), Duration::ZERO);
+        assert_eq!(
+            retry_spent_of(&with(RETRY_SPENT_HEADER, -5), SystemTime::now()),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_retry_from_an_earlier_version_has_spent_the_time_since_its_retries_began() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let props = with(RETRYING_SINCE_HEADER, 940_000);
+        assert_eq!(retry_spent_of(&props, now), Duration::from_secs(60));
+        // A start in the future (clocks apart) has spent nothing.
+        let ahead = with(RETRYING_SINCE_HEADER, 1_100_000);
+        assert_eq!(retry_spent_of(&ahead, now), Duration::ZERO);
+    }
 }

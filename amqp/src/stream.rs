@@ -106,14 +106,14 @@ impl JobStream for AmqpStream {
                 Some(Ok(delivery)) => delivery,
             };
             let attempt = message::attempt_of(&delivery.properties);
-            let retrying_since = message::retrying_since_of(&delivery.properties);
+            let retry_spent = message::retry_spent_of(&delivery.properties, SystemTime::now());
             let trace = message::trace_of(&delivery.properties);
             match serde_json::from_slice::<WorkItem>(&delivery.data) {
                 Ok(item) => {
                     return Some(Ok(Delivery {
                         item,
                         attempt,
-                        retrying_since,
+                        retry_spent,
                         redelivered: delivery.redelivered,
                         trace: trace.clone(),
                         handle: Box::new(AmqpHandle {
@@ -122,7 +122,6 @@ impl JobStream for AmqpStream {
                             acker: delivery.acker,
                             body: delivery.data,
                             attempt,
-                            retrying_since,
                             trace,
                         }),
                     }));
@@ -158,7 +157,6 @@ struct AmqpHandle {
     acker: lapin::Acker,
     body: Vec<u8>,
     attempt: u32,
-    retrying_since: Option<SystemTime>,
     trace: TraceContext,
 }
 
@@ -213,10 +211,13 @@ impl DeliveryHandle for AmqpHandle {
         self.settle(Some(true)).await
     }
 
-    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
+    async fn retry_later(
+        self: Box<Self>,
+        delay: Duration,
+        spent: Duration,
+    ) -> Result<(), QueueError> {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX).max(1);
-        let since = self.retrying_since.unwrap_or_else(SystemTime::now);
-        let props = message::retried(self.attempt.saturating_add(1), &self.trace, since)
+        let props = message::retried(self.attempt.saturating_add(1), &self.trace, spent)
             .with_expiration(ms.to_string().into());
         let republished = self
             .connection

@@ -7,6 +7,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use tirage_embedded::FsObjectStore;
+use tirage_ports::SystemClock;
 use tirage_runtime::shutdown;
 use tirage_runtime::{ConnectError, ServiceSettings, connect};
 
@@ -189,6 +190,7 @@ fn run(
                 .api
                 .signed_rendition_urls
                 .then(|| RenditionUrls::new(settings.api.rendition_url_key.clone())),
+            clock: Arc::new(SystemClock),
         });
         App::new()
             .app_data(state)

@@ -2,6 +2,9 @@
 //! (which builds it), the routes, the use cases and the middleware all read it without
 //! importing one another.
 
+use std::sync::Arc;
+
+use tirage_ports::Clock;
 use tirage_runtime::Ports;
 
 use crate::backpressure::UploadSlots;
@@ -23,4 +26,6 @@ pub struct AppState {
     pub progress: ProgressHub,
     /// Signs rendition URLs for CDNs, when `[api] signed_rendition_urls` is on.
     pub rendition_urls: Option<RenditionUrls>,
+    /// Dates sessions, batches, jobs and signed URLs (the simulator's is virtual).
+    pub clock: Arc<dyn Clock>,
 }

@@ -31,14 +31,19 @@ pub struct ResizeJob {
 }
 
 impl ResizeJob {
-    /// The one way a photo's job is made: with its batch's options, published now.
-    pub fn new(batch: &Batch, photo_id: Uuid, request_id: Option<String>) -> ResizeJob {
+    /// The one way a photo's job is made: with its batch's options, published at `now`.
+    pub fn new(
+        batch: &Batch,
+        photo_id: Uuid,
+        request_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> ResizeJob {
         ResizeJob {
             batch_id: batch.id,
             photo_id,
             options: batch.options.clone(),
             request_id,
-            published_at: Utc::now(),
+            published_at: now,
         }
     }
 

@@ -1,18 +1,4 @@
 //! Time as the embedded adapters see it, so tests can move it instead of sleeping (the
-//! test kit's `ManualClock`).
+//! test kit's `ManualClock`, the simulator's virtual clock). The trait is the ports' one.
 
-use chrono::{DateTime, Utc};
-
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use tirage_ports::{Clock, SystemClock};

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
@@ -34,7 +34,7 @@ struct Message {
     lane: Lane,
     body: Vec<u8>,
     attempt: u32,
-    retrying_since: Option<SystemTime>,
+    retry_spent: Duration,
     redelivered: bool,
     trace: TraceContext,
 }
@@ -132,7 +132,7 @@ impl InProcessQueue {
             lane,
             body,
             attempt: 1,
-            retrying_since: None,
+            retry_spent: Duration::ZERO,
             redelivered: false,
             trace,
         });
@@ -234,9 +234,9 @@ impl InProcessStream {
             };
             state.next_tag += 1;
             let tag = state.next_tag;
-            let (attempt, retrying_since, redelivered, trace) = (
+            let (attempt, retry_spent, redelivered, trace) = (
                 message.attempt,
-                message.retrying_since,
+                message.retry_spent,
                 message.redelivered,
                 message.trace.clone(),
             );
@@ -245,7 +245,7 @@ impl InProcessStream {
             return Some(Delivery {
                 item,
                 attempt,
-                retrying_since,
+                retry_spent,
                 redelivered,
                 trace,
                 handle: Box::new(InProcessHandle {
@@ -328,7 +328,11 @@ impl DeliveryHandle for InProcessHandle {
         result
     }
 
-    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
+    async fn retry_later(
+        self: Box<Self>,
+        delay: Duration,
+        spent: Duration,
+    ) -> Result<(), QueueError> {
         let message = {
             let mut state = self.shared.lock();
             self.shared.settle(&mut state, self.tag)?
@@ -339,7 +343,7 @@ impl DeliveryHandle for InProcessHandle {
             lane: message.lane,
             body: message.body,
             attempt: message.attempt.saturating_add(1),
-            retrying_since: Some(message.retrying_since.unwrap_or_else(SystemTime::now)),
+            retry_spent: spent,
             redelivered: false,
             trace: message.trace,
         };

@@ -1,7 +1,7 @@
 //! How work travels from the API to the workers (RabbitMQ in production, an in-process
 //! queue when embedded). Delivery is at-least-once: every consumer must be idempotent.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -50,9 +50,10 @@ pub struct Delivery {
     pub item: WorkItem,
     /// 1 on the first attempt; +1 each time the job went through [`DeliveryHandle::retry_later`].
     pub attempt: u32,
-    /// When the job first went through [`DeliveryHandle::retry_later`] (`None` before): the
-    /// start of its retry budget, which is counted in elapsed time, not attempts.
-    pub retrying_since: Option<SystemTime>,
+    /// How much of its retry budget the job had spent when it last went through
+    /// [`DeliveryHandle::retry_later`] (zero before), as its handler counted it: time spent
+    /// trying and backing off, never time spent waiting in a queue behind other jobs.
+    pub retry_spent: Duration,
     /// The broker says this exact message was delivered before (a crash or lost ack).
     pub redelivered: bool,
     /// The trace context it was published with (empty when none).
@@ -65,7 +66,7 @@ impl std::fmt::Debug for Delivery {
         f.debug_struct("Delivery")
             .field("item", &self.item)
             .field("attempt", &self.attempt)
-            .field("retrying_since", &self.retrying_since)
+            .field("retry_spent", &self.retry_spent)
             .field("redelivered", &self.redelivered)
             .field("trace", &self.trace)
             .finish_non_exhaustive()
@@ -79,9 +80,13 @@ pub trait DeliveryHandle: Send + Sync {
     /// Puts the message back for any worker now (used when draining on shutdown).
     async fn requeue(self: Box<Self>) -> Result<(), QueueError>;
     /// Publishes the message again, with `attempt + 1`, its trace context and
-    /// `retrying_since` kept (now, on the first retry), to come back after `delay` (a delay queue dead-lettering into the
-    /// work queue), then acks this delivery.
-    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError>;
+    /// `retry_spent` = `spent`, to come back after `delay` (a delay queue dead-lettering
+    /// into the work queue), then acks this delivery.
+    async fn retry_later(
+        self: Box<Self>,
+        delay: Duration,
+        spent: Duration,
+    ) -> Result<(), QueueError>;
     /// Moves the message to the dead-letter queue with `reason`, then acks this delivery.
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError>;
 }

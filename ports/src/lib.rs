@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod cap;
+pub mod clock;
 pub mod completion;
 pub mod dead_letters;
 pub mod effects;
@@ -26,6 +27,7 @@ pub mod work_item;
 
 pub use batches::{Batches, CloseResult, PhotoPage};
 pub use cap::Cap;
+pub use clock::{Clock, SystemClock};
 pub use dead_letters::{DeadLetter, DeadLetters};
 pub use effects::{Effects, claim_field};
 pub use entropy::{Entropy, OsEntropy};

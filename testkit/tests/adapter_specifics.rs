@@ -360,7 +360,7 @@ mod specifics {
 
         let err = first
             .handle
-            .retry_later(Duration::from_secs(1))
+            .retry_later(Duration::from_secs(1), Duration::ZERO)
             .await
             .unwrap_err();
         assert!(matches!(err, QueueError::Rejected(_)), "{err:?}");

@@ -128,7 +128,7 @@ async fn through_worker(
     let cpu_before = cpu_seconds();
     let start = Instant::now();
     for id in &ids {
-        let job = WorkItem::Resize(ResizeJob::new(&batch, *id, None));
+        let job = WorkItem::Resize(ResizeJob::new(&batch, *id, None, chrono::Utc::now()));
         ports
             .queue
             .publish(&job, &TraceContext::none())

@@ -134,14 +134,15 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
     let Delivery {
         item,
         attempt,
-        retrying_since,
+        retry_spent,
         redelivered,
         trace,
         handle,
     } = delivery;
     let tries = Tries {
         attempt,
-        retrying_since,
+        spent: retry_spent,
+        started: tokio::time::Instant::now(),
     };
     // A consumer span in the trace its publisher started (when tracing is on).
     let (kind, span) = match &item {
@@ -159,7 +160,7 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
                 redelivered,
                 // Since the job was first published: its wait in the queue (and its
                 // earlier attempts').
-                queued_ms = (chrono::Utc::now() - job.published_at).num_milliseconds().max(0),
+                queued_ms = (ctx.now() - job.published_at).num_milliseconds().max(0),
             ),
         ),
         WorkItem::FinalizeBatch { batch_id, .. } | WorkItem::Callback { batch_id, .. } => {

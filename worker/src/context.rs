@@ -1,13 +1,14 @@
 //! What every job task shares: the settings, the ports, the seams (engine, where it runs,
-//! randomness), the metrics and the CPU pool; and the one way a task calls a dependency
+//! randomness, time), the metrics and the CPU pool; and the one way a task calls a dependency
 //! ([`Ctx::io`]).
 
 use std::future::Future;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use tirage_core::BatchOptions;
 use tirage_engine::{EngineError, Limits, Resized};
-use tirage_ports::{Entropy, OsEntropy};
+use tirage_ports::{Clock, Entropy, OsEntropy, SystemClock};
 pub use tirage_runtime::Ports;
 
 use crate::consumed::ConsumedReport;
@@ -24,13 +25,17 @@ pub type ResizeFn =
     Arc<dyn Fn(&[u8], &BatchOptions, &Limits) -> Result<Resized, EngineError> + Send + Sync>;
 
 /// What a worker takes from outside besides its settings and ports: the engine, where its
-/// runs execute, and where randomness comes from. [`Seams::production`] in the processes;
-/// benchmarks substitute the engine, the simulator all three.
+/// runs execute, where randomness comes from and what time it is. [`Seams::production`] in
+/// the processes; benchmarks substitute the engine, the simulator all four.
 #[derive(Clone)]
 pub struct Seams {
     pub resizer: ResizeFn,
     pub offload: Arc<dyn Offload>,
     pub entropy: Arc<dyn Entropy>,
+    /// Dates run holds, effect claims, the consumed mark, completions and the reconciler's
+    /// stall and expiry decisions. Intervals the worker only waits (timeouts, backoffs,
+    /// lease renewals) are tokio's timers.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Seams {
@@ -40,6 +45,7 @@ impl Seams {
             resizer: Arc::new(tirage_engine::resize),
             offload: Arc::new(BlockingThreads),
             entropy: Arc::new(OsEntropy),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -64,6 +70,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// What time it is, by the worker's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.seams.clock.now()
+    }
+
     /// Runs one dependency call under the configured timeout; a timeout is transient.
     pub async fn io<T, E>(
         &self,

@@ -34,6 +34,7 @@ use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::metrics::JobOutcome;
 use crate::outcome::{EffectRun, Tries, retry_delay};
+use crate::settings::HOST_CLOCK_SKEW;
 
 /// Who runs an effect, as its claim says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +63,11 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
     }
     // Both effects are claimed before either runs, so the event and the callback carry the
     // same `completed_at`: a concurrent duplicate cannot slip in between with another.
-    let completed_at = Utc::now();
+    let completed_at = ctx.now();
     let event = claim(ctx, batch_id, Effect::Event).await?;
     if event == Claim::Elsewhere {
         // Its holder claimed the callback too, if it could: wait for both.
-        return Ok(EffectRun::Later(retry_delay(ctx, tries.attempt)));
+        return Ok(EffectRun::Wait(retry_delay(ctx, tries.attempt)));
     }
     let callback = match batch.callback_url {
         Some(_) => claim(ctx, batch_id, Effect::Callback).await?,
@@ -108,7 +109,7 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
     if callback == Claim::Elsewhere {
         // A live callback chain (or a finalisation about to hand one off): come back until
         // it is done, in case its handler loses its delivery.
-        return Ok(EffectRun::Later(retry_delay(ctx, tries.attempt)));
+        return Ok(EffectRun::Wait(retry_delay(ctx, tries.attempt)));
     }
     Ok(EffectRun::Settled(if run_event || run_callback {
         JobOutcome::Done
@@ -125,9 +126,16 @@ async fn mark_done(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Fa
 /// How old a claim must be for its handler to be taken for dead: half the reconciler's
 /// stall threshold, so that the redrive the reconciler publishes after that threshold finds
 /// a dead handler's claim stale, and far above the longest a live handler leaves its claim
-/// unrenewed (a callback's longest backoff, 60 s, plus one attempt).
+/// unrenewed (a callback's longest backoff, 60 s, plus one attempt). Never less than a live
+/// handler's effect may still land after the claim's date: its claim call and its effect
+/// each take up to `io_timeout_ms`, and its clock may be [`HOST_CLOCK_SKEW`] behind the
+/// taker's. (Found by the simulator, `tirage-sim` seed 17285: with a stall threshold of 6.6 s
+/// the claim went stale at 3.3 s while its holder's event publish hung for 4.5 s within its
+/// timeout, and the event went out twice.)
 pub(crate) fn claim_stale_after(ctx: &Ctx) -> Duration {
-    Duration::from_millis(ctx.settings.stall_after_ms / 2)
+    let half_stall = Duration::from_millis(ctx.settings.stall_after_ms / 2);
+    let effect_may_land = ctx.settings.io_timeout().saturating_mul(2) + HOST_CLOCK_SKEW;
+    half_stall.max(effect_may_land)
 }
 
 /// Who runs `effect`: nobody (done), this handler (claimed now), or another one.
@@ -137,7 +145,7 @@ async fn claim(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<Claim, Failu
     if ctx.io("effect done?", done).await? {
         return Ok(Claim::Done);
     }
-    let take = state.claim_effect(batch_id, effect, Utc::now(), claim_stale_after(ctx));
+    let take = state.claim_effect(batch_id, effect, ctx.now(), claim_stale_after(ctx));
     Ok(if ctx.io("claim effect", take).await? {
         Claim::Ours
     } else {

@@ -75,6 +75,22 @@ impl Gate {
         }
     }
 
+    /// Whether both dependencies answer now, with the gate set to match: closed when one
+    /// does not, opened when both do. For a loop that must not wait on the consumer to
+    /// reopen the gate (the reconciler): a consumer blocked on an idle queue checks the gate
+    /// only when a delivery comes, so a gate one failed probe closed would otherwise stay
+    /// closed, and a lost job's batch stuck, until new work arrived.
+    pub async fn check(&self) -> bool {
+        if self.outage().await {
+            return false;
+        }
+        if self.closed.swap(false, Ordering::AcqRel) {
+            self.paused.set(0);
+            info!("dependencies answer again: resuming intake");
+        }
+        true
+    }
+
     /// Waits until the dependencies answer again (probing with `delay(n)` between tries),
     /// then opens the gate. False when `stop` fired first.
     pub async fn wait_until_open(

@@ -7,7 +7,6 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chrono::Utc;
 use futures::StreamExt;
 use futures::future::try_join_all;
 use tirage_core::codes::FailureCode;
@@ -43,13 +42,13 @@ pub(crate) async fn run(
     run: Uuid,
 ) -> Result<Attempted, Failure> {
     if attempt == 1 && !redelivered {
-        let lag = (Utc::now() - job.published_at)
+        let lag = (ctx.now() - job.published_at)
             .to_std()
             .unwrap_or(Duration::ZERO);
         ctx.metrics.publish_to_start.observe(lag.as_secs_f64());
     }
     let state = &ctx.ports.state;
-    let now = Utc::now();
+    let now = ctx.now();
     if let Some(through) = ctx.consumed.take(job.published_at, now) {
         // Best effort: a mark that lags only makes the reconciler wait longer.
         let advance = state.advance_consumed_mark(through, now);
@@ -216,7 +215,7 @@ async fn run_engine(
     let state = &ctx.ports.state;
     let hold = RunHold {
         token: run,
-        now: Utc::now(),
+        now: ctx.now(),
         lasts: ctx.settings.run_hold(),
     };
     let started = state.start_run(job.batch_id, job.photo_id, hold);
@@ -262,7 +261,7 @@ async fn holding<T>(
             out = &mut work => return out,
             () = tokio::time::sleep(every) => {}
         }
-        hold.now = Utc::now();
+        hold.now = ctx.now();
         let renew = ctx.ports.state.renew_run(job.batch_id, job.photo_id, hold);
         match ctx.io("renew run", renew).await {
             Ok(true) => {}

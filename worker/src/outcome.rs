@@ -2,7 +2,7 @@
 //! finalisation handed off when it completed, and the delivery settled with the broker —
 //! acked, retried later after [`retry_delay`], or dead-lettered once retrying cannot help.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tirage_core::backoff::Backoff;
 use tirage_core::codes::FailureCode;
@@ -18,7 +18,6 @@ use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::job::Attempted;
 use crate::metrics::JobOutcome;
-use crate::settings::WorkerSettings;
 
 /// How a delivery is settled with the broker. Decided first, carried out last, so that a
 /// job interrupted by shutdown can still be put back.
@@ -26,28 +25,61 @@ use crate::settings::WorkerSettings;
 pub(crate) enum Settle {
     Ack,
     Requeue,
-    RetryLater(Duration),
+    /// Back after `delay`, having spent `spent` of its retry budget.
+    RetryLater {
+        delay: Duration,
+        spent: Duration,
+    },
     DeadLetter(String),
 }
 
 /// How a job ended: its settlement, and the outcome the metrics count it under.
 pub(crate) type Verdict = (Settle, JobOutcome);
 
-/// Where a job stands in its retries: the attempt it is at (the backoff's exponent) and when
-/// its retries began (the start of its budget, [`WorkerSettings::retry_for_ms`]).
+/// Where a job stands in its retries: the attempt it is at (the backoff's exponent) and how
+/// much of its budget ([`crate::settings::WorkerSettings::retry_for_ms`]) it has spent.
+///
+/// The budget is time, not a count, so that a slow failure (a timeout) gets as long to
+/// clear as a fast one; but only the job's own time: its failed attempts and the backoffs
+/// after them. The time a retry then waits in the queue behind other jobs is not the job's
+/// (a batch queued behind a half-hour backlog would otherwise fail photos that merely
+/// waited: found by the simulator, `tirage-sim` seeds 26459 and 28233), nor is a wait for
+/// others (an outage, a copy's wait for the run holding its photo, a claim held elsewhere).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tries {
     pub attempt: u32,
-    pub retrying_since: Option<SystemTime>,
+    /// Spent before this attempt (from the delivery).
+    pub spent: Duration,
+    /// When this attempt began (tokio's clock: virtual in the simulator).
+    pub started: tokio::time::Instant,
 }
 
 impl Tries {
-    /// Whether the job has been retrying for its whole budget. A start in the future (clocks
-    /// of two hosts apart) counts as just started.
-    fn budget_spent(&self, settings: &WorkerSettings) -> bool {
-        self.retrying_since.is_some_and(|since| {
-            since.elapsed().unwrap_or_default() >= Duration::from_millis(settings.retry_for_ms)
-        })
+    /// Spent so far, this attempt included.
+    pub fn spent_now(&self) -> Duration {
+        self.spent.saturating_add(self.started.elapsed())
+    }
+
+    /// Another attempt after `delay`, for a failure of the job's own: this attempt and the
+    /// backoff spend the budget.
+    pub fn retry(&self, delay: Duration) -> Settle {
+        Settle::RetryLater {
+            delay,
+            spent: self.spent_now().saturating_add(delay),
+        }
+    }
+
+    /// Another attempt after `delay`, waiting on others: the budget stays as it was.
+    pub fn wait(&self, delay: Duration) -> Settle {
+        Settle::RetryLater {
+            delay,
+            spent: self.spent,
+        }
+    }
+
+    /// Whether the job has spent its whole budget.
+    fn budget_spent(&self, ctx: &Ctx) -> bool {
+        self.spent_now() >= Duration::from_millis(ctx.settings.retry_for_ms)
     }
 }
 
@@ -63,7 +95,7 @@ pub(crate) fn retry_delay(ctx: &Ctx, attempt: u32) -> Duration {
 
 fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
     (
-        Settle::RetryLater(retry_delay(ctx, tries.attempt)),
+        tries.retry(retry_delay(ctx, tries.attempt)),
         JobOutcome::Retried,
     )
 }
@@ -79,9 +111,9 @@ async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Ve
             delay_ms = delay.as_millis() as u64,
             "dependency down; retrying later, outside the retry budget"
         );
-        return Some((Settle::RetryLater(delay), JobOutcome::Retried));
+        return Some((tries.wait(delay), JobOutcome::Retried));
     }
-    if tries.budget_spent(&ctx.settings) {
+    if tries.budget_spent(ctx) {
         return None;
     }
     warn!(
@@ -89,7 +121,7 @@ async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Ve
         delay_ms = delay.as_millis() as u64,
         "transient failure; retrying later"
     );
-    Some((Settle::RetryLater(delay), JobOutcome::Retried))
+    Some((tries.retry(delay), JobOutcome::Retried))
 }
 
 fn dead_letter(code: FailureCode) -> Verdict {
@@ -104,7 +136,7 @@ pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Se
     let result = match settle {
         Settle::Ack => handle.ack().await,
         Settle::Requeue => handle.requeue().await,
-        Settle::RetryLater(delay) => handle.retry_later(*delay).await,
+        Settle::RetryLater { delay, spent } => handle.retry_later(*delay, *spent).await,
         Settle::DeadLetter(reason) => handle.dead_letter(reason).await,
     };
     if let Err(e) = result {
@@ -119,7 +151,11 @@ pub(crate) async fn settle_delivery(handle: Box<dyn DeliveryHandle>, settle: &Se
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum EffectRun {
     Settled(JobOutcome),
-    Later(Duration),
+    /// Another attempt after this long, for a failure of the effect's own (a callback the
+    /// receiver did not take): the retry budget is spent.
+    Retry(Duration),
+    /// Back after this long, waiting on another handler: the budget stays.
+    Wait(Duration),
 }
 
 /// The verdict on a finalisation or a callback attempt.
@@ -130,7 +166,8 @@ pub(crate) async fn effect_verdict(
 ) -> Verdict {
     match result {
         Ok(EffectRun::Settled(label)) => (Settle::Ack, label),
-        Ok(EffectRun::Later(delay)) => (Settle::RetryLater(delay), JobOutcome::Retried),
+        Ok(EffectRun::Retry(delay)) => (tries.retry(delay), JobOutcome::Retried),
+        Ok(EffectRun::Wait(delay)) => (tries.wait(delay), JobOutcome::Retried),
         Err(Failure::Gone) => (Settle::Ack, JobOutcome::Dropped),
         Err(Failure::Transient(msg)) => {
             retry_within_budget(ctx, tries, &msg)
@@ -166,7 +203,7 @@ pub(crate) async fn resize_verdict(
                 delay_ms = delay.as_millis() as u64,
                 "another run holds this photo"
             );
-            return (Settle::RetryLater(delay), JobOutcome::Held);
+            return (tries.wait(delay), JobOutcome::Held);
         }
         Ok(Attempted::Answered(answer)) => {
             let label = match answer {

@@ -14,6 +14,11 @@ use tirage_ports::Lane;
 
 /// Everything the worker itself needs; the connection settings of its dependencies live in
 /// their own sections.
+/// How far the clocks of two hosts may disagree for the worker's dated decisions (a batch
+/// waiting behind a backlog, an effect's claim gone stale) to hold: NTP keeps hosts well
+/// within it.
+pub(crate) const HOST_CLOCK_SKEW: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {

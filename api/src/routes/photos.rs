@@ -1,6 +1,5 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use chrono::Utc;
 use serde::Deserialize;
 use tirage_core::model::{Batch, PhotoRecord};
 use tirage_core::wire::{ErrorBody, PageQuery, PhotoList, PhotoView};
@@ -167,7 +166,7 @@ pub async fn get_signed_rendition(
     let (batch_id, photo_id, size) = path.into_inner();
     // Without a key nothing is signed, so nothing can be verified.
     let urls = state.rendition_urls.as_ref().ok_or(ApiError::NotFound)?;
-    let now = Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     urls.verify(
         batch_id,
         photo_id,
@@ -219,7 +218,7 @@ async fn serve(
     }
     let etag = rendition.digest.as_deref().map(conditional::entity_tag);
     // Immutable for as long as the batch lives.
-    let max_age = (batch.expires_at - Utc::now()).num_seconds().max(0);
+    let max_age = (batch.expires_at - state.clock.now()).num_seconds().max(0);
     let scope = match audience {
         Audience::Session => "private",
         Audience::Public => "public",

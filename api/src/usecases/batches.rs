@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tirage_core::keys;
 use tirage_core::model::{Batch, BatchOptions, BatchState};
 use tirage_ports::completion::hand_off;
@@ -32,7 +31,7 @@ pub async fn create(
     within_hourly_quota(state, &session_key, limits.batches_per_session_per_hour).await?;
     let address_key = format!("batches-created-by:{address}");
     within_hourly_quota(state, &address_key, limits.batches_per_address_per_hour).await?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.settings.limits.batch_ttl_secs)
             .map_err(|_| ApiError::Internal("batch_ttl_secs out of range".into()))?,
@@ -112,7 +111,7 @@ pub async fn delete(state: &AppState, batch_id: Uuid) -> Result<(), ApiError> {
     // of the batch: have the reconciler sweep its prefix again then, not only at expiry. An
     // upload that starts just before its URL lapses still finishes, hence twice the TTL.
     let tickets_lapse = state.settings.api.presign_ttl().saturating_mul(2);
-    let sweep_at = Utc::now()
+    let sweep_at = state.clock.now()
         + chrono::Duration::from_std(tickets_lapse)
             .map_err(|_| ApiError::Internal("presign_ttl_secs out of range".into()))?;
     if let Err(e) = state.ports.state.sweep_batch_at(batch_id, sweep_at).await {

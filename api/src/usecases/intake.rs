@@ -69,9 +69,10 @@ pub async fn publish_jobs(
     earlier: &[Uuid],
     request_id: &str,
 ) -> Result<(), ApiError> {
+    let now = state.clock.now();
     let jobs = photos
         .iter()
-        .map(|p| ResizeJob::new(batch, p.id, Some(request_id.to_owned())));
+        .map(|p| ResizeJob::new(batch, p.id, Some(request_id.to_owned()), now));
     let results: Vec<(Uuid, Result<(), QueueError>)> = futures::stream::iter(jobs)
         .map(|job| async move {
             let started = Instant::now();

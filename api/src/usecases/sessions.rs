@@ -40,7 +40,7 @@ pub async fn open(
 
     let token = new_token()?;
     let ttl = state.settings.sessions.ttl();
-    let now = Utc::now();
+    let now = state.clock.now();
     let expires_at = now
         + chrono::Duration::from_std(ttl)
             .map_err(|e| ApiError::Internal(format!("session ttl out of range: {e}")))?;

@@ -1,6 +1,8 @@
 //! The in-process queue's dead letters as an operator sees them ([`DeadLetters`]): read in
 //! place, and chosen ones put back on their lane as first attempts.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use tirage_ports::dead_letters::{DeadLetters, Select};
 use tirage_ports::job_queue::{QueueError, WorkItem};
@@ -46,7 +48,7 @@ impl DeadLetters for InProcessQueue {
                     lane: item.lane(),
                     body,
                     attempt: 1,
-                    retrying_since: None,
+                    retry_spent: Duration::ZERO,
                     redelivered: false,
                     // The in-process queue keeps no trace with its dead letters.
                     trace: TraceContext::none(),

@@ -9,6 +9,7 @@
 //! | I2 | done + failed = total = the photos listed, and done and failed are the counts of each state |
 //! | I3 | every batch closed (close answered `Ok`) is completed |
 //! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out; at least once for every completed batch, whose event effect is then marked done |
+//! | I5 | waiting is not lost: in a calm run (nothing lost, only queues that run long against `stall_after_ms`) the reconciler republishes no job and redrives no finalisation |
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ use tirage_core::keys;
 use tirage_core::model::{BatchCompleted, BatchState, PhotoRecord, PhotoState, Rendition};
 use tirage_embedded::inprocess::Event;
 use tirage_ports::StateStore;
+use tirage_worker::{JobKind, JobOutcome, Metrics, Node, Repair};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use uuid::Uuid;
 
@@ -90,6 +92,33 @@ fn check_failure(verdict: &mut Verdict, label: &str, fate: Fate, code: FailureCo
             "I1 {label}: failed {code}, which neither its fate ({fate:?}) nor a fault explains"
         )),
     }
+}
+
+/// I5, and the reconciler's repairs and the resize deliveries handled, summed over the
+/// nodes (for the run's counts).
+pub fn repairs(nodes: &[Node], calm: bool, verdict: &mut Verdict) -> BTreeMap<String, u64> {
+    let sum = |f: &dyn Fn(&Metrics) -> u64| nodes.iter().map(|n| f(&n.metrics())).sum::<u64>();
+    let republished = sum(&|m| m.reconciled_count(Repair::Republished));
+    let redriven = sum(&|m| m.reconciled_count(Repair::Redriven));
+    let waiting = sum(&|m| m.reconciled_count(Repair::Waiting));
+    let deliveries = sum(&|m| {
+        JobOutcome::ALL
+            .iter()
+            .map(|o| m.job_count(JobKind::Resize, *o))
+            .sum()
+    });
+    if calm && republished + redriven > 0 {
+        verdict.violation(format!(
+            "I5: a calm run, yet the reconciler republished {republished} jobs and redrove \
+             {redriven} finalisations"
+        ));
+    }
+    BTreeMap::from([
+        ("reconciler_republished".to_owned(), republished),
+        ("reconciler_redriven".to_owned(), redriven),
+        ("reconciler_left_waiting".to_owned(), waiting),
+        ("resize_deliveries".to_owned(), deliveries),
+    ])
 }
 
 pub async fn check(

@@ -2,7 +2,8 @@
 //! node (or an API replica) and the shared adapters:
 //! - [`FaultyQueue`]: a call fails before it reaches the broker, or after (the message went
 //!   out, the confirm was lost), or hangs first; a publish is sometimes delayed, so that
-//!   concurrent publishers overtake each other;
+//!   concurrent publishers overtake each other; a confirmed job is sometimes lost (a broker
+//!   that lost its disk or a classic queue's node: only the reconciler brings it back);
 //! - [`FaultyStream`]: the consumer's stream ends (its unsettled deliveries go back to the
 //!   queue, redelivered), or hands out the delivery behind the next one first (reordering
 //!   within the prefetch window);
@@ -46,6 +47,8 @@ pub struct FaultPlan {
     /// Longest hang: twice the longest `io_timeout` of the run's workers.
     pub hang_max: Duration,
     pub publish_delay: f64,
+    /// A job the broker confirmed and then lost.
+    pub lost_message: f64,
     pub lost_ack: f64,
     pub settle_err: f64,
     pub stream_end: f64,
@@ -68,6 +71,7 @@ impl FaultPlan {
             hang: 0.01 * k,
             hang_max: io_timeout.saturating_mul(2),
             publish_delay: 0.05 * k,
+            lost_message: 0.005 * k,
             lost_ack: 0.02 * k,
             settle_err: 0.01 * k,
             stream_end: 0.005 * k,
@@ -238,9 +242,14 @@ impl JobQueue for FaultyQueue {
         let subject = self.calls.ledger.item_subject(item);
         let delay = self.calls.chance(self.calls.plan.publish_delay);
         let delay_ms = self.calls.rng.range(1, 300);
+        let lost = self.calls.chance(self.calls.plan.lost_message);
         let forward = async {
             if delay {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            if lost {
+                self.calls.fault("publish", "lost_message", &subject);
+                return Ok(());
             }
             let published = self.inner.publish(item, trace).await;
             if published.is_ok() {
@@ -354,7 +363,7 @@ impl FaultyStream {
         let Delivery {
             item,
             attempt,
-            retrying_since,
+            retry_spent,
             redelivered,
             trace,
             handle,
@@ -373,7 +382,7 @@ impl FaultyStream {
         Delivery {
             item,
             attempt,
-            retrying_since,
+            retry_spent,
             redelivered,
             trace,
             handle: Box::new(FaultyHandle {
@@ -501,7 +510,11 @@ impl DeliveryHandle for FaultyHandle {
         self.inner.requeue().await
     }
 
-    async fn retry_later(self: Box<Self>, delay: Duration) -> Result<(), QueueError> {
+    async fn retry_later(
+        self: Box<Self>,
+        delay: Duration,
+        spent: Duration,
+    ) -> Result<(), QueueError> {
         if self.faults.chance(self.faults.plan.settle_err) {
             return self.fail("retry_later");
         }
@@ -512,7 +525,7 @@ impl DeliveryHandle for FaultyHandle {
             &format!("{} ms", delay.as_millis()),
         );
         self.faults.ledger.count("retries");
-        self.inner.retry_later(delay).await
+        self.inner.retry_later(delay, spent).await
     }
 
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {

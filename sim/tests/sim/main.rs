@@ -1,7 +1,7 @@
 //! `tirage-sim`: Tirage's deterministic simulation.
 //!
-//! **What runs.** The real worker loops (`tirage_worker::Node::consume`, one per lane, on 1 to
-//! 4 nodes) and the real API use cases (`tirage_api::usecases`, on 1 or 2 replicas, each an
+//! **What runs.** The real worker loops (`tirage_worker::Node::consume`, one per lane, and
+//! `Node::reconcile`, on 1 to 4 nodes) and the real API use cases (`tirage_api::usecases`, on 1 or 2 replicas, each an
 //! `AppState`), over the embedded state store and in-process queue and an in-memory object
 //! store ([`objects`]), with no HTTP, no socket and no thread: each seed is one run on a
 //! current-thread tokio runtime with paused time, so every sleep, timeout and backoff passes
@@ -14,14 +14,21 @@
 //! ([`faults`]): calls failing before or after their effect, hangs past the workers'
 //! `io_timeout`, delayed publishes, lost acks (duplicate deliveries), failed settlements,
 //! consumer streams ending (redeliveries), deliveries reordered within the prefetch window,
-//! object bodies breaking off mid-read. A fifth of the seeds is calm. The faults heal once
-//! the clients are done, and the run goes on until it is quiet (see [`world`]).
+//! jobs the broker confirmed and then lost (only the reconciler brings them back), object
+//! bodies breaking off mid-read. A fifth of the seeds is calm. The faults heal once the
+//! clients are done, and the run goes on until it is quiet (see [`world`]). Every process
+//! reads the run's virtual clock ([`clock`]); about a third read it skewed by up to 2 s
+//! either way, some stepped once to another offset while they run. About one seed in six is
+//! a backlog run: 3 to 6 batches of 12 to 40 photos on one or two nodes, against a stall
+//! threshold of a half to a third of the queue's length.
 //!
 //! **What is checked** ([`check`]): I1 every registered photo ends exactly once (and as its
 //! fate says, with its renditions stored), I2 done + failed = total, I3 every closed batch
 //! completes, I4 `batch.completed` at most once per batch unless a lost confirm excuses it,
-//! and at least once; no worker dies in this slice, so a photo failed `worker_crashed` is a
-//! breach of I1 (a copy of a job taken for a crash). A product panic in any task fails the
+//! and at least once; I5 in a calm run the reconciler republishes and redrives nothing (a
+//! batch waiting behind a backlog is not lost). No worker dies in this slice, so a photo
+//! failed `worker_crashed` is a breach of I1 (a copy of a job taken for a crash). A product
+//! panic in any task fails the
 //! seed too. A breach the documentation lists as not survived (a second event after a lost
 //! publish confirm) is reported as `Known` with its reason, counted, and does not fail the
 //! seed.
@@ -42,16 +49,19 @@
 //!
 //! **Determinism.** Every random choice comes from a SplitMix64 stream named after what draws
 //! it ([`rng`]); the workers get their jitter and ids from the seed (`Seams::entropy`), and
-//! run their engine inline (`Seams::offload`). What still reads the wall clock (effect
-//! claims, the consumed mark, batch times and ids in the API) decides nothing within a run:
-//! claims go stale only after half of `stall_after_ms`, kept at 10 min here; the digest
-//! uses sim labels (`b1p3`), never UUIDs.
+//! run their engine inline (`Seams::offload`); every date they and the API decide by (run
+//! holds, effect claims, the consumed mark, stall thresholds, retry budgets, batch times)
+//! comes from the virtual clock (`Seams::clock`, `AppState::clock`, the embedded adapters'
+//! `with_clock`). Ids the API draws stay random and decide nothing; the digest uses sim
+//! labels (`b1p3`), never UUIDs.
 //!
-//! **Not yet** (later slices of the plan): the state store's faults, the reconciler, killed
-//! and restarted nodes, callbacks, presigned uploads, deletes and expiry, clock skew.
+//! **Not yet** (later slices of the plan): the state store's faults, killed and restarted
+//! nodes, callbacks, presigned uploads, deletes and expiry, clock steps beyond the 5 s the
+//! product allows between hosts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod check;
+mod clock;
 mod engine;
 mod faults;
 mod ledger;
@@ -322,7 +332,29 @@ fn seeds() {
 ///   channel then died; it acked, the holder's own retry was lost with its delivery, and no
 ///   copy was left. Fixed in `worker/src/finalize.rs`: a copy that finds a fresh claim comes
 ///   back later instead of acking.
-const REGRESSIONS: &[u64] = &[633, 2122, 8020, 8510, 9372, 14334, 15829, 17160];
+/// - 50, 295, 415 (I3, a batch never completes; I4, an event never published): a job or a
+///   finalisation the broker lost, and a reconciler that never repaired it. Its pass probes
+///   the dependencies first; one failed probe closed the outage gate, and only a consumer
+///   taking a delivery reopens it, which an idle queue never hands out: every later pass
+///   was skipped. Fixed in `worker/src/gate.rs` (`Gate::check`): the reconciler's probe
+///   opens the gate as well as closing it.
+/// - 66, 146, 151 (I5, calm backlog runs): batches queued behind a backlog two to three
+///   times the stall threshold, which a reconciler that does not look at the queue takes
+///   for stalled and republishes (24 to 75 jobs each). They fail when
+///   `reconcile::backlog::Backlog::passed` always answers yes, as before it existed.
+/// - 17285 (I4, the event twice): a claim went stale (half of a 6.6 s stall threshold)
+///   while its holder's event publish hung for 4.5 s within its `io_timeout`; a copy took
+///   the claim over and both events went out. Fixed in `worker/src/finalize.rs`
+///   (`claim_stale_after` is never less than twice `io_timeout` plus the clock skew).
+/// - 26459, 28233, 34511, 38044, 38452 (I1, `retries_exhausted` on a sound photo, backlog
+///   runs): a resize that failed transiently waited behind the backlog after each retry
+///   (58 s for a 560 ms backoff), and the budget, counted from the first retry in elapsed
+///   time, ran out while it waited. Fixed in `worker/src/outcome.rs` (`Tries`): a job's
+///   budget counts its attempts and backoffs, carried with the retry, not its time queued.
+const REGRESSIONS: &[u64] = &[
+    633, 2122, 8020, 8510, 9372, 14334, 15829, 17160, 50, 295, 415, 66, 146, 151, 17285, 26459,
+    28233, 34511, 38044, 38452,
+];
 
 #[test]
 fn regressions() {

@@ -50,10 +50,23 @@ pub struct BatchPlan {
 
 const SIZES: [u32; 5] = [64, 160, 320, 640, 1280];
 
-/// The seed's batches: 1 to 4, of 0 to 12 photos each.
+/// Whether the seed is one of the backlog runs (about one in six): more and larger batches,
+/// run on at most two nodes against a stall threshold a half to a third of the queue's
+/// length (see `world`), as 10 minutes against a half-hour backlog in production. Drawn
+/// from a stream of its own, so the other seeds' workloads do not depend on it.
+pub fn backlog_profile(seed: u64) -> bool {
+    Stream::derive(seed, "workload/backlog").chance(0.15)
+}
+
+/// The seed's batches: 1 to 4, of 0 to 12 photos each; in a backlog run 3 to 6, of 12 to 40.
 pub fn draw(seed: u64) -> Vec<BatchPlan> {
     let rng = Stream::derive(seed, "workload");
-    let batches = rng.range(1, 4);
+    let backlog = backlog_profile(seed);
+    let batches = if backlog {
+        rng.range(3, 6)
+    } else {
+        rng.range(1, 4)
+    };
     (0..batches)
         .map(|b| {
             let index = u16::try_from(b).unwrap_or(u16::MAX);
@@ -63,7 +76,11 @@ pub fn draw(seed: u64) -> Vec<BatchPlan> {
             }
             sizes.truncate(3);
             let format = OutputFormat::ALL[rng.usize_in(0, OutputFormat::ALL.len() - 1)];
-            let count = rng.usize_in(0, 12);
+            let count = if backlog {
+                rng.usize_in(12, 40)
+            } else {
+                rng.usize_in(0, 12)
+            };
             let photos: Vec<PhotoPlan> = (0..count)
                 .map(|p| {
                     let roll = rng.fraction();

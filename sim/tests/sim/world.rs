@@ -1,6 +1,7 @@
 //! One run: the shared adapters (one `MemoryStateStore`, one `InProcessQueue`, one
-//! [`SimObjects`]), 1 to 4 worker nodes each consuming both lanes, 1 or 2 API replicas, the
-//! clients, all over fault-injecting ports; then, once the run is quiet (or its virtual-time
+//! [`SimObjects`]) on the run's virtual clock, 1 to 4 worker nodes each consuming both lanes
+//! and running the reconciler, 1 or 2 API replicas, each process on its own (perhaps skewed)
+//! clock, the clients, all over fault-injecting ports; then, once the run is quiet (or its virtual-time
 //! horizon is reached), the stop and the checker.
 //!
 //! Quiet means: every client is done; every batch a client closed is completed and its
@@ -18,8 +19,8 @@ use tirage_api::backpressure::UploadSlots;
 use tirage_api::progress::ProgressHub;
 use tirage_core::codes::Effect;
 use tirage_core::model::BatchState;
-use tirage_embedded::{InProcessQueue, MemoryStateStore, SystemClock};
-use tirage_ports::{JobQueue, Lane, StateStore};
+use tirage_embedded::{InProcessQueue, MemoryStateStore};
+use tirage_ports::{Clock, JobQueue, Lane, StateStore};
 use tirage_runtime::config::Layers;
 use tirage_runtime::{PortNames, Ports};
 use tirage_worker::{Metrics, Node, Seams, WorkerSettings};
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::{self, Verdict};
+use crate::clock::{VirtualClock, actor_clock};
 use crate::engine::{SimOffload, sim_resizer};
 use crate::faults::{FaultPlan, FaultyObjects, FaultyQueue, Injector};
 use crate::ledger::Ledger;
@@ -82,16 +84,34 @@ fn worker_settings(rng: &Stream) -> WorkerSettings {
         retry_cap_ms: rng.range(5_000, 20_000),
         retry_for_ms: rng.range(60_000, 600_000),
         reconcile_every_ms: rng.range(2_000, 5_000),
-        // No reconciler runs in this slice; what this still decides is when an effect's
-        // claim goes stale (half of it), and claims are dated by the wall clock: kept far
-        // above the real time of a run, so that no claim goes stale while it runs.
-        stall_after_ms: 600_000,
+        // From well below a run's backlog (a batch waiting behind others looks stalled) to
+        // above it; also when an effect's claim goes stale (half of it).
+        stall_after_ms: rng.range(5_000, 120_000),
         callback_timeout_ms: rng.range(1_000, 3_000),
         callback_retry_for_ms: rng.range(30_000, 120_000),
         shutdown_grace_ms: 2_000,
         callback_secret: SecretString::from(SECRET),
         ..defaults().0.clone()
     }
+}
+
+/// A backlog run's stall threshold: a half to a third of the time the nodes need for every
+/// photo's engine run, so that batches queued behind others look stalled long before their
+/// turn (never below two reconciler periods).
+fn backlog_stall(
+    plans: &[workload::BatchPlan],
+    nodes: usize,
+    settings: &WorkerSettings,
+    rng: &Stream,
+) -> u64 {
+    let engine_ms: u64 = plans
+        .iter()
+        .flat_map(|b| b.uploads.iter().flatten())
+        .map(|p| u64::from(p.cpu_ms))
+        .sum();
+    let lanes = u64::try_from(nodes * settings.effective_concurrency()).unwrap_or(1);
+    let backlog_ms = engine_ms / lanes.max(1);
+    (backlog_ms / rng.range(2, 3)).max(2 * settings.reconcile_every_ms)
 }
 
 /// Whether the run is quiet; if not, what is still going on.
@@ -148,17 +168,24 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let start = tokio::time::Instant::now();
     let ledger = Arc::new(Ledger::new(trace));
     let rng = Stream::derive(seed, "world");
-    let node_count = rng.usize_in(1, 4);
+    let mut node_count = rng.usize_in(1, 4);
     let replica_count = rng.usize_in(1, 2);
-    let settings = worker_settings(&rng);
+    let mut settings = worker_settings(&rng);
+    let plans = workload::draw(seed);
+    let backlog = workload::backlog_profile(seed);
+    if backlog {
+        node_count = node_count.min(2);
+        settings.stall_after_ms = backlog_stall(&plans, node_count, &settings, &rng);
+    }
     let fault_end = rng.millis(20_000, 180_000);
     let client_timeout = rng.millis(5_000, 30_000);
     let plan = Arc::new(FaultPlan::draw(seed, settings.io_timeout()));
 
-    let state = Arc::new(MemoryStateStore::new());
+    let clock: Arc<dyn Clock> = Arc::new(VirtualClock::start());
+    let state = Arc::new(MemoryStateStore::with_clock(clock.clone()));
     let queue = Arc::new(InProcessQueue::new());
     let mut events = queue.events();
-    let objects = Arc::new(SimObjects::new(Arc::new(SystemClock)));
+    let objects = Arc::new(SimObjects::new(clock.clone()));
     let injector = |actor: &str, port: &'static str| {
         Injector::new(seed, plan.clone(), ledger.clone(), actor, port)
     };
@@ -189,6 +216,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
                 settings.effective_concurrency(),
             )),
             entropy: Arc::new(SimEntropy::new(seed, &format!("entropy/{actor}"))),
+            clock: actor_clock(seed, &clock, &actor, &ledger),
         };
         let metrics = Metrics::new().expect("worker metrics");
         let node = Node::new(settings.clone(), ports(&actor), seams, metrics).expect("a node");
@@ -196,14 +224,19 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
             let (node, stop) = (node.clone(), stop.clone());
             loops.push(tokio::spawn(async move { node.consume(lane, stop).await }));
         }
+        let (reconciler, stop) = (node.clone(), stop.clone());
+        loops.push(tokio::spawn(
+            async move { reconciler.reconcile(stop).await },
+        ));
         nodes.push(node);
     }
 
     let api = defaults().1.clone();
     let replicas: Vec<Arc<AppState>> = (0..replica_count)
         .map(|j| {
+            let actor = format!("a{j}");
             Arc::new(AppState {
-                ports: ports(&format!("a{j}")),
+                ports: ports(&actor),
                 uploads: UploadSlots::new(
                     api.api.max_concurrent_uploads,
                     api.api.uploads_per_session,
@@ -214,20 +247,25 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
                 api_key_digests: Vec::new(),
                 progress: ProgressHub::default(),
                 rendition_urls: None,
+                clock: actor_clock(seed, &clock, &actor, &ledger),
             })
         })
         .collect();
 
-    let plans = workload::draw(seed);
     let photos: usize = plans
         .iter()
         .map(|b| b.uploads.iter().map(Vec::len).sum::<usize>())
         .sum();
     let shape = format!(
-        "{node_count} nodes (concurrency {}), {replica_count} replicas, {} batches, {photos} photos, {}",
+        "{node_count} nodes (concurrency {}), {replica_count} replicas, {} batches, {photos} photos, {}{}",
         settings.effective_concurrency(),
         plans.len(),
-        if plan.calm { "calm" } else { "faulty" }
+        if plan.calm { "calm" } else { "faulty" },
+        if backlog {
+            format!(", backlog run (stall after {} ms)", settings.stall_after_ms)
+        } else {
+            String::new()
+        }
     );
     ledger.note("sim", "world", "", &shape);
     let clients: Vec<JoinHandle<()>> = plans
@@ -299,10 +337,13 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let checked = check::check(&ledger, state.as_ref(), &objects, &mut events).await;
     verdict.violations.extend(checked.violations);
     verdict.known.extend(checked.known);
+    let mut counts = ledger.counts();
+    let repairs = check::repairs(&nodes, plan.calm, &mut verdict);
+    counts.extend(repairs);
     RunReport {
         digest: ledger.digest(),
         entries: ledger.entries(),
-        counts: ledger.counts(),
+        counts,
         virtual_ms,
         shape,
         trace: ledger.take_trace(),

@@ -42,7 +42,7 @@ pub(crate) async fn run(
         return Ok(EffectRun::Settled(JobOutcome::Dropped));
     };
     // This chain of attempts is alive: its claim stays fresh, so no redrive starts another.
-    let renew = state.renew_effect_claim(batch_id, Effect::Callback, Utc::now());
+    let renew = state.renew_effect_claim(batch_id, Effect::Callback, ctx.now());
     ctx.io("renew callback claim", renew).await?;
     let body = completed_json(&batch, completed_at)?;
     let host = host_of(url);
@@ -75,9 +75,7 @@ async fn again_or_give_up(
 ) -> Result<EffectRun, Failure> {
     let delay = backoff(ctx).delay_with(tries.attempt, ctx.seams.entropy.fraction());
     let budget = Duration::from_millis(ctx.settings.callback_retry_for_ms);
-    let spent = tries
-        .retrying_since
-        .map_or(Duration::ZERO, |since| since.elapsed().unwrap_or_default());
+    let spent = tries.spent_now();
     if spent + delay >= budget {
         error!(attempt = tries.attempt, reason, "callback given up");
         return finish(ctx, batch_id, CallbackOutcome::GaveUp).await;
@@ -89,7 +87,7 @@ async fn again_or_give_up(
         delay_ms = delay.as_millis() as u64,
         "callback not delivered; trying again later"
     );
-    Ok(EffectRun::Later(delay))
+    Ok(EffectRun::Retry(delay))
 }
 
 /// Marks the callback done — delivered, refused or given up alike: the retry budget is the

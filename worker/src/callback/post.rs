@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::ExposeSecret;
 use tirage_core::BatchCompleted;
 use tirage_runtime::telemetry::propagation;
@@ -55,7 +54,7 @@ async fn attempt(ctx: &Ctx, url: &str, body: &[u8]) -> Attempt {
     // still falls within the receiver's tolerance window.
     let signature = sign(
         s.callback_secret.expose_secret().as_bytes(),
-        Utc::now().timestamp(),
+        ctx.now().timestamp(),
         body,
     );
     // A receiver that traces continues the batch's trace: the POST carries the context of

@@ -9,6 +9,7 @@ use tirage_ports::{ConsumedMark, Lane};
 use crate::consumed::REPORT_EVERY;
 use crate::context::Ctx;
 use crate::failure::Failure;
+use crate::settings::HOST_CLOCK_SKEW;
 
 /// How far the resize queue has come, read once per pass: a batch that has not moved for
 /// `stall_after_ms` may only be waiting its turn behind other batches' jobs (20,000 photos
@@ -26,9 +27,10 @@ pub(super) struct Backlog {
     idle_after: chrono::Duration,
 }
 
-/// How far hosts' clocks may disagree: the mark's `through` is an API host's publish time,
-/// `since` the reconciler's.
-const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
+/// How far hosts' clocks may disagree ([`HOST_CLOCK_SKEW`]): the mark's `through` is an API
+/// host's publish time, `since` the reconciler's.
+const CLOCK_SKEW: chrono::Duration =
+    chrono::Duration::seconds(HOST_CLOCK_SKEW.as_secs().cast_signed());
 
 impl Backlog {
     /// Sets the gauges operators page on ([`crate::metrics::BacklogGauges`]).

@@ -55,8 +55,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, stop: CancellationToken) {
             () = tokio::time::sleep(every) => {}
         }
         // While a dependency is down nothing progresses anywhere: a stall then is the
-        // outage, not a lost job, and republishing would only pile up duplicates.
-        if ctx.gate.is_closed() || ctx.gate.outage().await {
+        // outage, not a lost job, and republishing would only pile up duplicates. The
+        // probe also reopens a gate closed by an earlier probe (see `Gate::check`).
+        if !ctx.gate.check().await {
             continue;
         }
         match lease.hold(&ctx).await {
@@ -136,7 +137,7 @@ pub(crate) async fn pass(
         return Ok(());
     }
     let backlog = Backlog::read(ctx).await?;
-    backlog.publish(ctx, Utc::now());
+    backlog.publish(ctx, ctx.now());
     if let Some(stalled) = check_unsettled(ctx, stop, lease, &backlog).await? {
         ctx.metrics.backlog.stalled(stalled);
     }
@@ -183,7 +184,7 @@ async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Wal
         let page = ctx
             .io("list batches", state.indexed_batches(0, PAGE))
             .await?;
-        let now = Utc::now();
+        let now = ctx.now();
         for indexed in &page {
             if stop.is_cancelled() {
                 return Ok(Walk::Stopped);
@@ -224,7 +225,7 @@ async fn check_unsettled(
                 state.unsettled_batches(offset, PAGE),
             )
             .await?;
-        let now = Utc::now();
+        let now = ctx.now();
         let mut settled = 0;
         for indexed in &page {
             if stop.is_cancelled() {
@@ -387,7 +388,7 @@ async fn republish_queued(ctx: &Ctx, batch: &Batch) -> Result<(), Failure> {
         let list = state.list_photos(batch.id, cursor.as_deref(), PAGE);
         let page = ctx.io("list photos", list).await?;
         for photo in page.photos.iter().filter(|p| p.state == PhotoState::Queued) {
-            let job = WorkItem::Resize(ResizeJob::new(batch, photo.id, None));
+            let job = WorkItem::Resize(ResizeJob::new(batch, photo.id, None, ctx.now()));
             ctx.io("publish job", ctx.ports.queue.publish(&job, &trace))
                 .await?;
             republished += 1;

@@ -217,6 +217,7 @@ pub fn job(f: &Fixture, photo: Uuid) -> WorkItem {
         &f.batch,
         photo,
         Some(format!("req-{photo}")),
+        chrono::Utc::now(),
     ))
 }
 
