@@ -5,7 +5,7 @@
 //!
 //! | # | invariant |
 //! |---|---|
-//! | I1 | every registered photo ends exactly once: none left queued; exactly one outcome recorded per photo (the state store's own answers, as the ledger saw them); every photo a client was told is accepted is listed; a done photo has a rendition object per size, of the recorded size and digest; the outcome is one the photo's fate, or the faults, explain |
+//! | I1 | every registered photo ends exactly once: none left queued; exactly one outcome recorded per photo (the state store's own answers, as the ledger saw them); every photo a client was told is accepted is listed; a done photo has a rendition object per size, of the recorded size and digest; the outcome is one the photo's fate, or the faults, explain (`worker_crashed` only after `crash_limit` runs of it started on nodes the run killed) |
 //! | I2 | done + failed = total = the photos listed, and done and failed are the counts of each state |
 //! | I3 | every batch closed (close answered `Ok`) is completed |
 //! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out; at least once for every completed batch, whose event effect is then marked done |
@@ -82,12 +82,21 @@ async fn all_photos(state: &dyn StateStore, batch: Uuid) -> Result<Vec<PhotoReco
 }
 
 /// Why a failed photo failed: explained by its fate or the faults, known, or a violation.
-fn check_failure(verdict: &mut Verdict, label: &str, fate: Fate, code: FailureCode) {
+fn check_failure(
+    verdict: &mut Verdict,
+    label: &str,
+    fate: Fate,
+    code: FailureCode,
+    (killed_runs, crash_limit): (usize, u32),
+) {
     match (code, fate) {
         (FailureCode::CorruptImage, Fate::Corrupt)
         | (FailureCode::InternalError, Fate::Panic)
         // The API's publish was not confirmed (an injected queue fault).
         | (FailureCode::EnqueueFailed, _) => {}
+        // Runs that really died with their node, as many as the limit.
+        (FailureCode::WorkerCrashed, _)
+            if u32::try_from(killed_runs).unwrap_or(u32::MAX) >= crash_limit => {}
         (code, fate) => verdict.violation(format!(
             "I1 {label}: failed {code}, which neither its fate ({fate:?}) nor a fault explains"
         )),
@@ -122,6 +131,7 @@ pub fn repairs(nodes: &[Node], calm: bool, verdict: &mut Verdict) -> BTreeMap<St
 }
 
 pub async fn check(
+    crash_limit: u32,
     ledger: &Ledger,
     state: &dyn StateStore,
     objects: &SimObjects,
@@ -194,7 +204,10 @@ pub async fn check(
                 PhotoState::Failed => {
                     failed += 1;
                     match photo.error {
-                        Some(code) => check_failure(&mut verdict, &plabel, made.fate, code),
+                        Some(code) => {
+                            let crashes = (ledger.killed_runs(photo.id), crash_limit);
+                            check_failure(&mut verdict, &plabel, made.fate, code, crashes);
+                        }
                         None => verdict.violation(format!("I1 {plabel}: failed with no code")),
                     }
                 }

@@ -7,8 +7,9 @@
 //! - [`FaultyStream`]: the consumer's stream ends (its unsettled deliveries go back to the
 //!   queue, redelivered), or hands out the delivery behind the next one first (reordering
 //!   within the prefetch window);
-//! - [`FaultyHandle`]: an ack is lost (the message is requeued: a duplicate delivery), or a
-//!   settlement fails, which breaks the consumer's stream as a dead channel does;
+//! - [`deliveries::FaultyHandle`]: an ack is lost (the message is requeued: a duplicate
+//!   delivery), or a settlement fails, which breaks the consumer's stream as a dead channel
+//!   does;
 //! - [`FaultyObjects`]: a call fails before or after, or hangs (up to twice the worker's
 //!   `io_timeout`, so that some time out); a read's body breaks off mid-way.
 //!
@@ -16,26 +17,26 @@
 //! values per call whether or not a fault fires, so that one fault more does not shift the
 //! draws of every later call. Once the plan is healed no fault fires.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tirage_ports::TraceContext;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
 use tirage_core::BatchCompleted;
+use tirage_ports::TraceContext;
 use tirage_ports::dead_letters::Select;
-use tirage_ports::{
-    ByteStream, DeadLetter, DeadLetters, Delivery, DeliveryHandle, JobQueue, JobStream, Lane,
-    ObjectBody, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest, QueueError, WorkItem,
-};
-use tokio::sync::Notify;
+use tirage_ports::{DeadLetter, DeadLetters, JobQueue, JobStream, Lane, QueueError, WorkItem};
 
 use crate::ledger::Ledger;
+use crate::life::{HeldStream, Life};
 use crate::rng::Stream;
+
+mod deliveries;
+mod objects;
+
+pub use deliveries::FaultyStream;
+pub use objects::FaultyObjects;
 
 /// The chances of each fault, per call. A calm plan injects none.
 #[derive(Debug)]
@@ -112,6 +113,8 @@ pub struct Injector {
     ledger: Arc<Ledger>,
     actor: Arc<str>,
     port: &'static str,
+    /// The actor's life: once it is killed, no call returns.
+    life: Arc<Life>,
 }
 
 impl Injector {
@@ -119,7 +122,7 @@ impl Injector {
         seed: u64,
         plan: Arc<FaultPlan>,
         ledger: Arc<Ledger>,
-        actor: &str,
+        (actor, life): (&str, &Arc<Life>),
         port: &'static str,
     ) -> Injector {
         Injector {
@@ -128,6 +131,7 @@ impl Injector {
             ledger,
             actor: actor.into(),
             port,
+            life: life.clone(),
         }
     }
 
@@ -169,6 +173,19 @@ impl Injector {
         fail: fn(String) -> E,
         after: impl FnOnce(),
     ) -> Result<T, E> {
+        self.life
+            .guard(self.faulty_call(op, subject, inner, fail, after))
+            .await
+    }
+
+    async fn faulty_call<T, E>(
+        &self,
+        op: &str,
+        subject: &str,
+        inner: impl Future<Output = Result<T, E>>,
+        fail: fn(String) -> E,
+        after: impl FnOnce(),
+    ) -> Result<T, E> {
         let draw = self.draw();
         match draw {
             Draw::ErrBefore => {
@@ -196,10 +213,6 @@ impl Injector {
 
 fn queue_error(message: String) -> QueueError {
     QueueError::Unavailable(message)
-}
-
-fn objects_error(message: String) -> ObjectStoreError {
-    ObjectStoreError::Unavailable(message)
 }
 
 /// The job queue through faults.
@@ -279,13 +292,13 @@ impl JobQueue for FaultyQueue {
         self.calls
             .ledger
             .note(&self.calls.actor, "consume", subject, "ok");
-        Ok(Box::new(FaultyStream {
-            inner: stream,
+        let stream: HeldStream = Arc::new(tokio::sync::Mutex::new(Some(stream)));
+        self.deliveries.life.hold(stream.clone());
+        Ok(Box::new(FaultyStream::new(
+            stream,
             lane,
-            faults: self.deliveries.clone(),
-            stash: VecDeque::new(),
-            broken: Arc::new(Broken::default()),
-        }))
+            self.deliveries.clone(),
+        )))
     }
 
     async fn waiting(&self, lane: Lane) -> Result<u64, QueueError> {
@@ -326,371 +339,6 @@ impl JobQueue for FaultyQueue {
     async fn ping(&self) -> Result<(), QueueError> {
         self.calls
             .call("ping", "", self.inner.ping(), queue_error, || {})
-            .await
-    }
-}
-
-/// A stream broken by a failed settlement, and the wake-up of its waiting `next`.
-#[derive(Default)]
-struct Broken {
-    flag: AtomicBool,
-    wake: Notify,
-}
-
-impl Broken {
-    fn set(&self) {
-        self.flag.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
-    }
-
-    fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
-}
-
-/// A consumer's stream through faults.
-pub struct FaultyStream {
-    inner: Box<dyn JobStream>,
-    lane: Lane,
-    faults: Injector,
-    /// A delivery taken ahead of its turn (reordering): handed out next.
-    stash: VecDeque<Delivery>,
-    broken: Arc<Broken>,
-}
-
-impl FaultyStream {
-    fn hand_out(&self, delivery: Delivery) -> Delivery {
-        let Delivery {
-            item,
-            attempt,
-            retry_spent,
-            redelivered,
-            trace,
-            handle,
-        } = delivery;
-        let subject = self.faults.ledger.item_subject(&item);
-        self.faults.ledger.note(
-            &self.faults.actor,
-            &format!("deliver.{}", self.lane.as_str()),
-            &subject,
-            &format!("attempt {attempt} redelivered={redelivered}"),
-        );
-        self.faults.ledger.count("deliveries");
-        if redelivered {
-            self.faults.ledger.count("redeliveries");
-        }
-        Delivery {
-            item,
-            attempt,
-            retry_spent,
-            redelivered,
-            trace,
-            handle: Box::new(FaultyHandle {
-                inner: handle,
-                faults: self.faults.clone(),
-                broken: self.broken.clone(),
-                subject,
-            }),
-        }
-    }
-
-    fn end(&self, why: &str) {
-        self.faults.ledger.note(
-            &self.faults.actor,
-            &format!("stream.{}", self.lane.as_str()),
-            "",
-            why,
-        );
-    }
-}
-
-#[async_trait]
-impl JobStream for FaultyStream {
-    async fn next(&mut self) -> Option<Result<Delivery, QueueError>> {
-        if self.broken.is_set() {
-            self.end("ended: a settlement failed");
-            return None;
-        }
-        if let Some(delivery) = self.stash.pop_front() {
-            return Some(Ok(self.hand_out(delivery)));
-        }
-        let (end, reorder) = (
-            self.faults.chance(self.faults.plan.stream_end),
-            self.faults.chance(self.faults.plan.reorder),
-        );
-        if end {
-            self.faults
-                .fault(&format!("stream.{}", self.lane.as_str()), "stream_end", "");
-            return None;
-        }
-        let broken = self.broken.clone();
-        let next = tokio::select! {
-            biased;
-            () = broken.wake.notified() => None,
-            next = self.inner.next() => Some(next),
-        };
-        let Some(next) = next else {
-            self.end("ended: a settlement failed");
-            return None;
-        };
-        let first = match next {
-            Some(Ok(delivery)) => delivery,
-            other => return other,
-        };
-        // Taken now or not at all: only what the queue already holds for this consumer.
-        let ahead = if reorder {
-            self.inner.next().now_or_never()
-        } else {
-            None
-        };
-        if let Some(Some(Ok(second))) = ahead {
-            let subject = self.faults.ledger.item_subject(&first.item);
-            self.faults.fault(
-                &format!("stream.{}", self.lane.as_str()),
-                "reorder",
-                &subject,
-            );
-            self.stash.push_back(first);
-            return Some(Ok(self.hand_out(second)));
-        }
-        Some(Ok(self.hand_out(first)))
-    }
-}
-
-/// A delivery's settlement through faults.
-pub struct FaultyHandle {
-    inner: Box<dyn DeliveryHandle>,
-    faults: Injector,
-    broken: Arc<Broken>,
-    subject: String,
-}
-
-impl FaultyHandle {
-    /// The settlement fails: the channel is taken for dead, the stream ends, and the
-    /// message, never settled, goes back to the queue when the stream is dropped (the inner
-    /// handle is dropped with `self`, unsettled).
-    fn fail(&self, op: &str) -> Result<(), QueueError> {
-        self.faults.fault(op, "settle_err", &self.subject);
-        self.broken.set();
-        Err(QueueError::Unavailable(format!("sim: {op} failed")))
-    }
-
-    fn settled(&self, op: &str) {
-        self.faults
-            .ledger
-            .note(&self.faults.actor, op, &self.subject, "ok");
-    }
-}
-
-#[async_trait]
-impl DeliveryHandle for FaultyHandle {
-    async fn ack(self: Box<Self>) -> Result<(), QueueError> {
-        let (lost, failed) = (
-            self.faults.chance(self.faults.plan.lost_ack),
-            self.faults.chance(self.faults.plan.settle_err),
-        );
-        if failed {
-            return self.fail("ack");
-        }
-        if lost {
-            // The broker never saw the ack: it delivers the message again.
-            self.faults.fault("ack", "lost_ack", &self.subject);
-            let _requeued = self.inner.requeue().await;
-            return Ok(());
-        }
-        self.settled("ack");
-        self.inner.ack().await
-    }
-
-    async fn requeue(self: Box<Self>) -> Result<(), QueueError> {
-        if self.faults.chance(self.faults.plan.settle_err) {
-            return self.fail("requeue");
-        }
-        self.settled("requeue");
-        self.inner.requeue().await
-    }
-
-    async fn retry_later(
-        self: Box<Self>,
-        delay: Duration,
-        spent: Duration,
-    ) -> Result<(), QueueError> {
-        if self.faults.chance(self.faults.plan.settle_err) {
-            return self.fail("retry_later");
-        }
-        self.faults.ledger.note(
-            &self.faults.actor,
-            "retry_later",
-            &self.subject,
-            &format!("{} ms", delay.as_millis()),
-        );
-        self.faults.ledger.count("retries");
-        self.inner.retry_later(delay, spent).await
-    }
-
-    async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), QueueError> {
-        if self.faults.chance(self.faults.plan.settle_err) {
-            return self.fail("dead_letter");
-        }
-        self.faults
-            .ledger
-            .note(&self.faults.actor, "dead_letter", &self.subject, reason);
-        self.faults.ledger.count("dead_letters");
-        self.inner.dead_letter(reason).await
-    }
-}
-
-/// The object store through faults.
-pub struct FaultyObjects {
-    inner: Arc<dyn ObjectStore>,
-    faults: Injector,
-}
-
-impl FaultyObjects {
-    pub fn new(inner: Arc<dyn ObjectStore>, faults: Injector) -> FaultyObjects {
-        FaultyObjects { inner, faults }
-    }
-
-    /// A body that breaks off after its first chunk, with the chance of the plan.
-    fn maybe_break(&self, key: &str, body: ObjectBody) -> ObjectBody {
-        if !self.faults.chance(self.faults.plan.body_break) {
-            return body;
-        }
-        self.faults.fault(
-            "get_stream",
-            "body_break",
-            &self.faults.ledger.key_subject(key),
-        );
-        let broken: ByteStream =
-            Box::pin(body.stream.take(1).chain(futures::stream::once(async {
-                Err(std::io::Error::other("sim: the body broke off"))
-            })));
-        ObjectBody {
-            size: body.size,
-            stream: broken,
-        }
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FaultyObjects {
-    async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        content_type: &str,
-    ) -> Result<(), ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        let inner = self.inner.put(key, body, content_type);
-        self.faults
-            .call("put", &subject, inner, objects_error, || {})
-            .await
-    }
-
-    async fn put_stream(
-        &self,
-        key: &str,
-        body: ByteStream,
-        content_type: &str,
-        max_bytes: u64,
-    ) -> Result<u64, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        let inner = self.inner.put_stream(key, body, content_type, max_bytes);
-        self.faults
-            .call("put_stream", &subject, inner, objects_error, || {})
-            .await
-    }
-
-    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        self.faults
-            .call("get", &subject, self.inner.get(key), objects_error, || {})
-            .await
-    }
-
-    async fn get_stream(&self, key: &str) -> Result<ObjectBody, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        let inner = self.inner.get_stream(key);
-        let body = self
-            .faults
-            .call("get_stream", &subject, inner, objects_error, || {})
-            .await?;
-        Ok(self.maybe_break(key, body))
-    }
-
-    async fn get_range(
-        &self,
-        key: &str,
-        range: std::ops::Range<u64>,
-    ) -> Result<ObjectBody, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        let inner = self.inner.get_range(key, range);
-        let body = self
-            .faults
-            .call("get_range", &subject, inner, objects_error, || {})
-            .await?;
-        Ok(self.maybe_break(key, body))
-    }
-
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        self.faults
-            .call("head", &subject, self.inner.head(key), objects_error, || {})
-            .await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        self.faults
-            .call(
-                "delete",
-                &subject,
-                self.inner.delete(key),
-                objects_error,
-                || {},
-            )
-            .await
-    }
-
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(prefix);
-        let inner = self.inner.delete_prefix(prefix);
-        self.faults
-            .call("delete_prefix", &subject, inner, objects_error, || {})
-            .await
-    }
-
-    async fn presign_put(
-        &self,
-        key: &str,
-        content_type: &str,
-        content_length: u64,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        let inner = self
-            .inner
-            .presign_put(key, content_type, content_length, ttl);
-        self.faults
-            .call("presign_put", &subject, inner, objects_error, || {})
-            .await
-    }
-
-    async fn presign_get(
-        &self,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<PresignedRequest, ObjectStoreError> {
-        let subject = self.faults.ledger.key_subject(key);
-        let inner = self.inner.presign_get(key, ttl);
-        self.faults
-            .call("presign_get", &subject, inner, objects_error, || {})
-            .await
-    }
-
-    async fn ping(&self) -> Result<(), ObjectStoreError> {
-        self.faults
-            .call("ping", "", self.inner.ping(), objects_error, || {})
             .await
     }
 }

@@ -45,6 +45,10 @@ struct Inner {
     recorded: BTreeMap<Uuid, Vec<String>>,
     /// Photo → engine runs.
     engine_runs: BTreeMap<Uuid, u32>,
+    /// Photo → the actors that started a run of it (`start_run` answered `Started`).
+    runs_started: BTreeMap<Uuid, Vec<String>>,
+    /// Actors killed during the run.
+    killed: BTreeSet<String>,
     /// Batches whose `batch.completed` went out and whose publisher was then told it failed.
     event_excused: BTreeSet<Uuid>,
     counts: BTreeMap<String, u64>,
@@ -156,6 +160,30 @@ impl Ledger {
         self.note(actor, "engine", &subject, "run");
         *self.lock().engine_runs.entry(photo).or_default() += 1;
         self.count("engine_runs");
+    }
+
+    pub fn run_started(&self, actor: &str, photo: Uuid) {
+        self.lock()
+            .runs_started
+            .entry(photo)
+            .or_default()
+            .push(actor.to_owned());
+    }
+
+    pub fn killed(&self, actor: &str) {
+        self.note(actor, "killed", "", "");
+        self.count("kills");
+        self.lock().killed.insert(actor.to_owned());
+    }
+
+    /// How many runs of `photo` were started by actors later killed: the crashes the
+    /// photo really went through (a run that ended before its node died counts too, so
+    /// this is an upper bound).
+    pub fn killed_runs(&self, photo: Uuid) -> usize {
+        let inner = self.lock();
+        inner.runs_started.get(&photo).map_or(0, |actors| {
+            actors.iter().filter(|a| inner.killed.contains(*a)).count()
+        })
     }
 
     pub fn excuse_event(&self, batch: Uuid) {

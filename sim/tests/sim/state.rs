@@ -1,7 +1,8 @@
 //! The state store as a node or an API replica sees it: the one shared `MemoryStateStore`,
 //! seen through a wrapper that tells the ledger what it answered to whom (each outcome
 //! recorded, each run counted) and the engine whose run was just counted. It injects no
-//! fault in this slice; every method passes through one line, ready for the fault helper.
+//! fault in this slice; every call passes through the actor's [`Life`] (none returns once
+//! the actor is killed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,19 +21,27 @@ use uuid::Uuid;
 
 use crate::engine::note_run_started;
 use crate::ledger::Ledger;
+use crate::life::Life;
 
 pub struct ObservedState {
     inner: Arc<dyn StateStore>,
     actor: String,
     ledger: Arc<Ledger>,
+    /// Once the actor is killed, no call returns.
+    life: Arc<Life>,
 }
 
 impl ObservedState {
-    pub fn new(inner: Arc<dyn StateStore>, actor: &str, ledger: Arc<Ledger>) -> ObservedState {
+    pub fn new(
+        inner: Arc<dyn StateStore>,
+        (actor, life): (&str, &Arc<Life>),
+        ledger: Arc<Ledger>,
+    ) -> ObservedState {
         ObservedState {
             inner,
             actor: actor.to_owned(),
             ledger,
+            life: life.clone(),
         }
     }
 }
@@ -47,7 +56,7 @@ fn outcome_name(outcome: &PhotoOutcome) -> String {
 #[async_trait]
 impl StateStore for ObservedState {
     async fn ping(&self) -> Result<(), StateError> {
-        self.inner.ping().await
+        self.life.guard(self.inner.ping()).await
     }
 }
 
@@ -59,11 +68,13 @@ impl Sessions for ObservedState {
         ttl: Duration,
         quota: Option<SessionQuota<'_>>,
     ) -> Result<bool, StateError> {
-        self.inner.put_session(session, ttl, quota).await
+        self.life
+            .guard(self.inner.put_session(session, ttl, quota))
+            .await
     }
 
     async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
-        self.inner.touch_session(id, ttl).await
+        self.life.guard(self.inner.touch_session(id, ttl)).await
     }
 }
 
@@ -75,7 +86,9 @@ impl ClientLimits for ObservedState {
         limit: u32,
         window: Duration,
     ) -> Result<RateDecision, StateError> {
-        self.inner.rate_limit(key, limit, window).await
+        self.life
+            .guard(self.inner.rate_limit(key, limit, window))
+            .await
     }
 
     async fn open_stream(
@@ -85,8 +98,8 @@ impl ClientLimits for ObservedState {
         limit: u32,
         lease: Duration,
     ) -> Result<bool, StateError> {
-        self.inner
-            .open_stream(session_id, stream_id, limit, lease)
+        self.life
+            .guard(self.inner.open_stream(session_id, stream_id, limit, lease))
             .await
     }
 
@@ -96,24 +109,28 @@ impl ClientLimits for ObservedState {
         hits: u32,
         rate: SessionRate,
     ) -> Result<RateDecision, StateError> {
-        self.inner
-            .charge_session_requests(session_id, hits, rate)
+        self.life
+            .guard(self.inner.charge_session_requests(session_id, hits, rate))
             .await
     }
 
     async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {
-        self.inner.close_stream(session_id, stream_id).await
+        self.life
+            .guard(self.inner.close_stream(session_id, stream_id))
+            .await
     }
 }
 
 #[async_trait]
 impl Batches for ObservedState {
     async fn create_batch(&self, batch: &Batch, max_open: Cap) -> Result<bool, StateError> {
-        self.inner.create_batch(batch, max_open).await
+        self.life
+            .guard(self.inner.create_batch(batch, max_open))
+            .await
     }
 
     async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
-        self.inner.get_batch(batch_id).await
+        self.life.guard(self.inner.get_batch(batch_id)).await
     }
 
     async fn add_photos(
@@ -122,7 +139,10 @@ impl Batches for ObservedState {
         photos: &[PhotoRecord],
         limit: u64,
     ) -> Result<Batch, StateError> {
-        let added = self.inner.add_photos(batch_id, photos, limit).await;
+        let added = self
+            .life
+            .guard(self.inner.add_photos(batch_id, photos, limit))
+            .await;
         let subject = self.ledger.batch_label(batch_id);
         let result = match &added {
             Ok(b) => format!("total {}", b.total),
@@ -134,7 +154,7 @@ impl Batches for ObservedState {
     }
 
     async fn close_batch(&self, batch_id: Uuid) -> Result<CloseResult, StateError> {
-        let closed = self.inner.close_batch(batch_id).await;
+        let closed = self.life.guard(self.inner.close_batch(batch_id)).await;
         let subject = self.ledger.batch_label(batch_id);
         let result = match &closed {
             Ok(c) => format!("{:?} completed_now={}", c.batch.state, c.completed_now),
@@ -150,7 +170,9 @@ impl Batches for ObservedState {
         batch_id: Uuid,
         photo_id: Uuid,
     ) -> Result<Option<PhotoRecord>, StateError> {
-        self.inner.get_photo(batch_id, photo_id).await
+        self.life
+            .guard(self.inner.get_photo(batch_id, photo_id))
+            .await
     }
 
     async fn list_photos(
@@ -159,11 +181,13 @@ impl Batches for ObservedState {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<PhotoPage, StateError> {
-        self.inner.list_photos(batch_id, cursor, limit).await
+        self.life
+            .guard(self.inner.list_photos(batch_id, cursor, limit))
+            .await
     }
 
     async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.inner.delete_batch(batch_id).await
+        self.life.guard(self.inner.delete_batch(batch_id)).await
     }
 }
 
@@ -175,7 +199,10 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         outcome: &PhotoOutcome,
     ) -> Result<RecordResult, StateError> {
-        let result = self.inner.record_outcome(batch_id, photo_id, outcome).await;
+        let result = self
+            .life
+            .guard(self.inner.record_outcome(batch_id, photo_id, outcome))
+            .await;
         let what = outcome_name(outcome);
         match &result {
             Ok(RecordResult::Recorded { completed_now, .. }) => {
@@ -218,7 +245,9 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<u32, StateError> {
-        self.inner.crashed_runs(batch_id, photo_id, now).await
+        self.life
+            .guard(self.inner.crashed_runs(batch_id, photo_id, now))
+            .await
     }
 
     async fn start_run(
@@ -227,7 +256,10 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         hold: RunHold,
     ) -> Result<RunStart, StateError> {
-        let started = self.inner.start_run(batch_id, photo_id, hold).await;
+        let started = self
+            .life
+            .guard(self.inner.start_run(batch_id, photo_id, hold))
+            .await;
         if let Ok(start) = &started {
             let subject = self.ledger.photo_label(photo_id);
             let what = match start {
@@ -236,7 +268,10 @@ impl Runs for ObservedState {
             };
             self.ledger.note(&self.actor, "start_run", &subject, &what);
             match start {
-                RunStart::Started { .. } => note_run_started(batch_id, photo_id),
+                RunStart::Started { .. } => {
+                    note_run_started(batch_id, photo_id);
+                    self.ledger.run_started(&self.actor, photo_id);
+                }
                 RunStart::Held => self.ledger.count("held_copies"),
             }
         }
@@ -249,11 +284,15 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         hold: RunHold,
     ) -> Result<bool, StateError> {
-        self.inner.renew_run(batch_id, photo_id, hold).await
+        self.life
+            .guard(self.inner.renew_run(batch_id, photo_id, hold))
+            .await
     }
 
     async fn end_run(&self, batch_id: Uuid, photo_id: Uuid, token: Uuid) -> Result<(), StateError> {
-        self.inner.end_run(batch_id, photo_id, token).await
+        self.life
+            .guard(self.inner.end_run(batch_id, photo_id, token))
+            .await
     }
 }
 
@@ -265,8 +304,8 @@ impl PendingUploads for ObservedState {
         uploads: &[PendingUpload],
         limit: u64,
     ) -> Result<(), StateError> {
-        self.inner
-            .put_pending_uploads(batch_id, uploads, limit)
+        self.life
+            .guard(self.inner.put_pending_uploads(batch_id, uploads, limit))
             .await
     }
 
@@ -275,7 +314,9 @@ impl PendingUploads for ObservedState {
         batch_id: Uuid,
         upload: &PendingUpload,
     ) -> Result<(), StateError> {
-        self.inner.put_pending_upload(batch_id, upload).await
+        self.life
+            .guard(self.inner.put_pending_upload(batch_id, upload))
+            .await
     }
 
     async fn take_pending_upload(
@@ -283,14 +324,16 @@ impl PendingUploads for ObservedState {
         batch_id: Uuid,
         photo_id: Uuid,
     ) -> Result<Option<PendingUpload>, StateError> {
-        self.inner.take_pending_upload(batch_id, photo_id).await
+        self.life
+            .guard(self.inner.take_pending_upload(batch_id, photo_id))
+            .await
     }
 }
 
 #[async_trait]
 impl Progress for ObservedState {
     async fn watch_progress(&self) -> Result<ProgressFeed, StateError> {
-        self.inner.watch_progress().await
+        self.life.guard(self.inner.watch_progress()).await
     }
 }
 
@@ -302,7 +345,9 @@ impl Upkeep for ObservedState {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StateError> {
-        self.inner.take_lease(name, holder, ttl).await
+        self.life
+            .guard(self.inner.take_lease(name, holder, ttl))
+            .await
     }
 
     async fn indexed_batches(
@@ -310,7 +355,9 @@ impl Upkeep for ObservedState {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
-        self.inner.indexed_batches(offset, limit).await
+        self.life
+            .guard(self.inner.indexed_batches(offset, limit))
+            .await
     }
 
     async fn unsettled_batches(
@@ -318,23 +365,29 @@ impl Upkeep for ObservedState {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
-        self.inner.unsettled_batches(offset, limit).await
+        self.life
+            .guard(self.inner.unsettled_batches(offset, limit))
+            .await
     }
 
     async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.inner.settle_batch(batch_id).await
+        self.life.guard(self.inner.settle_batch(batch_id)).await
     }
 
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.inner.forget_batch(batch_id).await
+        self.life.guard(self.inner.forget_batch(batch_id)).await
     }
 
     async fn sweep_batch_at(&self, batch_id: Uuid, at: DateTime<Utc>) -> Result<(), StateError> {
-        self.inner.sweep_batch_at(batch_id, at).await
+        self.life
+            .guard(self.inner.sweep_batch_at(batch_id, at))
+            .await
     }
 
     async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError> {
-        self.inner.restore_lost_photos(batch_id).await
+        self.life
+            .guard(self.inner.restore_lost_photos(batch_id))
+            .await
     }
 
     // Not in the ledger: workers call it when a second of wall time has passed, which
@@ -344,13 +397,13 @@ impl Upkeep for ObservedState {
         published_at: DateTime<Utc>,
         taken_at: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        self.inner
-            .advance_consumed_mark(published_at, taken_at)
+        self.life
+            .guard(self.inner.advance_consumed_mark(published_at, taken_at))
             .await
     }
 
     async fn consumed_mark(&self) -> Result<Option<ConsumedMark>, StateError> {
-        self.inner.consumed_mark().await
+        self.life.guard(self.inner.consumed_mark()).await
     }
 
     async fn unchanged_since(
@@ -360,8 +413,8 @@ impl Upkeep for ObservedState {
         now: DateTime<Utc>,
         restart: bool,
     ) -> Result<Option<DateTime<Utc>>, StateError> {
-        self.inner
-            .unchanged_since(batch_id, marker, now, restart)
+        self.life
+            .guard(self.inner.unchanged_since(batch_id, marker, now, restart))
             .await
     }
 }
@@ -369,7 +422,10 @@ impl Upkeep for ObservedState {
 #[async_trait]
 impl Effects for ObservedState {
     async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        let marked = self.inner.mark_effect_done(batch_id, effect).await;
+        let marked = self
+            .life
+            .guard(self.inner.mark_effect_done(batch_id, effect))
+            .await;
         let subject = self.ledger.batch_label(batch_id);
         let result = match &marked {
             Ok(first) => format!("{effect} first={first}"),
@@ -381,7 +437,9 @@ impl Effects for ObservedState {
     }
 
     async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        self.inner.is_effect_done(batch_id, effect).await
+        self.life
+            .guard(self.inner.is_effect_done(batch_id, effect))
+            .await
     }
 
     async fn claim_effect(
@@ -411,11 +469,16 @@ impl Effects for ObservedState {
         effect: Effect,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        self.inner.renew_effect_claim(batch_id, effect, now).await
+        self.life
+            .guard(self.inner.renew_effect_claim(batch_id, effect, now))
+            .await
     }
 
     async fn release_effect_claim(&self, batch_id: Uuid, effect: Effect) -> Result<(), StateError> {
-        let released = self.inner.release_effect_claim(batch_id, effect).await;
+        let released = self
+            .life
+            .guard(self.inner.release_effect_claim(batch_id, effect))
+            .await;
         let subject = self.ledger.batch_label(batch_id);
         self.ledger
             .note(&self.actor, "release_claim", &subject, &effect.to_string());
@@ -432,18 +495,24 @@ impl Storage for ObservedState {
         bytes: u64,
         caps: StorageCaps,
     ) -> Result<Charge, StateError> {
-        self.inner.charge_stored(batch, payer, bytes, caps).await
+        self.life
+            .guard(self.inner.charge_stored(batch, payer, bytes, caps))
+            .await
     }
 
     async fn charge_renditions(&self, batch: &Batch, bytes: u64) -> Result<(), StateError> {
-        self.inner.charge_renditions(batch, bytes).await
+        self.life
+            .guard(self.inner.charge_renditions(batch, bytes))
+            .await
     }
 
     async fn refund_stored(&self, batch_id: Uuid, bytes: u64) -> Result<(), StateError> {
-        self.inner.refund_stored(batch_id, bytes).await
+        self.life
+            .guard(self.inner.refund_stored(batch_id, bytes))
+            .await
     }
 
     async fn stored_bytes(&self, payer: Payer<'_>) -> Result<StoredBytes, StateError> {
-        self.inner.stored_bytes(payer).await
+        self.life.guard(self.inner.stored_bytes(payer)).await
     }
 }

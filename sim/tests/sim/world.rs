@@ -22,19 +22,18 @@ use tirage_core::model::BatchState;
 use tirage_embedded::{InProcessQueue, MemoryStateStore};
 use tirage_ports::{Clock, JobQueue, Lane, StateStore};
 use tirage_runtime::config::Layers;
-use tirage_runtime::{PortNames, Ports};
-use tirage_worker::{Metrics, Node, Seams, WorkerSettings};
+use tirage_worker::WorkerSettings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::check::{self, Verdict};
 use crate::clock::{VirtualClock, actor_clock};
-use crate::engine::{SimOffload, sim_resizer};
-use crate::faults::{FaultPlan, FaultyObjects, FaultyQueue, Injector};
+use crate::faults::FaultPlan;
+use crate::fleet::{Fleet, Wiring};
 use crate::ledger::Ledger;
+use crate::life::Life;
 use crate::objects::SimObjects;
-use crate::rng::{SimEntropy, Stream};
-use crate::state::ObservedState;
+use crate::rng::Stream;
 use crate::workload::{self, Client};
 
 /// How long a run may last in virtual time before it counts as stuck.
@@ -120,8 +119,11 @@ async fn quiet(
     ledger: &Ledger,
     state: &dyn StateStore,
     queue: &InProcessQueue,
-    nodes: &[Node],
+    fleet: &Fleet,
 ) -> Result<(), String> {
+    if fleet.restarting() {
+        return Err("a killed node is not started again yet".to_owned());
+    }
     let running = clients.iter().filter(|c| !c.is_finished()).count();
     if running > 0 {
         return Err(format!("{running} clients still working"));
@@ -155,7 +157,10 @@ async fn quiet(
             return Err(format!("{waiting} messages waiting on {}", lane.as_str()));
         }
     }
-    let in_flight: i64 = nodes.iter().map(|n| n.metrics().in_flight.get()).sum();
+    let in_flight: i64 = fleet
+        .live_nodes()
+        .map(|n| n.metrics().in_flight.get())
+        .sum();
     if in_flight > 0 {
         return Err(format!("{in_flight} jobs in flight"));
     }
@@ -182,61 +187,28 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let plan = Arc::new(FaultPlan::draw(seed, settings.io_timeout()));
 
     let clock: Arc<dyn Clock> = Arc::new(VirtualClock::start());
-    let state = Arc::new(MemoryStateStore::with_clock(clock.clone()));
     let queue = Arc::new(InProcessQueue::new());
     let mut events = queue.events();
-    let objects = Arc::new(SimObjects::new(clock.clone()));
-    let injector = |actor: &str, port: &'static str| {
-        Injector::new(seed, plan.clone(), ledger.clone(), actor, port)
-    };
-    let ports = |actor: &str| Ports {
-        state: Arc::new(ObservedState::new(state.clone(), actor, ledger.clone())),
-        objects: Arc::new(FaultyObjects::new(
-            objects.clone(),
-            injector(actor, "objects"),
-        )),
-        queue: Arc::new(FaultyQueue::new(
-            queue.clone(),
-            injector(actor, "queue"),
-            injector(actor, "deliveries"),
-        )),
-        names: PortNames::embedded(),
-    };
-
+    let wiring = Arc::new(Wiring {
+        seed,
+        plan: plan.clone(),
+        ledger: ledger.clone(),
+        clock: clock.clone(),
+        state: Arc::new(MemoryStateStore::with_clock(clock.clone())),
+        queue: queue.clone(),
+        objects: Arc::new(SimObjects::new(clock.clone())),
+    });
+    let state = wiring.state.clone();
     let stop = CancellationToken::new();
-    let mut nodes = Vec::new();
-    let mut loops = Vec::new();
-    for i in 0..node_count {
-        let actor = format!("n{i}");
-        let seams = Seams {
-            resizer: sim_resizer(),
-            offload: Arc::new(SimOffload::new(
-                &actor,
-                ledger.clone(),
-                settings.effective_concurrency(),
-            )),
-            entropy: Arc::new(SimEntropy::new(seed, &format!("entropy/{actor}"))),
-            clock: actor_clock(seed, &clock, &actor, &ledger),
-        };
-        let metrics = Metrics::new().expect("worker metrics");
-        let node = Node::new(settings.clone(), ports(&actor), seams, metrics).expect("a node");
-        for lane in Lane::ALL {
-            let (node, stop) = (node.clone(), stop.clone());
-            loops.push(tokio::spawn(async move { node.consume(lane, stop).await }));
-        }
-        let (reconciler, stop) = (node.clone(), stop.clone());
-        loops.push(tokio::spawn(
-            async move { reconciler.reconcile(stop).await },
-        ));
-        nodes.push(node);
-    }
+    let crash_limit = settings.crash_limit;
+    let mut fleet = Fleet::start(wiring.clone(), settings.clone(), node_count, stop.clone());
 
     let api = defaults().1.clone();
     let replicas: Vec<Arc<AppState>> = (0..replica_count)
         .map(|j| {
             let actor = format!("a{j}");
             Arc::new(AppState {
-                ports: ports(&actor),
+                ports: wiring.ports(&actor, &Arc::new(Life::default())),
                 uploads: UploadSlots::new(
                     api.api.max_concurrent_uploads,
                     api.api.uploads_per_session,
@@ -291,7 +263,8 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
             plan.heal();
             ledger.note("sim", "heal", "", "");
         }
-        let outstanding = quiet(&clients, &ledger, state.as_ref(), &queue, &nodes).await;
+        fleet.chaos(elapsed).await;
+        let outstanding = quiet(&clients, &ledger, state.as_ref(), &queue, &fleet).await;
         match outstanding {
             Ok(()) => break,
             Err(what) if elapsed >= HORIZON => {
@@ -318,7 +291,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
             client.abort();
         }
     }
-    match tokio::time::timeout(STOP_WAIT, futures::future::join_all(loops)).await {
+    match tokio::time::timeout(STOP_WAIT, futures::future::join_all(fleet.take_loops())).await {
         Ok(stopped) => {
             for r in stopped {
                 if let Err(e) = r {
@@ -334,11 +307,18 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
         )),
     }
 
-    let checked = check::check(&ledger, state.as_ref(), &objects, &mut events).await;
+    let checked = check::check(
+        crash_limit,
+        &ledger,
+        state.as_ref(),
+        &wiring.objects,
+        &mut events,
+    )
+    .await;
     verdict.violations.extend(checked.violations);
     verdict.known.extend(checked.known);
     let mut counts = ledger.counts();
-    let repairs = check::repairs(&nodes, plan.calm, &mut verdict);
+    let repairs = check::repairs(fleet.every_node(), plan.calm, &mut verdict);
     counts.extend(repairs);
     RunReport {
         digest: ledger.digest(),
