@@ -164,7 +164,7 @@ impl Injector {
 
     /// Runs `inner` with this call's fault: a hang before it, an error instead of it, or an
     /// error after it (the effect happened, its answer is lost). `after` is told when an
-    /// answer was lost.
+    /// answer was lost. Through the actor's life: once it is killed, no call returns.
     async fn call<T, E>(
         &self,
         op: &str,
@@ -173,41 +173,31 @@ impl Injector {
         fail: fn(String) -> E,
         after: impl FnOnce(),
     ) -> Result<T, E> {
-        self.life
-            .guard(self.faulty_call(op, subject, inner, fail, after))
-            .await
-    }
-
-    async fn faulty_call<T, E>(
-        &self,
-        op: &str,
-        subject: &str,
-        inner: impl Future<Output = Result<T, E>>,
-        fail: fn(String) -> E,
-        after: impl FnOnce(),
-    ) -> Result<T, E> {
-        let draw = self.draw();
-        match draw {
-            Draw::ErrBefore => {
-                self.fault(op, "err_before", subject);
-                return Err(fail(format!("sim: {} {op} failed", self.port)));
+        let faulty = async {
+            let draw = self.draw();
+            match draw {
+                Draw::ErrBefore => {
+                    self.fault(op, "err_before", subject);
+                    return Err(fail(format!("sim: {} {op} failed", self.port)));
+                }
+                Draw::Hang(d) => {
+                    let op = format!("{}.{op}", self.port);
+                    let result = format!("FAULT hang {} ms", d.as_millis());
+                    self.ledger.note(&self.actor, &op, subject, &result);
+                    self.ledger.count("fault.hang");
+                    tokio::time::sleep(d).await;
+                }
+                Draw::ErrAfter | Draw::Pass => {}
             }
-            Draw::Hang(d) => {
-                let op = format!("{}.{op}", self.port);
-                let result = format!("FAULT hang {} ms", d.as_millis());
-                self.ledger.note(&self.actor, &op, subject, &result);
-                self.ledger.count("fault.hang");
-                tokio::time::sleep(d).await;
+            let result = inner.await;
+            if draw == Draw::ErrAfter && result.is_ok() {
+                self.fault(op, "err_after", subject);
+                after();
+                return Err(fail(format!("sim: {} {op}: answer lost", self.port)));
             }
-            Draw::ErrAfter | Draw::Pass => {}
-        }
-        let result = inner.await;
-        if draw == Draw::ErrAfter && result.is_ok() {
-            self.fault(op, "err_after", subject);
-            after();
-            return Err(fail(format!("sim: {} {op}: answer lost", self.port)));
-        }
-        result
+            result
+        };
+        self.life.guard(faulty).await
     }
 }
 
