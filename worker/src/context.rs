@@ -4,9 +4,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tirage_core::BatchOptions;
+use tirage_core::backoff::Backoff;
 use tirage_engine::{EngineError, Limits, Resized};
 use tirage_ports::{Clock, Entropy, OsEntropy, SystemClock};
 pub use tirage_runtime::Ports;
@@ -73,6 +75,16 @@ impl Ctx {
     /// What time it is, by the worker's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.seams.clock.now()
+    }
+
+    /// The wait before attempt `attempt + 1` of a job that failed transiently: the one
+    /// retry rule of every job kind (and of a hold or a mark the worker must not leave).
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        Backoff::new(
+            Duration::from_millis(self.settings.retry_base_ms),
+            Duration::from_millis(self.settings.retry_cap_ms),
+        )
+        .delay_with(attempt, self.seams.entropy.fraction())
     }
 
     /// Runs one dependency call under the configured timeout; a timeout is transient.

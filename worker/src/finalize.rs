@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::metrics::JobOutcome;
-use crate::outcome::{EffectRun, Tries, retry_delay};
+use crate::outcome::{EffectRun, Tries};
 use crate::settings::HOST_CLOCK_SKEW;
 
 /// Who runs an effect, as its claim says.
@@ -67,7 +67,7 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
     let event = claim(ctx, batch_id, Effect::Event).await?;
     if event == Claim::Elsewhere {
         // Its holder claimed the callback too, if it could: wait for both.
-        return Ok(EffectRun::Wait(retry_delay(ctx, tries.attempt)));
+        return Ok(EffectRun::Wait(ctx.retry_delay(tries.attempt)));
     }
     let callback = match batch.callback_url {
         Some(_) => claim(ctx, batch_id, Effect::Callback).await?,
@@ -90,7 +90,7 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
             return Err(failure);
         }
         ctx.metrics.events_published.inc();
-        mark_done(ctx, batch_id, Effect::Event).await?;
+        mark_done_after_effect(ctx, batch_id, Effect::Event).await?;
         info!("batch.completed event published");
     }
     if run_callback {
@@ -109,7 +109,7 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
     if callback == Claim::Elsewhere {
         // A live callback chain (or a finalisation about to hand one off): come back until
         // it is done, in case its handler loses its delivery.
-        return Ok(EffectRun::Wait(retry_delay(ctx, tries.attempt)));
+        return Ok(EffectRun::Wait(ctx.retry_delay(tries.attempt)));
     }
     Ok(EffectRun::Settled(if run_event || run_callback {
         JobOutcome::Done
@@ -118,9 +118,38 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
     }))
 }
 
-async fn mark_done(ctx: &Ctx, batch_id: Uuid, effect: Effect) -> Result<bool, Failure> {
-    let mark = ctx.ports.state.mark_effect_done(batch_id, effect);
-    ctx.io(&format!("mark {effect}"), mark).await
+/// Marks `effect` done once it has run. A failure here must not end the handler: its retry
+/// (or, once the claim went stale, a copy) would run the effect again, and the event or the
+/// callback would go out twice (found by the simulator with state-store faults, `tirage-sim`
+/// seed 4). So it tries again with the job's backoff, renewing its claim between tries so
+/// that no copy takes over, for up to `retry_for_ms`; only then is the failure returned,
+/// the claim left to go stale.
+pub(crate) async fn mark_done_after_effect(
+    ctx: &Ctx,
+    batch_id: Uuid,
+    effect: Effect,
+) -> Result<(), Failure> {
+    let state = &ctx.ports.state;
+    let started = tokio::time::Instant::now();
+    let budget = Duration::from_millis(ctx.settings.retry_for_ms);
+    let mut attempt = 1;
+    loop {
+        let mark = state.mark_effect_done(batch_id, effect);
+        let failure = match ctx.io(&format!("mark {effect}"), mark).await {
+            Ok(_) => return Ok(()),
+            Err(failure) => failure,
+        };
+        if started.elapsed() >= budget {
+            return Err(failure);
+        }
+        warn!(reason = ?failure, %effect, "the effect ran but could not be marked done; trying again");
+        tokio::time::sleep(ctx.retry_delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
+        let renew = state.renew_effect_claim(batch_id, effect, ctx.now());
+        if let Err(e) = ctx.io("renew claim", renew).await {
+            warn!(reason = ?e, %effect, "could not renew the claim while marking");
+        }
+    }
 }
 
 /// How old a claim must be for its handler to be taken for dead: half the reconciler's

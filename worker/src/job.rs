@@ -219,12 +219,18 @@ async fn run_engine(
         lasts: ctx.settings.run_hold(),
     };
     let started = state.start_run(job.batch_id, job.photo_id, hold);
-    let crashed = match ctx.io("start run", started).await? {
-        RunStart::Held => return Ok(None),
-        RunStart::Started { crashed } => crashed,
+    let crashed = match ctx.io("start run", started).await {
+        Ok(RunStart::Held) => return Ok(None),
+        Ok(RunStart::Started { crashed }) => crashed,
+        Err(failure) => {
+            // The hold may have been taken with the answer lost: ended now, or it would
+            // lapse and count as a crash of this photo.
+            end_run_surely(ctx, job, run).await;
+            return Err(failure);
+        }
     };
     if crashed >= ctx.settings.crash_limit {
-        end_run(ctx, job, run).await;
+        end_run_surely(ctx, job, run).await;
         return Err(crashed_too_often(crashed));
     }
     let resizer = ctx.seams.resizer.clone();
@@ -235,7 +241,7 @@ async fn run_engine(
         std::panic::catch_unwind(AssertUnwindSafe(|| resizer(&source, &options, &limits)))
     }));
     let joined = holding(ctx, job, hold, engine).await;
-    end_run(ctx, job, run).await;
+    end_run_surely(ctx, job, run).await;
     let internal = |what: &str| Failure::Permanent(FailureCode::InternalError, what.into());
     match joined {
         Ok(Ok(Ok(resized))) => Ok(Some(resized)),
@@ -271,11 +277,28 @@ async fn holding<T>(
     }
 }
 
-/// Ends the run's hold (best effort: a hold left behind lapses, and the next run then
-/// counts this one as crashed).
-pub(crate) async fn end_run(ctx: &Ctx, job: &ResizeJob, run: Uuid) {
+/// Ends the run's hold, one try (best effort: a hold left behind lapses, and the next run
+/// then counts this one as crashed).
+pub(crate) async fn end_run(ctx: &Ctx, job: &ResizeJob, run: Uuid) -> bool {
     let end = ctx.ports.state.end_run(job.batch_id, job.photo_id, run);
-    if let Err(e) = ctx.io("end run", end).await {
-        warn!(reason = ?e, "could not end this run's hold");
+    match ctx.io("end run", end).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(reason = ?e, "could not end this run's hold");
+            false
+        }
+    }
+}
+
+/// Ends the run's hold, trying again with the job's backoff for as long as the hold lasts:
+/// a hold left behind would count as a crash, and two lost `end_run`s made a sound photo
+/// fail `worker_crashed` (found by the simulator with state-store faults, `tirage-sim` seed
+/// 65). Past the hold's term the store is taken for down, as a run of its own would be.
+async fn end_run_surely(ctx: &Ctx, job: &ResizeJob, run: Uuid) {
+    let started = tokio::time::Instant::now();
+    let mut attempt = 1;
+    while !end_run(ctx, job, run).await && started.elapsed() < ctx.settings.run_hold() {
+        tokio::time::sleep(ctx.retry_delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
     }
 }

@@ -1,10 +1,9 @@
 //! What a job's result becomes: the photo's outcome recorded in the state store, the batch's
 //! finalisation handed off when it completed, and the delivery settled with the broker —
-//! acked, retried later after [`retry_delay`], or dead-lettered once retrying cannot help.
+//! acked, retried later after [`Ctx::retry_delay`], or dead-lettered once retrying cannot help.
 
 use std::time::Duration;
 
-use tirage_core::backoff::Backoff;
 use tirage_core::codes::FailureCode;
 use tirage_core::keys;
 use tirage_core::model::{Batch, Rendition};
@@ -83,19 +82,9 @@ impl Tries {
     }
 }
 
-/// The wait before attempt `attempt + 1` of a job that failed transiently: the one retry
-/// rule of every job kind.
-pub(crate) fn retry_delay(ctx: &Ctx, attempt: u32) -> Duration {
-    Backoff::new(
-        Duration::from_millis(ctx.settings.retry_base_ms),
-        Duration::from_millis(ctx.settings.retry_cap_ms),
-    )
-    .delay_with(attempt, ctx.seams.entropy.fraction())
-}
-
 fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
     (
-        tries.retry(retry_delay(ctx, tries.attempt)),
+        tries.retry(ctx.retry_delay(tries.attempt)),
         JobOutcome::Retried,
     )
 }
@@ -104,7 +93,7 @@ fn retry(ctx: &Ctx, tries: Tries) -> Verdict {
 /// outage is not the job's fault, and intake pauses meanwhile, see [`crate::gate`]),
 /// otherwise while the job's retry budget lasts.
 async fn retry_within_budget(ctx: &Ctx, tries: Tries, reason: &str) -> Option<Verdict> {
-    let delay = retry_delay(ctx, tries.attempt);
+    let delay = ctx.retry_delay(tries.attempt);
     if ctx.gate.outage().await {
         warn!(
             reason,
@@ -198,7 +187,7 @@ pub(crate) async fn resize_verdict(
         // (it must never fail the photo its original is settling), at most one hold term
         // away, to find the photo settled, or its run dead and the photo free.
         Ok(Attempted::Held) => {
-            let delay = retry_delay(ctx, tries.attempt).min(ctx.settings.run_hold());
+            let delay = ctx.retry_delay(tries.attempt).min(ctx.settings.run_hold());
             debug!(
                 delay_ms = delay.as_millis() as u64,
                 "another run holds this photo"

@@ -245,13 +245,12 @@ pub async fn check(
             .await
             .unwrap_or(false);
         if published > 1 {
-            if ledger.is_event_excused(batch_id) {
+            if let Some(why) = ledger.event_excuse(batch_id) {
                 verdict.known(
-                    "I4 event repeated after a lost publish confirm",
+                    &format!("I4 event repeated: {why}"),
                     format!(
-                        "{label}: batch.completed published {published} times; a publish's confirm was \
-                         lost after the event went out, and finalize (worker/src/finalize.rs) \
-                         releases its claim and publishes again. Not in docs/RELIABILITY.md yet"
+                        "{label}: batch.completed published {published} times: {why} (docs/\
+                         RELIABILITY.md, Not survived)"
                     ),
                 );
             } else {

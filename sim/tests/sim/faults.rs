@@ -11,7 +11,9 @@
 //!   delivery), or a settlement fails, which breaks the consumer's stream as a dead channel
 //!   does;
 //! - [`FaultyObjects`]: a call fails before or after, or hangs (up to twice the worker's
-//!   `io_timeout`, so that some time out); a read's body breaks off mid-way.
+//!   `io_timeout`, so that some time out); a read's body breaks off mid-way;
+//! - the state store (`crate::state::ObservedState`): a call fails before or after, or
+//!   hangs, through the same [`Injector::call`].
 //!
 //! Each wrapper draws from its own stream (`faults/<actor>/<port>`) and the same number of
 //! values per call whether or not a fault fires, so that one fault more does not shift the
@@ -165,7 +167,7 @@ impl Injector {
     /// Runs `inner` with this call's fault: a hang before it, an error instead of it, or an
     /// error after it (the effect happened, its answer is lost). `after` is told when an
     /// answer was lost. Through the actor's life: once it is killed, no call returns.
-    async fn call<T, E>(
+    pub async fn call<T, E>(
         &self,
         op: &str,
         subject: &str,
@@ -311,6 +313,9 @@ impl JobQueue for FaultyQueue {
             let published = self.inner.publish_event(routing_key, payload).await;
             if published.is_ok() {
                 ledger.note(&self.calls.actor, "publish_event", &subject, "ok");
+                if let Some(b) = batch {
+                    ledger.event_published(&self.calls.actor, b);
+                }
             }
             published
         };
@@ -318,7 +323,7 @@ impl JobQueue for FaultyQueue {
         // excused (see check.rs, I4).
         let excuse = || {
             if let Some(b) = batch {
-                ledger.excuse_event(b);
+                ledger.excuse_event(b, "a publish's confirm was lost after it went out");
             }
         };
         self.calls

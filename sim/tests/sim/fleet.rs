@@ -52,8 +52,9 @@ impl Wiring {
         Ports {
             state: Arc::new(ObservedState::new(
                 self.state.clone(),
-                (actor, life),
+                actor,
                 self.ledger.clone(),
+                injector("state"),
             )),
             objects: Arc::new(FaultyObjects::new(
                 self.objects.clone(),

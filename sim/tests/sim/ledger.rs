@@ -50,7 +50,9 @@ struct Inner {
     /// Actors killed during the run.
     killed: BTreeSet<String>,
     /// Batches whose `batch.completed` went out and whose publisher was then told it failed.
-    event_excused: BTreeSet<Uuid>,
+    event_excused: BTreeMap<Uuid, &'static str>,
+    /// Actor → batches whose event it published and has not marked done yet.
+    events_unmarked: BTreeMap<String, BTreeSet<Uuid>>,
     counts: BTreeMap<String, u64>,
     /// The simulator's own failures (a broken assumption), and refusals no client expects.
     problems: Vec<String>,
@@ -170,10 +172,20 @@ impl Ledger {
             .push(actor.to_owned());
     }
 
+    /// `actor` was killed. An event it published without marking it done goes out again
+    /// once its claim is stale: nothing can tell it went out (docs/RELIABILITY.md).
     pub fn killed(&self, actor: &str) {
         self.note(actor, "killed", "", "");
         self.count("kills");
-        self.lock().killed.insert(actor.to_owned());
+        let mut inner = self.lock();
+        inner.killed.insert(actor.to_owned());
+        let unmarked = inner.events_unmarked.remove(actor).unwrap_or_default();
+        for batch in unmarked {
+            inner
+                .event_excused
+                .entry(batch)
+                .or_insert("its publisher died before marking it done");
+        }
     }
 
     /// How many runs of `photo` were started by actors later killed: the crashes the
@@ -186,8 +198,23 @@ impl Ledger {
         })
     }
 
-    pub fn excuse_event(&self, batch: Uuid) {
-        self.lock().event_excused.insert(batch);
+    /// A second `batch.completed` of `batch` is excused, for `why`.
+    pub fn excuse_event(&self, batch: Uuid, why: &'static str) {
+        self.lock().event_excused.entry(batch).or_insert(why);
+    }
+
+    pub fn event_published(&self, actor: &str, batch: Uuid) {
+        self.lock()
+            .events_unmarked
+            .entry(actor.to_owned())
+            .or_default()
+            .insert(batch);
+    }
+
+    pub fn event_marked(&self, actor: &str, batch: Uuid) {
+        if let Some(batches) = self.lock().events_unmarked.get_mut(actor) {
+            batches.remove(&batch);
+        }
     }
 
     pub fn photo(&self, id: Uuid) -> Option<PhotoInfo> {
@@ -279,8 +306,9 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    pub fn is_event_excused(&self, batch: Uuid) -> bool {
-        self.lock().event_excused.contains(&batch)
+    /// Why a second event of `batch` is excused, if it is.
+    pub fn event_excuse(&self, batch: Uuid) -> Option<&'static str> {
+        self.lock().event_excused.get(&batch).copied()
     }
 
     pub fn counts(&self) -> BTreeMap<String, u64> {

@@ -10,9 +10,9 @@
 //! create batches, stream their photos with an `Idempotency-Key`, retrying on 5xx answers
 //! and timeouts, and close them.
 //!
-//! **What goes wrong.** Every port a node or replica sees injects faults drawn from the seed
-//! ([`faults`]): calls failing before or after their effect, hangs past the workers'
-//! `io_timeout`, delayed publishes, lost acks (duplicate deliveries), failed settlements,
+//! **What goes wrong.** Every port a node or replica sees (the state store too) injects
+//! faults drawn from the seed ([`faults`]): calls failing before or after their effect,
+//! hangs past the workers' `io_timeout`, delayed publishes, lost acks (duplicate deliveries), failed settlements,
 //! consumer streams ending (redeliveries), deliveries reordered within the prefetch window,
 //! jobs the broker confirmed and then lost (only the reconciler brings them back), object
 //! bodies breaking off mid-read. A fifth of the seeds is calm. The faults heal once the
@@ -56,8 +56,8 @@
 //! `with_clock`). Ids the API draws stay random and decide nothing; the digest uses sim
 //! labels (`b1p3`), never UUIDs.
 //!
-//! **Not yet** (later slices of the plan): the state store's faults and restarts, API
-//! replicas killed, callbacks, presigned uploads, deletes and expiry, clock steps beyond
+//! **Not yet** (later slices of the plan): the state store's restarts (losing its last
+//! second), API replicas killed, callbacks, presigned uploads, deletes and expiry, clock steps beyond
 //! the 5 s the product allows between hosts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -354,9 +354,17 @@ fn seeds() {
 ///   (58 s for a 560 ms backoff), and the budget, counted from the first retry in elapsed
 ///   time, ran out while it waited. Fixed in `worker/src/outcome.rs` (`Tries`): a job's
 ///   budget counts its attempts and backoffs, carried with the retry, not its time queued.
+/// - 4, 9, 30 (I4, the event twice, with state-store faults): the event went out, marking
+///   it done failed, the handler retried later and its copies waited on the claim until it
+///   went stale, then published again. Fixed in `worker/src/finalize.rs`
+///   (`mark_done_after_effect`: the handler keeps trying the mark, renewing its claim).
+/// - 65, 105 (I1, a false `worker_crashed`, with state-store faults): a `start_run` whose
+///   answer was lost, or an `end_run` that failed, left a hold to lapse, counted as a
+///   crash; twice, and a sound photo failed. Fixed in `worker/src/job.rs`
+///   (`end_run_surely`, also after a failed `start_run`).
 const REGRESSIONS: &[u64] = &[
     633, 2122, 8020, 8510, 9372, 14334, 15829, 17160, 50, 295, 415, 66, 146, 151, 17285, 26459,
-    28233, 34511, 38044, 38452,
+    28233, 34511, 38044, 38452, 4, 9, 30, 65, 105,
 ];
 
 #[test]

@@ -1,9 +1,11 @@
 //! The state store as a node or an API replica sees it: the one shared `MemoryStateStore`,
 //! seen through a wrapper that tells the ledger what it answered to whom (each outcome
-//! recorded, each run counted) and the engine whose run was just counted. It injects no
-//! fault in this slice; every call passes through the actor's [`Life`] (none returns once
-//! the actor is killed).
+//! recorded, each run counted) and the engine whose run was just counted. Every call goes
+//! through the actor's fault injector (port `state`: an error before or after the store
+//! acted, a hang first) and its life (none returns once the actor is killed). The ledger
+//! hears what the store did, before a fault loses the answer.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,199 +14,63 @@ use chrono::{DateTime, Utc};
 use tirage_core::codes::Effect;
 use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 use tirage_ports::{
-    Batches, Cap, ClientLimits, CloseResult, ConsumedMark, Effects, IndexedBatch, PendingUpload,
-    PendingUploads, PhotoPage, Progress, ProgressFeed, RateDecision, RecordResult, RunHold,
-    RunStart, Runs, Session, SessionQuota, Sessions, StateError, StateStore, Upkeep,
+    Batches, Cap, CloseResult, ConsumedMark, Effects, IndexedBatch, PhotoPage, RecordResult,
+    RunHold, RunStart, Runs, StateError, StateStore, Upkeep,
 };
-use tirage_ports::{Charge, Payer, SessionRate, Storage, StorageCaps, StoredBytes};
 use uuid::Uuid;
 
 use crate::engine::note_run_started;
+use crate::faults::Injector;
 use crate::ledger::Ledger;
-use crate::life::Life;
+
+mod passthrough;
 
 pub struct ObservedState {
     inner: Arc<dyn StateStore>,
     actor: String,
     ledger: Arc<Ledger>,
-    /// Once the actor is killed, no call returns.
-    life: Arc<Life>,
+    /// The actor's faults on this port (through its life: once it is killed, no call
+    /// returns).
+    faults: Injector,
 }
 
 impl ObservedState {
     pub fn new(
         inner: Arc<dyn StateStore>,
-        (actor, life): (&str, &Arc<Life>),
+        actor: &str,
         ledger: Arc<Ledger>,
+        faults: Injector,
     ) -> ObservedState {
         ObservedState {
             inner,
             actor: actor.to_owned(),
             ledger,
-            life: life.clone(),
+            faults,
         }
     }
-}
 
-fn outcome_name(outcome: &PhotoOutcome) -> String {
-    match outcome {
-        PhotoOutcome::Done { .. } => "done".to_owned(),
-        PhotoOutcome::Failed { code } => format!("failed:{}", code.as_str()),
-    }
-}
-
-#[async_trait]
-impl StateStore for ObservedState {
-    async fn ping(&self) -> Result<(), StateError> {
-        self.life.guard(self.inner.ping()).await
-    }
-}
-
-#[async_trait]
-impl Sessions for ObservedState {
-    async fn put_session(
+    /// One call with its fault: an error before or after it (the store did it, the answer
+    /// is lost), or a hang first.
+    async fn io<T>(
         &self,
-        session: &Session,
-        ttl: Duration,
-        quota: Option<SessionQuota<'_>>,
-    ) -> Result<bool, StateError> {
-        self.life
-            .guard(self.inner.put_session(session, ttl, quota))
+        op: &str,
+        call: impl Future<Output = Result<T, StateError>> + Send,
+    ) -> Result<T, StateError> {
+        self.faults
+            .call(op, "", call, StateError::Unavailable, || {})
             .await
     }
 
-    async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
-        self.life.guard(self.inner.touch_session(id, ttl)).await
-    }
-}
-
-#[async_trait]
-impl ClientLimits for ObservedState {
-    async fn rate_limit(
+    /// Tells the ledger what the store answered to a `record_outcome` (before any fault
+    /// loses the answer: the checker counts what the store did).
+    fn note_record(
         &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, StateError> {
-        self.life
-            .guard(self.inner.rate_limit(key, limit, window))
-            .await
-    }
-
-    async fn open_stream(
-        &self,
-        session_id: &str,
-        stream_id: Uuid,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<bool, StateError> {
-        self.life
-            .guard(self.inner.open_stream(session_id, stream_id, limit, lease))
-            .await
-    }
-
-    async fn charge_session_requests(
-        &self,
-        session_id: &str,
-        hits: u32,
-        rate: SessionRate,
-    ) -> Result<RateDecision, StateError> {
-        self.life
-            .guard(self.inner.charge_session_requests(session_id, hits, rate))
-            .await
-    }
-
-    async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.close_stream(session_id, stream_id))
-            .await
-    }
-}
-
-#[async_trait]
-impl Batches for ObservedState {
-    async fn create_batch(&self, batch: &Batch, max_open: Cap) -> Result<bool, StateError> {
-        self.life
-            .guard(self.inner.create_batch(batch, max_open))
-            .await
-    }
-
-    async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
-        self.life.guard(self.inner.get_batch(batch_id)).await
-    }
-
-    async fn add_photos(
-        &self,
-        batch_id: Uuid,
-        photos: &[PhotoRecord],
-        limit: u64,
-    ) -> Result<Batch, StateError> {
-        let added = self
-            .life
-            .guard(self.inner.add_photos(batch_id, photos, limit))
-            .await;
-        let subject = self.ledger.batch_label(batch_id);
-        let result = match &added {
-            Ok(b) => format!("total {}", b.total),
-            Err(e) => format!("error {e}"),
-        };
-        self.ledger
-            .note(&self.actor, "add_photos", &subject, &result);
-        added
-    }
-
-    async fn close_batch(&self, batch_id: Uuid) -> Result<CloseResult, StateError> {
-        let closed = self.life.guard(self.inner.close_batch(batch_id)).await;
-        let subject = self.ledger.batch_label(batch_id);
-        let result = match &closed {
-            Ok(c) => format!("{:?} completed_now={}", c.batch.state, c.completed_now),
-            Err(e) => format!("error {e}"),
-        };
-        self.ledger
-            .note(&self.actor, "close_batch", &subject, &result);
-        closed
-    }
-
-    async fn get_photo(
-        &self,
-        batch_id: Uuid,
-        photo_id: Uuid,
-    ) -> Result<Option<PhotoRecord>, StateError> {
-        self.life
-            .guard(self.inner.get_photo(batch_id, photo_id))
-            .await
-    }
-
-    async fn list_photos(
-        &self,
-        batch_id: Uuid,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<PhotoPage, StateError> {
-        self.life
-            .guard(self.inner.list_photos(batch_id, cursor, limit))
-            .await
-    }
-
-    async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.life.guard(self.inner.delete_batch(batch_id)).await
-    }
-}
-
-#[async_trait]
-impl Runs for ObservedState {
-    async fn record_outcome(
-        &self,
-        batch_id: Uuid,
         photo_id: Uuid,
         outcome: &PhotoOutcome,
-    ) -> Result<RecordResult, StateError> {
-        let result = self
-            .life
-            .guard(self.inner.record_outcome(batch_id, photo_id, outcome))
-            .await;
+        result: &Result<RecordResult, StateError>,
+    ) {
         let what = outcome_name(outcome);
-        match &result {
+        match result {
             Ok(RecordResult::Recorded { completed_now, .. }) => {
                 let completed = if *completed_now { " completed_now" } else { "" };
                 self.ledger
@@ -236,7 +102,109 @@ impl Runs for ObservedState {
                 );
             }
         }
-        result
+    }
+}
+
+fn outcome_name(outcome: &PhotoOutcome) -> String {
+    match outcome {
+        PhotoOutcome::Done { .. } => "done".to_owned(),
+        PhotoOutcome::Failed { code } => format!("failed:{}", code.as_str()),
+    }
+}
+
+#[async_trait]
+impl StateStore for ObservedState {
+    async fn ping(&self) -> Result<(), StateError> {
+        self.io("ping", self.inner.ping()).await
+    }
+}
+
+#[async_trait]
+impl Batches for ObservedState {
+    async fn create_batch(&self, batch: &Batch, max_open: Cap) -> Result<bool, StateError> {
+        self.io("create_batch", self.inner.create_batch(batch, max_open))
+            .await
+    }
+
+    async fn get_batch(&self, batch_id: Uuid) -> Result<Option<Batch>, StateError> {
+        self.io("get_batch", self.inner.get_batch(batch_id)).await
+    }
+
+    async fn add_photos(
+        &self,
+        batch_id: Uuid,
+        photos: &[PhotoRecord],
+        limit: u64,
+    ) -> Result<Batch, StateError> {
+        let added = self
+            .io("add_photos", self.inner.add_photos(batch_id, photos, limit))
+            .await;
+        let subject = self.ledger.batch_label(batch_id);
+        let result = match &added {
+            Ok(b) => format!("total {}", b.total),
+            Err(e) => format!("error {e}"),
+        };
+        self.ledger
+            .note(&self.actor, "add_photos", &subject, &result);
+        added
+    }
+
+    async fn close_batch(&self, batch_id: Uuid) -> Result<CloseResult, StateError> {
+        let closed = self
+            .io("close_batch", self.inner.close_batch(batch_id))
+            .await;
+        let subject = self.ledger.batch_label(batch_id);
+        let result = match &closed {
+            Ok(c) => format!("{:?} completed_now={}", c.batch.state, c.completed_now),
+            Err(e) => format!("error {e}"),
+        };
+        self.ledger
+            .note(&self.actor, "close_batch", &subject, &result);
+        closed
+    }
+
+    async fn get_photo(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+    ) -> Result<Option<PhotoRecord>, StateError> {
+        self.io("get_photo", self.inner.get_photo(batch_id, photo_id))
+            .await
+    }
+
+    async fn list_photos(
+        &self,
+        batch_id: Uuid,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<PhotoPage, StateError> {
+        self.io(
+            "list_photos",
+            self.inner.list_photos(batch_id, cursor, limit),
+        )
+        .await
+    }
+
+    async fn delete_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
+        self.io("delete_batch", self.inner.delete_batch(batch_id))
+            .await
+    }
+}
+
+#[async_trait]
+impl Runs for ObservedState {
+    async fn record_outcome(
+        &self,
+        batch_id: Uuid,
+        photo_id: Uuid,
+        outcome: &PhotoOutcome,
+    ) -> Result<RecordResult, StateError> {
+        let recorded = async {
+            let result = self.inner.record_outcome(batch_id, photo_id, outcome).await;
+            self.note_record(photo_id, outcome, &result);
+            result
+        };
+        self.io("record_outcome", recorded).await
     }
 
     async fn crashed_runs(
@@ -245,9 +213,11 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<u32, StateError> {
-        self.life
-            .guard(self.inner.crashed_runs(batch_id, photo_id, now))
-            .await
+        self.io(
+            "crashed_runs",
+            self.inner.crashed_runs(batch_id, photo_id, now),
+        )
+        .await
     }
 
     async fn start_run(
@@ -256,24 +226,26 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         hold: RunHold,
     ) -> Result<RunStart, StateError> {
-        let started = self
-            .life
-            .guard(self.inner.start_run(batch_id, photo_id, hold))
-            .await;
-        if let Ok(start) = &started {
-            let subject = self.ledger.photo_label(photo_id);
-            let what = match start {
-                RunStart::Started { crashed } => format!("started, {crashed} crashed before"),
-                RunStart::Held => "held by another run".to_owned(),
-            };
-            self.ledger.note(&self.actor, "start_run", &subject, &what);
-            match start {
-                RunStart::Started { .. } => {
-                    note_run_started(batch_id, photo_id);
-                    self.ledger.run_started(&self.actor, photo_id);
+        let start = async {
+            let started = self.inner.start_run(batch_id, photo_id, hold).await;
+            if let Ok(start) = &started {
+                let subject = self.ledger.photo_label(photo_id);
+                let what = match start {
+                    RunStart::Started { crashed } => format!("started, {crashed} crashed before"),
+                    RunStart::Held => "held by another run".to_owned(),
+                };
+                self.ledger.note(&self.actor, "start_run", &subject, &what);
+                match start {
+                    RunStart::Started { .. } => self.ledger.run_started(&self.actor, photo_id),
+                    RunStart::Held => self.ledger.count("held_copies"),
                 }
-                RunStart::Held => self.ledger.count("held_copies"),
             }
+            started
+        };
+        let started = self.io("start_run", start).await;
+        // The engine learns which photo it runs only when the worker was told it may.
+        if let Ok(RunStart::Started { .. }) = started {
+            note_run_started(batch_id, photo_id);
         }
         started
     }
@@ -284,56 +256,13 @@ impl Runs for ObservedState {
         photo_id: Uuid,
         hold: RunHold,
     ) -> Result<bool, StateError> {
-        self.life
-            .guard(self.inner.renew_run(batch_id, photo_id, hold))
+        self.io("renew_run", self.inner.renew_run(batch_id, photo_id, hold))
             .await
     }
 
     async fn end_run(&self, batch_id: Uuid, photo_id: Uuid, token: Uuid) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.end_run(batch_id, photo_id, token))
+        self.io("end_run", self.inner.end_run(batch_id, photo_id, token))
             .await
-    }
-}
-
-#[async_trait]
-impl PendingUploads for ObservedState {
-    async fn put_pending_uploads(
-        &self,
-        batch_id: Uuid,
-        uploads: &[PendingUpload],
-        limit: u64,
-    ) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.put_pending_uploads(batch_id, uploads, limit))
-            .await
-    }
-
-    async fn put_pending_upload(
-        &self,
-        batch_id: Uuid,
-        upload: &PendingUpload,
-    ) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.put_pending_upload(batch_id, upload))
-            .await
-    }
-
-    async fn take_pending_upload(
-        &self,
-        batch_id: Uuid,
-        photo_id: Uuid,
-    ) -> Result<Option<PendingUpload>, StateError> {
-        self.life
-            .guard(self.inner.take_pending_upload(batch_id, photo_id))
-            .await
-    }
-}
-
-#[async_trait]
-impl Progress for ObservedState {
-    async fn watch_progress(&self) -> Result<ProgressFeed, StateError> {
-        self.life.guard(self.inner.watch_progress()).await
     }
 }
 
@@ -345,8 +274,7 @@ impl Upkeep for ObservedState {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StateError> {
-        self.life
-            .guard(self.inner.take_lease(name, holder, ttl))
+        self.io("take_lease", self.inner.take_lease(name, holder, ttl))
             .await
     }
 
@@ -355,8 +283,7 @@ impl Upkeep for ObservedState {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
-        self.life
-            .guard(self.inner.indexed_batches(offset, limit))
+        self.io("indexed_batches", self.inner.indexed_batches(offset, limit))
             .await
     }
 
@@ -365,29 +292,34 @@ impl Upkeep for ObservedState {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<IndexedBatch>, StateError> {
-        self.life
-            .guard(self.inner.unsettled_batches(offset, limit))
-            .await
+        self.io(
+            "unsettled_batches",
+            self.inner.unsettled_batches(offset, limit),
+        )
+        .await
     }
 
     async fn settle_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.life.guard(self.inner.settle_batch(batch_id)).await
+        self.io("settle_batch", self.inner.settle_batch(batch_id))
+            .await
     }
 
     async fn forget_batch(&self, batch_id: Uuid) -> Result<(), StateError> {
-        self.life.guard(self.inner.forget_batch(batch_id)).await
+        self.io("forget_batch", self.inner.forget_batch(batch_id))
+            .await
     }
 
     async fn sweep_batch_at(&self, batch_id: Uuid, at: DateTime<Utc>) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.sweep_batch_at(batch_id, at))
+        self.io("sweep_batch_at", self.inner.sweep_batch_at(batch_id, at))
             .await
     }
 
     async fn restore_lost_photos(&self, batch_id: Uuid) -> Result<Vec<Uuid>, StateError> {
-        self.life
-            .guard(self.inner.restore_lost_photos(batch_id))
-            .await
+        self.io(
+            "restore_lost_photos",
+            self.inner.restore_lost_photos(batch_id),
+        )
+        .await
     }
 
     // Not in the ledger: workers call it when a second of wall time has passed, which
@@ -397,13 +329,15 @@ impl Upkeep for ObservedState {
         published_at: DateTime<Utc>,
         taken_at: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.advance_consumed_mark(published_at, taken_at))
-            .await
+        self.io(
+            "advance_consumed_mark",
+            self.inner.advance_consumed_mark(published_at, taken_at),
+        )
+        .await
     }
 
     async fn consumed_mark(&self) -> Result<Option<ConsumedMark>, StateError> {
-        self.life.guard(self.inner.consumed_mark()).await
+        self.io("consumed_mark", self.inner.consumed_mark()).await
     }
 
     async fn unchanged_since(
@@ -413,33 +347,41 @@ impl Upkeep for ObservedState {
         now: DateTime<Utc>,
         restart: bool,
     ) -> Result<Option<DateTime<Utc>>, StateError> {
-        self.life
-            .guard(self.inner.unchanged_since(batch_id, marker, now, restart))
-            .await
+        self.io(
+            "unchanged_since",
+            self.inner.unchanged_since(batch_id, marker, now, restart),
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl Effects for ObservedState {
     async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        let marked = self
-            .life
-            .guard(self.inner.mark_effect_done(batch_id, effect))
-            .await;
-        let subject = self.ledger.batch_label(batch_id);
-        let result = match &marked {
-            Ok(first) => format!("{effect} first={first}"),
-            Err(e) => format!("{effect} error {e}"),
+        // The ledger hears what the store did, before a fault loses the answer.
+        let mark = async {
+            let marked = self.inner.mark_effect_done(batch_id, effect).await;
+            let subject = self.ledger.batch_label(batch_id);
+            let result = match &marked {
+                Ok(first) => format!("{effect} first={first}"),
+                Err(e) => format!("{effect} error {e}"),
+            };
+            self.ledger
+                .note(&self.actor, "mark_effect_done", &subject, &result);
+            if marked.is_ok() && effect == Effect::Event {
+                self.ledger.event_marked(&self.actor, batch_id);
+            }
+            marked
         };
-        self.ledger
-            .note(&self.actor, "mark_effect_done", &subject, &result);
-        marked
+        self.io("mark_effect_done", mark).await
     }
 
     async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
-        self.life
-            .guard(self.inner.is_effect_done(batch_id, effect))
-            .await
+        self.io(
+            "is_effect_done",
+            self.inner.is_effect_done(batch_id, effect),
+        )
+        .await
     }
 
     async fn claim_effect(
@@ -449,10 +391,8 @@ impl Effects for ObservedState {
         now: DateTime<Utc>,
         stale_after: Duration,
     ) -> Result<bool, StateError> {
-        let claimed = self
-            .inner
-            .claim_effect(batch_id, effect, now, stale_after)
-            .await;
+        let claim = self.inner.claim_effect(batch_id, effect, now, stale_after);
+        let claimed = self.io("claim_effect", claim).await;
         let subject = self.ledger.batch_label(batch_id);
         let result = match &claimed {
             Ok(c) => format!("{effect} claimed={c}"),
@@ -469,50 +409,23 @@ impl Effects for ObservedState {
         effect: Effect,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.renew_effect_claim(batch_id, effect, now))
-            .await
+        self.io(
+            "renew_effect_claim",
+            self.inner.renew_effect_claim(batch_id, effect, now),
+        )
+        .await
     }
 
     async fn release_effect_claim(&self, batch_id: Uuid, effect: Effect) -> Result<(), StateError> {
         let released = self
-            .life
-            .guard(self.inner.release_effect_claim(batch_id, effect))
+            .io(
+                "release_effect_claim",
+                self.inner.release_effect_claim(batch_id, effect),
+            )
             .await;
         let subject = self.ledger.batch_label(batch_id);
         self.ledger
             .note(&self.actor, "release_claim", &subject, &effect.to_string());
         released
-    }
-}
-
-#[async_trait]
-impl Storage for ObservedState {
-    async fn charge_stored(
-        &self,
-        batch: &Batch,
-        payer: Payer<'_>,
-        bytes: u64,
-        caps: StorageCaps,
-    ) -> Result<Charge, StateError> {
-        self.life
-            .guard(self.inner.charge_stored(batch, payer, bytes, caps))
-            .await
-    }
-
-    async fn charge_renditions(&self, batch: &Batch, bytes: u64) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.charge_renditions(batch, bytes))
-            .await
-    }
-
-    async fn refund_stored(&self, batch_id: Uuid, bytes: u64) -> Result<(), StateError> {
-        self.life
-            .guard(self.inner.refund_stored(batch_id, bytes))
-            .await
-    }
-
-    async fn stored_bytes(&self, payer: Payer<'_>) -> Result<StoredBytes, StateError> {
-        self.life.guard(self.inner.stored_bytes(payer)).await
     }
 }

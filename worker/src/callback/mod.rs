@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
-use crate::finalize::completed_json;
+use crate::finalize::{completed_json, mark_done_after_effect};
 use crate::host_slots::host_of;
 use crate::metrics::{CallbackOutcome, JobOutcome};
 use crate::outcome::{EffectRun, Tries};
@@ -93,8 +93,7 @@ async fn again_or_give_up(
 /// Marks the callback done — delivered, refused or given up alike: the retry budget is the
 /// bound the contract promises, and a later delivery must not start it over.
 async fn finish(ctx: &Ctx, batch_id: Uuid, outcome: CallbackOutcome) -> Result<EffectRun, Failure> {
-    let mark = ctx.ports.state.mark_effect_done(batch_id, Effect::Callback);
-    ctx.io("mark callback", mark).await?;
+    mark_done_after_effect(ctx, batch_id, Effect::Callback).await?;
     ctx.metrics.callback(outcome);
     Ok(EffectRun::Settled(JobOutcome::Done))
 }

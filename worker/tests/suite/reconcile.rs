@@ -223,9 +223,11 @@ pub async fn undone_effects_are_redriven(h: Arc<dyn Harness>) {
         .record_outcome(f.batch.id, f.photos[0], &done_outcome())
         .await
         .unwrap();
-    // Claimed by a handler that died at once: the claims go stale while nothing runs.
+    // Claimed an hour ago by a handler that died at once: stale by any rule
+    // (`finalize::claim_stale_after` never goes below twice `io_timeout` plus 5 s).
+    let long_ago = Utc::now() - chrono::Duration::hours(1);
     for effect in [Effect::Event, Effect::Callback] {
-        let claim = state.claim_effect(f.batch.id, effect, Utc::now(), Duration::ZERO);
+        let claim = state.claim_effect(f.batch.id, effect, long_ago, Duration::ZERO);
         assert!(claim.await.unwrap());
     }
     let worker = start(
