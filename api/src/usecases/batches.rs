@@ -95,28 +95,31 @@ pub async fn close(state: &AppState, batch_id: Uuid) -> Result<Batch, ApiError> 
 /// Deletes the batch, its originals and renditions.
 pub async fn delete(state: &AppState, batch_id: Uuid) -> Result<(), ApiError> {
     let prefix = keys::batch_prefix(batch_id);
-    // Objects first: if the state went first and the object deletion failed, nothing would
-    // remember the objects and a retry would 404.
+    // First, the reconciler's sweep of the batch's prefix, brought forward to when its
+    // upload tickets (presigned PUTs, valid until they lapse whatever became of the batch)
+    // have lapsed: an upload that starts just before its URL lapses still finishes, hence
+    // twice the TTL. It also removes what a worker mid-job writes after the deletion below.
+    // Before anything is deleted, so that a failure here fails the delete while the batch
+    // is still there for the client's retry (once it is gone a retry answers 404 and could
+    // schedule nothing), instead of passing unseen and leaving late renditions until the
+    // batch would have expired.
+    let tickets_lapse = state.settings.api.presign_ttl().saturating_mul(2);
+    let sweep_at = state.clock.now()
+        + chrono::Duration::from_std(tickets_lapse)
+            .map_err(|_| ApiError::Internal("presign_ttl_secs out of range".into()))?;
+    state.ports.state.sweep_batch_at(batch_id, sweep_at).await?;
+    // Objects before the state: should the state go first and the object deletion fail,
+    // a retry would 404 and only the sweep would remove them.
     let removed = state.ports.objects.delete_prefix(&prefix).await?;
     state.ports.state.delete_batch(batch_id).await?;
     // A worker that was mid-job may have written renditions between the two calls.
     let late = match state.ports.objects.delete_prefix(&prefix).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(batch_id = %batch_id, error = %e, "second object sweep failed; objects expire with the bucket's lifecycle");
+            tracing::warn!(batch_id = %batch_id, error = %e, "second object sweep failed; the scheduled sweep removes what is left");
             0
         }
     };
-    // The batch's upload tickets are presigned PUTs, valid until they lapse whatever became
-    // of the batch: have the reconciler sweep its prefix again then, not only at expiry. An
-    // upload that starts just before its URL lapses still finishes, hence twice the TTL.
-    let tickets_lapse = state.settings.api.presign_ttl().saturating_mul(2);
-    let sweep_at = state.clock.now()
-        + chrono::Duration::from_std(tickets_lapse)
-            .map_err(|_| ApiError::Internal("presign_ttl_secs out of range".into()))?;
-    if let Err(e) = state.ports.state.sweep_batch_at(batch_id, sweep_at).await {
-        tracing::warn!(batch_id = %batch_id, error = %e, "could not bring the sweep forward; objects go when the batch would have expired");
-    }
     tracing::info!(batch_id = %batch_id, objects = removed + late, "batch deleted");
     Ok(())
 }

@@ -8,8 +8,9 @@
 //! | I1 | every registered photo ends exactly once: none left queued; exactly one outcome recorded per photo (the state store's own answers, as the ledger saw them); every photo a client was told is accepted is listed; a done photo has a rendition object per size, of the recorded size and digest; the outcome is one the photo's fate, or the faults, explain (`worker_crashed` only after `crash_limit` runs of it started on nodes the run killed) |
 //! | I2 | done + failed = total = the photos listed, and done and failed are the counts of each state |
 //! | I3 | every batch closed (close answered `Ok`) is completed |
-//! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out; at least once for every completed batch, whose event effect is then marked done |
+//! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out or died before marking it done; at least once for every completed batch, whose event effect is then marked done |
 //! | I5 | waiting is not lost: in a calm run (nothing lost, only queues that run long against `stall_after_ms`) the reconciler republishes no job and redrives no finalisation |
+//! | I6 | a deleted batch leaves nothing behind: no record, and no object under its prefix once its re-sweep (twice the upload tickets' life later) has run; I1–I3 do not apply to it, I4's at-most-once does |
 
 use std::collections::BTreeMap;
 
@@ -145,6 +146,11 @@ pub async fn check(
     for (batch_id, info) in ledger.batches() {
         let label = info.label.clone();
         let published = events_of.remove(&batch_id).unwrap_or(0);
+        if info.deleted_at.is_some() {
+            nothing_left(&mut verdict, state, objects, batch_id, &label).await;
+            at_most_one_event(&mut verdict, ledger, batch_id, &label, published);
+            continue;
+        }
         let batch = match state.get_batch(batch_id).await {
             Ok(Some(b)) => b,
             Ok(None) => {
@@ -244,21 +250,7 @@ pub async fn check(
             .is_effect_done(batch_id, Effect::Event)
             .await
             .unwrap_or(false);
-        if published > 1 {
-            if let Some(why) = ledger.event_excuse(batch_id) {
-                verdict.known(
-                    &format!("I4 event repeated: {why}"),
-                    format!(
-                        "{label}: batch.completed published {published} times: {why} (docs/\
-                         RELIABILITY.md, Not survived)"
-                    ),
-                );
-            } else {
-                verdict.violation(format!(
-                    "I4 {label}: batch.completed published {published} times, no fault excuses it"
-                ));
-            }
-        }
+        at_most_one_event(&mut verdict, ledger, batch_id, &label, published);
         if batch.state == BatchState::Completed && (!marked || published == 0) {
             verdict.violation(format!(
                 "I4 {label}: completed, but its event is {} and was published {published} times",
@@ -283,6 +275,60 @@ pub async fn check(
         ));
     }
     verdict
+}
+
+/// I4's first half: `batch.completed` at most once, unless a fault the documentation lists
+/// excuses a second.
+fn at_most_one_event(
+    verdict: &mut Verdict,
+    ledger: &Ledger,
+    batch_id: Uuid,
+    label: &str,
+    published: u32,
+) {
+    if published <= 1 {
+        return;
+    }
+    if let Some(why) = ledger.event_excuse(batch_id) {
+        verdict.known(
+            &format!("I4 event repeated: {why}"),
+            format!(
+                "{label}: batch.completed published {published} times: {why} (docs/\
+                 RELIABILITY.md, Not survived)"
+            ),
+        );
+    } else {
+        verdict.violation(format!(
+            "I4 {label}: batch.completed published {published} times, no fault excuses it"
+        ));
+    }
+}
+
+/// I6: a deleted batch leaves nothing: no record, no object under its prefix (once its
+/// re-sweep has run, which the run waits for).
+async fn nothing_left(
+    verdict: &mut Verdict,
+    state: &dyn StateStore,
+    objects: &SimObjects,
+    batch_id: Uuid,
+    label: &str,
+) {
+    match state.get_batch(batch_id).await {
+        Ok(None) => {}
+        Ok(Some(b)) => verdict.violation(format!(
+            "I6 {label}: deleted, yet its record is still there ({:?})",
+            b.state
+        )),
+        Err(e) => verdict.violation(format!("sim: reading {label}: {e}")),
+    }
+    let left = objects.keys_under(&keys::batch_prefix(batch_id));
+    if !left.is_empty() {
+        verdict.violation(format!(
+            "I6 {label}: deleted, yet {} objects are left under its prefix (first: {})",
+            left.len(),
+            left[0]
+        ));
+    }
 }
 
 /// A done photo's renditions: one per size of the batch, each stored with the size and

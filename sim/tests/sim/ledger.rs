@@ -30,6 +30,8 @@ pub struct BatchInfo {
     pub label: String,
     /// `close` answered `Ok`.
     pub closed: bool,
+    /// When `delete` answered `Ok` (virtual time since the run's start).
+    pub deleted_at: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -128,6 +130,7 @@ impl Ledger {
             BatchInfo {
                 label,
                 closed: false,
+                deleted_at: None,
             },
         );
     }
@@ -144,6 +147,14 @@ impl Ledger {
     pub fn closed(&self, id: Uuid) {
         if let Some(b) = self.lock().batches.get_mut(&id) {
             b.closed = true;
+        }
+    }
+
+    pub fn deleted(&self, id: Uuid) {
+        self.count("deletes");
+        let at = self.start.elapsed();
+        if let Some(b) = self.lock().batches.get_mut(&id) {
+            b.deleted_at.get_or_insert(at);
         }
     }
 

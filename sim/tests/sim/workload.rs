@@ -3,7 +3,8 @@
 //! does over HTTP: create the batch (no callback URL in this slice); stream its photos in one
 //! or two uploads, each with its own `Idempotency-Key`, the whole request retried with the
 //! same key on a 5xx answer or when it takes longer than the client waits; then close the
-//! batch, retried until it answers `Ok`. A refusal no well-behaved client can get (409,
+//! batch, retried until it answers `Ok`; about one client in seven then deletes its batch,
+//! up to 20 s later, retried the same way. A refusal no well-behaved client can get (409,
 //! 413, 500, …) is a problem of the run, not something to retry.
 //!
 //! The replica's route would first read the batch (`extract::owned_batch`) and the upload's
@@ -46,6 +47,8 @@ pub struct BatchPlan {
     pub options: BatchOptions,
     /// One or two uploads (none for an empty batch).
     pub uploads: Vec<Vec<PhotoPlan>>,
+    /// How long after closing it the client deletes the batch, if it does.
+    pub delete_after: Option<Duration>,
 }
 
 const SIZES: [u32; 5] = [64, 160, 320, 640, 1280];
@@ -116,8 +119,12 @@ pub fn draw(seed: u64) -> Vec<BatchPlan> {
                     vec![first, second]
                 }
             };
+            // Drawn from a stream of its own, so the other draws do not depend on it.
+            let deletes = Stream::derive(seed, &format!("workload/delete/b{b}"));
+            let delete_after = deletes.chance(0.15).then(|| deletes.millis(0, 20_000));
             BatchPlan {
                 index,
+                delete_after,
                 label: format!("b{b}"),
                 start_after: rng.millis(0, 5_000),
                 options: BatchOptions {
@@ -272,6 +279,18 @@ impl Client {
             .await;
         if let Attempt::Done(_) = closed {
             self.ledger.closed(batch.id);
+        }
+        if let Some(after) = self.plan.delete_after {
+            tokio::time::sleep(after).await;
+            let deleted = self
+                .request("delete", &label, |app, _| {
+                    let batch_id = batch.id;
+                    async move { batches::delete(&app, batch_id).await }
+                })
+                .await;
+            if let Attempt::Done(()) = deleted {
+                self.ledger.deleted(batch.id);
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use tirage_api::AppState;
 use tirage_api::backpressure::UploadSlots;
 use tirage_api::progress::ProgressHub;
 use tirage_core::codes::Effect;
+use tirage_core::keys;
 use tirage_core::model::BatchState;
 use tirage_embedded::{InProcessQueue, MemoryStateStore};
 use tirage_ports::{Clock, JobQueue, Lane, StateStore};
@@ -116,11 +117,13 @@ fn backlog_stall(
 /// Whether the run is quiet; if not, what is still going on.
 async fn quiet(
     clients: &[JoinHandle<()>],
-    ledger: &Ledger,
-    state: &dyn StateStore,
-    queue: &InProcessQueue,
+    wiring: &Wiring,
     fleet: &Fleet,
+    elapsed: Duration,
+    resweep: Duration,
 ) -> Result<(), String> {
+    let state: &dyn StateStore = wiring.state.as_ref();
+    let (ledger, queue) = (&wiring.ledger, &wiring.queue);
     if fleet.restarting() {
         return Err("a killed node is not started again yet".to_owned());
     }
@@ -129,6 +132,17 @@ async fn quiet(
         return Err(format!("{running} clients still working"));
     }
     for (id, info) in ledger.batches() {
+        if let Some(at) = info.deleted_at {
+            // Deleted: quiet once its re-sweep is past and nothing is left.
+            if elapsed < at + resweep {
+                return Err(format!("{}: deleted, its re-sweep not due yet", info.label));
+            }
+            let left = wiring.objects.keys_under(&keys::batch_prefix(id)).len();
+            if left > 0 {
+                return Err(format!("{}: deleted, {left} objects left", info.label));
+            }
+            continue;
+        }
         if !info.closed {
             continue;
         }
@@ -203,7 +217,11 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let crash_limit = settings.crash_limit;
     let mut fleet = Fleet::start(wiring.clone(), settings.clone(), node_count, stop.clone());
 
-    let api = defaults().1.clone();
+    let mut api = defaults().1.clone();
+    // Upload tickets of 30 s: a deleted batch's prefix is swept again a minute later.
+    api.api.presign_ttl_secs = 30;
+    let resweep = api.api.presign_ttl().saturating_mul(2)
+        + Duration::from_millis(settings.reconcile_every_ms.saturating_mul(3));
     let replicas: Vec<Arc<AppState>> = (0..replica_count)
         .map(|j| {
             let actor = format!("a{j}");
@@ -264,7 +282,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
             ledger.note("sim", "heal", "", "");
         }
         fleet.chaos(elapsed).await;
-        let outstanding = quiet(&clients, &ledger, state.as_ref(), &queue, &fleet).await;
+        let outstanding = quiet(&clients, &wiring, &fleet, elapsed, resweep).await;
         match outstanding {
             Ok(()) => break,
             Err(what) if elapsed >= HORIZON => {

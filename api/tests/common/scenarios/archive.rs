@@ -226,11 +226,13 @@ pub async fn archive_holds_every_done_rendition(b: &impl Backend) {
 /// Hooks of an object store whose `get_stream` finds nothing at one key (its `head` still does): a
 /// rendition that vanishes between the archive's layout and its turn to stream. It counts
 /// the `head` calls: the archive is laid out from the recorded sizes, with none. With
-/// `stall` set, every `get_stream` waits forever: an archive that stops flowing.
+/// `stall` set, every `get_stream` waits forever: an archive that stops flowing (`stalled`
+/// counts them).
 struct Vanishing {
     key: std::sync::Mutex<Option<String>>,
     heads: std::sync::atomic::AtomicUsize,
     stall: std::sync::atomic::AtomicBool,
+    stalled: std::sync::atomic::AtomicUsize,
 }
 
 impl Vanishing {
@@ -240,6 +242,7 @@ impl Vanishing {
             key: std::sync::Mutex::new(None),
             heads: std::sync::atomic::AtomicUsize::new(0),
             stall: std::sync::atomic::AtomicBool::new(false),
+            stalled: std::sync::atomic::AtomicUsize::new(0),
         });
         let store = Intercepted {
             inner,
@@ -253,6 +256,8 @@ impl Vanishing {
 impl ObjectHooks for Vanishing {
     async fn before_get_stream(&self, key: &str) -> Result<(), ObjectStoreError> {
         if self.stall.load(std::sync::atomic::Ordering::SeqCst) {
+            self.stalled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::future::pending::<()>().await;
         }
         if self.key.lock().unwrap().as_deref() == Some(key) {
@@ -362,7 +367,16 @@ pub async fn archives_are_capped_per_session(b: &impl Backend) {
             let _ = res.bytes().await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once it holds its slot and has stopped flowing (a fixed sleep lost that race on a
+    // loaded CI machine: the next request took the slot and stalled in turn).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stalling.stalled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first archive never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let res = app.get(&token, &archive).sent().await;
     expect_error(res, 429, "too_many_archives").await;
     // Another session of the same client address: refused on the address's account.
