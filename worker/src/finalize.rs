@@ -123,7 +123,8 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
 /// callback would go out twice (found by the simulator with state-store faults, `tirage-sim`
 /// seed 4). So it tries again with the job's backoff, renewing its claim between tries so
 /// that no copy takes over, for up to `retry_for_ms`; only then is the failure returned,
-/// the claim left to go stale.
+/// the claim left to go stale. Only a store that does not answer is tried again: a batch
+/// that is gone has nothing left to mark.
 pub(crate) async fn mark_done_after_effect(
     ctx: &Ctx,
     batch_id: Uuid,
@@ -137,7 +138,8 @@ pub(crate) async fn mark_done_after_effect(
         let mark = state.mark_effect_done(batch_id, effect);
         let failure = match ctx.io(&format!("mark {effect}"), mark).await {
             Ok(_) => return Ok(()),
-            Err(failure) => failure,
+            Err(failure @ Failure::Transient(_)) => failure,
+            Err(failure) => return Err(failure),
         };
         if started.elapsed() >= budget {
             return Err(failure);
