@@ -225,7 +225,7 @@ async fn handle(ctx: Arc<Ctx>, lane: Lane, delivery: Delivery, cancel: Cancellat
                 // Abandoned, not crashed: the copy the broker hands out next must not wait
                 // for this run's hold, nor count it against the photo.
                 if let Some(job) = &resize {
-                    let _ended = job::end_run(&ctx, job, run).await;
+                    job::end_run(&ctx, job, run).await;
                 }
                 (Settle::Requeue, JobOutcome::Requeued)
             }

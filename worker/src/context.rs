@@ -20,6 +20,7 @@ use crate::gate::Gate;
 use crate::host_slots::HostSlots;
 use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
+use tracing::warn;
 
 /// The function that turns one photo into renditions: [`tirage_engine::resize`], unless a
 /// test or benchmark substitutes another.
@@ -99,6 +100,39 @@ impl Ctx {
         match tokio::time::timeout(self.settings.io_timeout(), fut).await {
             Ok(r) => r.map_err(Failure::from),
             Err(_) => Err(Failure::Transient(format!("{what} timed out"))),
+        }
+    }
+
+    /// Runs `call` under [`Ctx::io`] until it answers anything but a transient failure,
+    /// trying again after the job's backoff while `budget` has not passed since the first
+    /// try, and running `between` before each new try. For a write the worker must not
+    /// leave undone (the mark after an effect, the end of a run's hold): only a store that
+    /// does not answer is worth trying again, and a batch that is gone has nothing left to
+    /// write (retrying its `Gone` held a slot for the whole budget: `tirage-sim` seed 19888).
+    pub async fn io_until<T, E, Fut, Between>(
+        &self,
+        what: &str,
+        budget: Duration,
+        mut call: impl FnMut() -> Fut,
+        mut between: impl FnMut() -> Between,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        Between: Future<Output = ()>,
+        Failure: From<E>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            match self.io(what, call()).await {
+                Err(failure @ Failure::Transient(_)) if started.elapsed() < budget => {
+                    warn!(reason = ?failure, what, "not done; trying again");
+                    tokio::time::sleep(self.retry_delay(attempt)).await;
+                    attempt = attempt.saturating_add(1);
+                    between().await;
+                }
+                answer => return answer,
+            }
         }
     }
 }

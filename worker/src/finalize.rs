@@ -131,27 +131,17 @@ pub(crate) async fn mark_done_after_effect(
     effect: Effect,
 ) -> Result<(), Failure> {
     let state = &ctx.ports.state;
-    let started = tokio::time::Instant::now();
     let budget = Duration::from_millis(ctx.settings.retry_for_ms);
-    let mut attempt = 1;
-    loop {
-        let mark = state.mark_effect_done(batch_id, effect);
-        let failure = match ctx.io(&format!("mark {effect}"), mark).await {
-            Ok(_) => return Ok(()),
-            Err(failure @ Failure::Transient(_)) => failure,
-            Err(failure) => return Err(failure),
-        };
-        if started.elapsed() >= budget {
-            return Err(failure);
-        }
-        warn!(reason = ?failure, %effect, "the effect ran but could not be marked done; trying again");
-        tokio::time::sleep(ctx.retry_delay(attempt)).await;
-        attempt = attempt.saturating_add(1);
+    let mark = || state.mark_effect_done(batch_id, effect);
+    let renew_claim = || async move {
         let renew = state.renew_effect_claim(batch_id, effect, ctx.now());
         if let Err(e) = ctx.io("renew claim", renew).await {
             warn!(reason = ?e, %effect, "could not renew the claim while marking");
         }
-    }
+    };
+    let what = format!("mark {effect}");
+    ctx.io_until(&what, budget, mark, renew_claim).await?;
+    Ok(())
 }
 
 /// How old a claim must be for its handler to be taken for dead: half the reconciler's

@@ -84,11 +84,16 @@ impl Gate {
         if self.outage().await {
             return false;
         }
+        self.open();
+        true
+    }
+
+    /// Opens the gate, once the dependencies answered.
+    fn open(&self) {
         if self.closed.swap(false, Ordering::AcqRel) {
             self.paused.set(0);
             info!("dependencies answer again: resuming intake");
         }
-        true
     }
 
     /// Waits until the dependencies answer again (probing with `delay(n)` between tries),
@@ -101,9 +106,7 @@ impl Gate {
         let mut tries = 0u32;
         loop {
             if self.dependencies_answer().await.is_ok() {
-                self.closed.store(false, Ordering::Release);
-                self.paused.set(0);
-                info!("dependencies answer again: resuming intake");
+                self.open();
                 return true;
             }
             tries = tries.saturating_add(1);

@@ -278,16 +278,11 @@ async fn holding<T>(
 }
 
 /// Ends the run's hold, one try (best effort: a hold left behind lapses, and the next run
-/// then counts this one as crashed). False when it is worth trying again: the store did
-/// not answer (a batch that is gone holds nothing any more).
-pub(crate) async fn end_run(ctx: &Ctx, job: &ResizeJob, run: Uuid) -> bool {
+/// then counts this one as crashed).
+pub(crate) async fn end_run(ctx: &Ctx, job: &ResizeJob, run: Uuid) {
     let end = ctx.ports.state.end_run(job.batch_id, job.photo_id, run);
-    match ctx.io("end run", end).await {
-        Ok(()) | Err(Failure::Gone) => true,
-        Err(e) => {
-            warn!(reason = ?e, "could not end this run's hold");
-            !matches!(e, Failure::Transient(_))
-        }
+    if let Err(e) = ctx.io("end run", end).await {
+        warn!(reason = ?e, "could not end this run's hold");
     }
 }
 
@@ -295,14 +290,12 @@ pub(crate) async fn end_run(ctx: &Ctx, job: &ResizeJob, run: Uuid) -> bool {
 /// a hold left behind would count as a crash, and two lost `end_run`s made a sound photo
 /// fail `worker_crashed` (found by the simulator with state-store faults, `tirage-sim` seed
 /// 65). Past the hold's term the store is taken for down, as a run of its own would be.
-/// Only a store that did not answer is tried again: retrying the `Gone` of a deleted batch
-/// held the job's slot for the hold's whole term (`tirage-sim` seed 19888, a calm backlog
-/// run whose stalled slots made the reconciler republish a waiting batch).
+/// A batch that is gone holds nothing any more.
 async fn end_run_surely(ctx: &Ctx, job: &ResizeJob, run: Uuid) {
-    let started = tokio::time::Instant::now();
-    let mut attempt = 1;
-    while !end_run(ctx, job, run).await && started.elapsed() < ctx.settings.run_hold() {
-        tokio::time::sleep(ctx.retry_delay(attempt)).await;
-        attempt = attempt.saturating_add(1);
+    let end = || ctx.ports.state.end_run(job.batch_id, job.photo_id, run);
+    let ended = ctx.io_until("end run", ctx.settings.run_hold(), end, || async {});
+    match ended.await {
+        Ok(()) | Err(Failure::Gone) => {}
+        Err(e) => warn!(reason = ?e, "could not end this run's hold"),
     }
 }
