@@ -11,6 +11,12 @@
 //! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out or died before marking it done; at least once for every completed batch, whose event effect is then marked done |
 //! | I5 | waiting is not lost: in a calm run (nothing lost, only queues that run long against `stall_after_ms`) the reconciler republishes no job and redrives no finalisation |
 //! | I6 | a deleted batch leaves nothing behind: no record, and no object under its prefix once its re-sweep (twice the upload tickets' life later) has run; I1–I3 do not apply to it, I4's at-most-once does |
+//!
+//! A state-store restart that loses its last second ([`crate::durable`]) excuses, as
+//! `Known`, only the breaches of what it lost: a photo accepted but missing (its
+//! registration), a batch gone and its client refused (its creation), a closed batch left
+//! open (its close), a deleted batch back (its delete), an event repeated (its done mark).
+//! An outcome it lost is not excused: the photo must be recorded again, exactly once.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +32,20 @@ use uuid::Uuid;
 use crate::engine::Fate;
 use crate::ledger::Ledger;
 use crate::objects::SimObjects;
+
+pub mod leftovers;
+
+/// How far apart two hosts' clocks may be (the product's `HOST_CLOCK_SKEW`): an API replica
+/// may refuse a batch as expired this much before the store does.
+const HOST_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The classes of breach a state-store restart causes by losing its last second, as
+/// docs/RELIABILITY.md lists them under *Not survived*.
+const LOST_CREATION: &str = "restart lost a batch's creation";
+const LOST_REGISTRATION: &str = "restart lost a photo's registration";
+const LOST_CLOSE: &str = "restart lost a batch's close";
+const LOST_DELETE: &str = "restart lost a batch's delete";
+const LOST_RUN_ENDS: &str = "restart lost the ends of runs";
 
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -88,16 +108,22 @@ fn check_failure(
     label: &str,
     fate: Fate,
     code: FailureCode,
-    (killed_runs, crash_limit): (usize, u32),
+    (killed_runs, lost_ends, crash_limit): (usize, usize, u32),
 ) {
+    let at_limit = |runs: usize| u32::try_from(runs).unwrap_or(u32::MAX) >= crash_limit;
     match (code, fate) {
         (FailureCode::CorruptImage, Fate::Corrupt)
         | (FailureCode::InternalError, Fate::Panic)
         // The API's publish was not confirmed (an injected queue fault).
         | (FailureCode::EnqueueFailed, _) => {}
         // Runs that really died with their node, as many as the limit.
-        (FailureCode::WorkerCrashed, _)
-            if u32::try_from(killed_runs).unwrap_or(u32::MAX) >= crash_limit => {}
+        (FailureCode::WorkerCrashed, _) if at_limit(killed_runs) => {}
+        // With runs whose end a state-store restart lost: their holds lapsed as a dead
+        // run's do, and the store cannot tell them apart.
+        (FailureCode::WorkerCrashed, _) if at_limit(killed_runs + lost_ends) => verdict.known(
+            LOST_RUN_ENDS,
+            format!("I1 {label}: failed {code} after {lost_ends} runs whose end was lost"),
+        ),
         (code, fate) => verdict.violation(format!(
             "I1 {label}: failed {code}, which neither its fate ({fate:?}) nor a fault explains"
         )),
@@ -139,20 +165,60 @@ pub async fn check(
     events: &mut broadcast::Receiver<Event>,
 ) -> Verdict {
     let mut verdict = Verdict::default();
+    let lost = ledger.lost_writes();
+    let batches = ledger.batches();
     for problem in ledger.problems() {
-        verdict.violation(format!("run: {problem}"));
+        let of = problem
+            .batch
+            .and_then(|b| batches.iter().find(|(id, _)| *id == b));
+        if of.is_some_and(|(id, _)| lost.creations.contains(id)) {
+            verdict.known(LOST_CREATION, format!("run: {}", problem.message));
+        } else if of.is_some_and(|(_, info)| problem.at + HOST_CLOCK_SKEW >= info.expires_at) {
+            // The batch had expired: refusing it is right.
+            ledger.count("refused_after_expiry");
+        } else {
+            verdict.violation(format!("run: {}", problem.message));
+        }
     }
     let mut events_of = drain_events(events, &mut verdict);
-    for (batch_id, info) in ledger.batches() {
+    let now = std::time::Duration::from_millis(ledger.now_ms());
+    for (batch_id, info) in batches {
         let label = info.label.clone();
         let published = events_of.remove(&batch_id).unwrap_or(0);
+        if info.deleted_at.is_none() && info.expires_at <= now {
+            let mut left = Verdict::default();
+            leftovers::swept(&mut left, ledger, (state, objects), batch_id, &info).await;
+            for breach in left.violations {
+                if lost.creations.contains(&batch_id) {
+                    // Unknown to the store: its objects (an upload whose clean-up failed)
+                    // are the bucket lifecycle's.
+                    verdict.known(LOST_CREATION, breach);
+                } else {
+                    verdict.violation(breach);
+                }
+            }
+            at_most_one_event(&mut verdict, ledger, batch_id, &label, published);
+            continue;
+        }
         if info.deleted_at.is_some() {
-            nothing_left(&mut verdict, state, objects, batch_id, &label).await;
+            let mut left = Verdict::default();
+            leftovers::nothing_left(&mut left, state, objects, batch_id, &label).await;
+            for breach in left.violations {
+                if lost.deletes.contains(&batch_id) {
+                    verdict.known(LOST_DELETE, breach);
+                } else {
+                    verdict.violation(breach);
+                }
+            }
             at_most_one_event(&mut verdict, ledger, batch_id, &label, published);
             continue;
         }
         let batch = match state.get_batch(batch_id).await {
             Ok(Some(b)) => b,
+            Ok(None) if lost.creations.contains(&batch_id) => {
+                verdict.known(LOST_CREATION, format!("I3 {label}: the batch is gone"));
+                continue;
+            }
             Ok(None) => {
                 verdict.violation(format!("I3 {label}: the batch is gone"));
                 continue;
@@ -211,7 +277,8 @@ pub async fn check(
                     failed += 1;
                     match photo.error {
                         Some(code) => {
-                            let crashes = (ledger.killed_runs(photo.id), crash_limit);
+                            let lost_ends = lost.run_ends.get(&photo.id).copied().unwrap_or(0);
+                            let crashes = (ledger.killed_runs(photo.id), lost_ends, crash_limit);
                             check_failure(&mut verdict, &plabel, made.fate, code, crashes);
                         }
                         None => verdict.violation(format!("I1 {plabel}: failed with no code")),
@@ -221,10 +288,12 @@ pub async fn check(
         }
         for (id, made) in ledger.photos_of(batch_id) {
             if ledger.is_accepted(id) && !photos.iter().any(|p| p.id == id) {
-                verdict.violation(format!(
-                    "I1 {}: accepted by the API, not in its batch",
-                    made.label
-                ));
+                let breach = format!("I1 {}: accepted by the API, not in its batch", made.label);
+                if lost.registrations.contains(&id) {
+                    verdict.known(LOST_REGISTRATION, breach);
+                } else {
+                    verdict.violation(breach);
+                }
             }
         }
         let listed = photos.len() as u64;
@@ -239,12 +308,17 @@ pub async fn check(
             ));
         }
         if info.closed && batch.state != BatchState::Completed {
-            verdict.violation(format!(
+            let breach = format!(
                 "I3 {label}: closed but {:?} ({}/{} counted)",
                 batch.state,
                 batch.done + batch.failed,
                 batch.total
-            ));
+            );
+            if lost.closes.contains(&batch_id) {
+                verdict.known(LOST_CLOSE, breach);
+            } else {
+                verdict.violation(breach);
+            }
         }
         let marked = state
             .is_effect_done(batch_id, Effect::Event)
@@ -262,10 +336,16 @@ pub async fn check(
             ));
         }
         if published > 0 && batch.state != BatchState::Completed {
-            verdict.violation(format!(
+            let breach = format!(
                 "I4 {label}: batch.completed published for a batch {:?}",
                 batch.state
-            ));
+            );
+            if lost.closes.contains(&batch_id) {
+                // The close completed it, the event went out, and the close was lost.
+                verdict.known(LOST_CLOSE, breach);
+            } else {
+                verdict.violation(breach);
+            }
         }
     }
     if !events_of.is_empty() {
@@ -300,33 +380,6 @@ fn at_most_one_event(
     } else {
         verdict.violation(format!(
             "I4 {label}: batch.completed published {published} times, no fault excuses it"
-        ));
-    }
-}
-
-/// I6: a deleted batch leaves nothing: no record, no object under its prefix (once its
-/// re-sweep has run, which the run waits for).
-async fn nothing_left(
-    verdict: &mut Verdict,
-    state: &dyn StateStore,
-    objects: &SimObjects,
-    batch_id: Uuid,
-    label: &str,
-) {
-    match state.get_batch(batch_id).await {
-        Ok(None) => {}
-        Ok(Some(b)) => verdict.violation(format!(
-            "I6 {label}: deleted, yet its record is still there ({:?})",
-            b.state
-        )),
-        Err(e) => verdict.violation(format!("sim: reading {label}: {e}")),
-    }
-    let left = objects.keys_under(&keys::batch_prefix(batch_id));
-    if !left.is_empty() {
-        verdict.violation(format!(
-            "I6 {label}: deleted, yet {} objects are left under its prefix (first: {})",
-            left.len(),
-            left[0]
         ));
     }
 }

@@ -24,15 +24,23 @@ pub struct VirtualClock {
     start: tokio::time::Instant,
 }
 
+/// The date every run starts at, so that nothing a run records depends on when it ran.
+fn origin() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// How long after the run's start the run's clock reads `date` (zero before the start).
+pub fn since_start(date: DateTime<Utc>) -> std::time::Duration {
+    (date - origin()).to_std().unwrap_or_default()
+}
+
 impl VirtualClock {
-    /// Starts now (in virtual time): every run begins at the same date, so that nothing a
-    /// run records depends on when it ran.
+    /// Starts now (in virtual time), at [`origin`].
     pub fn start() -> VirtualClock {
         VirtualClock {
-            origin: Utc
-                .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
-                .single()
-                .unwrap_or_default(),
+            origin: origin(),
             start: tokio::time::Instant::now(),
         }
     }

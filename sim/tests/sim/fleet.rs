@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tirage_embedded::{InProcessQueue, MemoryStateStore};
+use tirage_embedded::InProcessQueue;
 use tirage_ports::{Clock, Lane};
 use tirage_runtime::{PortNames, Ports};
 use tirage_worker::{Metrics, Node, Seams, WorkerSettings};
@@ -18,12 +18,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::actor_clock;
+use crate::durable::Durable;
 use crate::engine::{SimOffload, sim_resizer};
 use crate::faults::{FaultPlan, FaultyObjects, FaultyQueue, Injector};
 use crate::ledger::Ledger;
-use crate::life::Life;
+use crate::life::{Kills, Life};
 use crate::objects::SimObjects;
-use crate::rng::{SimEntropy, Stream};
+use crate::rng::SimEntropy;
 use crate::state::ObservedState;
 
 /// What every process of the run is wired to.
@@ -32,7 +33,8 @@ pub struct Wiring {
     pub plan: Arc<FaultPlan>,
     pub ledger: Arc<Ledger>,
     pub clock: Arc<dyn Clock>,
-    pub state: Arc<MemoryStateStore>,
+    /// The state store, which may restart ([`crate::restarts`]).
+    pub state: Arc<Durable>,
     pub queue: Arc<InProcessQueue>,
     pub objects: Arc<SimObjects>,
 }
@@ -79,14 +81,6 @@ struct Slot {
     loops: Vec<JoinHandle<()>>,
 }
 
-/// A kill the seed drew: slot, when, and how long until the node is started again.
-#[derive(Debug, Clone, Copy)]
-struct Kill {
-    slot: usize,
-    at: Duration,
-    restart_after: Duration,
-}
-
 pub struct Fleet {
     wiring: Arc<Wiring>,
     settings: WorkerSettings,
@@ -94,10 +88,7 @@ pub struct Fleet {
     slots: Vec<Slot>,
     /// Every node that ever ran (their metrics are summed at the end).
     every_node: Vec<Node>,
-    /// The kills still to come, the next one last.
-    kills: Vec<Kill>,
-    /// Slots killed and when to start them again.
-    restarts: Vec<(usize, Duration)>,
+    kills: Kills,
 }
 
 impl Fleet {
@@ -107,18 +98,7 @@ impl Fleet {
         nodes: usize,
         stop: CancellationToken,
     ) -> Fleet {
-        let rng = Stream::derive(wiring.seed, "kills");
-        let killing = rng.chance(0.4) && !wiring.plan.calm;
-        let count = rng.usize_in(1, 2);
-        let mut kills: Vec<Kill> = (0..count)
-            .map(|_| Kill {
-                slot: rng.usize_in(0, nodes - 1),
-                at: rng.millis(1_000, 60_000),
-                restart_after: rng.millis(500, 15_000),
-            })
-            .filter(|_| killing)
-            .collect();
-        kills.sort_by_key(|k| std::cmp::Reverse(k.at));
+        let kills = Kills::draw(wiring.seed, "kills", wiring.plan.calm, nodes, (500, 15_000));
         let mut fleet = Fleet {
             wiring,
             settings,
@@ -126,7 +106,6 @@ impl Fleet {
             slots: Vec::new(),
             every_node: Vec::new(),
             kills,
-            restarts: Vec::new(),
         };
         for index in 0..nodes {
             let slot = fleet.launch(index, 0);
@@ -180,28 +159,17 @@ impl Fleet {
 
     /// Carries out the kills and restarts due at `elapsed` (none once the faults healed).
     pub async fn chaos(&mut self, elapsed: Duration) {
-        while self.kills.last().is_some_and(|k| k.at <= elapsed) {
-            let Some(kill) = self.kills.pop() else { break };
-            if self.wiring.plan.healed() || self.slots[kill.slot].life.is_dead() {
-                continue;
-            }
-            let slot = &mut self.slots[kill.slot];
+        let slots = &self.slots;
+        let healed = self.wiring.plan.healed();
+        for index in self.kills.due(elapsed, healed, |i| slots[i].life.is_dead()) {
+            let slot = &mut self.slots[index];
             slot.life.kill().await;
             for task in slot.loops.drain(..) {
                 task.abort();
             }
             self.wiring.ledger.killed(&slot.actor);
-            self.restarts
-                .push((kill.slot, elapsed + kill.restart_after));
         }
-        let due: Vec<usize> = self
-            .restarts
-            .iter()
-            .filter(|(_, at)| *at <= elapsed)
-            .map(|(slot, _)| *slot)
-            .collect();
-        self.restarts.retain(|(_, at)| *at > elapsed);
-        for index in due {
+        for index in self.kills.restarts_due(elapsed) {
             let incarnation = self.slots[index].incarnation + 1;
             self.slots[index] = self.launch(index, incarnation);
         }
@@ -217,7 +185,7 @@ impl Fleet {
 
     /// Whether a killed node still waits to be started again.
     pub fn restarting(&self) -> bool {
-        !self.restarts.is_empty()
+        self.kills.restarting()
     }
 
     /// Every node that ever ran.

@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use tirage_ports::WorkItem;
 use uuid::Uuid;
 
+use crate::durable::Lost;
 use crate::engine::Fate;
 use crate::rng::{FNV_OFFSET, fnv1a};
 
@@ -32,6 +33,37 @@ pub struct BatchInfo {
     pub closed: bool,
     /// When `delete` answered `Ok` (virtual time since the run's start).
     pub deleted_at: Option<std::time::Duration>,
+    /// When the batch expires (virtual time since the run's start, as the state store
+    /// reads it).
+    pub expires_at: std::time::Duration,
+}
+
+/// What state-store restarts lost of what clients were told had happened (see
+/// [`crate::durable`]): the breaches they cause are the ones docs/RELIABILITY.md lists as
+/// not survived.
+#[derive(Debug, Clone, Default)]
+pub struct LostWrites {
+    /// Batches whose creation was lost.
+    pub creations: BTreeSet<Uuid>,
+    /// Photos whose registration was lost.
+    pub registrations: BTreeSet<Uuid>,
+    /// Batches whose close was lost.
+    pub closes: BTreeSet<Uuid>,
+    /// Batches whose delete was lost.
+    pub deletes: BTreeSet<Uuid>,
+    /// Photo → runs whose end was lost and whose start was kept: holds left to lapse,
+    /// which count as crashed runs.
+    pub run_ends: BTreeMap<Uuid, usize>,
+}
+
+/// A failure of the simulator, or a refusal no client expects.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// The batch it concerns, if one does.
+    pub batch: Option<Uuid>,
+    /// When (virtual time since the run's start).
+    pub at: std::time::Duration,
+    pub message: String,
 }
 
 #[derive(Default)]
@@ -56,8 +88,10 @@ struct Inner {
     /// Actor → batches whose event it published and has not marked done yet.
     events_unmarked: BTreeMap<String, BTreeSet<Uuid>>,
     counts: BTreeMap<String, u64>,
-    /// The simulator's own failures (a broken assumption), and refusals no client expects.
-    problems: Vec<String>,
+    /// The simulator's own failures (a broken assumption), and refusals no client expects,
+    /// with the batch they concern when there is one.
+    problems: Vec<Problem>,
+    lost: LostWrites,
 }
 
 pub struct Ledger {
@@ -119,11 +153,69 @@ impl Ledger {
     }
 
     pub fn problem(&self, message: String) {
-        self.note("sim", "problem", "", &message);
-        self.lock().problems.push(message);
+        self.problem_of(None, message);
     }
 
-    pub fn register_batch(&self, id: Uuid, label: String) {
+    /// A problem concerning `batch`.
+    pub fn problem_of(&self, batch: Option<Uuid>, message: String) {
+        self.note("sim", "problem", "", &message);
+        let at = self.start.elapsed();
+        self.lock().problems.push(Problem { batch, at, message });
+    }
+
+    /// The state store restarted and lost `lost` (oldest first): outcomes it never kept are
+    /// forgotten (their photos are recorded again), an event whose done mark is lost may go
+    /// out again, and the rest is kept for the checker.
+    pub fn state_restarted(&self, lost: Vec<Lost>) {
+        self.note(
+            "sim",
+            "state_restarted",
+            "",
+            &format!("{} writes lost", lost.len()),
+        );
+        let mut inner = self.lock();
+        for lost in lost.into_iter().rev() {
+            match lost {
+                Lost::Nothing => {}
+                Lost::Created(batch) => {
+                    inner.lost.creations.insert(batch);
+                }
+                Lost::Registered(photos) => inner.lost.registrations.extend(photos),
+                Lost::Closed(batch) => {
+                    inner.lost.closes.insert(batch);
+                }
+                Lost::Deleted(batch) => {
+                    inner.lost.deletes.insert(batch);
+                }
+                Lost::Recorded(photo) => {
+                    if let Some(recorded) = inner.recorded.get_mut(&photo) {
+                        recorded.pop();
+                    }
+                    *inner.counts.entry("outcomes_lost".to_owned()).or_default() += 1;
+                }
+                // Newest first: a run's end is met before its start, so a run lost whole
+                // leaves nothing.
+                Lost::RunEnded(photo) => *inner.lost.run_ends.entry(photo).or_default() += 1,
+                Lost::RunStarted(photo) => {
+                    if let Some(ends) = inner.lost.run_ends.get_mut(&photo) {
+                        *ends = ends.saturating_sub(1);
+                    }
+                }
+                Lost::EventMarked(batch) => {
+                    inner
+                        .event_excused
+                        .entry(batch)
+                        .or_insert("its done mark was lost when the state store restarted");
+                }
+            }
+        }
+    }
+
+    pub fn lost_writes(&self) -> LostWrites {
+        self.lock().lost.clone()
+    }
+
+    pub fn register_batch(&self, id: Uuid, label: String, expires_at: std::time::Duration) {
         self.note("sim", "batch", &label, "created");
         self.lock().batches.insert(
             id,
@@ -131,6 +223,7 @@ impl Ledger {
                 label,
                 closed: false,
                 deleted_at: None,
+                expires_at,
             },
         );
     }
@@ -326,7 +419,7 @@ impl Ledger {
         self.lock().counts.clone()
     }
 
-    pub fn problems(&self) -> Vec<String> {
+    pub fn problems(&self) -> Vec<Problem> {
         self.lock().problems.clone()
     }
 }

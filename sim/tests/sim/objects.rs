@@ -20,6 +20,8 @@ const CHUNK: usize = 64;
 struct Object {
     data: Bytes,
     content_type: String,
+    /// When it was written, by the run's clock.
+    written: chrono::DateTime<chrono::Utc>,
 }
 
 pub struct SimObjects {
@@ -53,12 +55,24 @@ impl SimObjects {
             .collect()
     }
 
+    /// Every key under `prefix` with when it was written (virtual time since the run's
+    /// start), in key order.
+    pub fn written_under(&self, prefix: &str) -> Vec<(String, Duration)> {
+        self.lock()
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| (k.clone(), crate::clock::since_start(o.written)))
+            .collect()
+    }
+
     fn store(&self, key: &str, data: Bytes, content_type: &str) {
+        let written = self.clock.now();
         self.lock().insert(
             key.to_owned(),
             Object {
                 data,
                 content_type: content_type.to_owned(),
+                written,
             },
         );
     }

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::engine::{Fate, photo_bytes};
 use crate::ledger::{Ledger, PhotoInfo};
+use crate::replicas::Replicas;
 use crate::rng::Stream;
 
 /// Attempts of one request before the client gives up (and the run reports it).
@@ -148,11 +149,13 @@ fn retryable(e: &ApiError) -> bool {
 /// One client, working through one batch.
 pub struct Client {
     pub plan: BatchPlan,
-    pub replicas: Vec<Arc<AppState>>,
+    pub replicas: Arc<Replicas>,
     pub ledger: Arc<Ledger>,
     pub rng: Stream,
     /// How long the client waits for one request.
     pub timeout: Duration,
+    /// The batch, once created: the refusals it meets concern it.
+    pub batch: std::cell::Cell<Option<Uuid>>,
 }
 
 enum Attempt<T> {
@@ -163,11 +166,6 @@ enum Attempt<T> {
 impl Client {
     fn actor(&self) -> String {
         format!("c{}", self.plan.index)
-    }
-
-    fn replica(&self) -> Arc<AppState> {
-        let i = self.rng.usize_in(0, self.replicas.len().saturating_sub(1));
-        self.replicas[i].clone()
     }
 
     /// The wait before attempt `n + 1`.
@@ -184,8 +182,22 @@ impl Client {
     {
         let actor = self.actor();
         for n in 1..=MAX_ATTEMPTS {
-            let replica = self.replica();
-            match tokio::time::timeout(self.timeout, call(replica, n)).await {
+            let replica = self.replicas.pick(&self.rng);
+            let attempt = tokio::time::timeout(self.timeout, call(replica.app.clone(), n));
+            // A replica that dies cuts its requests: the proxy answers 502.
+            let answered = tokio::select! {
+                biased;
+                () = replica.life.killed() => None,
+                answer = attempt => Some(answer),
+            };
+            let Some(answered) = answered else {
+                self.ledger
+                    .note(&actor, what, subject, "cut: its replica died");
+                self.ledger.count("client_cuts");
+                tokio::time::sleep(self.backoff(n)).await;
+                continue;
+            };
+            match answered {
                 Ok(Ok(value)) => {
                     self.ledger.note(&actor, what, subject, "ok");
                     return Attempt::Done(value);
@@ -196,10 +208,10 @@ impl Client {
                     self.ledger.count("client_retries");
                 }
                 Ok(Err(e)) => {
-                    self.ledger.problem(format!(
-                        "{actor}: {what} {subject} refused: {} ({e})",
-                        e.code()
-                    ));
+                    self.ledger.problem_of(
+                        self.batch.get(),
+                        format!("{actor}: {what} {subject} refused: {} ({e})", e.code()),
+                    );
                     return Attempt::Refused;
                 }
                 Err(_) => {
@@ -209,9 +221,10 @@ impl Client {
             }
             tokio::time::sleep(self.backoff(n)).await;
         }
-        self.ledger.problem(format!(
-            "{actor}: {what} {subject} still failing after {MAX_ATTEMPTS} attempts"
-        ));
+        self.ledger.problem_of(
+            self.batch.get(),
+            format!("{actor}: {what} {subject} still failing after {MAX_ATTEMPTS} attempts"),
+        );
         Attempt::Refused
     }
 
@@ -228,7 +241,10 @@ impl Client {
         let Attempt::Done(batch) = created else {
             return;
         };
-        self.ledger.register_batch(batch.id, label.clone());
+        let expires_at = crate::clock::since_start(batch.expires_at);
+        self.ledger
+            .register_batch(batch.id, label.clone(), expires_at);
+        self.batch.set(Some(batch.id));
         let mut numbered = 0u16;
         let mut uploads = Vec::new();
         for (u, photos) in self.plan.uploads.iter().enumerate() {

@@ -1,39 +1,42 @@
-//! One run: the shared adapters (one `MemoryStateStore`, one `InProcessQueue`, one
-//! [`SimObjects`]) on the run's virtual clock, 1 to 4 worker nodes each consuming both lanes
-//! and running the reconciler, 1 or 2 API replicas, each process on its own (perhaps skewed)
-//! clock, the clients, all over fault-injecting ports; then, once the run is quiet (or its virtual-time
-//! horizon is reached), the stop and the checker.
+//! One run: the shared adapters (one `MemoryStateStore` behind its journal, [`Durable`], one
+//! `InProcessQueue`, one [`SimObjects`]) on the run's virtual clock, 1 to 4 worker nodes
+//! each consuming both lanes and running the reconciler, 1 or 2 API replicas, each process
+//! on its own (perhaps skewed) clock, the clients, all over fault-injecting ports; then,
+//! once the run is quiet (or its virtual-time horizon is reached), the stop and the checker.
 //!
-//! Quiet means: every client is done; every batch a client closed is completed and its
-//! event marked done; nothing waits on either lane (ready or delayed); no node has a job in
-//! flight. The faults heal once the clients are done and the drawn fault window is over (or
-//! at half the horizon), so that a run ends in a state the invariants can judge.
+//! Quiet means: every client is done; no killed node or replica and no state-store restart
+//! is still to come; every batch a client closed is completed and its event marked done
+//! (unless a restart lost its creation, close or delete: then only its photos are waited
+//! for); a deleted batch is past its re-sweep with nothing left; an expired one is swept; in
+//! a seed whose batches expire, every batch has; nothing waits on either lane (ready or
+//! delayed); no node has a job in flight. The faults heal once the clients are done and the
+//! drawn fault window is over (or at half the horizon), so that a run ends in a state the
+//! invariants can judge.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tirage_api::AppState;
-use tirage_api::backpressure::UploadSlots;
-use tirage_api::progress::ProgressHub;
 use tirage_core::codes::Effect;
 use tirage_core::keys;
 use tirage_core::model::BatchState;
-use tirage_embedded::{InProcessQueue, MemoryStateStore};
+use tirage_embedded::InProcessQueue;
 use tirage_ports::{Clock, JobQueue, Lane, StateStore};
 use tirage_runtime::config::Layers;
 use tirage_worker::WorkerSettings;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::check::{self, Verdict};
-use crate::clock::{VirtualClock, actor_clock};
+use crate::check::{self, Verdict, leftovers};
+use crate::clock::VirtualClock;
+use crate::durable::Durable;
 use crate::faults::FaultPlan;
 use crate::fleet::{Fleet, Wiring};
 use crate::ledger::Ledger;
-use crate::life::Life;
 use crate::objects::SimObjects;
+use crate::replicas::Replicas;
+use crate::restarts;
 use crate::rng::Stream;
 use crate::workload::{self, Client};
 
@@ -118,8 +121,8 @@ fn backlog_stall(
 async fn quiet(
     clients: &[JoinHandle<()>],
     wiring: &Wiring,
-    fleet: &Fleet,
-    elapsed: Duration,
+    (fleet, replicas, restarts): (&Fleet, &Replicas, &JoinHandle<()>),
+    (elapsed, expiring): (Duration, bool),
     resweep: Duration,
 ) -> Result<(), String> {
     let state: &dyn StateStore = wiring.state.as_ref();
@@ -127,11 +130,44 @@ async fn quiet(
     if fleet.restarting() {
         return Err("a killed node is not started again yet".to_owned());
     }
+    if replicas.restarting() {
+        return Err("a killed replica is not started again yet".to_owned());
+    }
+    if !restarts.is_finished() {
+        return Err("a state-store restart is still to come".to_owned());
+    }
+    let lost = ledger.lost_writes();
     let running = clients.iter().filter(|c| !c.is_finished()).count();
     if running > 0 {
         return Err(format!("{running} clients still working"));
     }
     for (id, info) in ledger.batches() {
+        if lost.creations.contains(&id) || lost.deletes.contains(&id) {
+            // The store forgot the batch, or forgot that it was deleted: nothing to wait for.
+            continue;
+        }
+        if info.deleted_at.is_none() && info.expires_at <= elapsed {
+            if !leftovers::is_swept(state, &wiring.objects, id, info.expires_at).await {
+                return Err(format!("{}: expired, not swept yet", info.label));
+            }
+            continue;
+        }
+        if expiring && info.deleted_at.is_none() {
+            let left = info.expires_at.saturating_sub(elapsed).as_millis();
+            return Err(format!("{}: expires in {left} ms", info.label));
+        }
+        if lost.closes.contains(&id) {
+            // Open for good: wait only for its photos.
+            let batch = state.get_batch(id).await.ok().flatten();
+            if let Some(b) = batch.filter(|b| b.done + b.failed < b.total) {
+                let counted = b.done + b.failed;
+                return Err(format!(
+                    "{}: close lost, {counted}/{} counted",
+                    info.label, b.total
+                ));
+            }
+            continue;
+        }
         if let Some(at) = info.deleted_at {
             // Deleted: quiet once its re-sweep is past and nothing is left.
             if elapsed < at + resweep {
@@ -208,7 +244,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
         plan: plan.clone(),
         ledger: ledger.clone(),
         clock: clock.clone(),
-        state: Arc::new(MemoryStateStore::with_clock(clock.clone())),
+        state: Arc::new(Durable::new(clock.clone())),
         queue: queue.clone(),
         objects: Arc::new(SimObjects::new(clock.clone())),
     });
@@ -216,43 +252,39 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let stop = CancellationToken::new();
     let crash_limit = settings.crash_limit;
     let mut fleet = Fleet::start(wiring.clone(), settings.clone(), node_count, stop.clone());
+    let restarts = restarts::schedule(seed, &plan, &wiring.state, &ledger);
 
     let mut api = defaults().1.clone();
     // Upload tickets of 30 s: a deleted batch's prefix is swept again a minute later.
     api.api.presign_ttl_secs = 30;
+    // About one seed in seven lets its batches expire, from 30 s to 3 min after their
+    // creation: some before they complete, some even before their client is done; the run
+    // then waits for every batch to expire and be swept (I7).
+    let expiry = Stream::derive(seed, "expiry");
+    let expiring = expiry.chance(0.15);
+    if expiring {
+        api.limits.batch_ttl_secs = expiry.range(30, 180);
+    }
     let resweep = api.api.presign_ttl().saturating_mul(2)
         + Duration::from_millis(settings.reconcile_every_ms.saturating_mul(3));
-    let replicas: Vec<Arc<AppState>> = (0..replica_count)
-        .map(|j| {
-            let actor = format!("a{j}");
-            Arc::new(AppState {
-                ports: wiring.ports(&actor, &Arc::new(Life::default())),
-                uploads: UploadSlots::new(
-                    api.api.max_concurrent_uploads,
-                    api.api.uploads_per_session,
-                    api.api.busy_retry_after_secs,
-                ),
-                settings: api.clone(),
-                metrics: tirage_api::metrics::Metrics::new().expect("API metrics"),
-                api_key_digests: Vec::new(),
-                progress: ProgressHub::default(),
-                rendition_urls: None,
-                clock: actor_clock(seed, &clock, &actor, &ledger),
-            })
-        })
-        .collect();
+    let replicas = Arc::new(Replicas::start(wiring.clone(), api.clone(), replica_count));
 
     let photos: usize = plans
         .iter()
         .map(|b| b.uploads.iter().map(Vec::len).sum::<usize>())
         .sum();
     let shape = format!(
-        "{node_count} nodes (concurrency {}), {replica_count} replicas, {} batches, {photos} photos, {}{}",
+        "{node_count} nodes (concurrency {}), {replica_count} replicas, {} batches, {photos} photos, {}{}{}",
         settings.effective_concurrency(),
         plans.len(),
         if plan.calm { "calm" } else { "faulty" },
         if backlog {
             format!(", backlog run (stall after {} ms)", settings.stall_after_ms)
+        } else {
+            String::new()
+        },
+        if expiring {
+            format!(", batches expire after {} s", api.limits.batch_ttl_secs)
         } else {
             String::new()
         }
@@ -267,6 +299,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
                 replicas: replicas.clone(),
                 ledger: ledger.clone(),
                 timeout: client_timeout,
+                batch: std::cell::Cell::new(None),
             };
             tokio::task::spawn_local(client.run())
         })
@@ -282,7 +315,15 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
             ledger.note("sim", "heal", "", "");
         }
         fleet.chaos(elapsed).await;
-        let outstanding = quiet(&clients, &wiring, &fleet, elapsed, resweep).await;
+        replicas.chaos(elapsed).await;
+        let outstanding = quiet(
+            &clients,
+            &wiring,
+            (&fleet, &replicas, &restarts),
+            (elapsed, expiring),
+            resweep,
+        )
+        .await;
         match outstanding {
             Ok(()) => break,
             Err(what) if elapsed >= HORIZON => {
@@ -298,6 +339,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let virtual_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     ledger.note("sim", "stop", "", "");
     stop.cancel();
+    restarts.abort();
     for client in clients {
         if client.is_finished() {
             if let Err(e) = client.await {

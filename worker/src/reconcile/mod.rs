@@ -35,6 +35,7 @@ use uuid::Uuid;
 use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::metrics::Repair;
+use crate::settings::HOST_CLOCK_SKEW;
 
 mod backlog;
 
@@ -172,8 +173,12 @@ async fn may_repair(ctx: &Ctx, lease: &Lease) -> Result<bool, Failure> {
 }
 
 /// Sweeps every expired batch, soonest first; the index is read only up to its first batch
-/// that has not expired.
+/// that has not expired. A batch is swept only once it has expired by every host's clock:
+/// this worker's may run [`HOST_CLOCK_SKEW`] ahead of the state store's, which keeps the
+/// batch alive until then, and a job recording its outcome meanwhile would leave renditions
+/// written after the sweep (found by the simulation, seeds 5058 and 6059).
 async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Walk, Failure> {
+    let skew = chrono::Duration::from_std(HOST_CLOCK_SKEW).unwrap_or_default();
     let mut first_page = true;
     loop {
         if !still_held(ctx, lease, &mut first_page).await? {
@@ -189,7 +194,7 @@ async fn sweep(ctx: &Ctx, stop: &CancellationToken, lease: &Lease) -> Result<Wal
             if stop.is_cancelled() {
                 return Ok(Walk::Stopped);
             }
-            if indexed.expires_at > now {
+            if indexed.expires_at + skew > now {
                 return Ok(Walk::Finished);
             }
             if !may_repair(ctx, lease).await? {

@@ -63,7 +63,8 @@ pub async fn a_stalled_reconciler_repairs_nothing_after_losing_its_lease(
     let first = expiring_batch(&ports, chrono::Duration::milliseconds(300)).await;
     let second = expiring_batch(&ports, chrono::Duration::milliseconds(400)).await;
     // Both have expired before A reads its first page: one page holds both, first first.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // (A worker sweeps a batch 5 s after it expires, the clock skew it allows between hosts.)
+    tokio::time::sleep(Duration::from_millis(5_600)).await;
     let mut settings = h.settings();
     // The lease lasts three periods (300 ms); a call may take 20 s before it times out.
     settings.reconcile_every_ms = 100;
