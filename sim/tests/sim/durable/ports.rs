@@ -9,14 +9,14 @@ use chrono::{DateTime, Utc};
 use tirage_core::codes::Effect;
 use tirage_core::model::{Batch, PhotoOutcome, PhotoRecord};
 use tirage_ports::{
-    Batches, Cap, Charge, ClientLimits, CloseResult, ConsumedMark, Effects, IndexedBatch, Payer,
-    PendingUpload, PendingUploads, PhotoPage, Progress, ProgressFeed, RateDecision, RecordResult,
-    RunHold, RunStart, Runs, Session, SessionQuota, SessionRate, Sessions, StateError, StateStore,
-    Storage, StorageCaps, StoredBytes, Upkeep,
+    Batches, Cap, CloseResult, ConsumedMark, Effects, IndexedBatch, PhotoPage, RecordResult,
+    RunHold, RunStart, Runs, StateError, StateStore, Upkeep,
 };
 use uuid::Uuid;
 
 use super::{Durable, Lost};
+
+mod clients;
 
 /// The store a replay runs on.
 type Store = std::sync::Arc<tirage_embedded::MemoryStateStore>;
@@ -289,183 +289,5 @@ impl Upkeep for Durable {
             async move { s.unchanged_since(batch_id, &marker, now, restart).await }
         };
         self.write(call, nothing).await
-    }
-}
-
-#[async_trait]
-impl Sessions for Durable {
-    async fn put_session(
-        &self,
-        session: &Session,
-        ttl: Duration,
-        quota: Option<SessionQuota<'_>>,
-    ) -> Result<bool, StateError> {
-        let session = session.clone();
-        let quota = quota.map(|q| (q.owner.to_owned(), q.max));
-        let call = move |s: Store| {
-            let (session, quota) = (session.clone(), quota.clone());
-            async move {
-                let quota = quota.as_ref().map(|(owner, max)| SessionQuota {
-                    owner: owner.as_str(),
-                    max: *max,
-                });
-                s.put_session(&session, ttl, quota).await
-            }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn touch_session(&self, id: &str, ttl: Duration) -> Result<Option<Session>, StateError> {
-        let id = id.to_owned();
-        let call = move |s: Store| {
-            let id = id.clone();
-            async move { s.touch_session(&id, ttl).await }
-        };
-        self.write(call, nothing).await
-    }
-}
-
-#[async_trait]
-impl ClientLimits for Durable {
-    async fn rate_limit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> Result<RateDecision, StateError> {
-        let key = key.to_owned();
-        let call = move |s: Store| {
-            let key = key.clone();
-            async move { s.rate_limit(&key, limit, window).await }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn charge_session_requests(
-        &self,
-        session_id: &str,
-        hits: u32,
-        rate: SessionRate,
-    ) -> Result<RateDecision, StateError> {
-        let session_id = session_id.to_owned();
-        let call = move |s: Store| {
-            let session_id = session_id.clone();
-            async move { s.charge_session_requests(&session_id, hits, rate).await }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn open_stream(
-        &self,
-        session_id: &str,
-        stream_id: Uuid,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<bool, StateError> {
-        let session_id = session_id.to_owned();
-        let call = move |s: Store| {
-            let session_id = session_id.clone();
-            async move { s.open_stream(&session_id, stream_id, limit, lease).await }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn close_stream(&self, session_id: &str, stream_id: Uuid) -> Result<(), StateError> {
-        let session_id = session_id.to_owned();
-        let call = move |s: Store| {
-            let session_id = session_id.clone();
-            async move { s.close_stream(&session_id, stream_id).await }
-        };
-        self.write(call, nothing).await
-    }
-}
-
-#[async_trait]
-impl PendingUploads for Durable {
-    async fn put_pending_uploads(
-        &self,
-        batch_id: Uuid,
-        uploads: &[PendingUpload],
-        limit: u64,
-    ) -> Result<(), StateError> {
-        let uploads = uploads.to_vec();
-        let call = move |s: Store| {
-            let uploads = uploads.clone();
-            async move { s.put_pending_uploads(batch_id, &uploads, limit).await }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn put_pending_upload(
-        &self,
-        batch_id: Uuid,
-        upload: &PendingUpload,
-    ) -> Result<(), StateError> {
-        let upload = upload.clone();
-        let call = move |s: Store| {
-            let upload = upload.clone();
-            async move { s.put_pending_upload(batch_id, &upload).await }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn take_pending_upload(
-        &self,
-        batch_id: Uuid,
-        photo_id: Uuid,
-    ) -> Result<Option<PendingUpload>, StateError> {
-        let call = move |s: Store| async move { s.take_pending_upload(batch_id, photo_id).await };
-        self.write(call, nothing).await
-    }
-}
-
-#[async_trait]
-impl Progress for Durable {
-    async fn watch_progress(&self) -> Result<ProgressFeed, StateError> {
-        self.read(|s| async move { s.watch_progress().await }).await
-    }
-}
-
-#[async_trait]
-impl Storage for Durable {
-    async fn charge_stored(
-        &self,
-        batch: &Batch,
-        payer: Payer<'_>,
-        bytes: u64,
-        caps: StorageCaps,
-    ) -> Result<Charge, StateError> {
-        let batch = batch.clone();
-        let (session_id, address) = (payer.session_id.to_owned(), payer.address.to_owned());
-        let call = move |s: Store| {
-            let (batch, session_id, address) = (batch.clone(), session_id.clone(), address.clone());
-            async move {
-                let payer = Payer {
-                    session_id: &session_id,
-                    address: &address,
-                };
-                s.charge_stored(&batch, payer, bytes, caps).await
-            }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn charge_renditions(&self, batch: &Batch, bytes: u64) -> Result<(), StateError> {
-        let batch = batch.clone();
-        let call = move |s: Store| {
-            let batch = batch.clone();
-            async move { s.charge_renditions(&batch, bytes).await }
-        };
-        self.write(call, nothing).await
-    }
-
-    async fn refund_stored(&self, batch_id: Uuid, bytes: u64) -> Result<(), StateError> {
-        let call = move |s: Store| async move { s.refund_stored(batch_id, bytes).await };
-        self.write(call, nothing).await
-    }
-
-    async fn stored_bytes(&self, payer: Payer<'_>) -> Result<StoredBytes, StateError> {
-        self.read(|s| async move { s.stored_bytes(payer).await })
-            .await
     }
 }
