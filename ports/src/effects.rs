@@ -51,4 +51,13 @@ pub trait Effects: Send + Sync + 'static {
     /// Drops the claim of `effect`: its handler failed before the effect and will claim it
     /// again on its next attempt.
     async fn release_effect_claim(&self, batch_id: Uuid, effect: Effect) -> Result<(), StateError>;
+
+    /// When the claim of `effect` was taken or last renewed, if it is claimed: the
+    /// reconciler leaves an effect whose handler is alive (a callback retrying a slow
+    /// receiver) instead of redriving it. `None` also when the batch is gone.
+    async fn effect_claimed_at(
+        &self,
+        batch_id: Uuid,
+        effect: Effect,
+    ) -> Result<Option<DateTime<Utc>>, StateError>;
 }

@@ -58,6 +58,20 @@ impl Effects for RedisStateStore {
         }
     }
 
+    async fn effect_claimed_at(
+        &self,
+        batch_id: Uuid,
+        effect: Effect,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        let held: Option<i64> = self
+            .conn()
+            .hget(self.keys.batch(batch_id).effects, claim_field(effect))
+            .await
+            .map_err(redis_error)?;
+        // A claim stored before claims had times ('1') reads as the oldest date.
+        Ok(held.map(|ms| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)))
+    }
+
     async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
         self.conn()
             .hexists(self.keys.batch(batch_id).effects, effect.as_str())

@@ -13,6 +13,7 @@ use tirage_engine::{EngineError, Limits, Resized};
 use tirage_ports::{Clock, Entropy, OsEntropy, SystemClock};
 pub use tirage_runtime::Ports;
 
+use crate::callback_transport::{CallbackTransport, HttpCallbacks};
 use crate::consumed::ConsumedReport;
 use crate::cpu::{BlockingThreads, CpuPool, Offload};
 use crate::failure::Failure;
@@ -28,8 +29,9 @@ pub type ResizeFn =
     Arc<dyn Fn(&[u8], &BatchOptions, &Limits) -> Result<Resized, EngineError> + Send + Sync>;
 
 /// What a worker takes from outside besides its settings and ports: the engine, where its
-/// runs execute, where randomness comes from and what time it is. [`Seams::production`] in
-/// the processes; benchmarks substitute the engine, the simulator all four.
+/// runs execute, where randomness comes from, what time it is and where callbacks go.
+/// [`Seams::production`] in the processes; benchmarks substitute the engine, the simulator
+/// all five.
 #[derive(Clone)]
 pub struct Seams {
     pub resizer: ResizeFn,
@@ -39,16 +41,20 @@ pub struct Seams {
     /// stall and expiry decisions. Intervals the worker only waits (timeouts, backoffs,
     /// lease renewals) are tokio's timers.
     pub clock: Arc<dyn Clock>,
+    /// Where callbacks go: HTTP behind the SSRF guard ([`HttpCallbacks`]).
+    pub callbacks: Arc<dyn CallbackTransport>,
 }
 
 impl Seams {
-    /// The real engine on tokio's blocking threads, the OS's randomness.
+    /// The real engine on tokio's blocking threads, the OS's randomness and clock, callbacks
+    /// over HTTP.
     pub fn production() -> Seams {
         Seams {
             resizer: Arc::new(tirage_engine::resize),
             offload: Arc::new(BlockingThreads),
             entropy: Arc::new(OsEntropy),
             clock: Arc::new(SystemClock),
+            callbacks: Arc::new(HttpCallbacks),
         }
     }
 }

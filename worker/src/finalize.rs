@@ -12,7 +12,8 @@
 //!   (through the delay queue) instead of being acked, and acks once the effect is done;
 //! - claimed longer ago than [`claim_stale_after`] → its handler died: take it over.
 //!
-//! A handler that fails before its effect releases its claim and retries. Its retry can be
+//! A handler that fails before its effect releases its claim and retries (unless it may
+//! have handed the callback off: see [`run`]). Its retry can be
 //! lost with its delivery (the channel died while the effect hung: the broker redelivered
 //! the message to another worker, which found the claim fresh): that is why a copy that
 //! finds a fresh claim waits rather than acks, so some copy always remains until the effect
@@ -90,7 +91,8 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
             return Err(failure);
         }
         ctx.metrics.events_published.inc();
-        mark_done_after_effect(ctx, batch_id, Effect::Event).await?;
+        let callback_held = run_callback.then_some(Effect::Callback);
+        mark_done_after_effect(ctx, batch_id, Effect::Event, callback_held).await?;
         info!("batch.completed event published");
     }
     if run_callback {
@@ -101,10 +103,11 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
         };
         let trace = propagation::current();
         let publish = ctx.ports.queue.publish(&item, &trace);
-        if let Err(failure) = ctx.io("publish callback", publish).await {
-            release(ctx, batch_id, &[Some(Effect::Callback)]).await;
-            return Err(failure);
-        }
+        // On a failure the claim is kept: the item may have gone out all the same (its
+        // confirm lost), and a released claim would let a copy hand off a second chain of
+        // attempts, two POSTs (found by `tirage-sim`, seed 1145). If it did not go out, the
+        // claim goes stale and a copy hands the callback off then.
+        ctx.io("publish callback", publish).await?;
     }
     if callback == Claim::Elsewhere {
         // A live callback chain (or a finalisation about to hand one off): come back until
@@ -123,20 +126,26 @@ pub(crate) async fn run(ctx: &Ctx, batch_id: Uuid, tries: Tries) -> Result<Effec
 /// callback would go out twice (found by the simulator with state-store faults, `tirage-sim`
 /// seed 4). So it tries again with the job's backoff, renewing its claim between tries so
 /// that no copy takes over, for up to `retry_for_ms`; only then is the failure returned,
-/// the claim left to go stale. Only a store that does not answer is tried again: a batch
-/// that is gone has nothing left to mark.
+/// the claim left to go stale. `also_held` are the other claims the handler holds and
+/// renews meanwhile: a finalisation holds the callback's until it hands it off, and a
+/// claim gone stale while the event's mark was retried let a copy hand off a second chain
+/// of callback attempts (found by `tirage-sim`, seed 8525). Only a store that does not
+/// answer is tried again: a batch that is gone has nothing left to mark.
 pub(crate) async fn mark_done_after_effect(
     ctx: &Ctx,
     batch_id: Uuid,
     effect: Effect,
+    also_held: Option<Effect>,
 ) -> Result<(), Failure> {
     let state = &ctx.ports.state;
     let budget = Duration::from_millis(ctx.settings.retry_for_ms);
     let mark = || state.mark_effect_done(batch_id, effect);
     let renew_claim = || async move {
-        let renew = state.renew_effect_claim(batch_id, effect, ctx.now());
-        if let Err(e) = ctx.io("renew claim", renew).await {
-            warn!(reason = ?e, %effect, "could not renew the claim while marking");
+        for held in std::iter::once(effect).chain(also_held) {
+            let renew = state.renew_effect_claim(batch_id, held, ctx.now());
+            if let Err(e) = ctx.io("renew claim", renew).await {
+                warn!(reason = ?e, effect = %held, "could not renew a claim while marking");
+            }
         }
     };
     let what = format!("mark {effect}");

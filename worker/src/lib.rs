@@ -28,6 +28,7 @@ pub mod admin;
 #[cfg(feature = "services")]
 pub mod binary;
 mod callback;
+mod callback_transport;
 mod consumed;
 mod consumer;
 mod context;
@@ -48,6 +49,7 @@ pub mod settings;
 pub mod signature;
 pub mod ssrf;
 
+pub use callback_transport::{CallbackAttempt, CallbackTransport, HttpCallbacks};
 pub use context::{Ports, ResizeFn, Seams};
 pub use cpu::{BlockingThreads, CpuResult, CpuWork, Offload, OffloadError};
 pub use metrics::{CallbackOutcome, JobKind, JobOutcome, Metrics, Repair};

@@ -64,6 +64,18 @@ impl Effects for MemoryStateStore {
         Ok(())
     }
 
+    async fn effect_claimed_at(
+        &self,
+        batch_id: Uuid,
+        effect: Effect,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        let today = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .batch(batch_id, today)
+            .and_then(|entry| entry.claims.get(&effect).copied()))
+    }
+
     async fn release_effect_claim(&self, batch_id: Uuid, effect: Effect) -> Result<(), StateError> {
         let today = self.clock.now();
         if let Some(entry) = self.lock().batch(batch_id, today) {

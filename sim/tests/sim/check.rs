@@ -11,6 +11,8 @@
 //! | I4 | `batch.completed` goes out at most once per batch, unless its publisher was told it failed after it went out or died before marking it done; at least once for every completed batch, whose event effect is then marked done |
 //! | I5 | waiting is not lost: in a calm run (nothing lost, only queues that run long against `stall_after_ms`) the reconciler republishes no job and redrives no finalisation |
 //! | I6 | a deleted batch leaves nothing behind: no record, and no object under its prefix once its re-sweep (twice the upload tickets' life later) has run; I1–I3 do not apply to it, I4's at-most-once does |
+//! | I7 | an expired batch leaves no record, leaves the reconciler's index, and leaves no object written before it expired (`check/leftovers.rs`) |
+//! | I8 | a completed batch's callback is taken by its receiver at most once unless a fault excuses a second (its answer lost, its sender dead before the mark, the mark lost), at least once by a receiver that takes every one, tried at least once by any other, and marked done (`check/callbacks.rs`) |
 //!
 //! A state-store restart that loses its last second ([`crate::durable`]) excuses, as
 //! `Known`, only the breaches of what it lost: a photo accepted but missing (its
@@ -32,7 +34,9 @@ use uuid::Uuid;
 use crate::engine::Fate;
 use crate::ledger::Ledger;
 use crate::objects::SimObjects;
+use crate::receivers::Receivers;
 
+mod callbacks;
 pub mod leftovers;
 
 /// How far apart two hosts' clocks may be (the product's `HOST_CLOCK_SKEW`): an API replica
@@ -159,7 +163,7 @@ pub fn repairs(nodes: &[Node], calm: bool, verdict: &mut Verdict) -> BTreeMap<St
 
 pub async fn check(
     crash_limit: u32,
-    ledger: &Ledger,
+    (ledger, receivers): (&Ledger, &Receivers),
     state: &dyn StateStore,
     objects: &SimObjects,
     events: &mut broadcast::Receiver<Event>,
@@ -335,6 +339,10 @@ pub async fn check(
                 }
             ));
         }
+        if batch.state == BatchState::Completed {
+            let seen = (ledger, receivers);
+            callbacks::callback_once(&mut verdict, seen, state, &batch, &label).await;
+        }
         if published > 0 && batch.state != BatchState::Completed {
             let breach = format!(
                 "I4 {label}: batch.completed published for a batch {:?}",
@@ -369,7 +377,7 @@ fn at_most_one_event(
     if published <= 1 {
         return;
     }
-    if let Some(why) = ledger.event_excuse(batch_id) {
+    if let Some(why) = ledger.excuse_of(batch_id, Effect::Event) {
         verdict.known(
             &format!("I4 event repeated: {why}"),
             format!(

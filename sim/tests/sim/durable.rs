@@ -41,8 +41,8 @@ pub enum Lost {
     Deleted(Uuid),
     /// A photo's outcome: the photo is queued again, to be resized and recorded again.
     Recorded(Uuid),
-    /// A batch's event marked done: a redrive publishes it again.
-    EventMarked(Uuid),
+    /// A batch's effect marked done: a redrive carries it out again.
+    EffectMarked(Uuid, tirage_core::codes::Effect),
     /// A run of a photo started: lost with its end, nothing remains of it.
     RunStarted(Uuid),
     /// A run of a photo ended: its hold lapses, as a crashed run's does.

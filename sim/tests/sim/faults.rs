@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tirage_core::BatchCompleted;
+use tirage_core::codes::Effect;
 use tirage_ports::TraceContext;
 use tirage_ports::dead_letters::Select;
 use tirage_ports::{DeadLetter, DeadLetters, JobQueue, JobStream, Lane, QueueError, WorkItem};
@@ -314,7 +315,7 @@ impl JobQueue for FaultyQueue {
             if published.is_ok() {
                 ledger.note(&self.calls.actor, "publish_event", &subject, "ok");
                 if let Some(b) = batch {
-                    ledger.event_published(&self.calls.actor, b);
+                    ledger.effect_happened(&self.calls.actor, b, Effect::Event);
                 }
             }
             published
@@ -323,7 +324,11 @@ impl JobQueue for FaultyQueue {
         // excused (see check.rs, I4).
         let excuse = || {
             if let Some(b) = batch {
-                ledger.excuse_event(b, "a publish's confirm was lost after it went out");
+                ledger.excuse(
+                    b,
+                    Effect::Event,
+                    "a publish's confirm was lost after it went out",
+                );
             }
         };
         self.calls

@@ -24,6 +24,7 @@ use crate::faults::{FaultPlan, FaultyObjects, FaultyQueue, Injector};
 use crate::ledger::Ledger;
 use crate::life::{Kills, Life};
 use crate::objects::SimObjects;
+use crate::receivers::{NodeCallbacks, Receivers};
 use crate::rng::SimEntropy;
 use crate::state::ObservedState;
 
@@ -37,6 +38,8 @@ pub struct Wiring {
     pub state: Arc<Durable>,
     pub queue: Arc<InProcessQueue>,
     pub objects: Arc<SimObjects>,
+    /// Where the nodes' callbacks go.
+    pub receivers: Arc<Receivers>,
 }
 
 impl Wiring {
@@ -131,6 +134,11 @@ impl Fleet {
             )),
             entropy: Arc::new(SimEntropy::new(w.seed, &format!("entropy/{actor}"))),
             clock: actor_clock(w.seed, &w.clock, &actor, &w.ledger),
+            callbacks: Arc::new(NodeCallbacks {
+                receivers: w.receivers.clone(),
+                actor: actor.clone(),
+                life: life.clone(),
+            }),
         };
         let metrics = Metrics::new().expect("worker metrics");
         let ports = w.ports(&actor, &life);

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
+use tirage_core::codes::Effect;
 use tirage_ports::WorkItem;
 use uuid::Uuid;
 
@@ -56,6 +57,15 @@ pub struct LostWrites {
     pub run_ends: BTreeMap<Uuid, usize>,
 }
 
+/// A batch's callback, as its receiver saw it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallbackLog {
+    /// Attempts that reached the receiver.
+    pub attempts: u32,
+    /// Attempts it took (answered `2xx`, or took before its answer was lost).
+    pub taken: u32,
+}
+
 /// A failure of the simulator, or a refusal no client expects.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -83,10 +93,13 @@ struct Inner {
     runs_started: BTreeMap<Uuid, Vec<String>>,
     /// Actors killed during the run.
     killed: BTreeSet<String>,
-    /// Batches whose `batch.completed` went out and whose publisher was then told it failed.
-    event_excused: BTreeMap<Uuid, &'static str>,
-    /// Actor → batches whose event it published and has not marked done yet.
-    events_unmarked: BTreeMap<String, BTreeSet<Uuid>>,
+    /// (Batch, effect) → why the effect may have happened twice: its sender was told it
+    /// failed after it happened, died before marking it done, or its mark was lost.
+    excused: BTreeMap<(Uuid, &'static str), &'static str>,
+    /// Actor → effects it carried out and has not marked done yet.
+    unmarked: BTreeMap<String, BTreeSet<(Uuid, &'static str)>>,
+    /// Batch → its callback's attempts, as its receiver saw them.
+    callbacks: BTreeMap<Uuid, CallbackLog>,
     counts: BTreeMap<String, u64>,
     /// The simulator's own failures (a broken assumption), and refusals no client expects,
     /// with the batch they concern when there is one.
@@ -201,10 +214,10 @@ impl Ledger {
                         *ends = ends.saturating_sub(1);
                     }
                 }
-                Lost::EventMarked(batch) => {
+                Lost::EffectMarked(batch, effect) => {
                     inner
-                        .event_excused
-                        .entry(batch)
+                        .excused
+                        .entry((batch, effect.as_str()))
                         .or_insert("its done mark was lost when the state store restarted");
                 }
             }
@@ -276,19 +289,19 @@ impl Ledger {
             .push(actor.to_owned());
     }
 
-    /// `actor` was killed. An event it published without marking it done goes out again
-    /// once its claim is stale: nothing can tell it went out (docs/RELIABILITY.md).
+    /// `actor` was killed. An effect it carried out without marking it done happens again
+    /// once its claim is stale: nothing can tell it happened (docs/RELIABILITY.md).
     pub fn killed(&self, actor: &str) {
         self.note(actor, "killed", "", "");
         self.count("kills");
         let mut inner = self.lock();
         inner.killed.insert(actor.to_owned());
-        let unmarked = inner.events_unmarked.remove(actor).unwrap_or_default();
-        for batch in unmarked {
+        let unmarked = inner.unmarked.remove(actor).unwrap_or_default();
+        for effect in unmarked {
             inner
-                .event_excused
-                .entry(batch)
-                .or_insert("its publisher died before marking it done");
+                .excused
+                .entry(effect)
+                .or_insert("its sender died before marking it done");
         }
     }
 
@@ -302,23 +315,49 @@ impl Ledger {
         })
     }
 
-    /// A second `batch.completed` of `batch` is excused, for `why`.
-    pub fn excuse_event(&self, batch: Uuid, why: &'static str) {
-        self.lock().event_excused.entry(batch).or_insert(why);
+    /// A second `effect` of `batch` is excused, for `why`.
+    pub fn excuse(&self, batch: Uuid, effect: Effect, why: &'static str) {
+        self.lock()
+            .excused
+            .entry((batch, effect.as_str()))
+            .or_insert(why);
     }
 
-    pub fn event_published(&self, actor: &str, batch: Uuid) {
+    /// `actor` carried out `effect` of `batch` (the event went out, the receiver took the
+    /// callback); until it marks it done, its death excuses a second one.
+    pub fn effect_happened(&self, actor: &str, batch: Uuid, effect: Effect) {
         self.lock()
-            .events_unmarked
+            .unmarked
             .entry(actor.to_owned())
             .or_default()
-            .insert(batch);
+            .insert((batch, effect.as_str()));
     }
 
-    pub fn event_marked(&self, actor: &str, batch: Uuid) {
-        if let Some(batches) = self.lock().events_unmarked.get_mut(actor) {
-            batches.remove(&batch);
+    pub fn effect_marked(&self, actor: &str, batch: Uuid, effect: Effect) {
+        if let Some(effects) = self.lock().unmarked.get_mut(actor) {
+            effects.remove(&(batch, effect.as_str()));
         }
+    }
+
+    /// A callback attempt of `batch` reached its receiver, which `took` it or not.
+    pub fn callback_attempt(&self, actor: &str, batch: Uuid, what: &str, took: bool) {
+        let subject = self.batch_label(batch);
+        self.note(actor, "callback", &subject, what);
+        self.count("callback_attempts");
+        let mut inner = self.lock();
+        let log = inner.callbacks.entry(batch).or_default();
+        log.attempts += 1;
+        if took {
+            log.taken += 1;
+        }
+    }
+
+    pub fn callback_log(&self, batch: Uuid) -> CallbackLog {
+        self.lock()
+            .callbacks
+            .get(&batch)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn photo(&self, id: Uuid) -> Option<PhotoInfo> {
@@ -410,9 +449,9 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    /// Why a second event of `batch` is excused, if it is.
-    pub fn event_excuse(&self, batch: Uuid) -> Option<&'static str> {
-        self.lock().event_excused.get(&batch).copied()
+    /// Why a second `effect` of `batch` is excused, if it is.
+    pub fn excuse_of(&self, batch: Uuid, effect: Effect) -> Option<&'static str> {
+        self.lock().excused.get(&(batch, effect.as_str())).copied()
     }
 
     pub fn counts(&self) -> BTreeMap<String, u64> {

@@ -27,7 +27,9 @@
 //! append-only file does: down for up to 5 s, losing the writes of up to its last second
 //! ([`durable`], [`restarts`]). In about two faulty seeds in five one or two API replicas
 //! are killed, cutting their requests (the proxy's `502`), and started again
-//! ([`replicas`]). About one seed in seven lets its batches expire 30 s to 3 min after their
+//! ([`replicas`]). In about half the seeds two batches in three call back one of one to
+//! three receivers, each prompt, flaky, silent or refusing ([`receivers`], behind the
+//! workers' `Seams::callbacks`). About one seed in seven lets its batches expire 30 s to 3 min after their
 //! creation and runs until every batch has expired and been swept.
 //!
 //! **What is checked** ([`check`]): I1 every registered photo ends exactly once (and as its
@@ -36,7 +38,10 @@
 //! and at least once; I5 in a calm run the reconciler republishes and redrives nothing (a
 //! batch waiting behind a backlog is not lost); I6 a batch a client deleted leaves no
 //! record and, once its re-sweep is past, no object; I7 an expired batch leaves no record,
-//! leaves the reconciler's index, and leaves no object written before it expired. A photo failed `worker_crashed` is a breach
+//! leaves the reconciler's index, and leaves no object written before it expired; I8 a
+//! completed batch's callback is taken at most once (unless its answer was lost, its
+//! sender died before marking it, or a restart lost the mark), at least once by a receiver
+//! that takes every callback, and is marked done. A photo failed `worker_crashed` is a breach
 //! of I1 (a copy of a job taken for a crash) unless `crash_limit` of its runs started on
 //! nodes the run killed. A product panic in any task fails the seed too. A breach the documentation lists as not survived (a second event after a lost
 //! publish confirm) is reported as `Known` with its reason, counted, and does not fail the
@@ -64,9 +69,8 @@
 //! `with_clock`). Ids the API draws stay random and decide nothing; the digest uses sim
 //! labels (`b1p3`), never UUIDs.
 //!
-//! **Not yet** (later slices of the plan): callbacks, presigned uploads, clock steps beyond
-//! the 5 s the product allows between hosts, a bound on how long a handler holds its
-//! delivery.
+//! **Not yet** (later slices of the plan): presigned uploads, clock steps beyond the 5 s
+//! the product allows between hosts, a bound on how long a handler holds its delivery.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod check;
@@ -78,6 +82,7 @@ mod fleet;
 mod ledger;
 mod life;
 mod objects;
+mod receivers;
 mod replicas;
 mod restarts;
 mod rng;
@@ -215,9 +220,23 @@ fn seeds() {
 ///   outcome, and an upload its photo, leaving objects no sweep would remove. Fixed in
 ///   `worker/src/reconcile/mod.rs` (`sweep`: a batch is swept once it has expired by every
 ///   host's clock, `HOST_CLOCK_SKEW` later).
+/// - 104, 225, 400 (I5, calm runs with a silent or failing callback receiver): a callback
+///   retrying its receiver for longer than the stall threshold was redriven as lost while
+///   its chain was alive (the reconciler looked at the effects lane in the second an
+///   attempt was in flight); the redrive found the claim held and cycled through the delay
+///   queue, as the finalisations issue #23 saw pile up. Fixed in
+///   `worker/src/reconcile/mod.rs` (`effect_in_hand`: a fresh claim is a live handler).
+/// - 1145, 2368, 8576 (I8, a callback POSTed twice): a finalisation's hand-off of the
+///   callback lost its publish confirm, released its claim, and a copy handed off a second
+///   chain of attempts. Fixed in `worker/src/finalize.rs` (`run`: the claim is kept).
+/// - 8525 (I8, likewise): the event's mark was retried for 28 s through a state-store
+///   restart while the callback's claim, held by the same handler, went stale; a copy took
+///   it and handed off a second chain. Fixed in `finalize::mark_done_after_effect`, which
+///   renews every claim its handler holds.
 const REGRESSIONS: &[u64] = &[
     633, 2122, 8020, 8510, 9372, 14334, 15829, 17160, 50, 295, 415, 66, 146, 151, 17285, 26459,
-    28233, 34511, 38044, 38452, 4, 9, 30, 65, 105, 19888, 5058, 6059,
+    28233, 34511, 38044, 38452, 4, 9, 30, 65, 105, 19888, 5058, 6059, 104, 225, 400, 1145, 2368,
+    8576, 8525,
 ];
 
 #[test]

@@ -368,12 +368,24 @@ impl Effects for ObservedState {
             };
             self.ledger
                 .note(&self.actor, "mark_effect_done", &subject, &result);
-            if marked.is_ok() && effect == Effect::Event {
-                self.ledger.event_marked(&self.actor, batch_id);
+            if marked.is_ok() {
+                self.ledger.effect_marked(&self.actor, batch_id, effect);
             }
             marked
         };
         self.io("mark_effect_done", mark).await
+    }
+
+    async fn effect_claimed_at(
+        &self,
+        batch_id: Uuid,
+        effect: Effect,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        self.io(
+            "effect_claimed_at",
+            self.inner.effect_claimed_at(batch_id, effect),
+        )
+        .await
     }
 
     async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {

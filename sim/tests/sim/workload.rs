@@ -1,6 +1,7 @@
 //! The clients: what they upload (drawn from the seed's `workload` stream) and how, one task
 //! per batch, calling the API's use cases on a replica drawn per request, as `tirage upload`
-//! does over HTTP: create the batch (no callback URL in this slice); stream its photos in one
+//! does over HTTP: create the batch (with a callback URL in about a third of the batches);
+//! stream its photos in one
 //! or two uploads, each with its own `Idempotency-Key`, the whole request retried with the
 //! same key on a 5xx answer or when it takes longer than the client waits; then close the
 //! batch, retried until it answers `Ok`; about one client in seven then deletes its batch,
@@ -156,6 +157,8 @@ pub struct Client {
     pub timeout: Duration,
     /// The batch, once created: the refusals it meets concern it.
     pub batch: std::cell::Cell<Option<Uuid>>,
+    /// Where its batch calls back, if it does ([`crate::receivers`]).
+    pub callback_url: Option<String>,
 }
 
 enum Attempt<T> {
@@ -235,7 +238,8 @@ impl Client {
         let created = self
             .request("create", &label, |app, _| {
                 let (owner, options) = (owner.clone(), self.plan.options.clone());
-                async move { batches::create(&app, owner, "sim-client", options, None).await }
+                let callback = self.callback_url.clone();
+                async move { batches::create(&app, owner, "sim-client", options, callback).await }
             })
             .await;
         let Attempt::Done(batch) = created else {

@@ -35,6 +35,7 @@ use crate::faults::FaultPlan;
 use crate::fleet::{Fleet, Wiring};
 use crate::ledger::Ledger;
 use crate::objects::SimObjects;
+use crate::receivers::Receivers;
 use crate::replicas::Replicas;
 use crate::restarts;
 use crate::rng::Stream;
@@ -200,6 +201,15 @@ async fn quiet(
         {
             return Err(format!("{}: event not done", info.label));
         }
+        let calls_back = batch.as_ref().is_some_and(|b| b.callback_url.is_some());
+        if calls_back
+            && !state
+                .is_effect_done(id, Effect::Callback)
+                .await
+                .unwrap_or(false)
+        {
+            return Err(format!("{}: callback not done", info.label));
+        }
     }
     for lane in Lane::ALL {
         let waiting = queue.waiting(lane).await.unwrap_or(u64::MAX);
@@ -247,6 +257,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
         state: Arc::new(Durable::new(clock.clone())),
         queue: queue.clone(),
         objects: Arc::new(SimObjects::new(clock.clone())),
+        receivers: Arc::new(Receivers::draw(seed, ledger.clone())),
     });
     let state = wiring.state.clone();
     let stop = CancellationToken::new();
@@ -293,6 +304,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     let clients: Vec<JoinHandle<()>> = plans
         .into_iter()
         .map(|batch| {
+            let callback_url = wiring.receivers.url_for(&batch.label);
             let client = Client {
                 rng: Stream::derive(seed, &format!("client/{}", batch.label)),
                 plan: batch,
@@ -300,6 +312,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
                 ledger: ledger.clone(),
                 timeout: client_timeout,
                 batch: std::cell::Cell::new(None),
+                callback_url,
             };
             tokio::task::spawn_local(client.run())
         })
@@ -369,7 +382,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
 
     let checked = check::check(
         crash_limit,
-        &ledger,
+        (&ledger, &wiring.receivers),
         state.as_ref(),
         &wiring.objects,
         &mut events,

@@ -158,10 +158,22 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
         .await
         .unwrap();
     assert!(!claim(Effect::Event, 150).await.unwrap(), "renewed at 100");
+    let claimed_at = |effect| store.effect_claimed_at(other.id, effect);
+    // Dates kept to the millisecond, as Redis stores them.
+    let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis();
+    assert_eq!(
+        claimed_at(Effect::Event).await.unwrap().map(ms),
+        Some(ms(at(100)))
+    );
+    assert_eq!(
+        claimed_at(Effect::Callback).await.unwrap().map(ms),
+        Some(ms(at(0)))
+    );
     store
         .release_effect_claim(other.id, Effect::Event)
         .await
         .unwrap();
+    assert_eq!(claimed_at(Effect::Event).await.unwrap(), None, "released");
     assert!(claim(Effect::Event, 151).await.unwrap(), "released");
     assert!(matches!(
         store
@@ -179,6 +191,8 @@ pub async fn effects_once<H: StateHarness>(h: &H) {
         .release_effect_claim(Uuid::new_v4(), Effect::Event)
         .await
         .unwrap();
+    let unknown = store.effect_claimed_at(Uuid::new_v4(), Effect::Event).await;
+    assert_eq!(unknown.unwrap(), None, "a batch gone has no claim");
     h.assert_batch_expiry(&batch).await;
     h.assert_batch_expiry(&other).await;
 }

@@ -15,13 +15,14 @@ use tirage_core::codes::Effect;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use crate::callback_transport::CallbackAttempt;
 use crate::context::Ctx;
 use crate::failure::Failure;
 use crate::finalize::{completed_json, mark_done_after_effect};
 use crate::host_slots::host_of;
 use crate::metrics::{CallbackOutcome, JobOutcome};
 use crate::outcome::{EffectRun, Tries};
-use post::{Attempt, post_once};
+use post::post_once;
 
 /// Runs one attempt of a batch's callback, unless it is done already.
 pub(crate) async fn run(
@@ -54,15 +55,15 @@ pub(crate) async fn run(
         }
     };
     match attempt {
-        Attempt::Delivered => {
+        CallbackAttempt::Delivered => {
             info!(attempt = tries.attempt, "callback delivered");
             finish(ctx, batch_id, CallbackOutcome::Delivered).await
         }
-        Attempt::Refused(reason) => {
+        CallbackAttempt::Refused(reason) => {
             warn!(reason, "callback refused; not retried");
             finish(ctx, batch_id, CallbackOutcome::Refused).await
         }
-        Attempt::Failed(reason) => again_or_give_up(ctx, batch_id, tries, &reason).await,
+        CallbackAttempt::Failed(reason) => again_or_give_up(ctx, batch_id, tries, &reason).await,
     }
 }
 
@@ -93,7 +94,7 @@ async fn again_or_give_up(
 /// Marks the callback done — delivered, refused or given up alike: the retry budget is the
 /// bound the contract promises, and a later delivery must not start it over.
 async fn finish(ctx: &Ctx, batch_id: Uuid, outcome: CallbackOutcome) -> Result<EffectRun, Failure> {
-    mark_done_after_effect(ctx, batch_id, Effect::Callback).await?;
+    mark_done_after_effect(ctx, batch_id, Effect::Callback, None).await?;
     ctx.metrics.callback(outcome);
     Ok(EffectRun::Settled(JobOutcome::Done))
 }

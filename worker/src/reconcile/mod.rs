@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::failure::Failure;
+use crate::finalize::claim_stale_after;
 use crate::metrics::Repair;
 use crate::settings::HOST_CLOCK_SKEW;
 
@@ -321,8 +322,11 @@ async fn check(
         return Ok(Check::Unsettled);
     }
     if batch.state == BatchState::Completed {
-        if backlog.effects_waiting > 0 {
-            // Its finalisation or callback may be among them: waiting, not lost.
+        // Its finalisation or callback may be among those waiting, or a handler holds a
+        // fresh claim on an effect (a callback retrying a slow receiver): waiting, not lost.
+        // A redrive would only find the claim held and cycle through the delay queue until
+        // the chain ends (found by `tirage-sim` with silent receivers in calm runs).
+        if backlog.effects_waiting > 0 || effect_in_hand(ctx, &batch, now).await? {
             ctx.metrics.repaired(Repair::Waiting, 1);
             return Ok(Check::Stalled);
         }
@@ -364,6 +368,23 @@ async fn effects_done(ctx: &Ctx, batch: &Batch) -> Result<bool, Failure> {
     }
     let callback = state.is_effect_done(batch.id, Effect::Callback);
     ctx.io("effect done?", callback).await
+}
+
+/// Whether a live handler holds one of `batch`'s effects: its claim is younger than a dead
+/// handler's would be (`finalize::claim_stale_after`).
+async fn effect_in_hand(ctx: &Ctx, batch: &Batch, now: DateTime<Utc>) -> Result<bool, Failure> {
+    let stale = chrono::Duration::from_std(claim_stale_after(ctx)).unwrap_or_default();
+    for effect in [Effect::Event, Effect::Callback] {
+        let claimed = ctx.ports.state.effect_claimed_at(batch.id, effect);
+        if ctx
+            .io("effect claimed?", claimed)
+            .await?
+            .is_some_and(|at| at > now - stale)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn redrive_finalisation(ctx: &Ctx, batch_id: Uuid) -> Result<(), Failure> {

@@ -166,13 +166,22 @@ impl Effects for Durable {
     async fn mark_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
         let call = move |s: Store| async move { s.mark_effect_done(batch_id, effect).await };
         let lost = |first: &bool| {
-            if *first && effect == Effect::Event {
-                Lost::EventMarked(batch_id)
+            if *first {
+                Lost::EffectMarked(batch_id, effect)
             } else {
                 Lost::Nothing
             }
         };
         self.write(call, lost).await
+    }
+
+    async fn effect_claimed_at(
+        &self,
+        batch_id: Uuid,
+        effect: Effect,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        self.read(|s| async move { s.effect_claimed_at(batch_id, effect).await })
+            .await
     }
 
     async fn is_effect_done(&self, batch_id: Uuid, effect: Effect) -> Result<bool, StateError> {
