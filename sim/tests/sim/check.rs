@@ -21,6 +21,7 @@
 //! An outcome it lost is not excused: the photo must be recorded again, exactly once.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tirage_core::codes::{Effect, FailureCode};
 use tirage_core::keys;
@@ -41,7 +42,7 @@ pub mod leftovers;
 
 /// How far apart two hosts' clocks may be (the product's `HOST_CLOCK_SKEW`): an API replica
 /// may refuse a batch as expired this much before the store does.
-const HOST_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(5);
+const HOST_CLOCK_SKEW: Duration = Duration::from_secs(5);
 
 /// The classes of breach a state-store restart causes by losing its last second, as
 /// docs/RELIABILITY.md lists them under *Not survived*.
@@ -113,6 +114,7 @@ fn check_failure(
     fate: Fate,
     code: FailureCode,
     (killed_runs, lost_ends, crash_limit): (usize, usize, u32),
+    (backoffs, retry_for): (Duration, Duration),
 ) {
     let at_limit = |runs: usize| u32::try_from(runs).unwrap_or(u32::MAX) >= crash_limit;
     match (code, fate) {
@@ -120,6 +122,9 @@ fn check_failure(
         | (FailureCode::InternalError, Fate::Panic)
         // The API's publish was not confirmed (an injected queue fault).
         | (FailureCode::EnqueueFailed, _) => {}
+        // Its own retries waited half its budget or more in backoffs: the faults outlasted
+        // the budget (a wait in the queue behind other jobs never counts: seeds 26459…).
+        (FailureCode::RetriesExhausted, _) if backoffs >= retry_for / 2 => {}
         // Runs that really died with their node, as many as the limit.
         (FailureCode::WorkerCrashed, _) if at_limit(killed_runs) => {}
         // With runs whose end a state-store restart lost: their holds lapsed as a dead
@@ -162,7 +167,7 @@ pub fn repairs(nodes: &[Node], calm: bool, verdict: &mut Verdict) -> BTreeMap<St
 }
 
 pub async fn check(
-    crash_limit: u32,
+    (crash_limit, retry_for): (u32, Duration),
     (ledger, receivers): (&Ledger, &Receivers),
     state: &dyn StateStore,
     objects: &SimObjects,
@@ -185,7 +190,7 @@ pub async fn check(
         }
     }
     let mut events_of = drain_events(events, &mut verdict);
-    let now = std::time::Duration::from_millis(ledger.now_ms());
+    let now = Duration::from_millis(ledger.now_ms());
     for (batch_id, info) in batches {
         let label = info.label.clone();
         let published = events_of.remove(&batch_id).unwrap_or(0);
@@ -283,7 +288,8 @@ pub async fn check(
                         Some(code) => {
                             let lost_ends = lost.run_ends.get(&photo.id).copied().unwrap_or(0);
                             let crashes = (ledger.killed_runs(photo.id), lost_ends, crash_limit);
-                            check_failure(&mut verdict, &plabel, made.fate, code, crashes);
+                            let retries = (ledger.backoffs_of(&plabel), retry_for);
+                            check_failure(&mut verdict, &plabel, made.fate, code, crashes, retries);
                         }
                         None => verdict.violation(format!("I1 {plabel}: failed with no code")),
                     }

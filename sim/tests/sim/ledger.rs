@@ -98,6 +98,8 @@ struct Inner {
     excused: BTreeMap<(Uuid, &'static str), &'static str>,
     /// Actor → effects it carried out and has not marked done yet.
     unmarked: BTreeMap<String, BTreeSet<(Uuid, &'static str)>>,
+    /// Work item (its subject, `b1p3`) → the backoffs its retries asked for, summed.
+    backoffs: BTreeMap<String, std::time::Duration>,
     /// Batch → its callback's attempts, as its receiver saw them.
     callbacks: BTreeMap<Uuid, CallbackLog>,
     counts: BTreeMap<String, u64>,
@@ -350,6 +352,20 @@ impl Ledger {
         if took {
             log.taken += 1;
         }
+    }
+
+    /// A retry of the work item `subject` asked to wait `delay`.
+    pub fn backed_off(&self, subject: &str, delay: std::time::Duration) {
+        *self.lock().backoffs.entry(subject.to_owned()).or_default() += delay;
+    }
+
+    /// The backoffs the retries of `subject` asked for, summed.
+    pub fn backoffs_of(&self, subject: &str) -> std::time::Duration {
+        self.lock()
+            .backoffs
+            .get(subject)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn callback_log(&self, batch: Uuid) -> CallbackLog {

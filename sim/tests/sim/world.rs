@@ -261,7 +261,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     });
     let state = wiring.state.clone();
     let stop = CancellationToken::new();
-    let crash_limit = settings.crash_limit;
+    let (crash_limit, retry_for_ms) = (settings.crash_limit, settings.retry_for_ms);
     let mut fleet = Fleet::start(wiring.clone(), settings.clone(), node_count, stop.clone());
     let restarts = restarts::schedule(seed, &plan, &wiring.state, &ledger);
 
@@ -381,7 +381,7 @@ pub async fn run(seed: u64, trace: bool) -> RunReport {
     }
 
     let checked = check::check(
-        crash_limit,
+        (crash_limit, Duration::from_millis(retry_for_ms)),
         (&ledger, &wiring.receivers),
         state.as_ref(),
         &wiring.objects,

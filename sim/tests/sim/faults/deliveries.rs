@@ -235,6 +235,7 @@ impl DeliveryHandle for FaultyHandle {
             &format!("{} ms", delay.as_millis()),
         );
         self.faults.ledger.count("retries");
+        self.faults.ledger.backed_off(&self.subject, delay);
         let retried = self.inner.retry_later(delay, spent);
         self.faults.life.guard(retried).await
     }
