@@ -1,5 +1,5 @@
-//! One callback attempt: signed, then handed to the worker's [`crate::callback_transport::CallbackTransport`] within
-//! `callback_timeout_ms`.
+//! One callback attempt: signed, then handed to the worker's transport
+//! ([`crate::callback_transport::CallbackTransport`]) within `callback_timeout_ms`.
 
 use std::time::Duration;
 
