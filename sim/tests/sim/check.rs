@@ -67,6 +67,15 @@ impl Verdict {
     fn known(&mut self, class: &str, detail: String) {
         self.known.push((class.to_owned(), detail));
     }
+
+    /// A breach: `Known` under `excuse` when a fault the documentation lists explains it,
+    /// else a violation.
+    fn breach(&mut self, message: String, excuse: Option<&str>) {
+        match excuse {
+            Some(class) => self.known(class, message),
+            None => self.violation(message),
+        }
+    }
 }
 
 /// The `batch.completed` events the broker carried, by batch.
@@ -197,14 +206,11 @@ pub async fn check(
         if info.deleted_at.is_none() && info.expires_at <= now {
             let mut left = Verdict::default();
             leftovers::swept(&mut left, ledger, (state, objects), batch_id, &info).await;
+            // Unknown to the store: its objects (an upload whose clean-up failed) are the
+            // bucket lifecycle's.
+            let excuse = lost.creations.contains(&batch_id).then_some(LOST_CREATION);
             for breach in left.violations {
-                if lost.creations.contains(&batch_id) {
-                    // Unknown to the store: its objects (an upload whose clean-up failed)
-                    // are the bucket lifecycle's.
-                    verdict.known(LOST_CREATION, breach);
-                } else {
-                    verdict.violation(breach);
-                }
+                verdict.breach(breach, excuse);
             }
             at_most_one_event(&mut verdict, ledger, batch_id, &label, published);
             continue;
@@ -212,24 +218,18 @@ pub async fn check(
         if info.deleted_at.is_some() {
             let mut left = Verdict::default();
             leftovers::nothing_left(&mut left, state, objects, batch_id, &label).await;
+            let excuse = lost.deletes.contains(&batch_id).then_some(LOST_DELETE);
             for breach in left.violations {
-                if lost.deletes.contains(&batch_id) {
-                    verdict.known(LOST_DELETE, breach);
-                } else {
-                    verdict.violation(breach);
-                }
+                verdict.breach(breach, excuse);
             }
             at_most_one_event(&mut verdict, ledger, batch_id, &label, published);
             continue;
         }
         let batch = match state.get_batch(batch_id).await {
             Ok(Some(b)) => b,
-            Ok(None) if lost.creations.contains(&batch_id) => {
-                verdict.known(LOST_CREATION, format!("I3 {label}: the batch is gone"));
-                continue;
-            }
             Ok(None) => {
-                verdict.violation(format!("I3 {label}: the batch is gone"));
+                let excuse = lost.creations.contains(&batch_id).then_some(LOST_CREATION);
+                verdict.breach(format!("I3 {label}: the batch is gone"), excuse);
                 continue;
             }
             Err(e) => {
@@ -299,11 +299,11 @@ pub async fn check(
         for (id, made) in ledger.photos_of(batch_id) {
             if ledger.is_accepted(id) && !photos.iter().any(|p| p.id == id) {
                 let breach = format!("I1 {}: accepted by the API, not in its batch", made.label);
-                if lost.registrations.contains(&id) {
-                    verdict.known(LOST_REGISTRATION, breach);
-                } else {
-                    verdict.violation(breach);
-                }
+                let excuse = lost
+                    .registrations
+                    .contains(&id)
+                    .then_some(LOST_REGISTRATION);
+                verdict.breach(breach, excuse);
             }
         }
         let listed = photos.len() as u64;
@@ -324,11 +324,10 @@ pub async fn check(
                 batch.done + batch.failed,
                 batch.total
             );
-            if lost.closes.contains(&batch_id) {
-                verdict.known(LOST_CLOSE, breach);
-            } else {
-                verdict.violation(breach);
-            }
+            verdict.breach(
+                breach,
+                lost.closes.contains(&batch_id).then_some(LOST_CLOSE),
+            );
         }
         let marked = state
             .is_effect_done(batch_id, Effect::Event)
@@ -354,12 +353,11 @@ pub async fn check(
                 "I4 {label}: batch.completed published for a batch {:?}",
                 batch.state
             );
-            if lost.closes.contains(&batch_id) {
-                // The close completed it, the event went out, and the close was lost.
-                verdict.known(LOST_CLOSE, breach);
-            } else {
-                verdict.violation(breach);
-            }
+            // The close completed it, the event went out, and the close was lost.
+            verdict.breach(
+                breach,
+                lost.closes.contains(&batch_id).then_some(LOST_CLOSE),
+            );
         }
     }
     if !events_of.is_empty() {

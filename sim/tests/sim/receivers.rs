@@ -77,18 +77,21 @@ impl Receivers {
         Some(format!("http://r{k}.receivers.sim/hooks/{label}"))
     }
 
+    /// Which receiver `url` names (`http://r{k}.receivers.sim/…`), if one does.
+    fn receiver_of(&self, url: &str) -> Option<usize> {
+        let host = url.strip_prefix("http://r")?.split('.').next()?;
+        host.parse::<usize>()
+            .ok()
+            .filter(|k| *k < self.manners.len())
+    }
+
     /// The manner of the receiver `url` names.
     pub fn manner_of(&self, url: &str) -> Option<Manner> {
-        let host = url.strip_prefix("http://r")?.split('.').next()?;
-        self.manners.get(host.parse::<usize>().ok()?).copied()
+        self.receiver_of(url).map(|k| self.manners[k])
     }
 
     async fn post(&self, actor: &str, url: &str, body: &[u8]) -> CallbackAttempt {
-        let k = url
-            .strip_prefix("http://r")
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|k| k.parse::<usize>().ok())
-            .filter(|k| *k < self.manners.len());
+        let k = self.receiver_of(url);
         let (Some(k), Ok(event)) = (k, serde_json::from_slice::<BatchCompleted>(body)) else {
             self.ledger
                 .problem(format!("{actor}: a callback to {url} no receiver expects"));

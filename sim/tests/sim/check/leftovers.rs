@@ -65,10 +65,7 @@ pub async fn swept(
         )),
         Err(e) => verdict.violation(format!("sim: reading the index: {e}")),
     }
-    let (early, late): (Vec<_>, Vec<_>) = objects
-        .written_under(&keys::batch_prefix(batch_id))
-        .into_iter()
-        .partition(|(_, written)| *written <= info.expires_at);
+    let (early, late) = written_around(objects, batch_id, info.expires_at);
     if let Some((key, written)) = early.first() {
         verdict.violation(format!(
             "I7 {label}: expired at {} ms, yet {} objects written before are left (first: {key}, \
@@ -110,9 +107,20 @@ pub async fn is_swept(
     batch_id: Uuid,
     expires_at: Duration,
 ) -> bool {
-    let early = objects
+    let (early, _) = written_around(objects, batch_id, expires_at);
+    early.is_empty() && !still_indexed(state, batch_id).await.unwrap_or(true)
+}
+
+/// The objects under `batch_id`'s prefix (key, when written): those written by
+/// `expires_at`, which its sweep owns, and those written after it.
+type Written = Vec<(String, Duration)>;
+fn written_around(
+    objects: &SimObjects,
+    batch_id: Uuid,
+    expires_at: Duration,
+) -> (Written, Written) {
+    objects
         .written_under(&keys::batch_prefix(batch_id))
-        .iter()
-        .any(|(_, written)| *written <= expires_at);
-    !early && !still_indexed(state, batch_id).await.unwrap_or(true)
+        .into_iter()
+        .partition(|(_, written)| *written <= expires_at)
 }
